@@ -1,0 +1,1 @@
+"""Real parts for tests: private Redis servers, servers on free ports, condition waits."""

@@ -1,0 +1,50 @@
+"""Run an ASGI app under real uvicorn on a free loopback port, in a thread with its own loop."""
+
+import threading
+from types import TracebackType
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from tests.support.ports import free_port
+from tests.support.wait import wait_until
+
+
+class ServerThread:
+    """A uvicorn server for `app` on 127.0.0.1, started and stopped around a test."""
+
+    def __init__(self, app: ASGIApp, port: int | None = None, lifespan: str = "on") -> None:
+        self.port = port or free_port()
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, lifespan=lifespan,  # type: ignore[arg-type]
+            log_level="warning", loop="asyncio", ws="websockets",
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """The http:// base URL of this server."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "ServerThread":
+        """Start serving and wait until the socket accepts requests."""
+        self._thread.start()
+        wait_until(lambda: self._server.started or not self._thread.is_alive(), 20, "uvicorn start")
+        if not self._server.started:
+            raise RuntimeError("uvicorn failed to start; see the log above")
+        return self
+
+    def stop(self) -> None:
+        """Ask uvicorn to shut down and wait for the thread."""
+        self._server.should_exit = True
+        self._thread.join(timeout=20)
+
+    def __enter__(self) -> "ServerThread":
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,79 @@
+"""Errors with a stable `extensions.code`, raised anywhere and shown to GraphQL clients as is."""
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    """The codes a client can rely on in `errors[].extensions.code`."""
+
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
+    UPSTREAM_RATE_LIMITED = "UPSTREAM_RATE_LIMITED"
+    UPSTREAM_ERROR = "UPSTREAM_ERROR"
+    TIMEOUT = "TIMEOUT"
+    INTERNAL = "INTERNAL"
+
+
+class GatewayError(Exception):
+    """An error whose message is safe to show to the caller (it never holds a secret)."""
+
+    code: ErrorCode = ErrorCode.INTERNAL
+
+    def __init__(self, message: str, code: ErrorCode | None = None, **extensions: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.extensions = extensions
+
+
+class Unauthenticated(GatewayError):
+    """No valid credentials: missing, malformed, expired, revoked or forged token."""
+
+    code = ErrorCode.UNAUTHENTICATED
+
+
+class Forbidden(GatewayError):
+    """Valid credentials without the scope the operation needs."""
+
+    code = ErrorCode.FORBIDDEN
+
+
+class NotFound(GatewayError):
+    """The named thing does not exist."""
+
+    code = ErrorCode.NOT_FOUND
+
+
+class BadUserInput(GatewayError):
+    """The request is malformed or names something the gateway does not know."""
+
+    code = ErrorCode.BAD_USER_INPUT
+
+
+class UpstreamUnavailable(GatewayError):
+    """An upstream (or the shared Redis) cannot be reached, or its breaker is open."""
+
+    code = ErrorCode.UPSTREAM_UNAVAILABLE
+
+
+class UpstreamRateLimited(GatewayError):
+    """The shared rate budget for an upstream account is spent past the caller's deadline."""
+
+    code = ErrorCode.UPSTREAM_RATE_LIMITED
+
+
+class UpstreamError(GatewayError):
+    """The upstream answered with an error that retrying will not fix."""
+
+    code = ErrorCode.UPSTREAM_ERROR
+
+
+class Timeout(GatewayError):
+    """The operation did not finish within its deadline."""
+
+    code = ErrorCode.TIMEOUT

@@ -24,6 +24,10 @@ def create_redis(
     )
 
 
-def key(namespace: str, area: str, *parts: str) -> str:
-    """A key `namespace:{area}:part:part`; the hash tag keeps one area in one Cluster slot."""
-    return ":".join((namespace, "{" + area + "}", *parts))
+def key(namespace: str, area: str, tag: str, *parts: str) -> str:
+    """A key `namespace:area:{tag}:part...`.
+
+    Keys that one Lua script or MULTI touches together share the `tag`, so they land in one
+    Redis Cluster slot; different tags spread over the cluster.
+    """
+    return ":".join((namespace, area, "{" + tag + "}", *parts))

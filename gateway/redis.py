@@ -6,7 +6,11 @@ from redis.backoff import NoBackoff
 
 
 def create_redis(
-    url: str, *, socket_timeout: float = 5.0, connect_timeout: float = 1.0, max_connections: int = 200,
+    url: str,
+    *,
+    socket_timeout: float = 5.0,
+    connect_timeout: float = 1.0,
+    max_connections: int = 200,
 ) -> "aioredis.Redis":
     """An asyncio Redis client with explicit timeouts, so a dead Redis fails fast, never hangs.
 

@@ -39,9 +39,15 @@ class UpstreamEmulator:
         self._window: list[float] = []
         self.app: ASGIApp = self._wrap(Starlette(routes=routes))
 
-    def fail(self, status: int = 500, times: int = 1, retry_after: float | None = None,
-             delay: float = 0.0, path_prefix: str = "", body: dict[str, object] | None = None
-             ) -> None:
+    def fail(
+        self,
+        status: int = 500,
+        times: int = 1,
+        retry_after: float | None = None,
+        delay: float = 0.0,
+        path_prefix: str = "",
+        body: dict[str, object] | None = None,
+    ) -> None:
         """Answer the next `times` calls under `path_prefix` with `status` (after `delay` s)."""
         with self._lock:
             self._faults.append(Fault(status, times, retry_after, delay, path_prefix, body))
@@ -106,7 +112,8 @@ class UpstreamEmulator:
             if wait is not None:
                 retry_after = str(max(1, math.ceil(wait)))
                 response: Response = JSONResponse(
-                    {"ok": False, "error": "ratelimited"}, status_code=429,
+                    {"ok": False, "error": "ratelimited"},
+                    status_code=429,
                     headers={"Retry-After": retry_after},
                 )
                 await response(scope, receive, send)
@@ -121,7 +128,9 @@ class UpstreamEmulator:
                         headers["Retry-After"] = str(math.ceil(fault.retry_after))
                     response = Response(
                         json.dumps(fault.body or {"error": f"emulated {fault.status}"}),
-                        status_code=fault.status, headers=headers, media_type="application/json",
+                        status_code=fault.status,
+                        headers=headers,
+                        media_type="application/json",
                     )
                     await response(scope, receive, send)
                     return

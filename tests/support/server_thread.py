@@ -16,8 +16,13 @@ class ServerThread:
     def __init__(self, app: ASGIApp, port: int | None = None, lifespan: str = "on") -> None:
         self.port = port or free_port()
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, lifespan=lifespan,  # type: ignore[arg-type]
-            log_level="warning", loop="asyncio", ws="websockets",
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            lifespan=lifespan,  # type: ignore[arg-type]
+            log_level="warning",
+            loop="asyncio",
+            ws="websockets",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
@@ -44,7 +49,9 @@ class ServerThread:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.stop()

@@ -5,7 +5,9 @@ import time
 from collections.abc import Awaitable, Callable
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+def wait_until(
+    condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
+) -> None:
     """Poll `condition` until it is true; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():

@@ -1,0 +1,153 @@
+"""`qontract-gateway`: serve, token, export-schema."""
+
+import ipaddress
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+import click
+import structlog
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from gateway.auth import SCOPES, mint_token
+from gateway.embedded_redis import EmbeddedRedis
+from gateway.logging import configure_logging
+from gateway.metrics import GatewayMetrics
+from gateway.settings import CONFIG_FILE_VARIABLE, QueryLimits, load_settings
+
+log = structlog.get_logger("gateway.cli")
+
+config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML or TOML settings file (environment variables QONTRACT_GATEWAY_* win).",
+)
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+@click.group()
+def main() -> None:
+    """qontract-gateway: GraphQL gateway for qontract reconcile integrations."""
+
+
+@main.command()
+@config_option
+@click.option("--host", help="Interface to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default 4000).")
+@click.option("--workers", type=int, help="uvicorn worker processes (default 1).")
+@click.option(
+    "--role",
+    type=click.Choice(["all", "api"]),
+    help="all: API and task worker in one process; api: API only.",
+)
+def serve(
+    config_file: Path | None,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    role: str | None,
+) -> None:
+    """Serve GraphQL; with no Redis configured, start a private embedded one."""
+    if config_file is not None:
+        os.environ[CONFIG_FILE_VARIABLE] = str(config_file.resolve())
+    for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers), ("ROLE", role)):
+        if value is not None:
+            os.environ[f"QONTRACT_GATEWAY_{name}"] = str(value)
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    if settings.auth.secret is None:
+        if not is_loopback(settings.host):
+            raise click.UsageError(
+                f"refusing to listen on {settings.host} without an auth secret: set "
+                "QONTRACT_GATEWAY_AUTH__SECRET (or auth.secret in the config file), "
+                "or listen on 127.0.0.1"
+            )
+        log.warning(
+            "auth disabled: no secret configured; anonymous callers have every scope, "
+            "listening on loopback only"
+        )
+    embedded = None
+    if settings.redis.url is None:
+        embedded = EmbeddedRedis().start()
+        os.environ["QONTRACT_GATEWAY_REDIS__URL"] = embedded.url
+        os.environ["QONTRACT_GATEWAY_REDIS__EMBEDDED"] = "true"
+        log.info("embedded redis started", socket=str(embedded.socket_path))
+    # uvicorn re-raises SIGTERM after its graceful shutdown; exit through `finally` instead.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        uvicorn.run(
+            "gateway.app:app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            loop="uvloop",
+            http="httptools",
+            ws="websockets-sansio",
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+            log.info("embedded redis stopped")
+
+
+@main.command()
+@config_option
+@click.option("--subject", required=True, help="Who the token is for (JWT `sub`).")
+@click.option("--scopes", required=True, help=f"Comma-separated scopes: {', '.join(SCOPES)}.")
+@click.option(
+    "--expires-days", type=int, help="Validity in days (default: auth.default_expiry_days)."
+)
+def token(config_file: Path | None, subject: str, scopes: str, expires_days: int | None) -> None:
+    """Mint a bearer token signed with the configured auth secret; prints only the token."""
+    settings = load_settings(config_file)
+    if settings.auth.secret is None:
+        raise click.UsageError("no auth secret configured (QONTRACT_GATEWAY_AUTH__SECRET)")
+    try:
+        minted = mint_token(
+            settings.auth.secret.get_secret_value(),
+            subject,
+            [s.strip() for s in scopes.split(",") if s.strip()],
+            expires_days or settings.auth.default_expiry_days,
+        )
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--scopes") from None
+    click.echo(minted)
+
+
+@main.command("export-schema")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of stdout.",
+)
+def export_schema(output: Path | None) -> None:
+    """Print the GraphQL SDL (checked in as schema/schema.graphql)."""
+    from schema import build_schema, export_sdl
+
+    sdl = export_sdl(build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry())))
+    if output is None:
+        sys.stdout.write(sdl)
+    else:
+        output.write_text(sdl)

@@ -1,0 +1,49 @@
+"""Every GraphQL error leaves with a stable `extensions.code` and the request id."""
+
+from typing import Any
+
+from graphql import GraphQLError
+
+from gateway.errors import ErrorCode, GatewayError
+
+INTERNAL_MESSAGE = "Internal error; the gateway log has the details under this request id"
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    """True for errors raised by a bug rather than by the request or an upstream."""
+    original = error.original_error
+    return original is not None and not isinstance(original, GatewayError | GraphQLError)
+
+
+def error_code(error: GraphQLError) -> ErrorCode:
+    """The code for `error`: its own, BAD_USER_INPUT for a bad document, else INTERNAL."""
+    original = error.original_error
+    if isinstance(original, GatewayError):
+        return original.code
+    if error.message == INTERNAL_MESSAGE:
+        return ErrorCode.INTERNAL
+    if original is None or isinstance(original, GraphQLError):
+        return ErrorCode.BAD_USER_INPUT
+    return ErrorCode.INTERNAL
+
+
+def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
+    """The error as JSON, with `extensions.code` and `extensions.request_id`."""
+    formatted: dict[str, Any] = dict(error.formatted)
+    extensions = dict(formatted.get("extensions") or {})
+    original = error.original_error
+    if isinstance(original, GatewayError):
+        extensions.update(original.extensions)
+    extensions["code"] = error_code(error).value
+    extensions["request_id"] = request_id
+    formatted["extensions"] = extensions
+    return formatted
+
+
+def http_error(message: str, request_id: str, code: ErrorCode) -> dict[str, Any]:
+    """A GraphQL-shaped body for a request refused before execution."""
+    return {
+        "errors": [
+            {"message": message, "extensions": {"code": code.value, "request_id": request_id}}
+        ]
+    }

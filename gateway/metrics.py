@@ -1,0 +1,37 @@
+"""Prometheus metrics of the HTTP and GraphQL layers, on a registry owned by one app."""
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class GatewayMetrics:
+    """HTTP requests, GraphQL operations and GraphQL errors by code."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.http_requests = Counter(
+            "qontract_gateway_http_requests",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.graphql_operations = Counter(
+            "qontract_gateway_graphql_operations",
+            "GraphQL operations by operation name, type and outcome",
+            ["operation", "type", "outcome"],
+            registry=registry,
+        )
+        self.graphql_latency = Histogram(
+            "qontract_gateway_graphql_operation_seconds",
+            "GraphQL operation latency by type and outcome",
+            ["type", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.graphql_errors = Counter(
+            "qontract_gateway_graphql_errors",
+            "GraphQL errors by extensions.code",
+            ["code"],
+            registry=registry,
+        )

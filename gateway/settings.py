@@ -1,0 +1,109 @@
+"""Gateway settings: environment (prefix QONTRACT_GATEWAY_) over an optional YAML or TOML file."""
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+
+class AuthSettings(BaseModel):
+    """Bearer-token authentication."""
+
+    secret: SecretStr | None = None
+    revoked_subjects: list[str] = Field(default_factory=list)
+    default_expiry_days: int = 180
+
+
+class QueryLimits(BaseModel):
+    """Bounds on what one GraphQL request may ask for."""
+
+    max_body_bytes: int = 1_048_576
+    max_depth: int = 15
+    max_aliases: int = 30
+    max_tokens: int = 5_000
+    parser_cache_size: int = 512
+    validation_cache_size: int = 512
+    introspection: bool = True
+    max_subscriptions_per_connection: int = 20
+
+
+class RedisSettings(BaseModel):
+    """The shared Redis; with no URL the gateway starts a private embedded one."""
+
+    url: str | None = None
+    embedded: bool = Field(False, description="set by `serve` when it started the Redis itself")
+    namespace: str = "qgw"
+    socket_timeout: float = 5.0
+    connect_timeout: float = 1.0
+
+
+class Settings(BaseSettings):
+    """Everything the gateway can be told; secrets are `SecretStr` and never printed."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="QONTRACT_GATEWAY_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    host: str = "127.0.0.1"
+    port: int = 4000
+    workers: int = 1
+    role: Literal["all", "api"] = "all"
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = "INFO"
+    graphql_path: str = "/graphql"
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    limits: QueryLimits = Field(default_factory=QueryLimits)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment wins over values passed in (which come from the config file)."""
+        return env_settings, init_settings, file_secret_settings
+
+    def upstream_account_names(self) -> list[tuple[str, str]]:
+        """(system, account name) of every configured upstream account."""
+        return []
+
+    @property
+    def redis_mode(self) -> Literal["embedded", "external"]:
+        """`external` when a Redis URL is configured, else `embedded`."""
+        return "embedded" if self.redis.embedded or not self.redis.url else "external"
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The structured settings in a `.yaml`/`.yml` or `.toml` file."""
+    text = path.read_text()
+    if path.suffix == ".toml":
+        return tomllib.loads(text)
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: the top level must be a mapping")
+    return data
+
+
+CONFIG_FILE_VARIABLE = "QONTRACT_GATEWAY_CONFIG_FILE"
+
+
+def load_settings(config_file: Path | None = None) -> Settings:
+    """Settings from `config_file` (default $QONTRACT_GATEWAY_CONFIG_FILE), then the environment."""
+    if config_file is None and os.environ.get(CONFIG_FILE_VARIABLE):
+        config_file = Path(os.environ[CONFIG_FILE_VARIABLE])
+    data = read_config_file(config_file) if config_file else {}
+    return Settings(**data)

@@ -2,11 +2,14 @@
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
+from tests.support.gateway import gateway_settings, start_gateway
 from tests.support.redis_server import PrivateRedis
+from tests.support.server_thread import ServerThread
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +27,24 @@ def redis_url() -> Iterator[str]:
 def namespace() -> str:
     """A key namespace no other test uses, so tests never see each other's keys."""
     return f"qgwtest-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def gateway_factory(redis_url: str, namespace: str) -> Iterator[Callable[..., ServerThread]]:
+    """Start gateways (`factory(**settings)`) that share this test's Redis and namespace."""
+    started: list[ServerThread] = []
+
+    def factory(**overrides: Any) -> ServerThread:
+        server = start_gateway(gateway_settings(redis_url, namespace, **overrides))
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def gateway(gateway_factory: Callable[..., ServerThread]) -> ServerThread:
+    """One gateway on the embedded-style defaults (no auth, loopback) with the test's Redis."""
+    return gateway_factory()

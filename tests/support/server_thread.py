@@ -22,7 +22,7 @@ class ServerThread:
             lifespan=lifespan,  # type: ignore[arg-type]
             log_level="warning",
             loop="asyncio",
-            ws="websockets",
+            ws="websockets-sansio",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

@@ -16,7 +16,7 @@ from gateway.auth import SCOPES, mint_token
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.logging import configure_logging
 from gateway.metrics import GatewayMetrics
-from gateway.settings import CONFIG_FILE_VARIABLE, QueryLimits, load_settings
+from gateway.settings import CONFIG_FILE_VARIABLE, QueryLimits, Settings, load_settings
 
 log = structlog.get_logger("gateway.cli")
 
@@ -36,6 +36,13 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _load(config_file: Path | None = None) -> Settings:
+    try:
+        return load_settings(config_file)
+    except (OSError, ValueError) as error:  # InvalidSettings is a ValueError
+        raise click.ClickException(str(error)) from None
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
@@ -70,7 +77,7 @@ def serve(
     for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers), ("ROLE", role)):
         if value is not None:
             os.environ[f"QONTRACT_GATEWAY_{name}"] = str(value)
-    settings = load_settings()
+    settings = _load()
     configure_logging(settings.log_format, settings.log_level)
     if settings.auth.secret is None:
         if not is_loopback(settings.host):
@@ -121,7 +128,7 @@ def serve(
 )
 def token(config_file: Path | None, subject: str, scopes: str, expires_days: int | None) -> None:
     """Mint a bearer token signed with the configured auth secret; prints only the token."""
-    settings = load_settings(config_file)
+    settings = _load(config_file)
     if settings.auth.secret is None:
         raise click.UsageError("no auth secret configured (QONTRACT_GATEWAY_AUTH__SECRET)")
     try:

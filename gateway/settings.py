@@ -6,20 +6,29 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
+MIN_SECRET_BYTES = 32
+
 
 class AuthSettings(BaseModel):
     """Bearer-token authentication."""
 
-    secret: SecretStr | None = None
+    secret: SecretStr | None = Field(None, description="HS256 signing key, at least 32 bytes")
     revoked_subjects: list[str] = Field(default_factory=list)
     default_expiry_days: int = 180
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and len(secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"auth.secret must be at least {MIN_SECRET_BYTES} bytes (HS256)")
+        return secret
 
 
 class QueryLimits(BaseModel):
@@ -101,9 +110,20 @@ def read_config_file(path: Path) -> dict[str, Any]:
 CONFIG_FILE_VARIABLE = "QONTRACT_GATEWAY_CONFIG_FILE"
 
 
+class InvalidSettings(ValueError):
+    """Settings that do not validate; the message names fields, never their values."""
+
+
 def load_settings(config_file: Path | None = None) -> Settings:
     """Settings from `config_file` (default $QONTRACT_GATEWAY_CONFIG_FILE), then the environment."""
     if config_file is None and os.environ.get(CONFIG_FILE_VARIABLE):
         config_file = Path(os.environ[CONFIG_FILE_VARIABLE])
     data = read_config_file(config_file) if config_file else {}
-    return Settings(**data)
+    try:
+        return Settings(**data)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+            for problem in error.errors(include_input=False, include_url=False)
+        )
+        raise InvalidSettings(f"invalid settings: {problems}") from None

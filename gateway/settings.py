@@ -6,7 +6,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -54,6 +62,89 @@ class RedisSettings(BaseModel):
     connect_timeout: float = 1.0
 
 
+class Credential(BaseModel):
+    """Where a secret lives: an environment variable or a file, never the value itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Credential":
+        if (self.env is None) == (self.file is None):
+            raise ValueError("a credential names exactly one of `env` or `file`")
+        return self
+
+    def read(self) -> SecretStr:
+        """The secret; InvalidSettings names the variable or file (never the value) if absent."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if not value:
+                raise InvalidSettings(f"credential variable {self.env} is not set")
+            return SecretStr(value.strip())
+        assert self.file is not None
+        try:
+            return SecretStr(self.file.read_text().strip())
+        except OSError as error:
+            raise InvalidSettings(f"credential file {self.file}: {error.strerror}") from None
+
+
+class RateLimitSettings(BaseModel):
+    """An upstream's published limit: `requests` per `per_seconds`, with a small burst."""
+
+    requests: int = Field(gt=0)
+    per_seconds: float = Field(gt=0)
+    burst: int = Field(1, ge=1)
+
+
+class UpstreamAccountSettings(BaseModel):
+    """One upstream account, named as in app-interface (`PagerDutyInstance_v1.name`...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+    api_url: str
+    token: Credential
+    rate_limit: RateLimitSettings | None = Field(
+        None, description="defaults to the system's published limit"
+    )
+    ttl: dict[str, float] = Field(
+        default_factory=dict, description="seconds per data type, over the system's defaults"
+    )
+    timeout: float = 10.0
+
+
+class UpstreamSettings(BaseModel):
+    """Every upstream account, per system."""
+
+    pagerduty: list[UpstreamAccountSettings] = Field(default_factory=list)
+    slack: list[UpstreamAccountSettings] = Field(default_factory=list)
+    github: list[UpstreamAccountSettings] = Field(default_factory=list)
+    jira: list[UpstreamAccountSettings] = Field(default_factory=list)
+
+    def accounts(self) -> list[tuple[str, UpstreamAccountSettings]]:
+        """(system, account) pairs in a stable order."""
+        return [
+            (system, account)
+            for system in ("pagerduty", "slack", "github", "jira")
+            for account in getattr(self, system)
+        ]
+
+
+class CacheSettings(BaseModel):
+    """The two-tier cache: a short in-process tier in front of Redis."""
+
+    local_ttl: float = 1.0
+    local_max_entries: int = 10_000
+    max_stale: float = Field(3600.0, description="how long past its TTL a copy may be served")
+    lease: float = 5.0
+
+
+class InvalidSettings(ValueError):
+    """Settings that do not validate; the message names fields, never their values."""
+
+
 class Settings(BaseSettings):
     """Everything the gateway can be told; secrets are `SecretStr` and never printed."""
 
@@ -73,6 +164,8 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: QueryLimits = Field(default_factory=QueryLimits)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    upstreams: UpstreamSettings = Field(default_factory=UpstreamSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -88,7 +181,7 @@ class Settings(BaseSettings):
 
     def upstream_account_names(self) -> list[tuple[str, str]]:
         """(system, account name) of every configured upstream account."""
-        return []
+        return [(system, account.name) for system, account in self.upstreams.accounts()]
 
     @property
     def redis_mode(self) -> Literal["embedded", "external"]:
@@ -108,10 +201,6 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 
 CONFIG_FILE_VARIABLE = "QONTRACT_GATEWAY_CONFIG_FILE"
-
-
-class InvalidSettings(ValueError):
-    """Settings that do not validate; the message names fields, never their values."""
 
 
 def load_settings(config_file: Path | None = None) -> Settings:

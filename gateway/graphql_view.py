@@ -1,6 +1,7 @@
 """The GraphQL endpoint: Strawberry's ASGI view with our context, error shape and GraphiQL."""
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import structlog
 from cross_web import HTTPException
@@ -13,7 +14,6 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema import BaseSchema
 from strawberry.types import ExecutionResult
 
-from gateway.context import RequestContext
 from gateway.errors import ErrorCode
 from gateway.graphql_errors import error_code, format_error, http_error
 from gateway.runtime import Runtime
@@ -21,15 +21,31 @@ from gateway.runtime import Runtime
 log = structlog.get_logger("gateway.graphql")
 
 
+class ConnectionContext(Protocol):
+    """What the view needs of a context: the credentials it carries."""
+
+    authorization: str | None
+    connection_params: dict[str, object] | None
+
+
+ContextFactory = Callable[[Request | WebSocket, str, str | None], ConnectionContext]
+
+
 def request_id_of(request: Request | WebSocket) -> str:
     """The id RequestIdMiddleware put on the request."""
     return str(request.scope.get("state", {}).get("request_id", ""))
 
 
-class GatewayGraphQL(GraphQL[RequestContext, None]):
+class GatewayGraphQL(GraphQL[ConnectionContext, None]):
     """POST/GET queries, graphql-transport-ws subscriptions and the offline GraphiQL page."""
 
-    def __init__(self, schema: BaseSchema, runtime: Runtime, graphiql_html: str | None) -> None:
+    def __init__(
+        self,
+        schema: BaseSchema,
+        runtime: Runtime,
+        make_context: ContextFactory,
+        graphiql_html: str | None,
+    ) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if graphiql_html else None,
@@ -39,6 +55,7 @@ class GatewayGraphQL(GraphQL[RequestContext, None]):
             max_subscriptions_per_connection=runtime.settings.limits.max_subscriptions_per_connection,
         )
         self.runtime = runtime
+        self._make_context = make_context
         self._graphiql_html = graphiql_html
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -57,16 +74,13 @@ class GatewayGraphQL(GraphQL[RequestContext, None]):
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
-    ) -> RequestContext:
+    ) -> ConnectionContext:
         """A fresh context per request; the token is checked when a field needs a scope."""
-        return RequestContext(
-            runtime=self.runtime,
-            request=request,
-            request_id=request_id_of(request),
-            authorization=request.headers.get("authorization"),
+        return self._make_context(
+            request, request_id_of(request), request.headers.get("authorization")
         )
 
-    async def on_ws_connect(self, context: RequestContext) -> dict[str, object] | None:
+    async def on_ws_connect(self, context: ConnectionContext) -> dict[str, object] | None:
         """Take the token from connection_init's payload when the handshake had none."""
         payload = context.connection_params or {}
         token = payload.get("Authorization") or payload.get("authorization")

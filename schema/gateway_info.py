@@ -5,7 +5,7 @@ from redis.exceptions import RedisError
 from strawberry.types import Info
 
 from gateway import __version__
-from gateway.context import RequestContext
+from schema.context import RequestContext
 from gateway.errors import UpstreamUnavailable
 
 

@@ -5,7 +5,7 @@ from typing import Any
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
-from gateway.context import RequestContext
+from schema.context import RequestContext
 from gateway.errors import Forbidden
 
 

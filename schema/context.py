@@ -1,4 +1,4 @@
-"""Per-request state handed to every resolver: who calls, the request id, the app's runtime."""
+"""Per-request state handed to every resolver: who calls, the request id, runtime and sources."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,6 +10,7 @@ from starlette.websockets import WebSocket
 from gateway.auth import Identity, TokenVerifier
 from gateway.errors import GatewayError
 from gateway.runtime import Runtime
+from resolvers import Sources
 
 T = TypeVar("T")
 
@@ -19,10 +20,12 @@ class RequestContext:
     """Built once per HTTP request or WebSocket connection; never shared between them."""
 
     runtime: Runtime
+    sources: Sources
     request: Request | WebSocket
     request_id: str
     authorization: str | None
     connection_params: dict[str, object] | None = None
+    provenance: list[dict[str, Any]] = field(default_factory=list)
     _identity: Identity | GatewayError | None = None
     _per_request: dict[str, Any] = field(default_factory=dict)
 

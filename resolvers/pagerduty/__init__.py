@@ -1,0 +1,1 @@
+"""PagerDuty: schedules' and escalation policies' on-call users."""

@@ -145,7 +145,7 @@ class UpstreamClient:
             stop=stop_after_attempt(self.policy.max_attempts if retry else 1)
             | stop_before_delay(max(0.0, until - time.monotonic())),
             wait=wait_exponential_jitter(
-                self.policy.backoff_initial, self.policy.backoff_max,
+                multiplier=self.policy.backoff_initial, max=self.policy.backoff_max,
                 jitter=self.policy.backoff_initial,
             ),
             retry=retry_if_exception_type(_Retryable),

@@ -12,37 +12,29 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from gateway.errors import UpstreamRateLimited, UpstreamUnavailable
 from gateway.redis import key
 
-# KEYS: bucket hash, pause marker. ARGV: capacity, refill per ms, cost.
-# Returns {granted (0/1), milliseconds to wait before asking again}.
+# GCRA form of a token bucket. KEYS: theoretical arrival time (ms), pause marker.
+# ARGV: ms between tokens, burst tolerance ms, longest wait the caller accepts (ms).
+# Returns {reserved (0/1), ms until the reserved (or next possible) slot}.
 _TAKE = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
-local capacity = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local max_wait = tonumber(ARGV[3])
+local slot = now
 local paused = redis.call('PTTL', KEYS[2])
 if paused > 0 then
-  return {0, paused}
+  slot = now + paused
 end
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil or ts == nil then
-  tokens = capacity
-  ts = now
+local tat = tonumber(redis.call('GET', KEYS[1])) or 0
+slot = math.max(slot, tat - tolerance)
+local wait = slot - now
+if wait > max_wait then
+  return {0, wait}
 end
-tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
-local granted = 0
-local wait = 0
-if tokens >= cost then
-  tokens = tokens - cost
-  granted = 1
-else
-  wait = math.max(1, math.ceil((cost - tokens) / rate))
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) / rate) + 1000)
-return {granted, wait}
+local next_tat = math.max(tat, slot) + interval
+redis.call('SET', KEYS[1], tostring(next_tat), 'PX', math.ceil(next_tat - now + 1000))
+return {1, math.ceil(wait)}
 """
 
 # KEYS: pause marker. ARGV: milliseconds. A shorter pause never cuts a longer one.
@@ -136,39 +128,32 @@ class RateLimiter:
     def _keys(self, bucket: Bucket) -> list[str]:
         tag = f"{bucket.system}/{bucket.account}/{bucket.tier}"
         return [
-            key(self._namespace, "ratelimit", tag, "bucket"),
+            key(self._namespace, "ratelimit", tag, "tat"),
             key(self._namespace, "ratelimit", tag, "pause"),
         ]
 
     async def acquire(self, bucket: Bucket, deadline: float) -> float:
-        """Take one token, sleeping while none is free; `deadline` is a `time.monotonic()` instant.
+        """Reserve the next token and sleep until it is due; `deadline` is a monotonic instant.
 
-        Returns the seconds waited. Raises `UpstreamRateLimited` as soon as the next token is
-        known to come after the deadline, without waiting for nothing.
+        One script call per acquisition: the token is reserved on a shared timeline, so sleepers
+        neither race each other nor lose refill while they wake up. Returns the seconds waited.
+        Raises `UpstreamRateLimited` at once when the next token comes after the deadline.
         """
-        started = time.monotonic()
         labels = (bucket.system, bucket.account, bucket.tier)
-        waited = False
-        while True:
-            granted, wait_ms = await self._run_take(bucket)
-            now = time.monotonic()
-            if granted:
-                if waited:
-                    self._metrics.waits.labels(*labels).inc()
-                    self._metrics.wait_seconds.labels(bucket.system, bucket.tier).observe(
-                        now - started
-                    )
-                return now - started
-            wait = wait_ms / 1000.0
-            if now + wait > deadline:
-                self._metrics.rate_limited.labels(*labels).inc()
-                raise UpstreamRateLimited(
-                    f"{bucket.system} account {bucket.account!r}: rate budget ({bucket.tier}) "
-                    f"spent; next request possible in {wait:.1f}s, after the caller's deadline",
-                    retry_after=wait,
-                )
-            waited = True
+        reserved, wait_ms = await self._run_take(bucket, deadline - time.monotonic())
+        wait = wait_ms / 1000.0
+        if not reserved:
+            self._metrics.rate_limited.labels(*labels).inc()
+            raise UpstreamRateLimited(
+                f"{bucket.system} account {bucket.account!r}: rate budget ({bucket.tier}) "
+                f"spent; next request possible in {wait:.1f}s, after the caller's deadline",
+                retry_after=wait,
+            )
+        if wait > 0:
+            self._metrics.waits.labels(*labels).inc()
+            self._metrics.wait_seconds.labels(bucket.system, bucket.tier).observe(wait)
             await asyncio.sleep(wait)
+        return wait
 
     async def pause(self, bucket: Bucket, retry_after: float) -> None:
         """Stop every replica from taking tokens from `bucket` for `retry_after` seconds."""
@@ -178,11 +163,12 @@ class RateLimiter:
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise UpstreamUnavailable("shared rate limiter (Redis) unreachable") from exc
 
-    async def _run_take(self, bucket: Bucket) -> tuple[bool, int]:
-        rate_per_ms = bucket.spec.refill_per_second / 1000.0
+    async def _run_take(self, bucket: Bucket, max_wait: float) -> tuple[bool, int]:
+        interval_ms = 1000.0 / bucket.spec.refill_per_second
+        tolerance_ms = (bucket.spec.capacity - 1) * interval_ms
         try:
             granted, wait_ms = await self._take(
-                keys=self._keys(bucket), args=[bucket.spec.capacity, rate_per_ms, 1]
+                keys=self._keys(bucket), args=[interval_ms, tolerance_ms, max(0, max_wait * 1000)]
             )
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise UpstreamUnavailable("shared rate limiter (Redis) unreachable") from exc

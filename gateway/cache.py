@@ -1,0 +1,446 @@
+"""Two-tier cache (process memory in front of Redis) with single flight across replicas."""
+
+import asyncio
+import contextlib
+import json
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry, Counter
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from gateway.errors import Timeout, UpstreamError, UpstreamRateLimited, UpstreamUnavailable
+from gateway.redis import key
+
+T = TypeVar("T")
+Outcome = Literal["hit", "miss", "stale"]
+
+STALE_ON: tuple[type[BaseException], ...] = (
+    UpstreamUnavailable, UpstreamRateLimited, UpstreamError, Timeout,
+)
+
+# KEYS: lock. ARGV: token. Deletes the lock only while this holder still owns it.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+# KEYS: lock. ARGV: token, lease ms. Extends the lease only while this holder still owns it.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """What is cached: system, account name (never a secret), data type and the thing's id.
+
+    Keys of one (system, account, data type) share a Redis hash tag, so a DataLoader batch is
+    one MGET even on Redis Cluster.
+    """
+
+    system: str
+    account: str
+    data_type: str
+    ident: str
+
+    @property
+    def tag(self) -> str:
+        """The Redis hash tag shared by all keys of this system, account and data type."""
+        return f"{self.system}/{self.account}/{self.data_type}"
+
+
+@dataclass(frozen=True)
+class CachePrefix:
+    """A group of keys to invalidate at once: a whole system, account or data type."""
+
+    system: str
+    account: str | None = None
+    data_type: str | None = None
+
+
+@dataclass(frozen=True)
+class CacheLookup:
+    """Where a value came from, for GraphQL `extensions`: source, key, outcome and age."""
+
+    source: str
+    key: str
+    outcome: Outcome
+    age_seconds: float
+
+
+@dataclass(frozen=True)
+class Cached(Generic[T]):
+    """A value and its provenance; the value is shared between callers, so treat it as read-only."""
+
+    value: T
+    lookup: CacheLookup
+
+
+@dataclass
+class _Entry:
+    value: Any
+    fetched_at: float
+    local_until: float
+
+
+class LocalTier:
+    """A bounded, least-recently-used map of short-lived entries in process memory."""
+
+    def __init__(self, max_entries: int, ttl: float) -> None:
+        self.max_entries = max_entries
+        self.ttl = ttl
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+
+    def get(self, name: str) -> _Entry | None:
+        """The live entry for `name`, marked as recently used, or None."""
+        entry = self._entries.get(name)
+        if entry is None:
+            return None
+        if entry.local_until <= time.monotonic():
+            del self._entries[name]
+            return None
+        self._entries.move_to_end(name)
+        return entry
+
+    def put(self, name: str, value: Any, fetched_at: float, fresh_for: float) -> None:
+        """Keep `value` for the local TTL, never longer than it stays fresh."""
+        if self.max_entries <= 0 or self.ttl <= 0:
+            return
+        until = time.monotonic() + min(self.ttl, fresh_for)
+        self._entries[name] = _Entry(value, fetched_at, until)
+        self._entries.move_to_end(name)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def drop(self, name: str) -> None:
+        """Forget `name`."""
+        self._entries.pop(name, None)
+
+    def drop_prefix(self, prefix: str) -> None:
+        """Forget every name starting with `prefix`."""
+        for name in [name for name in self._entries if name.startswith(prefix)]:
+            del self._entries[name]
+
+
+class CacheMetrics:
+    """Cache lookups by system, data type and outcome (hit, miss, stale), in one registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.lookups = Counter(
+            "qontract_gateway_cache_lookups_total",
+            "Cache lookups by outcome", ["system", "data_type", "outcome"], registry=registry,
+        )
+
+
+@dataclass(frozen=True)
+class _Stored:
+    value: Any
+    fetched_at: float
+    ttl: float
+
+    def age(self) -> float:
+        return max(0.0, time.time() - self.fetched_at)
+
+
+class Cache:
+    """Redis-backed cache with a local tier, single flight across replicas and stale-if-error.
+
+    Single flight: one caller per process (in-process coalescing) takes a Redis lock (SET NX PX
+    with a random token) whose lease it renews while fetching, so a dead holder frees the key
+    within one lease. Other replicas poll the value every `poll_interval` instead of using
+    pub/sub: polling also notices a dead holder (the lock vanishes without a value), needs no
+    extra connection, and costs one GET per interval per waiting *process*, not per caller.
+
+    Writes (`put`, `invalidate`) reach Redis and this process's local tier at once; other
+    replicas' local tiers keep the old value for at most `local_ttl` seconds.
+    Fetch times are wall-clock seconds of the writing replica (replica clocks assumed synced).
+    """
+
+    def __init__(
+        self,
+        redis: "aioredis.Redis",
+        namespace: str,
+        metrics: CacheMetrics,
+        *,
+        local_ttl: float = 1.0,
+        local_max_entries: int = 10_000,
+        max_stale: float = 3600.0,
+        lease: float = 5.0,
+        poll_interval: float = 0.05,
+        wait_timeout: float = 30.0,
+        stale_on: tuple[type[BaseException], ...] = STALE_ON,
+    ) -> None:
+        self._redis = redis
+        self._namespace = namespace
+        self._metrics = metrics
+        self._local = LocalTier(local_max_entries, local_ttl)
+        self._max_stale = max_stale
+        self._lease = lease
+        self._poll_interval = poll_interval
+        self._wait_timeout = wait_timeout
+        self._stale_on = stale_on
+        self._inflight: dict[str, asyncio.Task[Cached[Any]]] = {}
+        self._release = redis.register_script(_RELEASE)
+        self._renew = redis.register_script(_RENEW)
+
+    def key_name(self, cache_key: CacheKey) -> str:
+        """The Redis key holding the value of `cache_key`."""
+        return key(self._namespace, "cache", cache_key.tag, "value", cache_key.ident)
+
+    def _lock_name(self, cache_key: CacheKey) -> str:
+        return key(self._namespace, "cache", cache_key.tag, "lock", cache_key.ident)
+
+    async def get_or_fetch(
+        self,
+        cache_key: CacheKey,
+        fetch: Callable[[], Awaitable[T]],
+        ttl: float,
+        *,
+        max_stale: float | None = None,
+    ) -> Cached[T]:
+        """The fresh cached value, else one fetch shared by every caller on every replica.
+
+        When the fetch fails with an upstream error, a copy up to `max_stale` seconds past its
+        TTL is served with outcome `stale`; otherwise the error is raised.
+        """
+        name = self.key_name(cache_key)
+        entry = self._local.get(name)
+        if entry is not None:
+            self._count(cache_key, "hit")
+            return self._found(cache_key, name, "hit", entry.value, entry.fetched_at)
+        task = self._inflight.get(name)
+        if task is None:
+            stale_window = self._max_stale if max_stale is None else max_stale
+            task = asyncio.ensure_future(self._lookup(cache_key, name, fetch, ttl, stale_window))
+            self._inflight[name] = task
+            task.add_done_callback(lambda _: self._inflight.pop(name, None))
+        try:
+            result = await asyncio.shield(task)
+        except Exception:
+            self._count(cache_key, "error")
+            raise
+        self._count(cache_key, result.lookup.outcome)
+        return result
+
+    async def get_many(
+        self, cache_keys: Iterable[CacheKey]
+    ) -> tuple[dict[CacheKey, Cached[Any]], list[CacheKey]]:
+        """Fresh values of a batch (local tier, then one MGET per hash tag) and the keys missing."""
+        found: dict[CacheKey, Cached[Any]] = {}
+        remote: list[CacheKey] = []
+        for cache_key in dict.fromkeys(cache_keys):
+            entry = self._local.get(self.key_name(cache_key))
+            if entry is None:
+                remote.append(cache_key)
+            else:
+                found[cache_key] = self._found(
+                    cache_key, self.key_name(cache_key), "hit", entry.value, entry.fetched_at
+                )
+        for cache_key in found:
+            self._count(cache_key, "hit")
+        groups: dict[str, list[CacheKey]] = {}
+        for cache_key in remote:
+            groups.setdefault(cache_key.tag, []).append(cache_key)
+        missing: list[CacheKey] = []
+        if not groups:
+            return found, missing
+        async with self._redis_errors():
+            pipe = self._redis.pipeline(transaction=False)
+            for group in groups.values():
+                pipe.mget([self.key_name(k) for k in group])
+            replies = await pipe.execute()
+        for group, raws in zip(groups.values(), replies, strict=True):
+            for cache_key, raw in zip(group, raws, strict=True):
+                stored = _decode(raw)
+                if stored is None or stored.age() >= stored.ttl:
+                    missing.append(cache_key)
+                    self._count(cache_key, "miss")
+                    continue
+                found[cache_key] = self._fresh(cache_key, self.key_name(cache_key), stored, "hit")
+                self._count(cache_key, "hit")
+        return found, missing
+
+    async def set_many(
+        self, values: Mapping[CacheKey, Any], ttl: float, *, max_stale: float | None = None
+    ) -> None:
+        """Store a batch of freshly fetched values in one pipeline."""
+        stale_window = self._max_stale if max_stale is None else max_stale
+        now = time.time()
+        async with self._redis_errors():
+            pipe = self._redis.pipeline(transaction=False)
+            for cache_key, value in values.items():
+                pipe.set(self.key_name(cache_key), _encode(_Stored(value, now, ttl)),
+                         px=_px(ttl + stale_window))
+            await pipe.execute()
+        for cache_key, value in values.items():
+            self._local.put(self.key_name(cache_key), value, now, ttl)
+
+    async def put(
+        self, cache_key: CacheKey, value: Any, ttl: float, *, max_stale: float | None = None
+    ) -> None:
+        """Store `value` as freshly fetched, e.g. after a reconcile action changed it."""
+        await self.set_many({cache_key: value}, ttl, max_stale=max_stale)
+
+    async def invalidate(self, target: CacheKey | CachePrefix) -> None:
+        """Delete one key, or every key under a prefix, from Redis and the local tier."""
+        if isinstance(target, CacheKey):
+            name = self.key_name(target)
+            self._local.drop(name)
+            async with self._redis_errors():
+                await self._redis.unlink(name)
+            return
+        prefix, pattern = self._prefix_names(target)
+        self._local.drop_prefix(prefix)
+        async with self._redis_errors():
+            batch: list[bytes] = []
+            async for name in self._redis.scan_iter(match=pattern, count=500):
+                batch.append(name)
+                if len(batch) >= 500:
+                    await self._redis.unlink(*batch)
+                    batch = []
+            if batch:
+                await self._redis.unlink(*batch)
+
+    def _prefix_names(self, prefix: CachePrefix) -> tuple[str, str]:
+        """The value-key prefix for the local tier and the SCAN pattern for Redis."""
+        if prefix.account is None and prefix.data_type is not None:
+            raise ValueError("a data type prefix needs its account")
+        parts = [p for p in (prefix.system, prefix.account, prefix.data_type) if p is not None]
+        if prefix.data_type is not None:
+            start = key(self._namespace, "cache", "/".join(parts), "value", "")
+            return start, _glob_escape(start) + "*"
+        open_tag = key(self._namespace, "cache", "/".join(parts) + "/")[:-1]  # drop the "}"
+        return open_tag, _glob_escape(open_tag) + "*}:value:*"
+
+    async def _lookup(
+        self,
+        cache_key: CacheKey,
+        name: str,
+        fetch: Callable[[], Awaitable[Any]],
+        ttl: float,
+        max_stale: float,
+    ) -> Cached[Any]:
+        lock = self._lock_name(cache_key)
+        deadline = time.monotonic() + self._wait_timeout
+        last: _Stored | None = None
+        async with self._redis_errors():
+            while True:
+                last = _decode(await self._redis.get(name)) or last
+                if last is not None and last.age() < ttl:
+                    return self._fresh(cache_key, name, last, "hit")
+                token = secrets.token_hex(16)
+                if await self._redis.set(lock, token, nx=True, px=_px(self._lease)):
+                    return await self._fetch_holding(
+                        cache_key, name, lock, token, fetch, ttl, max_stale
+                    )
+                while await self._redis.exists(lock):
+                    if time.monotonic() >= deadline:
+                        return self._stale_or_raise(
+                            cache_key, name, last, ttl, max_stale,
+                            Timeout(f"{cache_key.system}: another replica's fetch took too long"),
+                        )
+                    await asyncio.sleep(self._poll_interval)
+                    stored = _decode(await self._redis.get(name))
+                    if stored is not None and stored.age() < ttl:
+                        return self._fresh(cache_key, name, stored, "hit")
+
+    async def _fetch_holding(
+        self,
+        cache_key: CacheKey,
+        name: str,
+        lock: str,
+        token: str,
+        fetch: Callable[[], Awaitable[Any]],
+        ttl: float,
+        max_stale: float,
+    ) -> Cached[Any]:
+        renewer = asyncio.ensure_future(self._renew_lease(lock, token))
+        try:
+            stored = _decode(await self._redis.get(name))
+            if stored is not None and stored.age() < ttl:
+                return self._fresh(cache_key, name, stored, "hit")
+            try:
+                value = await fetch()
+            except self._stale_on as exc:
+                return self._stale_or_raise(cache_key, name, stored, ttl, max_stale, exc)
+            fetched = _Stored(value, time.time(), ttl)
+            await self._redis.set(name, _encode(fetched), px=_px(ttl + max_stale))
+            return self._fresh(cache_key, name, fetched, "miss")
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
+                await self._release(keys=[lock], args=[token])
+
+    async def _renew_lease(self, lock: str, token: str) -> None:
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
+                await self._renew(keys=[lock], args=[token, _px(self._lease)])
+
+    def _fresh(
+        self, cache_key: CacheKey, name: str, stored: _Stored, outcome: Outcome
+    ) -> Cached[Any]:
+        self._local.put(name, stored.value, stored.fetched_at, stored.ttl - stored.age())
+        return self._found(cache_key, name, outcome, stored.value, stored.fetched_at)
+
+    def _stale_or_raise(
+        self,
+        cache_key: CacheKey,
+        name: str,
+        stored: _Stored | None,
+        ttl: float,
+        max_stale: float,
+        error: BaseException,
+    ) -> Cached[Any]:
+        if stored is None or stored.age() > ttl + max_stale:
+            raise error
+        return self._found(cache_key, name, "stale", stored.value, stored.fetched_at)
+
+    def _found(
+        self, cache_key: CacheKey, name: str, outcome: Outcome, value: Any, fetched_at: float
+    ) -> Cached[Any]:
+        age = max(0.0, time.time() - fetched_at)
+        return Cached(value, CacheLookup(cache_key.system, name, outcome, age))
+
+    def _count(self, cache_key: CacheKey, outcome: Outcome | Literal["error"]) -> None:
+        self._metrics.lookups.labels(cache_key.system, cache_key.data_type, outcome).inc()
+
+    @contextlib.asynccontextmanager
+    async def _redis_errors(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise UpstreamUnavailable("shared cache (Redis) unreachable") from exc
+
+
+def _encode(stored: _Stored) -> str:
+    return json.dumps(
+        {"t": stored.fetched_at, "ttl": stored.ttl, "v": stored.value}, separators=(",", ":")
+    )
+
+
+def _decode(raw: bytes | str | None) -> _Stored | None:
+    if raw is None:
+        return None
+    data = json.loads(raw)
+    return _Stored(data["v"], float(data["t"]), float(data["ttl"]))
+
+
+def _px(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)

@@ -1,0 +1,235 @@
+"""Upstream HTTP policy: pooled client per account, a rate token per attempt, retries, breaker."""
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential_jitter,
+)
+
+from gateway.breaker import BreakerState, CircuitBreaker
+from gateway.errors import (
+    GatewayError,
+    Timeout,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamUnavailable,
+)
+from gateway.ratelimit import Bucket, RateLimiter
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class UpstreamAccount:
+    """One upstream account: its name (never a secret), base URL, rate bucket and auth headers.
+
+    Credentials go in `headers` only, never in URLs, so no error message or log can show them.
+    """
+
+    system: str
+    name: str
+    base_url: str
+    bucket: Bucket
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class UpstreamPolicy:
+    """Timeouts, pool size, retry bounds and breaker settings for one upstream account."""
+
+    connect_timeout: float = 3.0
+    read_timeout: float = 10.0
+    max_connections: int = 20
+    max_attempts: int = 4
+    max_total_seconds: float = 30.0
+    backoff_initial: float = 0.2
+    backoff_max: float = 5.0
+    failure_threshold: int = 5
+    cool_down: float = 30.0
+
+
+class UpstreamMetrics:
+    """Upstream requests, latency and breaker state, in one registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "qontract_gateway_upstream_requests_total",
+            "Upstream HTTP attempts by status (HTTP code, timeout, error)",
+            ["system", "account", "operation", "status"], registry=registry,
+        )
+        self.latency = Histogram(
+            "qontract_gateway_upstream_request_duration_seconds",
+            "Upstream HTTP attempt latency", ["system", "account", "operation"],
+            registry=registry,
+        )
+        self.breaker_state = Gauge(
+            "qontract_gateway_upstream_breaker_state",
+            "Circuit breaker state (0 closed, 1 half-open, 2 open)", ["system", "account"],
+            registry=registry,
+        )
+
+
+class _Retryable(Exception):
+    """An attempt failed in a way another attempt may fix; `error` is what the caller sees."""
+
+    def __init__(self, error: GatewayError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class UpstreamClient:
+    """HTTP access to one upstream account with every gateway policy applied to each attempt."""
+
+    def __init__(
+        self,
+        account: UpstreamAccount,
+        limiter: RateLimiter,
+        metrics: UpstreamMetrics,
+        policy: UpstreamPolicy | None = None,
+    ) -> None:
+        self.account = account
+        self.policy = policy or UpstreamPolicy()
+        self._limiter = limiter
+        self._metrics = metrics
+        self._label = f"{account.system} account {account.name!r}"
+        gauge = metrics.breaker_state.labels(account.system, account.name)
+        gauge.set(BreakerState.CLOSED)
+        self.breaker = CircuitBreaker(
+            self._label, self.policy.failure_threshold, self.policy.cool_down,
+            on_change=gauge.set,
+        )
+        self._client = httpx.AsyncClient(
+            base_url=account.base_url,
+            headers=dict(account.headers),
+            timeout=httpx.Timeout(self.policy.read_timeout, connect=self.policy.connect_timeout),
+            limits=httpx.Limits(
+                max_connections=self.policy.max_connections,
+                max_keepalive_connections=self.policy.max_connections,
+            ),
+        )
+
+    async def request(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+        deadline: float | None = None,
+    ) -> httpx.Response:
+        """Send one logical request and return its 2xx/3xx response, or raise a `GatewayError`.
+
+        `operation` names the call in metrics (`schedules.get`). GET/HEAD/OPTIONS, or calls marked
+        `idempotent`, are retried on connect errors, timeouts, 5xx and 429 with jittered backoff;
+        `deadline` (a `time.monotonic()` instant) bounds the whole, waits for tokens included.
+        """
+        method = method.upper()
+        retry = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        until = time.monotonic() + self.policy.max_total_seconds
+        if deadline is not None:
+            until = min(until, deadline)
+        attempts = AsyncRetrying(
+            stop=stop_after_attempt(self.policy.max_attempts if retry else 1)
+            | stop_before_delay(max(0.0, until - time.monotonic())),
+            wait=wait_exponential_jitter(
+                multiplier=self.policy.backoff_initial, max=self.policy.backoff_max,
+                jitter=self.policy.backoff_initial,
+            ),
+            retry=retry_if_exception_type(_Retryable),
+            reraise=True,
+        )
+        try:
+            return await attempts(self._attempt, operation, method, path, params, json, until)
+        except _Retryable as failed:
+            raise failed.error from None
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()
+
+    async def _attempt(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: Any,
+        deadline: float,
+    ) -> httpx.Response:
+        self.breaker.before_call()
+        healthy: bool | None = None
+        try:
+            await self._limiter.acquire(self.account.bucket, deadline)
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(max(0.0, deadline - started)):
+                    response = await self._client.request(method, path, params=params, json=body)
+            except (httpx.TimeoutException, TimeoutError):
+                healthy = False
+                self._observe(operation, "timeout", started)
+                raise _Retryable(Timeout(f"{self._label}: {operation} timed out")) from None
+            except httpx.TransportError as exc:
+                healthy = False
+                self._observe(operation, "error", started)
+                raise _Retryable(UpstreamUnavailable(
+                    f"{self._label}: {operation} could not reach the upstream "
+                    f"({type(exc).__name__})"
+                )) from None
+            status = response.status_code
+            self._observe(operation, str(status), started)
+            if status == 429:
+                retry_after = _retry_after(response)
+                await self._limiter.pause(self.account.bucket, retry_after)
+                raise _Retryable(UpstreamRateLimited(
+                    f"{self._label}: {operation} rate limited by the upstream",
+                    retry_after=retry_after,
+                ))
+            healthy = status < 500
+            if status >= 500:
+                raise _Retryable(UpstreamUnavailable(
+                    f"{self._label}: {operation} answered HTTP {status}", status=status
+                ))
+            if status >= 400:
+                raise UpstreamError(f"{self._label}: {operation} answered HTTP {status}",
+                                    status=status)
+            return response
+        finally:
+            if healthy is True:
+                self.breaker.record_success()
+            elif healthy is False:
+                self.breaker.record_failure()
+            else:
+                self.breaker.record_neutral()
+
+    def _observe(self, operation: str, status: str, started: float) -> None:
+        system, name = self.account.system, self.account.name
+        self._metrics.requests.labels(system, name, operation, status).inc()
+        self._metrics.latency.labels(system, name, operation).observe(time.monotonic() - started)
+
+
+def _retry_after(response: httpx.Response, default: float = 1.0) -> float:
+    """Seconds from a Retry-After header (delta seconds or HTTP date), else `default`."""
+    value = response.headers.get("retry-after")
+    if value is None:
+        return default
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return default

@@ -1,0 +1,1 @@
+"""Tests of the shared gateway primitives: cache, rate limiter, upstream HTTP policy."""

@@ -4,46 +4,36 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
 
-from gateway.auth import TokenVerifier
 from gateway.graphiql import ASSETS_DIR, ASSETS_URL, offline_graphiql_html
 from gateway.graphql_view import GatewayGraphQL
 from gateway.health import HealthEndpoints
-from gateway.metrics import GatewayMetrics
 from gateway.middleware import BodyLimitMiddleware, HttpMetricsMiddleware, RequestIdMiddleware
-from gateway.redis import create_redis
 from gateway.runtime import Runtime
 from gateway.settings import Settings, load_settings
+from resolvers import Sources
 from schema import build_schema
-
-
-def create_runtime(settings: Settings) -> Runtime:
-    """The long-lived parts of one app: Redis client, metrics registry, token verifier."""
-    if settings.redis.url is None:
-        raise ValueError("create_app needs a Redis URL; `qontract-gateway serve` starts one")
-    secret = settings.auth.secret.get_secret_value() if settings.auth.secret else None
-    return Runtime(
-        settings=settings,
-        redis=create_redis(
-            settings.redis.url,
-            socket_timeout=settings.redis.socket_timeout,
-            connect_timeout=settings.redis.connect_timeout,
-        ),
-        metrics=GatewayMetrics(CollectorRegistry()),
-        verifier=TokenVerifier(secret, settings.auth.revoked_subjects),
-    )
+from schema.context import RequestContext
 
 
 def create_app(settings: Settings) -> Starlette:
     """A Starlette app serving GraphQL, GraphiQL, health and metrics for `settings`."""
-    runtime = create_runtime(settings)
+    runtime = Runtime.create(settings)
+    sources = Sources.create(runtime)
     schema = build_schema(settings.limits, runtime.metrics)
-    graphql = GatewayGraphQL(schema, runtime, graphiql_html=offline_graphiql_html())
+
+    def make_context(
+        request: Request | WebSocket, request_id: str, authorization: str | None
+    ) -> RequestContext:
+        return RequestContext(runtime, sources, request, request_id, authorization)
+
+    graphql = GatewayGraphQL(schema, runtime, make_context, offline_graphiql_html())
     health = HealthEndpoints(runtime)
     path = settings.graphql_path
     routes: list[BaseRoute] = [
@@ -60,7 +50,8 @@ def create_app(settings: Settings) -> Starlette:
         gc.collect()
         gc.freeze()
         yield
-        await runtime.redis.aclose()
+        await sources.aclose()
+        await runtime.aclose()
 
     known = frozenset({path, "/healthz", "/readyz", "/metrics"})
     return Starlette(

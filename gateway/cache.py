@@ -15,14 +15,23 @@ from prometheus_client import CollectorRegistry, Counter
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from gateway.errors import Timeout, UpstreamError, UpstreamRateLimited, UpstreamUnavailable
+from gateway.errors import (
+    GatewayError,
+    Timeout,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamUnavailable,
+)
 from gateway.redis import key
 
 T = TypeVar("T")
 Outcome = Literal["hit", "miss", "stale"]
 
 STALE_ON: tuple[type[BaseException], ...] = (
-    UpstreamUnavailable, UpstreamRateLimited, UpstreamError, Timeout,
+    UpstreamUnavailable,
+    UpstreamRateLimited,
+    UpstreamError,
+    Timeout,
 )
 
 # KEYS: lock. ARGV: token. Deletes the lock only while this holder still owns it.
@@ -140,7 +149,9 @@ class CacheMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.lookups = Counter(
             "qontract_gateway_cache_lookups_total",
-            "Cache lookups by outcome", ["system", "data_type", "outcome"], registry=registry,
+            "Cache lookups by outcome",
+            ["system", "data_type", "outcome"],
+            registry=registry,
         )
 
 
@@ -281,8 +292,11 @@ class Cache:
         async with self._redis_errors():
             pipe = self._redis.pipeline(transaction=False)
             for cache_key, value in values.items():
-                pipe.set(self.key_name(cache_key), _encode(_Stored(value, now, ttl)),
-                         px=_px(ttl + stale_window))
+                pipe.set(
+                    self.key_name(cache_key),
+                    _encode(_Stored(value, now, ttl)),
+                    px=_px(ttl + stale_window),
+                )
             await pipe.execute()
         for cache_key, value in values.items():
             self._local.put(self.key_name(cache_key), value, now, ttl)
@@ -348,7 +362,11 @@ class Cache:
                 while await self._redis.exists(lock):
                     if time.monotonic() >= deadline:
                         return self._stale_or_raise(
-                            cache_key, name, last, ttl, max_stale,
+                            cache_key,
+                            name,
+                            last,
+                            ttl,
+                            max_stale,
                             Timeout(f"{cache_key.system}: another replica's fetch took too long"),
                         )
                     await asyncio.sleep(self._poll_interval)
@@ -444,3 +462,26 @@ def _px(seconds: float) -> int:
 
 def _glob_escape(text: str) -> str:
     return "".join("\\" + char if char in "*?[]\\" else char for char in text)
+
+
+async def get_or_fetch_many(
+    cache: Cache,
+    cache_keys: Iterable[CacheKey],
+    fetch: Callable[[CacheKey], Awaitable[T]],
+    ttl: float,
+) -> dict[CacheKey, "Cached[T] | GatewayError"]:
+    """Values of a batch: one MGET for what is cached, one shared fetch per missing key.
+
+    A key whose fetch fails maps to its error, so one unknown id does not fail the batch.
+    """
+    found, missing = await cache.get_many(cache_keys)
+    results: dict[CacheKey, Cached[T] | GatewayError] = dict(found)
+
+    async def one(cache_key: CacheKey) -> None:
+        try:
+            results[cache_key] = await cache.get_or_fetch(cache_key, lambda: fetch(cache_key), ttl)
+        except GatewayError as error:
+            results[cache_key] = error
+
+    await asyncio.gather(*(one(cache_key) for cache_key in missing))
+    return results

@@ -95,30 +95,35 @@ class RateLimitMetrics:
         labels = ["system", "account", "tier"]
         self.waits = Counter(
             "qontract_gateway_ratelimit_waits_total",
-            "Acquisitions that had to wait for a token", labels, registry=registry,
+            "Acquisitions that had to wait for a token",
+            labels,
+            registry=registry,
         )
         self.wait_seconds = Histogram(
             "qontract_gateway_ratelimit_wait_seconds",
-            "Time spent waiting for a token", ["system", "tier"], registry=registry,
+            "Time spent waiting for a token",
+            ["system", "tier"],
+            registry=registry,
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
         )
         self.rate_limited = Counter(
             "qontract_gateway_ratelimit_rate_limited_total",
-            "Acquisitions refused because the wait exceeded the caller's deadline", labels,
+            "Acquisitions refused because the wait exceeded the caller's deadline",
+            labels,
             registry=registry,
         )
         self.pauses = Counter(
             "qontract_gateway_ratelimit_pauses_total",
-            "Buckets paused after an upstream 429", labels, registry=registry,
+            "Buckets paused after an upstream 429",
+            labels,
+            registry=registry,
         )
 
 
 class RateLimiter:
     """Takes tokens from shared Redis buckets; waits up to the caller's deadline, then refuses."""
 
-    def __init__(
-        self, redis: "aioredis.Redis", namespace: str, metrics: RateLimitMetrics
-    ) -> None:
+    def __init__(self, redis: "aioredis.Redis", namespace: str, metrics: RateLimitMetrics) -> None:
         self._redis = redis
         self._namespace = namespace
         self._metrics = metrics

@@ -1,12 +1,17 @@
-"""What one running gateway process holds: settings, the Redis client, metrics, auth."""
+"""What one running gateway process holds: settings, Redis, metrics, auth, cache, rate limiter."""
 
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
 
 from gateway.auth import TokenVerifier
+from gateway.cache import Cache, CacheMetrics
 from gateway.metrics import GatewayMetrics
+from gateway.ratelimit import RateLimiter, RateLimitMetrics
+from gateway.redis import create_redis
 from gateway.settings import Settings
+from gateway.upstream import UpstreamMetrics
 
 
 @dataclass
@@ -17,3 +22,41 @@ class Runtime:
     redis: "aioredis.Redis"
     metrics: GatewayMetrics
     verifier: TokenVerifier
+    cache: Cache
+    limiter: RateLimiter
+    upstream_metrics: UpstreamMetrics
+
+    @classmethod
+    def create(cls, settings: Settings) -> "Runtime":
+        """Connect (lazily) to the configured Redis and build the shared parts on it."""
+        if settings.redis.url is None:
+            raise ValueError("the runtime needs a Redis URL; `qontract-gateway serve` starts one")
+        registry = CollectorRegistry()
+        redis = create_redis(
+            settings.redis.url,
+            socket_timeout=settings.redis.socket_timeout,
+            connect_timeout=settings.redis.connect_timeout,
+        )
+        namespace = settings.redis.namespace
+        secret = settings.auth.secret.get_secret_value() if settings.auth.secret else None
+        return cls(
+            settings=settings,
+            redis=redis,
+            metrics=GatewayMetrics(registry),
+            verifier=TokenVerifier(secret, settings.auth.revoked_subjects),
+            cache=Cache(
+                redis,
+                namespace,
+                CacheMetrics(registry),
+                local_ttl=settings.cache.local_ttl,
+                local_max_entries=settings.cache.local_max_entries,
+                max_stale=settings.cache.max_stale,
+                lease=settings.cache.lease,
+            ),
+            limiter=RateLimiter(redis, namespace, RateLimitMetrics(registry)),
+            upstream_metrics=UpstreamMetrics(registry),
+        )
+
+    async def aclose(self) -> None:
+        """Close the Redis pool."""
+        await self.redis.aclose()

@@ -66,16 +66,19 @@ class UpstreamMetrics:
         self.requests = Counter(
             "qontract_gateway_upstream_requests_total",
             "Upstream HTTP attempts by status (HTTP code, timeout, error)",
-            ["system", "account", "operation", "status"], registry=registry,
+            ["system", "account", "operation", "status"],
+            registry=registry,
         )
         self.latency = Histogram(
             "qontract_gateway_upstream_request_duration_seconds",
-            "Upstream HTTP attempt latency", ["system", "account", "operation"],
+            "Upstream HTTP attempt latency",
+            ["system", "account", "operation"],
             registry=registry,
         )
         self.breaker_state = Gauge(
             "qontract_gateway_upstream_breaker_state",
-            "Circuit breaker state (0 closed, 1 half-open, 2 open)", ["system", "account"],
+            "Circuit breaker state (0 closed, 1 half-open, 2 open)",
+            ["system", "account"],
             registry=registry,
         )
 
@@ -106,7 +109,9 @@ class UpstreamClient:
         gauge = metrics.breaker_state.labels(account.system, account.name)
         gauge.set(BreakerState.CLOSED)
         self.breaker = CircuitBreaker(
-            self._label, self.policy.failure_threshold, self.policy.cool_down,
+            self._label,
+            self.policy.failure_threshold,
+            self.policy.cool_down,
             on_change=gauge.set,
         )
         self._client = httpx.AsyncClient(
@@ -145,7 +150,8 @@ class UpstreamClient:
             stop=stop_after_attempt(self.policy.max_attempts if retry else 1)
             | stop_before_delay(max(0.0, until - time.monotonic())),
             wait=wait_exponential_jitter(
-                multiplier=self.policy.backoff_initial, max=self.policy.backoff_max,
+                multiplier=self.policy.backoff_initial,
+                max=self.policy.backoff_max,
                 jitter=self.policy.backoff_initial,
             ),
             retry=retry_if_exception_type(_Retryable),
@@ -184,27 +190,34 @@ class UpstreamClient:
             except httpx.TransportError as exc:
                 healthy = False
                 self._observe(operation, "error", started)
-                raise _Retryable(UpstreamUnavailable(
-                    f"{self._label}: {operation} could not reach the upstream "
-                    f"({type(exc).__name__})"
-                )) from None
+                raise _Retryable(
+                    UpstreamUnavailable(
+                        f"{self._label}: {operation} could not reach the upstream "
+                        f"({type(exc).__name__})"
+                    )
+                ) from None
             status = response.status_code
             self._observe(operation, str(status), started)
             if status == 429:
                 retry_after = _retry_after(response)
                 await self._limiter.pause(self.account.bucket, retry_after)
-                raise _Retryable(UpstreamRateLimited(
-                    f"{self._label}: {operation} rate limited by the upstream",
-                    retry_after=retry_after,
-                ))
+                raise _Retryable(
+                    UpstreamRateLimited(
+                        f"{self._label}: {operation} rate limited by the upstream",
+                        retry_after=retry_after,
+                    )
+                )
             healthy = status < 500
             if status >= 500:
-                raise _Retryable(UpstreamUnavailable(
-                    f"{self._label}: {operation} answered HTTP {status}", status=status
-                ))
+                raise _Retryable(
+                    UpstreamUnavailable(
+                        f"{self._label}: {operation} answered HTTP {status}", status=status
+                    )
+                )
             if status >= 400:
-                raise UpstreamError(f"{self._label}: {operation} answered HTTP {status}",
-                                    status=status)
+                raise UpstreamError(
+                    f"{self._label}: {operation} answered HTTP {status}", status=status
+                )
             return response
         finally:
             if healthy is True:

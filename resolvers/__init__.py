@@ -1,0 +1,92 @@
+"""One package per external system; `Sources` holds every configured account's source."""
+
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from gateway.errors import BadUserInput
+from gateway.ratelimit import PAGERDUTY, Bucket, BucketSpec
+from gateway.runtime import Runtime
+from gateway.settings import UpstreamAccountSettings
+from gateway.upstream import UpstreamAccount, UpstreamClient, UpstreamPolicy
+from resolvers.pagerduty.api import PagerDutyApi
+from resolvers.pagerduty.source import PagerDutySource
+
+T = TypeVar("T")
+
+
+def _spec(account: UpstreamAccountSettings, default: BucketSpec) -> BucketSpec:
+    limit = account.rate_limit
+    if limit is None:
+        return default
+    return BucketSpec.within(limit.requests, limit.per_seconds, burst=limit.burst)
+
+
+def upstream_client(
+    runtime: Runtime,
+    system: str,
+    account: UpstreamAccountSettings,
+    tier: str,
+    spec: BucketSpec,
+    headers: dict[str, str],
+) -> UpstreamClient:
+    """A pooled client for one account, drawing on the shared bucket (system, account, tier)."""
+    return UpstreamClient(
+        UpstreamAccount(
+            system=system,
+            name=account.name,
+            base_url=account.api_url,
+            bucket=Bucket(system, account.name, tier, _spec(account, spec)),
+            headers=headers,
+        ),
+        runtime.limiter,
+        runtime.upstream_metrics,
+        UpstreamPolicy(read_timeout=account.timeout),
+    )
+
+
+@dataclass
+class Sources:
+    """The cached, rate-limited sources of every configured upstream account, by name."""
+
+    pagerduty: dict[str, PagerDutySource] = field(default_factory=dict)
+    clients: list[UpstreamClient] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, runtime: Runtime) -> "Sources":
+        """Sources for the accounts in `runtime.settings.upstreams`; reads their credentials."""
+        sources = cls()
+        for account in runtime.settings.upstreams.pagerduty:
+            token = account.token.read().get_secret_value()
+            client = upstream_client(
+                runtime,
+                "pagerduty",
+                account,
+                "api",
+                PAGERDUTY,
+                {
+                    "Authorization": f"Token token={token}",
+                    "Accept": "application/vnd.pagerduty+json;version=2",
+                },
+            )
+            sources.clients.append(client)
+            sources.pagerduty[account.name] = PagerDutySource(
+                account.name, PagerDutyApi(client), runtime.cache, account.ttl
+            )
+        return sources
+
+    def pagerduty_instance(self, name: str) -> PagerDutySource:
+        """The source for PagerDuty instance `name`, or BAD_USER_INPUT."""
+        return _named(self.pagerduty, "PagerDuty instance", name)
+
+    async def aclose(self) -> None:
+        """Close every upstream connection pool."""
+        for client in self.clients:
+            await client.aclose()
+
+
+def _named(accounts: dict[str, T], what: str, name: str) -> T:
+    try:
+        return accounts[name]
+    except KeyError:
+        known = ", ".join(sorted(accounts)) or "none"
+        raise BadUserInput(f"unknown {what} {name!r}; configured: {known}") from None

@@ -19,6 +19,7 @@ from strawberry.extensions import (
 from gateway.graphql_errors import INTERNAL_MESSAGE, is_unexpected
 from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
+from schema.provenance import Provenance
 
 _OPERATION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
@@ -53,6 +54,7 @@ def limit_extensions(
     """Extension factories: caches, depth/alias/token limits, masking, metrics, introspection."""
     factories: list[Callable[[], SchemaExtension]] = [
         lambda: OperationMetrics(metrics),
+        Provenance,
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: ParserCache(maxsize=limits.parser_cache_size),
         lambda: ValidationCache(maxsize=limits.validation_cache_size),

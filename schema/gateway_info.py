@@ -5,8 +5,8 @@ from redis.exceptions import RedisError
 from strawberry.types import Info
 
 from gateway import __version__
-from schema.context import RequestContext
 from gateway.errors import UpstreamUnavailable
+from schema.context import RequestContext
 
 
 @strawberry.type(name="GatewayUpstreamAccount_v1")

@@ -5,8 +5,8 @@ from typing import Any
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
-from schema.context import RequestContext
 from gateway.errors import Forbidden
+from schema.context import RequestContext
 
 
 class RequireScope(BasePermission):

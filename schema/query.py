@@ -3,6 +3,12 @@
 import strawberry
 
 from schema.gateway_info import GatewayInfo, gateway_info
+from schema.pagerduty import (
+    PagerDutyEscalationPolicy,
+    PagerDutySchedule,
+    pagerduty_escalation_policies,
+    pagerduty_schedules,
+)
 from schema.permissions import scope
 
 
@@ -14,4 +20,15 @@ class Query:
         resolver=gateway_info,
         extensions=scope("read"),
         description="This gateway's version, Redis mode and upstream accounts",
+    )
+
+    pagerduty_schedules_v1: list[PagerDutySchedule | None] = strawberry.field(
+        resolver=pagerduty_schedules,
+        extensions=scope("read"),
+        description="Schedules of PagerDuty `instance` with their on-call users, cached",
+    )
+    pagerduty_escalation_policies_v1: list[PagerDutyEscalationPolicy | None] = strawberry.field(
+        resolver=pagerduty_escalation_policies,
+        extensions=scope("read"),
+        description="Escalation policies of PagerDuty `instance` with the users they page now",
     )

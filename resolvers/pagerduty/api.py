@@ -51,21 +51,31 @@ class PagerDutyApi:
     def __init__(self, client: UpstreamClient) -> None:
         self.client = client
 
-    async def schedule_oncall_users(self, schedule_id: str, now: dt.datetime) -> list[PagerDutyUser]:
+    async def schedule_oncall_users(
+        self, schedule_id: str, now: dt.datetime
+    ) -> list[PagerDutyUser]:
         """Users on call in the schedule's final layer between now and now + 60 s (UTC)."""
         params = {
             "since": now.isoformat(),
             "until": (now + ONCALL_WINDOW).isoformat(),
             "time_zone": "UTC",
         }
-        body = await self._get("schedules.users", f"/schedules/{schedule_id}/users", params,
-                               what=f"schedule {schedule_id}")
+        body = await self._get(
+            "schedules.users",
+            f"/schedules/{schedule_id}/users",
+            params,
+            what=f"schedule {schedule_id}",
+        )
         return [PagerDutyUser.model_validate(user) for user in body.get("users", [])]
 
     async def escalation_rules(self, policy_id: str) -> list[EscalationRule]:
         """The policy's rules in order."""
-        body = await self._get("escalation_policies.get", f"/escalation_policies/{policy_id}", {},
-                               what=f"escalation policy {policy_id}")
+        body = await self._get(
+            "escalation_policies.get",
+            f"/escalation_policies/{policy_id}",
+            {},
+            what=f"escalation policy {policy_id}",
+        )
         rules = body.get("escalation_policy", {}).get("escalation_rules", [])
         return [EscalationRule.model_validate(rule) for rule in rules]
 
@@ -74,14 +84,16 @@ class PagerDutyApi:
         body = await self._get("users.get", f"/users/{user_id}", {}, what=f"user {user_id}")
         return PagerDutyUser.model_validate(body["user"])
 
-    async def _get(self, operation: str, path: str, params: dict[str, str], what: str
-                   ) -> dict[str, Any]:
+    async def _get(
+        self, operation: str, path: str, params: dict[str, str], what: str
+    ) -> dict[str, Any]:
         try:
             response = await self.client.request(operation, "GET", path, params=params)
         except UpstreamError as error:
             if error.extensions.get("status") == 404:
-                raise NotFound(f"PagerDuty {what} not found in account "
-                               f"{self.client.account.name!r}") from None
+                raise NotFound(
+                    f"PagerDuty {what} not found in account {self.client.account.name!r}"
+                ) from None
             raise
         body: dict[str, Any] = response.json()
         return body

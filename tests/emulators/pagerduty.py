@@ -1,4 +1,4 @@
-"""A stateful PagerDuty REST API v2 emulator: schedules' on-call users, escalation policies, users."""
+"""A stateful PagerDuty REST API v2 emulator: on-call users, escalation policies, users."""
 
 from dataclasses import dataclass, field
 
@@ -21,7 +21,10 @@ class PagerDutyState:
     def add_user(self, user_id: str, email: str, deleted: bool = False) -> None:
         """A user; a deleted one carries `deleted_at` as PagerDuty shows it."""
         user: dict[str, object] = {
-            "id": user_id, "type": "user", "name": email.split("@")[0].title(), "email": email,
+            "id": user_id,
+            "type": "user",
+            "name": email.split("@")[0].title(),
+            "email": email,
         }
         if deleted:
             user["deleted_at"] = "2026-01-01T00:00:00Z"
@@ -37,11 +40,13 @@ class PagerDutyEmulator(UpstreamEmulator):
 
     def __init__(self, state: PagerDutyState | None = None) -> None:
         self.state = state or PagerDutyState()
-        super().__init__([
-            Route("/schedules/{schedule_id}/users", self.schedule_users),
-            Route("/escalation_policies/{policy_id}", self.escalation_policy),
-            Route("/users/{user_id}", self.user),
-        ])
+        super().__init__(
+            [
+                Route("/schedules/{schedule_id}/users", self.schedule_users),
+                Route("/escalation_policies/{policy_id}", self.escalation_policy),
+                Route("/users/{user_id}", self.user),
+            ]
+        )
 
     def _authorised(self, request: Request) -> bool:
         return request.headers.get("authorization") == f"Token token={self.state.token}"
@@ -68,18 +73,24 @@ class PagerDutyEmulator(UpstreamEmulator):
         rules = self.state.policies.get(policy_id)
         if rules is None:
             return _not_found()
-        return JSONResponse({"escalation_policy": {
-            "id": policy_id,
-            "type": "escalation_policy",
-            "escalation_rules": [
-                {
-                    "id": f"R{index}",
-                    "escalation_delay_in_minutes": delay,
-                    "targets": [{"id": tid, "type": f"{kind}_reference"} for kind, tid in targets],
+        return JSONResponse(
+            {
+                "escalation_policy": {
+                    "id": policy_id,
+                    "type": "escalation_policy",
+                    "escalation_rules": [
+                        {
+                            "id": f"R{index}",
+                            "escalation_delay_in_minutes": delay,
+                            "targets": [
+                                {"id": tid, "type": f"{kind}_reference"} for kind, tid in targets
+                            ],
+                        }
+                        for index, (delay, targets) in enumerate(rules)
+                    ],
                 }
-                for index, (delay, targets) in enumerate(rules)
-            ],
-        }})
+            }
+        )
 
     async def user(self, request: Request) -> JSONResponse:
         """GET /users/{id}."""

@@ -36,11 +36,13 @@ async def _create(request: Request) -> JSONResponse:
 @pytest.fixture(scope="module")
 def upstream_server() -> Iterator[tuple[UpstreamEmulator, str]]:
     """One emulated upstream API per test module, served over real HTTP."""
-    emulator = UpstreamEmulator([
-        Route("/items/{ident}", _item),
-        Route("/empty", _empty),
-        Route("/items", _create, methods=["POST"]),
-    ])
+    emulator = UpstreamEmulator(
+        [
+            Route("/items/{ident}", _item),
+            Route("/empty", _empty),
+            Route("/items", _create, methods=["POST"]),
+        ]
+    )
     with ServerThread(emulator.app) as server:
         yield emulator, server.url
 
@@ -85,14 +87,20 @@ async def replicas(
         redis = create_redis(url)
         limiter = RateLimiter(redis, namespace, RateLimitMetrics(registry))
         account = UpstreamAccount(
-            system="emulated", name="app-sre", base_url=upstream_server[1],
+            system="emulated",
+            name="app-sre",
+            base_url=upstream_server[1],
             bucket=Bucket("emulated", "app-sre", "default", spec),
             headers={"Authorization": f"Bearer {SECRET}"},
         )
         client = UpstreamClient(account, limiter, UpstreamMetrics(registry), policy)
         cache = Cache(
-            redis, namespace, CacheMetrics(registry),
-            local_ttl=local_ttl, max_stale=max_stale, lease=lease,
+            redis,
+            namespace,
+            CacheMetrics(registry),
+            local_ttl=local_ttl,
+            max_stale=max_stale,
+            lease=lease,
         )
         replica = Replica(redis, cache, limiter, client, registry)
         made.append(replica)

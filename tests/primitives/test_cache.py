@@ -111,10 +111,12 @@ async def test_200_callers_on_3_replicas_make_exactly_one_upstream_fetch(
 ) -> None:
     three = [replicas(), replicas(), replicas()]
     emulator.slow(0.3, times=1)
-    results = await asyncio.gather(*(
-        three[n % 3].cache.get_or_fetch(ITEM, fetch_json(three[n % 3].client, "/items/42"), 60)
-        for n in range(200)
-    ))
+    results = await asyncio.gather(
+        *(
+            three[n % 3].cache.get_or_fetch(ITEM, fetch_json(three[n % 3].client, "/items/42"), 60)
+            for n in range(200)
+        )
+    )
     assert emulator.total_calls() == 1
     assert {str(r.value) for r in results} == {str({"id": "42"})}
     assert sum(r.lookup.outcome == "miss" for r in results) >= 1
@@ -141,12 +143,19 @@ async def test_lock_of_a_killed_holder_is_taken_over_within_its_lease(
 ) -> None:
     lease = 1.0
     holder = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", HOLDER, redis_url, namespace, str(lease),
-        cwd=os.getcwd(), env={**os.environ, "PYTHONPATH": os.getcwd()},
+        sys.executable,
+        "-c",
+        HOLDER,
+        redis_url,
+        namespace,
+        str(lease),
+        cwd=os.getcwd(),
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
     )
     survivor = replicas()
     lock = key(namespace, "cache", ITEM.tag, "lock", ITEM.ident)
     try:
+
         async def holder_locked() -> bool:
             return bool(await survivor.redis.exists(lock))
 
@@ -223,8 +232,13 @@ async def test_token_never_appears_in_errors_or_cache_keys(
             await replica.client.request("test.get", "GET", "/items/1")
         errors.append(raised.value)
     keys = [name async for name in replica.redis.scan_iter(match=f"{namespace}:*")]
-    shown = " ".join([*(f"{e!r} {e} {getattr(e, 'extensions', '')}" for e in errors),
-                      *(k.decode() for k in keys), repr(replica.client.account)])
+    shown = " ".join(
+        [
+            *(f"{e!r} {e} {getattr(e, 'extensions', '')}" for e in errors),
+            *(k.decode() for k in keys),
+            repr(replica.client.account),
+        ]
+    )
     assert keys
     assert SECRET not in shown
     assert "Bearer" not in shown

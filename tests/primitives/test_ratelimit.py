@@ -83,5 +83,3 @@ def test_bucket_defaults_never_exceed_the_window() -> None:
         granted_in_window = spec.capacity + spec.refill_per_second * seconds
         assert granted_in_window <= requests
         assert spec.refill_per_second * seconds >= 0.9 * requests
-
-

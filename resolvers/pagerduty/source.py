@@ -1,0 +1,95 @@
+"""Cached, rate-limited PagerDuty data: on-call users of schedules and escalation policies."""
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from gateway.cache import Cache, Cached, CacheKey, get_or_fetch_many
+from gateway.errors import GatewayError
+from resolvers.pagerduty.api import PagerDutyApi, PagerDutyUser
+
+SYSTEM = "pagerduty"
+DEFAULT_TTL = {"schedule_users": 300.0, "escalation_policy_users": 600.0, "user": 43_200.0}
+
+UserRecord = dict[str, Any]
+Result = Cached[list[UserRecord]] | GatewayError
+
+
+def user_record(user: PagerDutyUser) -> UserRecord:
+    """What is cached and served of a user."""
+    return {"id": user.id, "name": user.name, "email": user.email, "username": user.username}
+
+
+class PagerDutySource:
+    """One PagerDuty account's on-call data through the shared cache and rate budget."""
+
+    def __init__(
+        self,
+        account: str,
+        api: PagerDutyApi,
+        cache: Cache,
+        ttl: Mapping[str, float] | None = None,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.account = account
+        self.api = api
+        self.cache = cache
+        self.ttl = {**DEFAULT_TTL, **(ttl or {})}
+        self.clock = clock
+
+    def _key(self, data_type: str, ident: str) -> CacheKey:
+        return CacheKey(SYSTEM, self.account, data_type, ident)
+
+    async def schedule_users(self, ids: Sequence[str]) -> dict[str, Result]:
+        """On-call users (deleted ones skipped) per schedule id."""
+
+        async def fetch(key: CacheKey) -> list[UserRecord]:
+            users = await self.api.schedule_oncall_users(key.ident, self.clock())
+            return [user_record(u) for u in users if u.deleted_at is None]
+
+        keys = [self._key("schedule_users", i) for i in ids]
+        found = await get_or_fetch_many(self.cache, keys, fetch, self.ttl["schedule_users"])
+        return {key.ident: found[key] for key in keys}
+
+    async def escalation_policy_users(self, ids: Sequence[str]) -> dict[str, Result]:
+        """Users per escalation policy, by its rules (see `_policy_users`)."""
+
+        async def fetch(key: CacheKey) -> list[UserRecord]:
+            return await self._policy_users(key.ident)
+
+        keys = [self._key("escalation_policy_users", i) for i in ids]
+        ttl = self.ttl["escalation_policy_users"]
+        found = await get_or_fetch_many(self.cache, keys, fetch, ttl)
+        return {key.ident: found[key] for key in keys}
+
+    async def _policy_users(self, policy_id: str) -> list[UserRecord]:
+        """Walk the rules in order; stop after the first rule with users unless its delay is 0."""
+        users: dict[str, UserRecord] = {}
+        for rule in await self.api.escalation_rules(policy_id):
+            schedule_ids = [t.id for t in rule.targets if t.kind == "schedule"]
+            user_ids = [t.id for t in rule.targets if t.kind == "user"]
+            by_schedule, direct = await asyncio.gather(
+                self.schedule_users(schedule_ids), self._users(user_ids)
+            )
+            found = 0
+            for result in [*by_schedule.values(), *direct]:
+                if isinstance(result, GatewayError):
+                    raise result
+                for user in result.value:
+                    users.setdefault(user["id"], user)
+                    found += 1
+            if found and rule.escalation_delay_in_minutes != 0:
+                break
+        return list(users.values())
+
+    async def _users(self, ids: Sequence[str]) -> list[Result]:
+        """Users by id (deleted ones as empty lists), cached for long."""
+
+        async def fetch(key: CacheKey) -> list[UserRecord]:
+            user = await self.api.user(key.ident)
+            return [] if user.deleted_at else [user_record(user)]
+
+        keys = [self._key("user", i) for i in ids]
+        found = await get_or_fetch_many(self.cache, keys, fetch, self.ttl["user"])
+        return [found[key] for key in keys]

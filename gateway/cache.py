@@ -133,6 +133,11 @@ class LocalTier:
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
+    def expiry(self, name: str) -> float | None:
+        """The monotonic instant `name`'s local copy expires, or None if there is none."""
+        entry = self._entries.get(name)
+        return entry.local_until if entry is not None else None
+
     def drop(self, name: str) -> None:
         """Forget `name`."""
         self._entries.pop(name, None)
@@ -203,12 +208,17 @@ class Cache:
         self._wait_timeout = wait_timeout
         self._stale_on = stale_on
         self._inflight: dict[str, asyncio.Task[Cached[Any]]] = {}
+        self.writes = 0
         self._release = redis.register_script(_RELEASE)
         self._renew = redis.register_script(_RENEW)
 
     def key_name(self, cache_key: CacheKey) -> str:
         """The Redis key holding the value of `cache_key`."""
         return key(self._namespace, "cache", cache_key.tag, "value", cache_key.ident)
+
+    def local_expiry(self, name: str) -> float | None:
+        """When this process's copy of the value under Redis key `name` expires (monotonic)."""
+        return self._local.expiry(name)
 
     def _lock_name(self, cache_key: CacheKey) -> str:
         return key(self._namespace, "cache", cache_key.tag, "lock", cache_key.ident)
@@ -305,10 +315,12 @@ class Cache:
         self, cache_key: CacheKey, value: Any, ttl: float, *, max_stale: float | None = None
     ) -> None:
         """Store `value` as freshly fetched, e.g. after a reconcile action changed it."""
+        self.writes += 1
         await self.set_many({cache_key: value}, ttl, max_stale=max_stale)
 
     async def invalidate(self, target: CacheKey | CachePrefix) -> None:
         """Delete one key, or every key under a prefix, from Redis and the local tier."""
+        self.writes += 1
         if isinstance(target, CacheKey):
             name = self.key_name(target)
             self._local.drop(name)

@@ -1,5 +1,7 @@
 """The GraphQL endpoint: Strawberry's ASGI view with our context, error shape and GraphiQL."""
 
+import json
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -14,18 +16,27 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema import BaseSchema
 from strawberry.types import ExecutionResult
 
-from gateway.errors import ErrorCode
+from gateway.auth import Identity
+from gateway.errors import ErrorCode, GatewayError
 from gateway.graphql_errors import error_code, format_error, http_error
+from gateway.result_cache import ResultCache, StoredResult
 from gateway.runtime import Runtime
 
 log = structlog.get_logger("gateway.graphql")
 
 
 class ConnectionContext(Protocol):
-    """What the view needs of a context: the credentials it carries."""
+    """What the view needs of a context: credentials, and what decides result caching."""
 
     authorization: str | None
     connection_params: dict[str, object] | None
+    provenance: list[dict[str, Any]]
+    result_cacheable: bool
+    cache_writes: int
+
+    @property
+    def identity(self) -> Identity:
+        """The caller (raises for a bad token)."""
 
 
 ContextFactory = Callable[[Request | WebSocket, str, str | None], ConnectionContext]
@@ -55,6 +66,7 @@ class GatewayGraphQL(GraphQL[ConnectionContext, None]):
             max_subscriptions_per_connection=runtime.settings.limits.max_subscriptions_per_connection,
         )
         self.runtime = runtime
+        self.results = ResultCache(runtime.settings.cache.result_cache_entries)
         self._make_context = make_context
         self._graphiql_html = graphiql_html
 
@@ -64,6 +76,8 @@ class GatewayGraphQL(GraphQL[ConnectionContext, None]):
             await super().__call__(scope, receive, send)
             return
         request = Request(scope, receive)
+        if scope["method"] == "POST" and await self._serve_stored(request, send):
+            return
         try:
             response = await self.run(request)
         except HTTPException as refusal:
@@ -72,13 +86,36 @@ class GatewayGraphQL(GraphQL[ConnectionContext, None]):
             response = JSONResponse(body, status_code=refusal.status_code)
         await response(scope, receive, send)
 
+    async def _serve_stored(self, request: Request, send: Send) -> bool:
+        """Answer from the result cache when this caller sent this exact query before."""
+        if request.headers.get("content-type", "").split(";")[0] != "application/json":
+            return False
+        body = await request.body()
+        try:
+            identity = self.runtime.verifier.identify(request.headers.get("authorization"))
+        except GatewayError:
+            return False
+        stored = self.results.get(_scopes(identity), body, self.runtime.cache.writes)
+        if stored is None:
+            return False
+        started = time.perf_counter()
+        response = Response(stored.response(), media_type="application/json")
+        await response(request.scope, request.receive, send)
+        metrics = self.runtime.metrics
+        metrics.graphql_operations.labels(stored.operation, "query", "ok").inc()
+        metrics.graphql_latency.labels("query", "ok").observe(time.perf_counter() - started)
+        return True
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> ConnectionContext:
         """A fresh context per request; the token is checked when a field needs a scope."""
-        return self._make_context(
+        context = self._make_context(
             request, request_id_of(request), request.headers.get("authorization")
         )
+        context.cache_writes = self.runtime.cache.writes
+        request.state.gateway_context = context
+        return context
 
     async def on_ws_connect(self, context: ConnectionContext) -> dict[str, object] | None:
         """Take the token from connection_init's payload when the handshake had none."""
@@ -100,8 +137,36 @@ class GatewayGraphQL(GraphQL[ConnectionContext, None]):
                 self.runtime.metrics.graphql_errors.labels(error_code(error).value).inc()
         if result.extensions:
             response["extensions"] = result.extensions
+        await self._store(request, result)
         return response  # type: ignore[return-value]
+
+    async def _store(self, request: Request, result: ExecutionResult) -> None:
+        """Keep a successful, cache-backed query's result for as long as its data is local."""
+        context: ConnectionContext | None = getattr(request.state, "gateway_context", None)
+        if context is None or result.errors or not context.result_cacheable:
+            return
+        expiries = [self.runtime.cache.local_expiry(p["key"]) for p in context.provenance]
+        if request.method != "POST" or None in expiries:
+            return
+        body = await request.body()
+        operation = json.loads(body).get("operationName") or "anonymous"
+        self.results.put(
+            _scopes(context.identity),
+            body,
+            StoredResult(
+                data=json.dumps(result.data, separators=(",", ":")).encode(),
+                provenance=list(context.provenance),
+                operation=operation if isinstance(operation, str) else "anonymous",
+                stored_at=time.monotonic(),
+                expires_at=min(e for e in expiries if e is not None),
+                writes=context.cache_writes,
+            ),
+        )
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """The GraphiQL page with every asset served by this gateway."""
         return HTMLResponse(self._graphiql_html or "")
+
+
+def _scopes(identity: Identity) -> str:
+    return ",".join(sorted(identity.scopes))

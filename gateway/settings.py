@@ -139,6 +139,9 @@ class CacheSettings(BaseModel):
     local_max_entries: int = 10_000
     max_stale: float = Field(3600.0, description="how long past its TTL a copy may be served")
     lease: float = 5.0
+    result_cache_entries: int = Field(
+        1024, description="serialised results of cache-backed queries kept per process; 0: off"
+    )
 
 
 class InvalidSettings(ValueError):

@@ -12,7 +12,7 @@ from gateway.graphql_errors import is_unexpected
 from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
 from schema.extensions import limit_extensions
-from schema.query import Query
+from schema.query import CACHE_BACKED_FIELDS, Query
 
 log = structlog.get_logger("gateway.graphql")
 
@@ -39,7 +39,7 @@ def build_schema(limits: QueryLimits, metrics: GatewayMetrics) -> GatewaySchema:
     return GatewaySchema(
         query=Query,
         config=StrawberryConfig(auto_camel_case=False),
-        extensions=limit_extensions(limits, metrics),
+        extensions=limit_extensions(limits, metrics, CACHE_BACKED_FIELDS),
         federation_version="2.7",
     )
 

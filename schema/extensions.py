@@ -49,19 +49,25 @@ class OperationMetrics(SchemaExtension):
 
 
 def limit_extensions(
-    limits: QueryLimits, metrics: GatewayMetrics
+    limits: QueryLimits, metrics: GatewayMetrics, cache_backed: frozenset[str] = frozenset()
 ) -> list[Callable[[], SchemaExtension]]:
-    """Extension factories: caches, depth/alias/token limits, masking, metrics, introspection."""
-    factories: list[Callable[[], SchemaExtension]] = [
-        lambda: OperationMetrics(metrics),
-        Provenance,
-        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: ParserCache(maxsize=limits.parser_cache_size),
-        lambda: ValidationCache(maxsize=limits.validation_cache_size),
-        lambda: QueryDepthLimiter(max_depth=limits.max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
-        lambda: MaskErrors(should_mask_error=is_unexpected, error_message=INTERNAL_MESSAGE),
+    """Extension factories: caches, depth/alias/token limits, masking, metrics, introspection.
+
+    The validation rules are built once: ValidationCache keys on them, so rule classes made
+    per request (as QueryDepthLimiter and MaxAliasesLimiter do) would defeat the cache.
+    """
+    rules = [
+        *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
     ]
     if not limits.introspection:
-        factories.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
-    return factories
+        rules.append(NoSchemaIntrospectionCustomRule)
+    return [
+        lambda: OperationMetrics(metrics),
+        lambda: Provenance(cache_backed),
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        lambda: ParserCache(maxsize=limits.parser_cache_size),
+        lambda: AddValidationRules(rules),
+        lambda: ValidationCache(maxsize=limits.validation_cache_size),
+        lambda: MaskErrors(should_mask_error=is_unexpected, error_message=INTERNAL_MESSAGE),
+    ]

@@ -11,6 +11,8 @@ from schema.pagerduty import (
 )
 from schema.permissions import scope
 
+CACHE_BACKED_FIELDS = frozenset({"pagerduty_schedules_v1", "pagerduty_escalation_policies_v1"})
+
 
 @strawberry.type
 class Query:

@@ -1,0 +1,165 @@
+"""Start what a benchmark compares (Redis, emulator, gateway, baseline) and load it with wrk."""
+
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.support.ports import free_port
+from tests.support.wait import wait_until
+
+
+@dataclass(frozen=True)
+class Load:
+    """What wrk measured for one run."""
+
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code < 500
+    except httpx.TransportError:
+        return False
+
+
+@contextmanager
+def process(command: list[str], env: dict[str, str], ready_url: str) -> Iterator[None]:
+    """Run `command` until the block ends; wait until `ready_url` answers."""
+    with tempfile.TemporaryFile() as log:
+        child = subprocess.Popen(command, env={**os.environ, **env}, stdout=log, stderr=log)
+        try:
+            wait_until(lambda: _ready(ready_url) or child.poll() is not None, 30, ready_url)
+            if child.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"{command} exited: {log.read().decode()[-2000:]}")
+            yield
+        finally:
+            child.terminate()
+            child.wait(timeout=30)
+
+
+@contextmanager
+def gateway(redis_url: str, upstreams: dict[str, Any], env: dict[str, str]) -> Iterator[str]:
+    """`qontract-gateway serve` (one uvicorn worker, uvloop, httptools) on a free port."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as folder:
+        config = Path(folder) / "gateway.yaml"
+        config.write_text(yaml.safe_dump({"upstreams": upstreams}))
+        url = f"http://127.0.0.1:{port}"
+        settings = {
+            "QONTRACT_GATEWAY_REDIS__URL": redis_url,
+            "QONTRACT_GATEWAY_REDIS__NAMESPACE": "bench",
+            "QONTRACT_GATEWAY_LOG_LEVEL": "WARNING",
+            **env,
+        }
+        command = ["qontract-gateway", "serve", "--port", str(port), "--config", str(config)]
+        with process(command, settings, f"{url}/readyz"):
+            yield url
+
+
+@contextmanager
+def baseline(redis_url: str, cache_key: str) -> Iterator[str]:
+    """The bare Starlette endpoint under the same uvicorn settings as the gateway."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "benchmarks.baseline_app:create_app",
+        "--factory",
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    env = {
+        "BASELINE_REDIS_URL": redis_url,
+        "BASELINE_KEY": cache_key,
+        "PYTHONPATH": str(Path(__file__).parents[1]),
+    }
+    with process(command, env, f"{url}/graphql"):
+        yield url
+
+
+_LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", re.M)
+_RPS = re.compile(r"^Requests/sec:\s+([\d.]+)$", re.M)
+_ERRORS = re.compile(r"Non-2xx or 3xx responses: (\d+)|Socket errors: .*?timeout (\d+)")
+
+
+def wrk(url: str, body: dict[str, Any], seconds: int = 5, connections: int = 32) -> Load:
+    """Load `url` with POSTs of `body` for `seconds` (bounded; loopback only)."""
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed: apt-get install wrk")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            'wrk.method = "POST"\n'
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            f"wrk.body = {json.dumps(json.dumps(body))}\n"
+        )
+    try:
+        output = subprocess.run(
+            [
+                "wrk",
+                "--latency",
+                "-t",
+                "1",
+                "-c",
+                str(connections),
+                "-d",
+                f"{seconds}s",
+                "-s",
+                script.name,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 30,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    latencies = {m[0]: float(m[1]) * scale[m[2]] for m in _LATENCY.findall(output)}
+    errors = sum(int(a or b or 0) for a, b in _ERRORS.findall(output))
+    rps = _RPS.search(output)
+    if rps is None:
+        raise RuntimeError(f"could not read wrk output:\n{output}")
+    return Load(float(rps.group(1)), latencies["50"], latencies["99"], errors)
+
+
+def interleaved(
+    targets: dict[str, tuple[str, dict[str, Any]]], rounds: int, seconds: int
+) -> dict[str, list[Load]]:
+    """Run each target `rounds` times, alternating, so machine noise hits all of them alike."""
+    results: dict[str, list[Load]] = {name: [] for name in targets}
+    for _ in range(rounds):
+        for name, (url, body) in targets.items():
+            results[name].append(wrk(url, body, seconds))
+    return results
+
+
+def median_rps(loads: list[Load]) -> float:
+    """The median requests/s of several runs."""
+    return statistics.median(load.requests_per_second for load in loads)

@@ -1,6 +1,7 @@
 """Redis Streams backend against a real Redis: groups, acks, reclaim, dead letters, trimming."""
 
 import asyncio
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -91,7 +92,8 @@ async def test_failing_handler_gets_redeliveries_then_event_is_dead_lettered_and
         await consuming
 
     assert attempts == [1, 2, 3]
-    [(_, fields)] = await redis_client.xrange(keys.dead_letter)
+    entries: Any = await redis_client.xrange(keys.dead_letter)
+    [(_, fields)] = entries
     assert Event.from_json(fields[b"event"]) == event
     assert fields[b"delivery_id"].decode() == message_id
     assert fields[b"deliveries"] == b"3"

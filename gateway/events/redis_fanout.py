@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
@@ -13,6 +12,7 @@ from pydantic import ValidationError
 from gateway.errors import BadUserInput
 from gateway.events.base import UNKNOWN_EVENT_TYPE, EventMetrics, ReceivedEvent
 from gateway.events.redis_streams import (
+    STREAM_ID,
     TYPE_FIELD,
     StreamKeys,
     decode_entry,
@@ -21,7 +21,6 @@ from gateway.events.redis_streams import (
 )
 
 BACKEND = "redis-fanout"
-STREAM_ID = re.compile(r"^\d+(-\d+)?$")
 NOTHING_READ = "0-0"
 
 

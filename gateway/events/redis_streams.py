@@ -1,6 +1,7 @@
 """Redis Streams backend: one stream per namespace, consumer groups, reclaim, dead letters."""
 
 import asyncio
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ import structlog
 from pydantic import ValidationError
 from redis.exceptions import ResponseError
 
+from gateway.errors import BadUserInput
 from gateway.events.base import (
     UNKNOWN_EVENT_TYPE,
     Delivery,
@@ -25,6 +27,7 @@ from gateway.redis import key
 BACKEND = "redis"
 TYPE_FIELD = b"type"
 EVENT_FIELD = b"event"
+STREAM_ID = re.compile(r"^\d+(-\d+)?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,13 +168,15 @@ class RedisStreamConsumer:
         return received
 
     async def ack(self, deliveries: Sequence[Delivery]) -> int:
-        """XACK deliveries (objects or entry ids); returns how many were still pending."""
+        """XACK deliveries or entry ids (BadUserInput if malformed); how many were pending."""
         by_type: dict[str, list[str]] = defaultdict(list)
         for delivery in deliveries:
             if isinstance(delivery, ReceivedEvent):
                 by_type[delivery.event.event_type].append(delivery.delivery_id)
-            else:
+            elif STREAM_ID.match(delivery):
                 by_type[UNKNOWN_EVENT_TYPE].append(delivery)
+            else:
+                raise BadUserInput(f"{delivery!r} is not a stream entry id")
         if not by_type:
             return 0
         pipe = self._client.pipeline(transaction=False)

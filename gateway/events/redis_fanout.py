@@ -18,6 +18,7 @@ from gateway.events.redis_streams import (
     decode_entry,
     entry_id,
     require_blocking_client,
+    stream_id_key,
 )
 
 BACKEND = "redis-fanout"
@@ -50,8 +51,13 @@ class FanoutSubscription:
         self._queue: asyncio.Queue[ReceivedEvent | None] = asyncio.Queue(queue_size)
         self._since = since
         self._live_from = live_from
-        self._dropped: SubscriberDropped | None = None
+        self._dropped: tuple[str, str] | None = None
         self._last_id: str | None = since
+        # A cursor from a replica whose reader is ahead of ours: skip live events up to it.
+        self._skip_through = (
+            stream_id_key(since)
+            if since is not None and stream_id_key(since) > stream_id_key(live_from) else None
+        )
 
     @property
     def last_id(self) -> str | None:
@@ -79,7 +85,7 @@ class FanoutSubscription:
         """Stop feeding this subscriber; its iteration ends with `SubscriberDropped`."""
         if self._dropped is not None:
             return
-        self._dropped = SubscriberDropped(reason, detail, None)
+        self._dropped = (reason, detail)
         with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(None)
 
@@ -99,12 +105,16 @@ class FanoutSubscription:
             live = await self._queue.get()
             if live is None:
                 raise self._ended()
+            if self._skip_through is not None:
+                if stream_id_key(live.delivery_id) <= self._skip_through:
+                    continue
+                self._skip_through = None
             self._last_id = live.delivery_id
             yield live
 
     def _ended(self) -> SubscriberDropped:
-        assert self._dropped is not None
-        return SubscriberDropped(self._dropped.reason, self._dropped.detail, self._last_id)
+        reason, detail = self._dropped or ("closed", "the subscription ended")
+        return SubscriberDropped(reason, detail, self._last_id)
 
 
 class StreamFanout:
@@ -208,8 +218,11 @@ class StreamFanout:
                 self._log.warning("event stream read failed; retrying", error=repr(error))
                 await asyncio.sleep(self._retry_delay)
                 continue
-            for _stream, entries in response or ():
-                self._dispatch(entries)
+            try:
+                for _stream, entries in response or ():
+                    self._dispatch(entries)
+            except Exception as error:
+                self._log.error("event dispatch failed; continuing", error=repr(error))
 
     def _dispatch(self, entries: Sequence[tuple[bytes, dict[bytes, bytes]]]) -> None:
         # No await in here: a subscriber registered between two reads sees exactly the entries

@@ -64,6 +64,12 @@ def entry_id(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
+def stream_id_key(value: str) -> tuple[int, int]:
+    """A stream id ("ms-seq" or "ms") as a tuple that sorts the way Redis orders entries."""
+    milliseconds, _, sequence = value.partition("-")
+    return int(milliseconds), int(sequence or 0)
+
+
 def require_blocking_client(client: "aioredis.Redis", block_ms: int) -> None:
     """Refuse a client whose socket timeout would cut a `block_ms` blocking read short."""
     timeout = client.connection_pool.connection_kwargs.get("socket_timeout")

@@ -2,8 +2,10 @@
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
@@ -11,7 +13,12 @@ from gateway.errors import BadUserInput
 from gateway.events.base import EventMetrics, ReceivedEvent
 from gateway.events.model import Event
 from gateway.events.redis_fanout import FanoutSubscription, StreamFanout, SubscriberDropped
-from gateway.events.redis_streams import RedisStreamPublisher, StreamKeys
+from gateway.events.redis_streams import (
+    RedisStreamPublisher,
+    StreamKeys,
+    encode_entry,
+    entry_id,
+)
 from tests.support.wait import async_wait_until
 
 
@@ -151,3 +158,20 @@ async def test_since_that_is_not_a_stream_id_is_bad_user_input(fanout: StreamFan
     with pytest.raises(BadUserInput, match="stream id"):
         async with fanout.subscribe(since="yesterday"):
             pass
+
+
+async def test_since_ahead_of_this_readers_position_skips_live_events_up_to_it(
+    redis_url: str, fanout: StreamFanout, keys: StreamKeys,
+) -> None:
+    # A client resuming with a cursor from a replica whose reader was ahead of this one: the
+    # entries are written synchronously, so this process's reader has not dispatched them yet.
+    writer = redis.Redis.from_url(redis_url)
+    try:
+        events = [Event(event_type="a.b", source="t", payload={"n": n}) for n in range(3)]
+        fields: list[Any] = [encode_entry(event) for event in events]
+        ids = [writer.xadd(keys.stream, entry) for entry in fields]
+    finally:
+        writer.close()
+    async with fanout.subscribe(since=entry_id(ids[1])) as subscription:
+        [received] = await take(subscription, 1)
+    assert received.event.payload["n"] == 2

@@ -38,8 +38,9 @@ class SubscriberDropped(Exception):
 class FanoutSubscription:
     """One live subscriber: events after `since` replayed first, then live ones, in stream order.
 
-    Iterate it with `async for`; when the gateway drops it, the events it already queued are
-    delivered first, then `SubscriberDropped` is raised.
+    Iterate it with `async for` (again after a `break`: it resumes, it does not replay); when
+    the gateway drops it, the events it already queued are delivered first, then
+    `SubscriberDropped` is raised.
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class FanoutSubscription:
         self._live_from = live_from
         self._dropped: tuple[str, str] | None = None
         self._last_id: str | None = since
+        self._iterator: AsyncIterator[ReceivedEvent] | None = None
         # A cursor from a replica whose reader is ahead of ours: skip live events up to it.
         self._skip_through = (
             stream_id_key(since)
@@ -90,7 +92,9 @@ class FanoutSubscription:
             self._queue.put_nowait(None)
 
     def __aiter__(self) -> AsyncIterator[ReceivedEvent]:
-        return self._events()
+        if self._iterator is None:
+            self._iterator = self._events()
+        return self._iterator
 
     async def _events(self) -> AsyncIterator[ReceivedEvent]:
         if self._since is not None:

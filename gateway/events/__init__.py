@@ -42,8 +42,10 @@ def create_event_publisher(
     maxlen: int = 100_000, topic_arn: str | None = None, endpoint_url: str | None = None,
     region_name: str | None = None,
 ) -> EventPublisher:
-    """The publisher of `backend`: "redis" needs `redis_client` and `namespace`, "sns" needs
-    `topic_arn`; "disabled" (events.enabled = false) publishes nothing."""
+    """The publisher of `backend`; "disabled" (events.enabled = false) publishes nothing.
+
+    "redis" needs `redis_client` and `namespace`; "sns" needs `topic_arn`.
+    """
     if backend == "disabled":
         return DisabledPublisher()
     if backend == "redis":
@@ -66,9 +68,10 @@ def create_event_consumer(
     dead_letter_queue_url: str | None = None, endpoint_url: str | None = None,
     region_name: str | None = None, max_deliveries: int = 5, **options: Any,
 ) -> EventConsumer:
-    """A durable consumer of `backend`: "redis" needs `redis_client` (with a socket timeout
-    above `block_ms`), `namespace`, `group` and `consumer`; "sns" reads the SQS `queue_url`.
+    """A durable, acknowledging consumer of `backend`.
 
+    "redis" needs `redis_client` (its socket timeout above `block_ms`), `namespace`, `group`
+    and `consumer`; "sns" reads the SQS `queue_url` subscribed to the topic.
     `options` go to the backend: block_ms, visibility_timeout_ms, start_id (redis);
     wait_time_seconds, visibility_timeout_seconds (sns); batch_size (both).
     """

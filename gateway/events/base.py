@@ -1,0 +1,134 @@
+"""What every event backend offers: the publisher and consumer protocols, deliveries, metrics."""
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter
+
+from gateway.events.model import Event
+
+UNKNOWN_EVENT_TYPE = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedEvent:
+    """One delivery of an event: `delivery_id` is what `ack` takes; the count starts at 1."""
+
+    event: Event
+    delivery_id: str
+    delivery_count: int
+
+
+Handler = Callable[[ReceivedEvent], Awaitable[None]]
+Delivery = ReceivedEvent | str
+
+
+class EventPublisher(Protocol):
+    """Publishes events; never raises into the caller (fire and forget, failures counted)."""
+
+    async def publish(self, event: Event) -> str | None:
+        """Publish `event`; the backend's message id, or None when it was not published."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the publisher holds (it does not close a client it was given)."""
+        ...
+
+
+class EventConsumer(Protocol):
+    """Durable, at-least-once delivery: an event comes back until it is acknowledged.
+
+    `receive` hands out deliveries, `ack` settles them, `reject` reports a failed attempt
+    (after `max_deliveries` attempts the event goes to the dead letters instead of coming
+    back). `consume` runs a handler over all of it: ack on success, reject on exception.
+    """
+
+    async def receive(self, max_count: int = 10) -> list[ReceivedEvent]:
+        """Up to `max_count` deliveries: reclaimed stale ones first, then new ones; may be empty."""
+        ...
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> int:
+        """Acknowledge deliveries (objects or delivery ids); returns how many were pending."""
+        ...
+
+    async def reject(self, received: ReceivedEvent, reason: str) -> None:
+        """Record a failed attempt: dead-letter after the last allowed one, else redeliver later."""
+        ...
+
+    async def consume(self, handler: Handler, *, stop: asyncio.Event | None = None) -> None:
+        """Run `handler` on every delivery until `stop` is set."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the consumer holds (it does not close a client it was given)."""
+        ...
+
+
+class EventMetrics:
+    """Event counters, registered in the registry the app owns (never the global default)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ("backend", "event_type")
+        prefix = "qontract_gateway_events_"
+
+        def counter(name: str, documentation: str, names: Sequence[str] = labels) -> Counter:
+            return Counter(prefix + name, documentation, names, registry=registry)
+
+        self.published = counter("published", "Events accepted by the backend.")
+        self.publish_failures = counter("publish_failures", "Events the backend did not accept.")
+        self.delivered = counter("delivered", "Deliveries handed to consumers or subscribers.")
+        self.acknowledged = counter("acknowledged", "Deliveries acknowledged after processing.")
+        self.redelivered = counter("redelivered", "Deliveries of an event delivered before.")
+        self.dead_lettered = counter("dead_lettered", "Events moved to the dead letters.")
+        self.subscribers_dropped = counter(
+            "subscribers_dropped", "Live subscribers dropped, by reason.", ("backend", "reason"),
+        )
+
+
+async def consume_until_stopped(
+    consumer: EventConsumer, handler: Handler, stop: asyncio.Event | None, max_count: int,
+    retry_delay: float = 1.0,
+) -> None:
+    """The loop behind every `consume`: receive, handle each, ack successes, reject failures."""
+    log = structlog.get_logger(__name__)
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
+        try:
+            batch = await consumer.receive(max_count)
+        except Exception as error:
+            log.warning("event receive failed; retrying", error=repr(error))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), retry_delay)
+            continue
+        handled: list[Delivery] = []
+        for received in batch:
+            try:
+                await handler(received)
+            except Exception as error:
+                log.warning(
+                    "event handler failed", event_id=received.event.id,
+                    event_type=received.event.event_type, delivery_id=received.delivery_id,
+                    delivery_count=received.delivery_count, error=repr(error),
+                )
+                await _reject_quietly(consumer, received, repr(error))
+            else:
+                handled.append(received)
+        if handled:
+            try:
+                await consumer.ack(handled)
+            except Exception as error:
+                log.warning("event ack failed; they will be redelivered", error=repr(error))
+
+
+async def _reject_quietly(consumer: EventConsumer, received: ReceivedEvent, reason: str) -> None:
+    try:
+        await consumer.reject(received, reason)
+    except Exception as error:
+        structlog.get_logger(__name__).warning(
+            "event reject failed; it will be redelivered", delivery_id=received.delivery_id,
+            error=repr(error),
+        )

@@ -9,7 +9,8 @@ def test_gateway_info_reports_version_redis_mode_and_redis_version(gateway: Serv
     response = httpx.post(
         f"{gateway.url}/graphql",
         json={
-            "query": "{ gateway_info_v1 { version redis_mode redis_version upstream_accounts { name } } }"
+            "query": "{ gateway_info_v1 { version redis_mode redis_version"
+            " upstream_accounts { name } } }"
         },
     )
     assert response.status_code == 200

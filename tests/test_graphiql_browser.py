@@ -40,11 +40,11 @@ def test_graphiql_runs_a_query_offline_in_chromium(
     page = chromium.open_page()
     try:
         page.send("Page.navigate", url=f"{gateway.url}/graphql")
-        page.wait_for(f"!!document.querySelector({json.dumps(QUERY_EDITOR)})?.CodeMirror")
-        page.evaluate(
-            f"document.querySelector({json.dumps(QUERY_EDITOR)})"
-            f".CodeMirror.setValue({json.dumps(QUERY)})"
-        )
+        editor = f"document.querySelector({json.dumps(QUERY_EDITOR)})?.CodeMirror"
+        # Edits made before the schema arrives can be undone by GraphiQL's re-render.
+        page.wait_for(f"!!{editor}?.options.lint?.schema")
+        page.evaluate(f"{editor}.setValue({json.dumps(QUERY)})")
+        page.wait_for(f"{editor}.getValue() === {json.dumps(QUERY)}")
         page.click(".graphiql-execute-button")
         response = page.wait_for(
             f"(() => {{ const text = document.querySelector({json.dumps(RESPONSE_EDITOR)})"

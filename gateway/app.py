@@ -11,7 +11,8 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
-from gateway.graphiql import ASSETS_DIR, ASSETS_URL, offline_graphiql_html
+from gateway.graphiql import ASSETS_URL, offline_graphiql_html
+from gateway.graphiql.assets import ASSETS_DIR
 from gateway.graphql_view import GatewayGraphQL
 from gateway.health import HealthEndpoints
 from gateway.middleware import BodyLimitMiddleware, HttpMetricsMiddleware, RequestIdMiddleware

@@ -1,4 +1,4 @@
-"""`qontract-gateway`: serve, token, export-schema."""
+"""`qontract-gateway`: serve, token, export-schema, fetch-graphiql-assets."""
 
 import ipaddress
 import os
@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.auth import SCOPES, mint_token
 from gateway.embedded_redis import EmbeddedRedis
+from gateway.graphiql.assets import ASSETS_DIR, AssetFetchError, fetch_assets
 from gateway.logging import configure_logging
 from gateway.metrics import GatewayMetrics
 from gateway.settings import CONFIG_FILE_VARIABLE, QueryLimits, Settings, load_settings
@@ -158,3 +159,23 @@ def export_schema(output: Path | None) -> None:
         sys.stdout.write(sdl)
     else:
         output.write_text(sdl)
+
+
+@main.command("fetch-graphiql-assets")
+@click.option(
+    "--dest",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=ASSETS_DIR,
+    show_default=True,
+    help="Directory to put the files in (the gateway serves them from the default).",
+)
+def fetch_graphiql_assets(dest: Path) -> None:
+    """Fetch GraphiQL's files with `npm pack`, verified against the page's SRI hashes."""
+    try:
+        fetched = fetch_assets(dest)
+    except AssetFetchError as error:
+        raise click.ClickException(str(error)) from None
+    for asset in fetched:
+        click.echo(f"fetched {asset.relative_path}")
+    if not fetched:
+        click.echo(f"all GraphiQL assets present and valid in {dest}")

@@ -1,12 +1,16 @@
-"""Session-wide real parts: a private Redis (or REDIS_URL), and a fresh key namespace per test."""
+"""Session-wide real parts: a private Redis (or REDIS_URL), GraphiQL assets, a key namespace."""
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.graphiql.assets import ASSETS_DIR, fetch_assets, invalid_assets
+from tests.support.chromium import skip_unless_required
 from tests.support.gateway import gateway_settings, start_gateway
 from tests.support.redis_server import PrivateRedis
 from tests.support.server_thread import ServerThread
@@ -48,3 +52,12 @@ def gateway_factory(redis_url: str, namespace: str) -> Iterator[Callable[..., Se
 def gateway(gateway_factory: Callable[..., ServerThread]) -> ServerThread:
     """One gateway on the embedded-style defaults (no auth, loopback) with the test's Redis."""
     return gateway_factory()
+
+
+@pytest.fixture(scope="session")
+def graphiql_assets() -> Path:
+    """The GraphiQL files in the directory the gateway serves, fetched with npm when missing."""
+    if invalid_assets(ASSETS_DIR) and shutil.which("npm") is None:
+        skip_unless_required("npm is not installed; it is needed to fetch the GraphiQL assets")
+    fetch_assets(ASSETS_DIR)
+    return ASSETS_DIR

@@ -1,17 +1,45 @@
 """GraphiQL that works offline: Strawberry's page, its CDN files served by the gateway itself."""
 
+from html import escape
 from pathlib import Path
 
-from strawberry.http.ides import get_graphql_ide_html
+import structlog
 
-CDN_PREFIX = "https://unpkg.com/"
-ASSETS_DIR = Path(__file__).parent / "assets"
+from gateway.graphiql.assets import (
+    ASSETS_DIR,
+    CDN_PREFIX,
+    invalid_assets,
+    strawberry_graphiql_page,
+)
+
 ASSETS_URL = "/graphiql/assets/"
+FETCH_COMMAND = "qontract-gateway fetch-graphiql-assets"
+
+log = structlog.get_logger("gateway.graphiql")
 
 
-def offline_graphiql_html() -> str:
+def assets_missing_html(missing: list[str]) -> str:
+    """A page telling the operator which GraphiQL files are missing and how to fetch them."""
+    items = "".join(f"<li><code>{escape(name)}</code></li>" for name in missing)
+    return (
+        "<!doctype html><html><head><title>GraphiQL assets missing</title></head>"
+        '<body style="font-family: sans-serif; margin: 2em">'
+        "<h1>GraphiQL is not installed on this gateway</h1>"
+        "<p>The GraphQL endpoint works; only the in-browser IDE is missing its files:</p>"
+        f"<ul>{items}</ul>"
+        f"<p>Run <code>{FETCH_COMMAND}</code> where the gateway is installed, "
+        "then restart the gateway.</p></body></html>"
+    )
+
+
+def offline_graphiql_html(assets_dir: Path = ASSETS_DIR) -> str:
     """Strawberry's GraphiQL page with every CDN URL pointing at the gateway's own copy.
 
     The page's SRI hashes stay as they are: the local files are the npm packages' files.
+    When any of them is missing or altered, a notice saying how to fetch them instead.
     """
-    return get_graphql_ide_html("graphiql").replace(CDN_PREFIX, ASSETS_URL)
+    missing = [str(asset.relative_path) for asset in invalid_assets(assets_dir)]
+    if missing:
+        log.warning("graphiql assets missing", missing=missing, fix=FETCH_COMMAND)
+        return assets_missing_html(missing)
+    return strawberry_graphiql_page().replace(CDN_PREFIX, ASSETS_URL)

@@ -20,6 +20,7 @@ USERS = """query Users($workspace: String!, $names: [String!]) {
     id enterprise_user_id org_username name email
   }
 }"""
+GENEROUS = {"requests": 6000, "per_seconds": 60, "burst": 100}
 CHANNELS = """query Channels($workspace: String!, $names: [String!]) {
   slack_channels_v1(workspace: $workspace, names: $names) { id name }
 }"""
@@ -59,7 +60,12 @@ def slack_gateway(
     monkeypatch.setenv("QGW_TEST_SLACK_TOKEN", TOKEN)
     _, upstream = slack
     workspaces = [
-        {"name": name, "api_url": f"{upstream.url}/api", "token": {"env": "QGW_TEST_SLACK_TOKEN"}}
+        {
+            "name": name,
+            "api_url": f"{upstream.url}/api",
+            "token": {"env": "QGW_TEST_SLACK_TOKEN"},
+            "rate_limit": GENEROUS,
+        }
         for name in ("coreos", "other")
     ]
     return gateway_factory(upstreams={"slack": workspaces})
@@ -93,8 +99,10 @@ def test_usergroups_show_channel_names_and_active_members_by_org_username(
         "disabled": False,
     }
     assert (old["handle"], old["disabled"], old["users"]) == ("old-team", True, ["bob"])
-    outcomes = sorted((p["key"].split("/")[-1].split("}")[0], p["outcome"]) for p in
-                      body["extensions"]["provenance"])
+    outcomes = sorted(
+        (p["key"].split("/")[-1].split("}")[0], p["outcome"])
+        for p in body["extensions"]["provenance"]
+    )
     assert outcomes == [("channels", "miss"), ("usergroups", "miss"), ("users", "miss")]
 
 

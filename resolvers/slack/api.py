@@ -16,7 +16,7 @@ from gateway.errors import UpstreamError
 from gateway.ratelimit import SLACK_POST_MESSAGE, SLACK_TIER_2, Bucket, BucketSpec
 from gateway.upstream import UpstreamClient
 
-PAGE_SIZE = 200
+PAGE_SIZE = 999  # Slack's largest page; fewer, larger pages spend less of the tier-2 budget
 
 
 @dataclass(frozen=True)

@@ -176,7 +176,9 @@ class SlackEmulator(UpstreamEmulator):
         except SlackFailure as failure:
             return JSONResponse({"ok": False, "error": failure.error})
 
-    def _page(self, method: str, items: list[dict[str, Any]], args: Args) -> tuple[Any, str]:
+    def _page(
+        self, method: str, items: list[dict[str, Any]], args: Args
+    ) -> tuple[list[dict[str, Any]], str]:
         limit = min(int(args.get("limit") or 100) or 100, self.state.page_size)
         offset = _offset(method, args.get("cursor", ""))
         end = offset + limit

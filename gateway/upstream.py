@@ -83,6 +83,15 @@ class UpstreamMetrics:
         )
 
 
+@dataclass(frozen=True)
+class _Body:
+    """What one request sends besides its method and path."""
+
+    params: Mapping[str, str] | None
+    json: Any
+    data: Mapping[str, str] | None
+
+
 class _Retryable(Exception):
     """An attempt failed in a way another attempt may fix; `error` is what the caller sees."""
 
@@ -132,14 +141,18 @@ class UpstreamClient:
         *,
         params: Mapping[str, str] | None = None,
         json: Any = None,
+        data: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
         deadline: float | None = None,
+        bucket: Bucket | None = None,
     ) -> httpx.Response:
         """Send one logical request and return its 2xx/3xx response, or raise a `GatewayError`.
 
         `operation` names the call in metrics (`schedules.get`). GET/HEAD/OPTIONS, or calls marked
         `idempotent`, are retried on connect errors, timeouts, 5xx and 429 with jittered backoff;
         `deadline` (a `time.monotonic()` instant) bounds the whole, waits for tokens included.
+        `data` is sent as a form body. `bucket` replaces the account's bucket for upstreams whose
+        limits are per method (Slack); a 429 then pauses only that bucket.
         """
         method = method.upper()
         retry = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
@@ -158,7 +171,15 @@ class UpstreamClient:
             reraise=True,
         )
         try:
-            return await attempts(self._attempt, operation, method, path, params, json, until)
+            return await attempts(
+                self._attempt,
+                operation,
+                method,
+                path,
+                _Body(params, json, data),
+                until,
+                bucket or self.account.bucket,
+            )
         except _Retryable as failed:
             raise failed.error from None
 
@@ -171,18 +192,20 @@ class UpstreamClient:
         operation: str,
         method: str,
         path: str,
-        params: Mapping[str, str] | None,
-        body: Any,
+        body: "_Body",
         deadline: float,
+        bucket: Bucket,
     ) -> httpx.Response:
         self.breaker.before_call()
         healthy: bool | None = None
         try:
-            await self._limiter.acquire(self.account.bucket, deadline)
+            await self._limiter.acquire(bucket, deadline)
             started = time.monotonic()
             try:
                 async with asyncio.timeout(max(0.0, deadline - started)):
-                    response = await self._client.request(method, path, params=params, json=body)
+                    response = await self._client.request(
+                        method, path, params=body.params, json=body.json, data=body.data
+                    )
             except (httpx.TimeoutException, TimeoutError):
                 healthy = False
                 self._observe(operation, "timeout", started)
@@ -200,7 +223,7 @@ class UpstreamClient:
             self._observe(operation, str(status), started)
             if status == 429:
                 retry_after = _retry_after(response)
-                await self._limiter.pause(self.account.bucket, retry_after)
+                await self._limiter.pause(bucket, retry_after)
                 raise _Retryable(
                     UpstreamRateLimited(
                         f"{self._label}: {operation} rate limited by the upstream",

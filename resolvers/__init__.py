@@ -4,21 +4,27 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from gateway.errors import BadUserInput
-from gateway.ratelimit import PAGERDUTY, Bucket, BucketSpec
+from gateway.ratelimit import PAGERDUTY, SLACK_TIER_2, Bucket, BucketSpec
 from gateway.runtime import Runtime
 from gateway.settings import UpstreamAccountSettings
 from gateway.upstream import UpstreamAccount, UpstreamClient, UpstreamPolicy
 from resolvers.pagerduty.api import PagerDutyApi
 from resolvers.pagerduty.source import PagerDutySource
+from resolvers.slack.api import SlackApi
+from resolvers.slack.source import SlackSource
 
 T = TypeVar("T")
 
 
-def _spec(account: UpstreamAccountSettings, default: BucketSpec) -> BucketSpec:
+def _configured_spec(account: UpstreamAccountSettings) -> BucketSpec | None:
     limit = account.rate_limit
     if limit is None:
-        return default
+        return None
     return BucketSpec.within(limit.requests, limit.per_seconds, burst=limit.burst)
+
+
+def _spec(account: UpstreamAccountSettings, default: BucketSpec) -> BucketSpec:
+    return _configured_spec(account) or default
 
 
 def upstream_client(
@@ -49,6 +55,7 @@ class Sources:
     """The cached, rate-limited sources of every configured upstream account, by name."""
 
     pagerduty: dict[str, PagerDutySource] = field(default_factory=dict)
+    slack: dict[str, SlackSource] = field(default_factory=dict)
     clients: list[UpstreamClient] = field(default_factory=list)
 
     @classmethod
@@ -72,11 +79,28 @@ class Sources:
             sources.pagerduty[account.name] = PagerDutySource(
                 account.name, PagerDutyApi(client), runtime.cache, account.ttl
             )
+        for account in runtime.settings.upstreams.slack:
+            token = account.token.read().get_secret_value()
+            client = upstream_client(
+                runtime,
+                "slack",
+                account,
+                "tier2",
+                SLACK_TIER_2,
+                {"Authorization": f"Bearer {token}"},
+            )
+            sources.clients.append(client)
+            api = SlackApi(client, rate_limit=_configured_spec(account))
+            sources.slack[account.name] = SlackSource(account.name, api, runtime.cache, account.ttl)
         return sources
 
     def pagerduty_instance(self, name: str) -> PagerDutySource:
         """The source for PagerDuty instance `name`, or BAD_USER_INPUT."""
         return _named(self.pagerduty, "PagerDuty instance", name)
+
+    def slack_workspace(self, name: str) -> SlackSource:
+        """The source for Slack workspace `name`, or BAD_USER_INPUT."""
+        return _named(self.slack, "Slack workspace", name)
 
     async def aclose(self) -> None:
         """Close every upstream connection pool."""

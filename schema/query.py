@@ -10,6 +10,14 @@ from schema.pagerduty import (
     pagerduty_schedules,
 )
 from schema.permissions import scope
+from schema.slack import (
+    SlackChannel,
+    SlackUser,
+    SlackUsergroup,
+    slack_channels,
+    slack_usergroups,
+    slack_users,
+)
 
 CACHE_BACKED_FIELDS = frozenset({"pagerduty_schedules_v1", "pagerduty_escalation_policies_v1"})
 
@@ -33,4 +41,20 @@ class Query:
         resolver=pagerduty_escalation_policies,
         extensions=scope("read"),
         description="Escalation policies of PagerDuty `instance` with the users they page now",
+    )
+
+    slack_usergroups_v1: list[SlackUsergroup] = strawberry.field(
+        resolver=slack_usergroups,
+        extensions=scope("read"),
+        description="Usergroups of Slack `workspace` (all, or by handle), cached",
+    )
+    slack_users_v1: list[SlackUser] = strawberry.field(
+        resolver=slack_users,
+        extensions=scope("read"),
+        description="Active users of Slack `workspace` (all, or by org username), cached",
+    )
+    slack_channels_v1: list[SlackChannel] = strawberry.field(
+        resolver=slack_channels,
+        extensions=scope("read"),
+        description="Unarchived channels of Slack `workspace` (all, or by name), cached",
     )

@@ -7,6 +7,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -140,9 +141,11 @@ class UpstreamEmulator:
 
 
 async def json_body(request: Request) -> dict[str, object]:
-    """The request body as a JSON object, or form fields when the client posted a form."""
+    """The request body as a JSON object, or form fields when the client posted a form.
+
+    Forms are parsed here rather than by Starlette, which needs python-multipart for them.
+    """
     if request.headers.get("content-type", "").startswith("application/json"):
         data = await request.json()
         return data if isinstance(data, dict) else {}
-    form = await request.form()
-    return {key: value for key, value in form.items() if isinstance(value, str)}
+    return dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))

@@ -4,10 +4,20 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from gateway.errors import BadUserInput
-from gateway.ratelimit import PAGERDUTY, Bucket, BucketSpec
+from gateway.ratelimit import GITHUB, JIRA, PAGERDUTY, Bucket, BucketSpec
 from gateway.runtime import Runtime
 from gateway.settings import UpstreamAccountSettings
-from gateway.upstream import UpstreamAccount, UpstreamClient, UpstreamPolicy
+from gateway.upstream import (
+    RateLimitSignal,
+    UpstreamAccount,
+    UpstreamClient,
+    UpstreamPolicy,
+    http_429,
+)
+from resolvers.github import api as github_api
+from resolvers.github.source import GitHubSource
+from resolvers.jira import api as jira_api
+from resolvers.jira.source import JiraSource
 from resolvers.pagerduty.api import PagerDutyApi
 from resolvers.pagerduty.source import PagerDutySource
 
@@ -28,6 +38,7 @@ def upstream_client(
     tier: str,
     spec: BucketSpec,
     headers: dict[str, str],
+    rate_limit_signal: RateLimitSignal = http_429,
 ) -> UpstreamClient:
     """A pooled client for one account, drawing on the shared bucket (system, account, tier)."""
     return UpstreamClient(
@@ -37,6 +48,7 @@ def upstream_client(
             base_url=account.api_url,
             bucket=Bucket(system, account.name, tier, _spec(account, spec)),
             headers=headers,
+            rate_limit_signal=rate_limit_signal,
         ),
         runtime.limiter,
         runtime.upstream_metrics,
@@ -49,6 +61,8 @@ class Sources:
     """The cached, rate-limited sources of every configured upstream account, by name."""
 
     pagerduty: dict[str, PagerDutySource] = field(default_factory=dict)
+    github: dict[str, GitHubSource] = field(default_factory=dict)
+    jira: dict[str, JiraSource] = field(default_factory=dict)
     clients: list[UpstreamClient] = field(default_factory=list)
 
     @classmethod
@@ -77,6 +91,14 @@ class Sources:
     def pagerduty_instance(self, name: str) -> PagerDutySource:
         """The source for PagerDuty instance `name`, or BAD_USER_INPUT."""
         return _named(self.pagerduty, "PagerDuty instance", name)
+
+    def github_org(self, name: str) -> GitHubSource:
+        """The source for GitHub org `name` (the account of that name), or BAD_USER_INPUT."""
+        return _named(self.github, "GitHub org", name)
+
+    def jira_instance(self, name: str) -> JiraSource:
+        """The source for Jira instance `name`, or BAD_USER_INPUT."""
+        return _named(self.jira, "Jira instance", name)
 
     async def aclose(self) -> None:
         """Close every upstream connection pool."""

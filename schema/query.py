@@ -3,6 +3,8 @@
 import strawberry
 
 from schema.gateway_info import GatewayInfo, gateway_info
+from schema.github import GitHubRepo, GitHubUser, github_org_members, github_repo_collaborators
+from schema.jira import JiraIssue, JiraProject, jira_issues, jira_projects
 from schema.pagerduty import (
     PagerDutyEscalationPolicy,
     PagerDutySchedule,
@@ -10,6 +12,7 @@ from schema.pagerduty import (
     pagerduty_schedules,
 )
 from schema.permissions import scope
+from schema.vcs import VcsOwners, vcs_owners
 
 
 @strawberry.type
@@ -31,4 +34,30 @@ class Query:
         resolver=pagerduty_escalation_policies,
         extensions=scope("read"),
         description="Escalation policies of PagerDuty `instance` with the users they page now",
+    )
+
+    github_org_members_v1: list[GitHubUser] = strawberry.field(
+        resolver=github_org_members,
+        extensions=scope("read"),
+        description="Members of GitHub `org` (read with the account named `org`), cached",
+    )
+    github_repo_collaborators_v1: list[GitHubRepo | None] = strawberry.field(
+        resolver=github_repo_collaborators,
+        extensions=scope("read"),
+        description="Collaborators of `owner/name` repositories (account named `owner`), cached",
+    )
+    vcs_owners_v1: VcsOwners = strawberry.field(
+        resolver=vcs_owners,
+        extensions=scope("read"),
+        description="Approvers and reviewers of `path` from OWNERS files (GitHub), cached",
+    )
+    jira_issues_v1: list[JiraIssue | None] = strawberry.field(
+        resolver=jira_issues,
+        extensions=scope("read"),
+        description="Issues of Jira `instance` by `keys` or by `jql` (exactly one), cached",
+    )
+    jira_projects_v1: list[JiraProject | None] = strawberry.field(
+        resolver=jira_projects,
+        extensions=scope("read"),
+        description="Projects of Jira `instance` by `keys`, or all of them, cached",
     )

@@ -86,7 +86,38 @@ class Sources:
             sources.pagerduty[account.name] = PagerDutySource(
                 account.name, PagerDutyApi(client), runtime.cache, account.ttl
             )
+        sources._add_github(runtime)
+        sources._add_jira(runtime)
         return sources
+
+    def _add_github(self, runtime: Runtime) -> None:
+        """One source per GitHub account; the account name is the org (see GitHubSource)."""
+        for account in runtime.settings.upstreams.github:
+            token = account.token.read().get_secret_value()
+            client = upstream_client(
+                runtime,
+                "github",
+                account,
+                "rest",
+                GITHUB,
+                github_api.headers(token),
+                github_api.rate_limit_signal,
+            )
+            self.clients.append(client)
+            self.github[account.name] = GitHubSource(
+                account.name, github_api.GitHubApi(client), runtime.cache, account.ttl
+            )
+
+    def _add_jira(self, runtime: Runtime) -> None:
+        """One source per Jira instance."""
+        for account in runtime.settings.upstreams.jira:
+            token = account.token.read().get_secret_value()
+            headers = jira_api.headers(token, account.auth_scheme)
+            client = upstream_client(runtime, "jira", account, "rest", JIRA, headers)
+            self.clients.append(client)
+            self.jira[account.name] = JiraSource(
+                account.name, jira_api.JiraApi(client), runtime.cache, account.ttl
+            )
 
     def pagerduty_instance(self, name: str) -> PagerDutySource:
         """The source for PagerDuty instance `name`, or BAD_USER_INPUT."""

@@ -2,7 +2,7 @@
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -29,7 +29,7 @@ from gateway.ratelimit import Bucket, RateLimiter
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-Params = Mapping[str, str] | Sequence[tuple[str, str]]
+Params = Mapping[str, str | list[str]]
 RateLimitSignal = Callable[[httpx.Response], float | None]
 """Seconds an upstream response asks every caller to wait, or None when it asks nothing."""
 

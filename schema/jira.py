@@ -1,10 +1,12 @@
 """Jira types and root fields: `jira_issues_v1`, `jira_projects_v1`."""
 
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import strawberry
 from strawberry.types import Info
 
+from gateway.cache import Cached
 from gateway.errors import BadUserInput, GatewayError
 from schema.context import RequestContext
 from schema.loaders import keyed_loader, unwrap
@@ -51,7 +53,10 @@ def _issue(record: dict[str, Any]) -> JiraIssue:
 
 
 async def _each(
-    info: Info[RequestContext, None], name: str, fetch: Any, keys: list[str]
+    info: Info[RequestContext, None],
+    name: str,
+    fetch: Callable[[list[str]], Awaitable[Mapping[str, Cached[Any] | GatewayError]]],
+    keys: list[str],
 ) -> list[Any]:
     """Records for `keys` through this request's loader `name`; an error stays its item's."""
     loaded = await keyed_loader(info, name, fetch).load_many(keys)
@@ -79,7 +84,8 @@ async def jira_issues(
         return [_issue(r) for r in unwrap(info, await source.issues_by_jql(jql))]
     assert keys is not None
     records = await _each(info, f"jira/{instance}/issues", source.issues_by_key, keys)
-    return [r if isinstance(r, GatewayError) else _issue(r) for r in records]
+    items: list[Any] = [r if isinstance(r, GatewayError) else _issue(r) for r in records]
+    return items
 
 
 async def jira_projects(
@@ -91,4 +97,5 @@ async def jira_projects(
     if keys is None:
         return [JiraProject(**r) for r in unwrap(info, await source.all_projects())]
     records = await _each(info, f"jira/{instance}/projects", source.projects_by_key, keys)
-    return [r if isinstance(r, GatewayError) else JiraProject(**r) for r in records]
+    items: list[Any] = [r if isinstance(r, GatewayError) else JiraProject(**r) for r in records]
+    return items

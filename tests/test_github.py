@@ -19,7 +19,7 @@ COLLABORATORS = """query Collaborators($repos: [String!]!) {
     name collaborators { login id role_name permissions { admin push pull } }
   }
 }"""
-SECONDARY_LIMIT = {
+SECONDARY_LIMIT: dict[str, object] = {
     "message": "You have exceeded a secondary rate limit. Please wait a few minutes.",
     "documentation_url": "https://docs.github.com/rest",
 }

@@ -105,8 +105,11 @@ class JiraApi:
         projects: list[JiraProject] = []
         start = 0
         for _ in range(MAX_PAGES):
-            params = [("startAt", str(start)), ("maxResults", str(PAGE_SIZE))]
-            params.extend(("keys", key) for key in keys or [])
+            params: dict[str, str | list[str]] = {
+                "startAt": str(start),
+                "maxResults": str(PAGE_SIZE),
+                "keys": list(keys or []),
+            }
             response = await self.client.request(
                 "project.search", "GET", "/rest/api/3/project/search", params=params
             )

@@ -185,6 +185,18 @@ def test_secondary_rate_limit_without_retry_after_still_pauses_the_bucket(
     assert emulator.total_calls("GET /orgs/app-sre/members") == 1
 
 
+def test_last_token_of_the_hourly_quota_pauses_the_bucket_until_reset(
+    gh_gateway: ServerThread, github: tuple[GitHubEmulator, ServerThread]
+) -> None:
+    emulator, _ = github
+    emulator.state.quota = 1
+    body = query(gh_gateway, COLLABORATORS, repos=["app-sre/qontract-reconcile"])
+    assert len(body["data"]["github_repo_collaborators_v1"][0]["collaborators"]) == 2
+    body = query(gh_gateway, MEMBERS, org="app-sre")
+    assert body["errors"][0]["extensions"]["code"] == "UPSTREAM_RATE_LIMITED"
+    assert emulator.total_calls("GET /orgs/app-sre") == 0, "remaining 0 paused the bucket"
+
+
 def test_plain_403_is_an_upstream_error_and_does_not_pause(
     gh_gateway: ServerThread, github: tuple[GitHubEmulator, ServerThread]
 ) -> None:

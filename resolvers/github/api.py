@@ -98,7 +98,10 @@ class GitHubApi:
         return [GitHubCollaborator.model_validate(item) for item in items]
 
     async def file_text(self, repo: str, path: str, ref: str) -> str | None:
-        """The text of file `path` in `owner/name` at `ref`, or None when there is none."""
+        """The text of file `path` in `owner/name` at `ref`, or None when there is none.
+
+        GitHub answers 404 alike for a missing file, ref or repository: all read as no file.
+        """
         try:
             response = await self.client.request(
                 "repos.contents", "GET", f"/repos/{repo}/contents/{path}", params={"ref": ref}
@@ -121,10 +124,11 @@ class GitHubApi:
         """All items of a list endpoint, following `Link: <...>; rel="next"` headers."""
         items: list[dict[str, Any]] = []
         url: str | None = path
-        params: dict[str, str] | None = {"per_page": str(PER_PAGE)}
-        for _ in range(MAX_PAGES):
-            if url is None:
-                return items
+        params: dict[str, str | list[str]] | None = {"per_page": str(PER_PAGE)}
+        pages = 0
+        while url is not None:
+            if pages == MAX_PAGES:
+                raise UpstreamError(f"GitHub {what}: more than {MAX_PAGES} pages")
             try:
                 response = await self.client.request(operation, "GET", url, params=params)
             except UpstreamError as error:
@@ -137,9 +141,7 @@ class GitHubApi:
             if not isinstance(page, list):
                 raise UpstreamError(f"GitHub {operation} answered something other than a list")
             items.extend(page)
-            url, params = self._next(response), None
-        if url is not None:
-            raise UpstreamError(f"GitHub {what}: more than {MAX_PAGES} pages")
+            url, params, pages = self._next(response), None, pages + 1
         return items
 
     def _next(self, response: httpx.Response) -> str | None:

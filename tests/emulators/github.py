@@ -1,6 +1,7 @@
 """A stateful GitHub REST v3 emulator: org members, collaborators and file contents."""
 
 import base64
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ class GitHubState:
     members: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     collaborators: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     files: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    quota: int = 5000
 
     def add_member(self, org: str, login: str, user_id: int) -> None:
         """A member of `org`."""
@@ -53,10 +55,24 @@ class GitHubEmulator(UpstreamEmulator):
             ]
         )
 
-    def _unauthorised(self, request: Request) -> JSONResponse | None:
-        if request.headers.get("authorization") == f"Bearer {self.state.token}":
-            return None
-        return JSONResponse({"message": "Bad credentials", "documentation_url": DOCS}, 401)
+    def _refused(self, request: Request) -> JSONResponse | None:
+        """A 401 for a wrong token, a primary-limit 403 once the hourly quota is spent."""
+        if request.headers.get("authorization") != f"Bearer {self.state.token}":
+            return JSONResponse({"message": "Bad credentials", "documentation_url": DOCS}, 401)
+        if self.state.quota <= 0:
+            message = "API rate limit exceeded for user ID 1."
+            body = {"message": message, "documentation_url": DOCS}
+            return JSONResponse(body, 403, headers=self._quota_headers())
+        self.state.quota -= 1
+        return None
+
+    def _quota_headers(self) -> dict[str, str]:
+        return {
+            "x-ratelimit-limit": "5000",
+            "x-ratelimit-remaining": str(self.state.quota),
+            "x-ratelimit-reset": str(int(time.time()) + 3600),
+            "x-ratelimit-resource": "core",
+        }
 
     def _page(self, request: Request, items: list[dict[str, Any]]) -> JSONResponse:
         per_page = min(100, int(request.query_params.get("per_page", "30")))
@@ -67,12 +83,14 @@ class GitHubEmulator(UpstreamEmulator):
         if page < last:
             links.append(f'<{request.url.include_query_params(page=page + 1)}>; rel="next"')
             links.append(f'<{request.url.include_query_params(page=last)}>; rel="last"')
-        headers = {"Link": ", ".join(links)} if links else {}
+        headers = self._quota_headers()
+        if links:
+            headers["Link"] = ", ".join(links)
         return JSONResponse(items[start : start + per_page], headers=headers)
 
     async def org_members(self, request: Request) -> JSONResponse:
         """GET /orgs/{org}/members?per_page&page."""
-        refused = self._unauthorised(request)
+        refused = self._refused(request)
         if refused is not None:
             return refused
         members = self.state.members.get(request.path_params["org"])
@@ -80,7 +98,7 @@ class GitHubEmulator(UpstreamEmulator):
 
     async def collaborators(self, request: Request) -> JSONResponse:
         """GET /repos/{owner}/{repo}/collaborators?per_page&page."""
-        refused = self._unauthorised(request)
+        refused = self._refused(request)
         if refused is not None:
             return refused
         repo = f"{request.path_params['owner']}/{request.path_params['repo']}"
@@ -89,7 +107,7 @@ class GitHubEmulator(UpstreamEmulator):
 
     async def contents(self, request: Request) -> JSONResponse:
         """GET /repos/{owner}/{repo}/contents/{path}?ref: a file, base64 in 60-column lines."""
-        refused = self._unauthorised(request)
+        refused = self._refused(request)
         if refused is not None:
             return refused
         repo = f"{request.path_params['owner']}/{request.path_params['repo']}"
@@ -98,6 +116,7 @@ class GitHubEmulator(UpstreamEmulator):
         text = self.state.files.get((repo, ref), {}).get(path)
         if text is None:
             return _not_found()
+        headers = self._quota_headers()
         encoded = base64.b64encode(text.encode()).decode()
         lines = "\n".join(encoded[i : i + 60] for i in range(0, len(encoded), 60))
         return JSONResponse(
@@ -107,5 +126,6 @@ class GitHubEmulator(UpstreamEmulator):
                 "name": path.rsplit("/", 1)[-1],
                 "path": path,
                 "content": lines + "\n",
-            }
+            },
+            headers=headers,
         )

@@ -497,3 +497,37 @@ async def get_or_fetch_many(
 
     await asyncio.gather(*(one(cache_key) for cache_key in missing))
     return results
+
+
+async def get_or_fetch_batch(
+    cache: Cache,
+    cache_keys: Iterable[CacheKey],
+    fetch_many: Callable[[list[CacheKey]], Awaitable[Mapping[CacheKey, T | GatewayError]]],
+    ttl: float,
+) -> dict[CacheKey, "Cached[T] | GatewayError"]:
+    """Like `get_or_fetch_many`, for upstreams that return many keys in one call.
+
+    The keys missing from the cache are fetched together, at most once per call, while each
+    key keeps its own single flight, stale copy and error; a key `fetch_many` leaves out is
+    an internal error, so it must map every key it is given to a value or an error.
+    """
+    found, missing = await cache.get_many(cache_keys)
+    results: dict[CacheKey, Cached[T] | GatewayError] = dict(found)
+    batch: list[asyncio.Future[Mapping[CacheKey, T | GatewayError]]] = []
+
+    async def fetch(cache_key: CacheKey) -> T:
+        if not batch:
+            batch.append(asyncio.ensure_future(fetch_many(missing)))
+        value = (await asyncio.shield(batch[0]))[cache_key]
+        if isinstance(value, GatewayError):
+            raise value
+        return value
+
+    async def one(cache_key: CacheKey) -> None:
+        try:
+            results[cache_key] = await cache.get_or_fetch(cache_key, lambda: fetch(cache_key), ttl)
+        except GatewayError as error:
+            results[cache_key] = error
+
+    await asyncio.gather(*(one(cache_key) for cache_key in missing))
+    return results

@@ -113,6 +113,9 @@ class UpstreamAccountSettings(BaseModel):
         default_factory=dict, description="seconds per data type, over the system's defaults"
     )
     timeout: float = 10.0
+    auth_scheme: Literal["bearer", "basic"] = Field(
+        "bearer", description="Jira: `basic` when the credential holds `email:api_token`"
+    )
 
 
 class UpstreamSettings(BaseModel):

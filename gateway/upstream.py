@@ -2,7 +2,7 @@
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -29,12 +29,23 @@ from gateway.ratelimit import Bucket, RateLimiter
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
+Params = Mapping[str, str | list[str]]
+RateLimitSignal = Callable[[httpx.Response], float | None]
+"""Seconds an upstream response asks every caller to wait, or None when it asks nothing."""
+
+
+def http_429(response: httpx.Response) -> float | None:
+    """The plain HTTP signal: a 429 asks for its `Retry-After` (default 1 s)."""
+    return retry_after(response) if response.status_code == 429 else None
+
 
 @dataclass(frozen=True)
 class UpstreamAccount:
     """One upstream account: its name (never a secret), base URL, rate bucket and auth headers.
 
     Credentials go in `headers` only, never in URLs, so no error message or log can show them.
+    `rate_limit_signal` reads how long a response asks to wait (default: a 429's Retry-After);
+    systems that signal rate limits otherwise (GitHub's 403 secondary limit) pass their own.
     """
 
     system: str
@@ -42,6 +53,7 @@ class UpstreamAccount:
     base_url: str
     bucket: Bucket
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    rate_limit_signal: RateLimitSignal = http_429
 
 
 @dataclass(frozen=True)
@@ -87,7 +99,7 @@ class UpstreamMetrics:
 class _Body:
     """What one request sends besides its method and path."""
 
-    params: Mapping[str, str] | None
+    params: "Params | None"
     json: Any
     data: Mapping[str, str] | None
 
@@ -139,7 +151,7 @@ class UpstreamClient:
         method: str,
         path: str,
         *,
-        params: Mapping[str, str] | None = None,
+        params: Params | None = None,
         json: Any = None,
         data: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
@@ -149,7 +161,8 @@ class UpstreamClient:
         """Send one logical request and return its 2xx/3xx response, or raise a `GatewayError`.
 
         `operation` names the call in metrics (`schedules.get`). GET/HEAD/OPTIONS, or calls marked
-        `idempotent`, are retried on connect errors, timeouts, 5xx and 429 with jittered backoff;
+        `idempotent`, are retried on connect errors, timeouts, 5xx and rate-limit answers (which
+        also pause the shared bucket for every caller) with jittered backoff;
         `deadline` (a `time.monotonic()` instant) bounds the whole, waits for tokens included.
         `data` is sent as a form body. `bucket` replaces the account's bucket for upstreams whose
         limits are per method (Slack); a 429 then pauses only that bucket.
@@ -221,13 +234,14 @@ class UpstreamClient:
                 ) from None
             status = response.status_code
             self._observe(operation, str(status), started)
-            if status == 429:
-                retry_after = _retry_after(response)
-                await self._limiter.pause(bucket, retry_after)
+            pause = self.account.rate_limit_signal(response)
+            if pause is not None:
+                await self._limiter.pause(bucket, pause)
+            if pause is not None and status >= 400:
                 raise _Retryable(
                     UpstreamRateLimited(
                         f"{self._label}: {operation} rate limited by the upstream",
-                        retry_after=retry_after,
+                        retry_after=pause,
                     )
                 )
             healthy = status < 500
@@ -256,7 +270,7 @@ class UpstreamClient:
         self._metrics.latency.labels(system, name, operation).observe(time.monotonic() - started)
 
 
-def _retry_after(response: httpx.Response, default: float = 1.0) -> float:
+def retry_after(response: httpx.Response, default: float = 1.0) -> float:
     """Seconds from a Retry-After header (delta seconds or HTTP date), else `default`."""
     value = response.headers.get("retry-after")
     if value is None:

@@ -4,10 +4,20 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from gateway.errors import BadUserInput
-from gateway.ratelimit import PAGERDUTY, SLACK_TIER_2, Bucket, BucketSpec
+from gateway.ratelimit import GITHUB, JIRA, PAGERDUTY, SLACK_TIER_2, Bucket, BucketSpec
 from gateway.runtime import Runtime
 from gateway.settings import UpstreamAccountSettings
-from gateway.upstream import UpstreamAccount, UpstreamClient, UpstreamPolicy
+from gateway.upstream import (
+    RateLimitSignal,
+    UpstreamAccount,
+    UpstreamClient,
+    UpstreamPolicy,
+    http_429,
+)
+from resolvers.github import api as github_api
+from resolvers.github.source import GitHubSource
+from resolvers.jira import api as jira_api
+from resolvers.jira.source import JiraSource
 from resolvers.pagerduty.api import PagerDutyApi
 from resolvers.pagerduty.source import PagerDutySource
 from resolvers.slack.api import SlackApi
@@ -34,6 +44,7 @@ def upstream_client(
     tier: str,
     spec: BucketSpec,
     headers: dict[str, str],
+    rate_limit_signal: RateLimitSignal = http_429,
 ) -> UpstreamClient:
     """A pooled client for one account, drawing on the shared bucket (system, account, tier)."""
     return UpstreamClient(
@@ -43,6 +54,7 @@ def upstream_client(
             base_url=account.api_url,
             bucket=Bucket(system, account.name, tier, _spec(account, spec)),
             headers=headers,
+            rate_limit_signal=rate_limit_signal,
         ),
         runtime.limiter,
         runtime.upstream_metrics,
@@ -56,29 +68,36 @@ class Sources:
 
     pagerduty: dict[str, PagerDutySource] = field(default_factory=dict)
     slack: dict[str, SlackSource] = field(default_factory=dict)
+    github: dict[str, GitHubSource] = field(default_factory=dict)
+    jira: dict[str, JiraSource] = field(default_factory=dict)
     clients: list[UpstreamClient] = field(default_factory=list)
 
     @classmethod
     def create(cls, runtime: Runtime) -> "Sources":
         """Sources for the accounts in `runtime.settings.upstreams`; reads their credentials."""
         sources = cls()
+        sources._add_pagerduty(runtime)
+        sources._add_slack(runtime)
+        sources._add_github(runtime)
+        sources._add_jira(runtime)
+        return sources
+
+    def _add_pagerduty(self, runtime: Runtime) -> None:
+        """One source per PagerDuty instance."""
         for account in runtime.settings.upstreams.pagerduty:
             token = account.token.read().get_secret_value()
-            client = upstream_client(
-                runtime,
-                "pagerduty",
-                account,
-                "api",
-                PAGERDUTY,
-                {
-                    "Authorization": f"Token token={token}",
-                    "Accept": "application/vnd.pagerduty+json;version=2",
-                },
-            )
-            sources.clients.append(client)
-            sources.pagerduty[account.name] = PagerDutySource(
+            headers = {
+                "Authorization": f"Token token={token}",
+                "Accept": "application/vnd.pagerduty+json;version=2",
+            }
+            client = upstream_client(runtime, "pagerduty", account, "api", PAGERDUTY, headers)
+            self.clients.append(client)
+            self.pagerduty[account.name] = PagerDutySource(
                 account.name, PagerDutyApi(client), runtime.cache, account.ttl
             )
+
+    def _add_slack(self, runtime: Runtime) -> None:
+        """One source per Slack workspace; buckets per method (see SlackApi)."""
         for account in runtime.settings.upstreams.slack:
             token = account.token.read().get_secret_value()
             client = upstream_client(
@@ -89,10 +108,38 @@ class Sources:
                 SLACK_TIER_2,
                 {"Authorization": f"Bearer {token}"},
             )
-            sources.clients.append(client)
+            self.clients.append(client)
             api = SlackApi(client, rate_limit=_configured_spec(account))
-            sources.slack[account.name] = SlackSource(account.name, api, runtime.cache, account.ttl)
-        return sources
+            self.slack[account.name] = SlackSource(account.name, api, runtime.cache, account.ttl)
+
+    def _add_github(self, runtime: Runtime) -> None:
+        """One source per GitHub account; the account name is the org (see GitHubSource)."""
+        for account in runtime.settings.upstreams.github:
+            token = account.token.read().get_secret_value()
+            client = upstream_client(
+                runtime,
+                "github",
+                account,
+                "rest",
+                GITHUB,
+                github_api.headers(token),
+                github_api.rate_limit_signal,
+            )
+            self.clients.append(client)
+            self.github[account.name] = GitHubSource(
+                account.name, github_api.GitHubApi(client), runtime.cache, account.ttl
+            )
+
+    def _add_jira(self, runtime: Runtime) -> None:
+        """One source per Jira instance."""
+        for account in runtime.settings.upstreams.jira:
+            token = account.token.read().get_secret_value()
+            headers = jira_api.headers(token, account.auth_scheme)
+            client = upstream_client(runtime, "jira", account, "rest", JIRA, headers)
+            self.clients.append(client)
+            self.jira[account.name] = JiraSource(
+                account.name, jira_api.JiraApi(client), runtime.cache, account.ttl
+            )
 
     def pagerduty_instance(self, name: str) -> PagerDutySource:
         """The source for PagerDuty instance `name`, or BAD_USER_INPUT."""
@@ -101,6 +148,14 @@ class Sources:
     def slack_workspace(self, name: str) -> SlackSource:
         """The source for Slack workspace `name`, or BAD_USER_INPUT."""
         return _named(self.slack, "Slack workspace", name)
+
+    def github_org(self, name: str) -> GitHubSource:
+        """The source for GitHub org `name` (the account of that name), or BAD_USER_INPUT."""
+        return _named(self.github, "GitHub org", name)
+
+    def jira_instance(self, name: str) -> JiraSource:
+        """The source for Jira instance `name`, or BAD_USER_INPUT."""
+        return _named(self.jira, "Jira instance", name)
 
     async def aclose(self) -> None:
         """Close every upstream connection pool."""

@@ -3,6 +3,8 @@
 import strawberry
 
 from schema.gateway_info import GatewayInfo, gateway_info
+from schema.github import GitHubRepo, GitHubUser, github_org_members, github_repo_collaborators
+from schema.jira import JiraIssue, JiraProject, jira_issues, jira_projects
 from schema.pagerduty import (
     PagerDutyEscalationPolicy,
     PagerDutySchedule,
@@ -18,8 +20,24 @@ from schema.slack import (
     slack_usergroups,
     slack_users,
 )
+from schema.vcs import VcsOwners, vcs_owners
 
-CACHE_BACKED_FIELDS = frozenset({"pagerduty_schedules_v1", "pagerduty_escalation_policies_v1"})
+CACHE_BACKED_FIELDS = frozenset(
+    {
+        "pagerduty_schedules_v1",
+        "pagerduty_escalation_policies_v1",
+        "slack_usergroups_v1",
+        "slack_users_v1",
+        "slack_channels_v1",
+        "github_org_members_v1",
+        "github_repo_collaborators_v1",
+        "vcs_owners_v1",
+        "jira_issues_v1",
+        "jira_projects_v1",
+    }
+)
+"""Root fields served entirely from the shared cache: results of queries made only of them may
+be reused by the result cache while their data's local copies live."""
 
 
 @strawberry.type
@@ -57,4 +75,29 @@ class Query:
         resolver=slack_channels,
         extensions=scope("read"),
         description="Unarchived channels of Slack `workspace` (all, or by name), cached",
+    )
+    github_org_members_v1: list[GitHubUser] = strawberry.field(
+        resolver=github_org_members,
+        extensions=scope("read"),
+        description="Members of GitHub `org` (read with the account named `org`), cached",
+    )
+    github_repo_collaborators_v1: list[GitHubRepo | None] = strawberry.field(
+        resolver=github_repo_collaborators,
+        extensions=scope("read"),
+        description="Collaborators of `owner/name` repositories (account named `owner`), cached",
+    )
+    vcs_owners_v1: VcsOwners = strawberry.field(
+        resolver=vcs_owners,
+        extensions=scope("read"),
+        description="Approvers and reviewers of `path` from OWNERS files (GitHub), cached",
+    )
+    jira_issues_v1: list[JiraIssue | None] = strawberry.field(
+        resolver=jira_issues,
+        extensions=scope("read"),
+        description="Issues of Jira `instance` by `keys` or by `jql` (exactly one), cached",
+    )
+    jira_projects_v1: list[JiraProject | None] = strawberry.field(
+        resolver=jira_projects,
+        extensions=scope("read"),
+        description="Projects of Jira `instance` by `keys`, or all of them, cached",
     )

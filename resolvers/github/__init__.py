@@ -1,0 +1,1 @@
+"""GitHub: org members, repo collaborators and OWNERS files (REST v3)."""

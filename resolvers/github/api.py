@@ -1,0 +1,155 @@
+"""Typed async client of the GitHub REST API v3 (no caching; the source adds that)."""
+
+import base64
+import binascii
+import time
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, Field
+
+from gateway.errors import NotFound, UpstreamError
+from gateway.upstream import UpstreamClient, retry_after
+
+API_VERSION = "2022-11-28"
+PER_PAGE = 100
+MAX_PAGES = 100
+SECONDARY_LIMIT_DEFAULT = 60.0
+
+
+class GitHubUser(BaseModel):
+    """An account as GitHub lists it among org members."""
+
+    login: str
+    id: int
+
+
+class GitHubPermissions(BaseModel):
+    """What a collaborator may do in a repository."""
+
+    admin: bool = False
+    maintain: bool = False
+    push: bool = False
+    triage: bool = False
+    pull: bool = False
+
+
+class GitHubCollaborator(BaseModel):
+    """A repository collaborator with their permissions."""
+
+    login: str
+    id: int
+    role_name: str = ""
+    permissions: GitHubPermissions = Field(default_factory=GitHubPermissions)
+
+
+def headers(token: str) -> dict[str, str]:
+    """The request headers for a GitHub token."""
+    return {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": API_VERSION,
+    }
+
+
+def rate_limit_signal(response: httpx.Response) -> float | None:
+    """Seconds GitHub asks to wait: primary and secondary limits, on 403 and 429 alike.
+
+    As GitHub documents it: `retry-after` when present; else, with `x-ratelimit-remaining: 0`,
+    until `x-ratelimit-reset` (also on a successful answer, so the last token is not overdrawn);
+    else a 403/429 whose message names a rate limit waits one minute.
+    """
+    status = response.status_code
+    limited = status == 429 or (status == 403 and _mentions_rate_limit(response))
+    if limited and "retry-after" in response.headers:
+        return retry_after(response)
+    if response.headers.get("x-ratelimit-remaining") == "0":
+        try:
+            reset = float(response.headers["x-ratelimit-reset"])
+        except (KeyError, ValueError):
+            return SECONDARY_LIMIT_DEFAULT
+        return max(1.0, reset - time.time())
+    return SECONDARY_LIMIT_DEFAULT if limited else None
+
+
+def _mentions_rate_limit(response: httpx.Response) -> bool:
+    try:
+        message = str(response.json().get("message", ""))
+    except (ValueError, AttributeError):
+        return False
+    return "rate limit" in message.lower()
+
+
+class GitHubApi:
+    """Org members, repository collaborators and file contents of one GitHub account."""
+
+    def __init__(self, client: UpstreamClient) -> None:
+        self.client = client
+
+    async def org_members(self, org: str) -> list[GitHubUser]:
+        """Every member of `org`, all pages."""
+        items = await self._pages("orgs.members", f"/orgs/{org}/members", f"org {org}")
+        return [GitHubUser.model_validate(item) for item in items]
+
+    async def repo_collaborators(self, repo: str) -> list[GitHubCollaborator]:
+        """Every collaborator of `owner/name`, all pages."""
+        path = f"/repos/{repo}/collaborators"
+        items = await self._pages("repos.collaborators", path, f"repository {repo}")
+        return [GitHubCollaborator.model_validate(item) for item in items]
+
+    async def file_text(self, repo: str, path: str, ref: str) -> str | None:
+        """The text of file `path` in `owner/name` at `ref`, or None when there is none.
+
+        GitHub answers 404 alike for a missing file, ref or repository: all read as no file.
+        """
+        try:
+            response = await self.client.request(
+                "repos.contents", "GET", f"/repos/{repo}/contents/{path}", params={"ref": ref}
+            )
+        except UpstreamError as error:
+            if error.extensions.get("status") == 404:
+                return None
+            raise
+        body = response.json()
+        if not isinstance(body, dict) or body.get("type") != "file":
+            return None
+        try:
+            return base64.b64decode(body.get("content", ""), validate=False).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise UpstreamError(
+                f"GitHub file {path} in {repo}@{ref} is not UTF-8 text in base64"
+            ) from None
+
+    async def _pages(self, operation: str, path: str, what: str) -> list[dict[str, Any]]:
+        """All items of a list endpoint, following `Link: <...>; rel="next"` headers."""
+        items: list[dict[str, Any]] = []
+        url: str | None = path
+        params: dict[str, str | list[str]] | None = {"per_page": str(PER_PAGE)}
+        pages = 0
+        while url is not None:
+            if pages == MAX_PAGES:
+                raise UpstreamError(f"GitHub {what}: more than {MAX_PAGES} pages")
+            try:
+                response = await self.client.request(operation, "GET", url, params=params)
+            except UpstreamError as error:
+                if error.extensions.get("status") == 404:
+                    raise NotFound(
+                        f"GitHub {what} not found for account {self.client.account.name!r}"
+                    ) from None
+                raise
+            page = response.json()
+            if not isinstance(page, list):
+                raise UpstreamError(f"GitHub {operation} answered something other than a list")
+            items.extend(page)
+            url, params, pages = self._next(response), None, pages + 1
+        return items
+
+    def _next(self, response: httpx.Response) -> str | None:
+        """The next page's URL, refused unless it stays on this account's API."""
+        following = response.links.get("next", {}).get("url")
+        if following is None:
+            return None
+        base = self.client.account.base_url.rstrip("/") + "/"
+        if not following.startswith(base):
+            raise UpstreamError("GitHub pagination pointed outside the configured API URL")
+        return following

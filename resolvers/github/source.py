@@ -1,0 +1,115 @@
+"""Cached, rate-limited GitHub data: org members, repo collaborators and OWNERS files."""
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.cache import Cache, Cached, CacheKey, CacheLookup, get_or_fetch_many
+from gateway.errors import GatewayError
+from resolvers.github.api import GitHubApi
+from resolvers.github.owners import (
+    OwnersRecord,
+    directories,
+    effective_owners,
+    parse_aliases,
+    parse_owners,
+)
+
+SYSTEM = "github"
+DEFAULT_TTL = {
+    "org_members": 3600.0,
+    "repo_collaborators": 1800.0,
+    "owners": 43_200.0,
+}
+
+Record = dict[str, Any]
+Result = Cached[list[Record]] | GatewayError
+
+
+@dataclass(frozen=True)
+class Owners:
+    """Who approves and reviews changes to a path, and where the OWNERS data came from."""
+
+    approvers: list[str]
+    reviewers: list[str]
+    lookups: list[CacheLookup]
+
+
+class GitHubSource:
+    """One GitHub account (an org and its token) through the shared cache and rate budget.
+
+    The account is chosen by name: account `name` == the GitHub org, which is also the owner
+    part of `owner/name` repositories and of repository URLs. One token per org keeps each
+    org's 5000 requests/h budget and permissions separate, as app-interface configures them.
+    """
+
+    def __init__(
+        self,
+        account: str,
+        api: GitHubApi,
+        cache: Cache,
+        ttl: Mapping[str, float] | None = None,
+    ) -> None:
+        self.account = account
+        self.api = api
+        self.cache = cache
+        self.ttl = {**DEFAULT_TTL, **(ttl or {})}
+
+    def _key(self, data_type: str, ident: str) -> CacheKey:
+        return CacheKey(SYSTEM, self.account, data_type, ident)
+
+    async def org_members(self, org: str) -> Cached[list[Record]]:
+        """Members (login, id) of `org`."""
+
+        async def fetch() -> list[Record]:
+            return [m.model_dump() for m in await self.api.org_members(org)]
+
+        key = self._key("org_members", org)
+        return await self.cache.get_or_fetch(key, fetch, self.ttl["org_members"])
+
+    async def repo_collaborators(self, repos: Sequence[str]) -> dict[str, Result]:
+        """Collaborators (login, id, role_name, permissions) per `owner/name`."""
+
+        async def fetch(key: CacheKey) -> list[Record]:
+            return [c.model_dump() for c in await self.api.repo_collaborators(key.ident)]
+
+        keys = [self._key("repo_collaborators", repo) for repo in repos]
+        ttl = self.ttl["repo_collaborators"]
+        found = await get_or_fetch_many(self.cache, keys, fetch, ttl)
+        return {key.ident: found[key] for key in keys}
+
+    async def owners(self, repo: str, path: str, ref: str) -> Owners:
+        """Approvers and reviewers for `path` in `repo`@`ref`, with the cache lookups made.
+
+        Reads OWNERS in `path` and every parent directory (one cached entry per file, absent
+        files cached as empty) and OWNERS_ALIASES at the root.
+        """
+        ttl = self.ttl["owners"]
+        dirs = {self._key("owners", f"file:{repo}@{ref}:{d}"): d for d in directories(path)}
+
+        async def fetch_owners(key: CacheKey) -> OwnersRecord:
+            directory = dirs[key]
+            file_path = f"{directory}/OWNERS" if directory else "OWNERS"
+            text = await self.api.file_text(repo, file_path, ref)
+            return parse_owners(text, f"{repo}@{ref}:{file_path}")
+
+        async def fetch_aliases() -> dict[str, list[str]]:
+            text = await self.api.file_text(repo, "OWNERS_ALIASES", ref)
+            return parse_aliases(text, f"{repo}@{ref}:OWNERS_ALIASES")
+
+        keys = list(dirs)
+        aliases_key = self._key("owners", f"aliases:{repo}@{ref}")
+        found, aliases = await asyncio.gather(
+            get_or_fetch_many(self.cache, keys, fetch_owners, ttl),
+            self.cache.get_or_fetch(aliases_key, fetch_aliases, ttl),
+        )
+        files: list[Cached[OwnersRecord]] = []
+        for key in keys:
+            result = found[key]
+            if isinstance(result, GatewayError):
+                raise result
+            files.append(result)
+        approvers, reviewers = effective_owners([f.value for f in files], aliases.value)
+        lookups = [f.lookup for f in [*files, aliases]]
+        return Owners(approvers, reviewers, lookups)

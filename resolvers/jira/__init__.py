@@ -1,0 +1,1 @@
+"""Jira: issues and projects (REST v3)."""

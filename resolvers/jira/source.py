@@ -1,0 +1,86 @@
+"""Cached, rate-limited Jira data: issues by key or JQL, and projects."""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gateway.cache import Cache, Cached, CacheKey, get_or_fetch_batch
+from gateway.errors import GatewayError, NotFound
+from resolvers.jira.api import JiraApi
+
+SYSTEM = "jira"
+DEFAULT_TTL = {"issues": 60.0, "projects": 3600.0}
+ALL_PROJECTS = "all"
+
+Record = dict[str, Any]
+Result = Cached[Record] | GatewayError
+
+
+class JiraSource:
+    """One Jira instance through the shared cache and its ≈1 request/s budget."""
+
+    def __init__(
+        self,
+        account: str,
+        api: JiraApi,
+        cache: Cache,
+        ttl: Mapping[str, float] | None = None,
+    ) -> None:
+        self.account = account
+        self.api = api
+        self.cache = cache
+        self.ttl = {**DEFAULT_TTL, **(ttl or {})}
+
+    def _key(self, data_type: str, ident: str) -> CacheKey:
+        return CacheKey(SYSTEM, self.account, data_type, ident)
+
+    async def issues_by_key(self, keys: Sequence[str]) -> dict[str, Result]:
+        """Each issue by key (case-insensitive); missing keys fetched in one bulk call."""
+        by_key = {self._key("issues", f"key:{key.upper()}"): key.upper() for key in keys}
+
+        async def fetch(missing: list[CacheKey]) -> dict[CacheKey, Record | GatewayError]:
+            found = await self.api.issues([by_key[key] for key in missing])
+            return {
+                key: found[by_key[key]].model_dump()
+                if by_key[key] in found
+                else NotFound(f"Jira issue {by_key[key]} not found in {self.account!r}")
+                for key in missing
+            }
+
+        results = await get_or_fetch_batch(self.cache, by_key, fetch, self.ttl["issues"])
+        return {key: results[self._key("issues", f"key:{key.upper()}")] for key in keys}
+
+    async def issues_by_jql(self, jql: str) -> Cached[list[Record]]:
+        """The issues a JQL search returns, cached per query text."""
+
+        async def fetch() -> list[Record]:
+            return [issue.model_dump() for issue in await self.api.search(jql)]
+
+        key = self._key("issues", f"jql:{jql}")
+        return await self.cache.get_or_fetch(key, fetch, self.ttl["issues"])
+
+    async def projects_by_key(self, keys: Sequence[str]) -> dict[str, Result]:
+        """Each project by key; missing keys fetched in one search."""
+        by_key = {self._key("projects", f"key:{key.upper()}"): key.upper() for key in keys}
+
+        async def fetch(missing: list[CacheKey]) -> dict[CacheKey, Record | GatewayError]:
+            found = {
+                p.key.upper(): p.model_dump()
+                for p in await self.api.projects([by_key[key] for key in missing])
+            }
+            return {
+                key: found.get(by_key[key])
+                or NotFound(f"Jira project {by_key[key]} not found in {self.account!r}")
+                for key in missing
+            }
+
+        results = await get_or_fetch_batch(self.cache, by_key, fetch, self.ttl["projects"])
+        return {key: results[self._key("projects", f"key:{key.upper()}")] for key in keys}
+
+    async def all_projects(self) -> Cached[list[Record]]:
+        """Every project the token can see."""
+
+        async def fetch() -> list[Record]:
+            return [project.model_dump() for project in await self.api.projects(None)]
+
+        key = self._key("projects", ALL_PROJECTS)
+        return await self.cache.get_or_fetch(key, fetch, self.ttl["projects"])

@@ -1,0 +1,101 @@
+"""Jira types and root fields: `jira_issues_v1`, `jira_projects_v1`."""
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from gateway.cache import Cached
+from gateway.errors import BadUserInput, GatewayError
+from schema.context import RequestContext
+from schema.loaders import keyed_loader, unwrap
+
+
+@strawberry.type(name="JiraUser_v1")
+class JiraUser:
+    """An assignee; `email` only when the instance shows it to the gateway's token."""
+
+    account_id: str | None
+    display_name: str
+    email: str | None
+
+
+@strawberry.type(name="JiraIssue_v1")
+class JiraIssue:
+    """An issue with the fields integrations read."""
+
+    key: str
+    summary: str
+    status: str
+    assignee: JiraUser | None
+    labels: list[str]
+
+
+@strawberry.type(name="JiraProject_v1")
+class JiraProject:
+    """A project."""
+
+    key: str
+    id: str
+    name: str
+
+
+def _issue(record: dict[str, Any]) -> JiraIssue:
+    assignee = record["assignee"]
+    return JiraIssue(
+        key=record["key"],
+        summary=record["summary"],
+        status=record["status"],
+        assignee=JiraUser(**assignee) if assignee else None,
+        labels=record["labels"],
+    )
+
+
+async def _each(
+    info: Info[RequestContext, None],
+    name: str,
+    fetch: Callable[[list[str]], Awaitable[Mapping[str, Cached[Any] | GatewayError]]],
+    keys: list[str],
+) -> list[Any]:
+    """Records for `keys` through this request's loader `name`; an error stays its item's."""
+    loaded = await keyed_loader(info, name, fetch).load_many(keys)
+    items: list[Any] = []
+    for one in loaded:
+        try:
+            items.append(unwrap(info, one.result))
+        except GatewayError as error:
+            items.append(error)
+    return items
+
+
+async def jira_issues(
+    info: Info[RequestContext, None],
+    instance: str,
+    keys: list[str] | None = None,
+    jql: str | None = None,
+) -> list[JiraIssue | None]:
+    """Resolve `jira_issues_v1`: exactly one of `keys` (a missing key is a null item with
+    NOT_FOUND) or `jql` (the matching issues in Jira's order)."""
+    if (keys is None) == (jql is None):
+        raise BadUserInput("jira_issues_v1 takes exactly one of `keys` or `jql`")
+    source = info.context.sources.jira_instance(instance)
+    if jql is not None:
+        return [_issue(r) for r in unwrap(info, await source.issues_by_jql(jql))]
+    assert keys is not None
+    records = await _each(info, f"jira/{instance}/issues", source.issues_by_key, keys)
+    items: list[Any] = [r if isinstance(r, GatewayError) else _issue(r) for r in records]
+    return items
+
+
+async def jira_projects(
+    info: Info[RequestContext, None], instance: str, keys: list[str] | None = None
+) -> list[JiraProject | None]:
+    """Resolve `jira_projects_v1`: the projects with `keys` (a missing one is a null item with
+    NOT_FOUND), or every project the gateway's token can see."""
+    source = info.context.sources.jira_instance(instance)
+    if keys is None:
+        return [JiraProject(**r) for r in unwrap(info, await source.all_projects())]
+    records = await _each(info, f"jira/{instance}/projects", source.projects_by_key, keys)
+    items: list[Any] = [r if isinstance(r, GatewayError) else JiraProject(**r) for r in records]
+    return items

@@ -1,0 +1,44 @@
+"""Per-request batching of keyed lookups, with per-item errors and provenance."""
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from strawberry.dataloader import DataLoader
+from strawberry.types import Info
+
+from gateway.cache import Cached
+from gateway.errors import GatewayError
+from schema.context import RequestContext
+from schema.provenance import record
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Loaded(Generic[T]):
+    """A loader value; errors stay values so one bad key fails only its own list item."""
+
+    result: Cached[T] | GatewayError
+
+
+def keyed_loader(
+    info: Info[RequestContext, Any],
+    name: str,
+    fetch: Callable[[list[str]], Awaitable[Mapping[str, Cached[T] | GatewayError]]],
+) -> DataLoader[str, Loaded[T]]:
+    """This request's loader `name`: keys asked anywhere in the request, fetched in one batch."""
+
+    async def load(keys: list[str]) -> list[Loaded[T]]:
+        results = await fetch(keys)
+        return [Loaded(results[key]) for key in keys]
+
+    return info.context.per_request(name, lambda: DataLoader(load_fn=load))
+
+
+def unwrap(info: Info[RequestContext, Any], result: "Cached[T] | GatewayError") -> T:
+    """The value, its lookup recorded as provenance; raises the item's error instead."""
+    if isinstance(result, GatewayError):
+        raise result
+    record(info, result.lookup)
+    return result.value

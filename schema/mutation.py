@@ -1,0 +1,38 @@
+"""The root Mutation: administrative actions on the gateway's shared state."""
+
+import strawberry
+from strawberry.types import Info
+
+from gateway.cache import CachePrefix
+from gateway.errors import BadUserInput
+from schema.context import RequestContext
+from schema.permissions import scope
+
+
+async def cache_invalidate(
+    info: Info[RequestContext, None], system: str, account: str, data_type: str | None = None
+) -> bool:
+    """Resolve `cache_invalidate_v1`: drop an account's cached data (one data type or all)."""
+    configured = info.context.runtime.settings.upstream_account_names()
+    systems = sorted({name for name, _ in configured})
+    if system not in systems:
+        known = ", ".join(systems) or "none"
+        raise BadUserInput(f"unknown system {system!r}; configured: {known}")
+    accounts = sorted(name for sys_name, name in configured if sys_name == system)
+    if account not in accounts:
+        raise BadUserInput(
+            f"unknown {system} account {account!r}; configured: {', '.join(accounts)}"
+        )
+    await info.context.runtime.cache.invalidate(CachePrefix(system, account, data_type))
+    return True
+
+
+@strawberry.type
+class Mutation:
+    """Actions: administrative cache control."""
+
+    cache_invalidate_v1: bool = strawberry.field(
+        resolver=cache_invalidate,
+        extensions=scope("admin"),
+        description="Forget the cached data of one upstream account, or of one of its data types",
+    )

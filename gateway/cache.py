@@ -476,6 +476,40 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + char if char in "*?[]\\" else char for char in text)
 
 
+async def _split(
+    cache: Cache, cache_keys: Iterable[CacheKey]
+) -> tuple[dict[CacheKey, "Cached[Any] | GatewayError"], list[CacheKey]]:
+    """Fresh values of a batch and the keys to fetch; with Redis down, every key is to fetch.
+
+    Each key to fetch then goes through `get_or_fetch`, which serves its in-process copy or
+    fails on its own: a Redis outage becomes an error per item, not one for the whole batch.
+    """
+    keys = list(dict.fromkeys(cache_keys))
+    try:
+        found, missing = await cache.get_many(keys)
+    except UpstreamUnavailable:
+        return {}, keys
+    return dict(found), missing
+
+
+async def _fill(
+    cache: Cache,
+    results: dict[CacheKey, "Cached[T] | GatewayError"],
+    missing: list[CacheKey],
+    fetch: Callable[[CacheKey], Awaitable[T]],
+    ttl: float,
+) -> None:
+    """One shared `get_or_fetch` per missing key; a key whose fetch fails maps to its error."""
+
+    async def one(cache_key: CacheKey) -> None:
+        try:
+            results[cache_key] = await cache.get_or_fetch(cache_key, lambda: fetch(cache_key), ttl)
+        except GatewayError as error:
+            results[cache_key] = error
+
+    await asyncio.gather(*(one(cache_key) for cache_key in missing))
+
+
 async def get_or_fetch_many(
     cache: Cache,
     cache_keys: Iterable[CacheKey],
@@ -486,16 +520,8 @@ async def get_or_fetch_many(
 
     A key whose fetch fails maps to its error, so one unknown id does not fail the batch.
     """
-    found, missing = await cache.get_many(cache_keys)
-    results: dict[CacheKey, Cached[T] | GatewayError] = dict(found)
-
-    async def one(cache_key: CacheKey) -> None:
-        try:
-            results[cache_key] = await cache.get_or_fetch(cache_key, lambda: fetch(cache_key), ttl)
-        except GatewayError as error:
-            results[cache_key] = error
-
-    await asyncio.gather(*(one(cache_key) for cache_key in missing))
+    results, missing = await _split(cache, cache_keys)
+    await _fill(cache, results, missing, fetch, ttl)
     return results
 
 
@@ -511,8 +537,7 @@ async def get_or_fetch_batch(
     key keeps its own single flight, stale copy and error; a key `fetch_many` leaves out is
     an internal error, so it must map every key it is given to a value or an error.
     """
-    found, missing = await cache.get_many(cache_keys)
-    results: dict[CacheKey, Cached[T] | GatewayError] = dict(found)
+    results, missing = await _split(cache, cache_keys)
     batch: list[asyncio.Future[Mapping[CacheKey, T | GatewayError]]] = []
 
     async def fetch(cache_key: CacheKey) -> T:
@@ -523,11 +548,5 @@ async def get_or_fetch_batch(
             raise value
         return value
 
-    async def one(cache_key: CacheKey) -> None:
-        try:
-            results[cache_key] = await cache.get_or_fetch(cache_key, lambda: fetch(cache_key), ttl)
-        except GatewayError as error:
-            results[cache_key] = error
-
-    await asyncio.gather(*(one(cache_key) for cache_key in missing))
+    await _fill(cache, results, missing, fetch, ttl)
     return results

@@ -225,3 +225,40 @@ def test_thundering_herd_over_three_replicas_makes_one_upstream_fetch(
     bodies = asyncio.run(herd())
     assert all(usernames(b["data"]["pagerduty_schedules_v1"][0]) == ["alice"] for b in bodies)
     assert emulator.total_calls("GET /schedules/PA/users") == 1
+
+
+def test_redis_outage_gives_upstream_unavailable_then_recovers_without_restart(
+    pagerduty: tuple[PagerDutyEmulator, ServerThread],
+    namespace: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.support.gateway import gateway_settings, start_gateway
+    from tests.support.redis_server import PrivateRedis
+
+    emulator, upstream = pagerduty
+    monkeypatch.setenv("QGW_TEST_PD_TOKEN", TOKEN)
+    account = {"name": "app-sre", "api_url": upstream.url, "token": {"env": "QGW_TEST_PD_TOKEN"}}
+    with PrivateRedis() as redis_server:
+        settings = gateway_settings(
+            redis_server.url,
+            namespace,
+            upstreams={"pagerduty": [account]},
+            cache={"local_ttl": 0.05, "result_cache_entries": 0},
+        )
+        gateway = start_gateway(settings)
+        try:
+            redis_server.stop()
+            body = query(gateway, SCHEDULES, ["PB"])
+            assert body["data"]["pagerduty_schedules_v1"] == [None]
+            error = body["errors"][0]
+            assert error["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+            assert "Redis" in error["message"]
+            assert emulator.total_calls("GET /schedules/PB") == 0, "no unlimited upstream calls"
+
+            redis_server.start()
+            wait_until(lambda: "errors" not in query(gateway, SCHEDULES, ["PB"]), 15, "recovery")
+            assert usernames(
+                query(gateway, SCHEDULES, ["PB"])["data"]["pagerduty_schedules_v1"][0]
+            ) == ["bob"]
+        finally:
+            gateway.stop()

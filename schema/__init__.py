@@ -12,7 +12,9 @@ from gateway.graphql_errors import is_unexpected
 from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
 from schema.extensions import limit_extensions
+from schema.mutation import Mutation
 from schema.query import CACHE_BACKED_FIELDS, Query
+from schema.subscription import Subscription
 
 log = structlog.get_logger("gateway.graphql")
 
@@ -38,6 +40,8 @@ def build_schema(limits: QueryLimits, metrics: GatewayMetrics) -> GatewaySchema:
     """The Federation v2 schema with the limits and metrics of one app."""
     return GatewaySchema(
         query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(auto_camel_case=False),
         extensions=limit_extensions(limits, metrics, CACHE_BACKED_FIELDS),
         federation_version="2.7",

@@ -7,7 +7,6 @@ from prometheus_client import CollectorRegistry
 
 from gateway.auth import TokenVerifier
 from gateway.cache import Cache, CacheMetrics
-from gateway.events import EventMetrics
 from gateway.events.hub import EventHub
 from gateway.metrics import GatewayMetrics
 from gateway.ratelimit import RateLimiter, RateLimitMetrics
@@ -63,7 +62,7 @@ class Runtime:
                 redis=redis,
                 redis_url=settings.redis.url,
                 namespace=namespace,
-                metrics=EventMetrics(registry),
+                registry=registry,
                 connect_timeout=settings.redis.connect_timeout,
             ),
         )

@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
 import structlog
+from prometheus_client import CollectorRegistry, Gauge
 from redis.exceptions import RedisError
 
 from gateway.errors import BadUserInput, UpstreamUnavailable
@@ -36,7 +37,7 @@ class EventHub:
 
     def __init__(
         self, settings: EventSettings, publisher: EventPublisher, metrics: EventMetrics, *,
-        blocking: "aioredis.Redis | None", namespace: str,
+        blocking: "aioredis.Redis | None", namespace: str, registry: CollectorRegistry,
     ) -> None:
         self.settings = settings
         self.publisher = publisher
@@ -49,11 +50,16 @@ class EventHub:
                 blocking, namespace, metrics=metrics, block_ms=settings.block_ms,
                 queue_size=settings.fanout_queue_size,
             )
+        live = Gauge(
+            "qontract_gateway_events_live_subscribers",
+            "Live event subscribers fed by this process.", registry=registry,
+        )
+        live.set_function(lambda: self._fanout.subscriber_count if self._fanout else 0)
 
     @classmethod
     def create(
         cls, settings: EventSettings, *, redis: "aioredis.Redis", redis_url: str, namespace: str,
-        metrics: EventMetrics, connect_timeout: float = 1.0,
+        registry: CollectorRegistry, connect_timeout: float = 1.0,
     ) -> "EventHub":
         """The hub for `settings`: publishing on `redis` (or SNS), blocking reads on a new client."""
         blocking = None
@@ -62,13 +68,17 @@ class EventHub:
                 redis_url, socket_timeout=settings.block_ms / 1000 + 5,
                 connect_timeout=connect_timeout, max_connections=BLOCKING_CONNECTIONS,
             )
+        metrics = EventMetrics(registry)
         publisher = create_event_publisher(
             "disabled" if not settings.enabled else settings.backend, metrics=metrics,
             redis_client=redis, namespace=namespace, maxlen=settings.stream_maxlen,
             topic_arn=settings.sns_topic_arn, endpoint_url=settings.aws_endpoint_url,
             region_name=settings.aws_region,
         )
-        return cls(settings, publisher, metrics, blocking=blocking, namespace=namespace)
+        return cls(
+            settings, publisher, metrics, blocking=blocking, namespace=namespace,
+            registry=registry,
+        )
 
     async def start(self) -> None:
         """Start the live stream reader (Redis backend); if Redis is down, the first subscriber will."""

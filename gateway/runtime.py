@@ -1,4 +1,4 @@
-"""What one running gateway process holds: settings, Redis, metrics, auth, cache, limiter, events."""
+"""What one gateway process holds: settings, Redis, metrics, auth, cache, limiter, events."""
 
 from dataclasses import dataclass
 

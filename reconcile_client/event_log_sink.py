@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from gql import Client, gql
+from gql import Client, GraphQLRequest, gql
 from gql.transport.websockets import WebsocketsTransport
 
 SUBSCRIPTION = gql(
@@ -39,7 +39,7 @@ class SinkResult:
 
 def websocket_url(url: str) -> str:
     """The ws(s):// form of the gateway's GraphQL URL (http(s):// or ws(s)://)."""
-    if url.startswith("http://") or url.startswith("https://"):
+    if url.startswith(("http://", "https://")):
         return "ws" + url.removeprefix("http")
     return url
 
@@ -76,7 +76,7 @@ async def run_event_log_sink(
     written = acknowledged = 0
     variables = {"group": group, "consumer": consumer, "types": list(types) if types else None}
     async with Client(transport=transport) as session:
-        deliveries = session.subscribe(SUBSCRIPTION, variable_values=variables)
+        deliveries = session.subscribe(GraphQLRequest(SUBSCRIPTION, variable_values=variables))
         async with contextlib.aclosing(deliveries):
             while max_events is None or written < max_events:
                 result = await _next_or_stop(deliveries, stop)
@@ -87,9 +87,8 @@ async def run_event_log_sink(
                 stream.flush()
                 written += 1
                 if not dry_run:
-                    answer = await session.execute(
-                        ACKNOWLEDGE, variable_values={"group": group, "ids": [event["stream_id"]]}
-                    )
+                    ids = {"group": group, "ids": [event["stream_id"]]}
+                    answer = await session.execute(GraphQLRequest(ACKNOWLEDGE, variable_values=ids))
                     acknowledged += int(answer["events_ack_v1"])
     return SinkResult(written=written, acknowledged=acknowledged)
 

@@ -28,7 +28,7 @@ class EventV1:
     event_type: str = strawberry.field(description="Dot-separated, e.g. `slack-usergroups.update`")
     source: str
     timestamp: datetime
-    payload: JSON
+    payload: JSON  # type: ignore[valid-type]
     stream_id: str = strawberry.field(
         description="Position in the stream: `since` for live resumption, the id to acknowledge "
         "for durable deliveries"
@@ -87,7 +87,7 @@ async def events_durable(
         while True:
             try:
                 batch = await reader.receive(hub.settings.durable_batch_size)
-                unwanted = [r for r in batch if wanted is not None and r.event.event_type not in wanted]
+                unwanted = [r for r in batch if wanted and r.event.event_type not in wanted]
                 if unwanted:
                     await reader.ack(unwanted)
             except (RedisError, OSError) as error:

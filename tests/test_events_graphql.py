@@ -31,7 +31,9 @@ async def publisher(redis_url: str, namespace: str) -> AsyncIterator[EventPublis
     """Publishes into the stream the test's gateways read (as another replica would)."""
     client = create_redis(redis_url)
     yield create_event_publisher(
-        "redis", metrics=EventMetrics(CollectorRegistry()), redis_client=client,
+        "redis",
+        metrics=EventMetrics(CollectorRegistry()),
+        redis_client=client,
         namespace=namespace,
     )
     await client.aclose()
@@ -48,7 +50,9 @@ def pending(redis_url: str, namespace: str) -> Callable[[str], int]:
     return count
 
 
-async def publish(publisher: EventPublisher, event_type: str, n: int = 1, **payload: Any) -> list[str]:
+async def publish(
+    publisher: EventPublisher, event_type: str, n: int = 1, **payload: Any
+) -> list[str]:
     """Publish `n` events of `event_type`; their stream ids."""
     ids = []
     for index in range(n):
@@ -75,18 +79,21 @@ async def until_subscribed(server: ServerThread, count: int) -> None:
     await async_wait_until(ready, 10, f"{count} live subscribers")
 
 
-async def ack(server: ServerThread, group: str, ids: list[str], token: str | None = None) -> Any:
+def ack(server: ServerThread, group: str, ids: list[str], token: str | None = None) -> Any:
     """Call events_ack_v1 over HTTP; the response body."""
     headers = {"authorization": f"Bearer {token}"} if token else {}
     response = httpx.post(
-        f"{server.url}/graphql", json={"query": ACK, "variables": {"group": group, "ids": ids}},
-        headers=headers, timeout=10,
+        f"{server.url}/graphql",
+        json={"query": ACK, "variables": {"group": group, "ids": ids}},
+        headers=headers,
+        timeout=10,
     )
     return response.json()
 
 
 async def test_live_subscriber_receives_only_the_types_it_asked_for(
-    gateway: ServerThread, publisher: EventPublisher,
+    gateway: ServerThread,
+    publisher: EventPublisher,
 ) -> None:
     client = await GraphQLWebSocket.open(gateway.url)
     operation = await client.subscribe(LIVE, {"types": ["alpha.changed"]})
@@ -105,7 +112,8 @@ async def test_live_subscriber_receives_only_the_types_it_asked_for(
 
 
 async def test_since_replays_retained_events_then_continues_live(
-    gateway: ServerThread, publisher: EventPublisher,
+    gateway: ServerThread,
+    publisher: EventPublisher,
 ) -> None:
     earlier = await publish(publisher, "alpha.changed", 5)
     client = await GraphQLWebSocket.open(gateway.url)
@@ -119,14 +127,16 @@ async def test_since_replays_retained_events_then_continues_live(
 
 
 async def test_durable_listener_gets_exactly_what_it_missed_while_away(
-    gateway: ServerThread, publisher: EventPublisher, pending: Callable[[str], int],
+    gateway: ServerThread,
+    publisher: EventPublisher,
+    pending: Callable[[str], int],
 ) -> None:
     variables = {"group": "audit", "consumer": "sink-1"}
     first = await GraphQLWebSocket.open(gateway.url)
     operation = await first.subscribe(DURABLE, variables)
     before = await publish(publisher, "alpha.changed", 3)
     received = await first.events(operation, 3)
-    assert (await ack(gateway, "audit", before))["data"] == {"events_ack_v1": 3}
+    assert (ack(gateway, "audit", before))["data"] == {"events_ack_v1": 3}
     await first.close()
 
     missed = await publish(publisher, "alpha.changed", 4)
@@ -135,13 +145,14 @@ async def test_durable_listener_gets_exactly_what_it_missed_while_away(
     again = await second.events(operation, 4)
     assert [e["stream_id"] for e in received] == before
     assert [e["stream_id"] for e in again] == missed
-    assert (await ack(gateway, "audit", missed))["data"] == {"events_ack_v1": 4}
+    assert (ack(gateway, "audit", missed))["data"] == {"events_ack_v1": 4}
     assert pending("audit") == 0
     await second.close()
 
 
 async def test_unacknowledged_delivery_goes_to_another_consumer_after_the_visibility_timeout(
-    gateway_factory: Callable[..., ServerThread], publisher: EventPublisher,
+    gateway_factory: Callable[..., ServerThread],
+    publisher: EventPublisher,
     pending: Callable[[str], int],
 ) -> None:
     gateway = gateway_factory(events={"visibility_timeout": 0.5})
@@ -155,7 +166,7 @@ async def test_unacknowledged_delivery_goes_to_another_consumer_after_the_visibi
     [redelivered] = await diligent.events(operation, 1)
     assert never_acked["stream_id"] == redelivered["stream_id"] == stream_id
     assert redelivered["delivery_count"] == 2
-    assert (await ack(gateway, "workers", [stream_id]))["data"] == {"events_ack_v1": 1}
+    assert (ack(gateway, "workers", [stream_id]))["data"] == {"events_ack_v1": 1}
     assert pending("workers") == 0
     await lazy.close()
     await diligent.close()
@@ -172,7 +183,7 @@ async def test_events_need_the_events_scope(
     for message in (refused, durable):
         errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
         assert errors[0]["extensions"]["code"] == "FORBIDDEN", message
-    body = await ack(gateway, "g", ["1-0"], reader)
+    body = ack(gateway, "g", ["1-0"], reader)
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     await client.close()
 
@@ -199,7 +210,8 @@ async def test_subscriptions_per_connection_are_capped(
 
 
 async def test_a_stalled_listener_is_dropped_with_queue_full_while_a_fast_one_gets_everything(
-    gateway_factory: Callable[..., ServerThread], publisher: EventPublisher,
+    gateway_factory: Callable[..., ServerThread],
+    publisher: EventPublisher,
 ) -> None:
     gateway = gateway_factory(events={"fanout_queue_size": 50})
     fast = await GraphQLWebSocket.open(gateway.url)
@@ -254,7 +266,8 @@ def _is_set(client: GraphQLWebSocket) -> Callable[[], Any]:
 
 
 async def test_durable_listener_loses_nothing_across_a_gateway_restart(
-    gateway_factory: Callable[..., ServerThread], publisher: EventPublisher,
+    gateway_factory: Callable[..., ServerThread],
+    publisher: EventPublisher,
     pending: Callable[[str], int],
 ) -> None:
     settings = {"events": {"visibility_timeout": 0.5}}
@@ -264,7 +277,7 @@ async def test_durable_listener_loses_nothing_across_a_gateway_restart(
     operation = await client.subscribe(DURABLE, variables)
     before = await publish(publisher, "alpha.changed", 4)
     received = await client.events(operation, 4)
-    await ack(first, "restart", before[:2])
+    ack(first, "restart", before[:2])
     first.stop()
     await async_wait_until(_is_set(client), 10, "the first gateway to close the socket")
 
@@ -275,7 +288,7 @@ async def test_durable_listener_loses_nothing_across_a_gateway_restart(
     after_restart = await client.events(operation, 5, timeout=15)
     delivered = {e["stream_id"] for e in received[2:] + after_restart}
     assert delivered == set(before[2:] + during)
-    assert (await ack(second, "restart", sorted(delivered)))["data"] == {"events_ack_v1": 5}
+    assert (ack(second, "restart", sorted(delivered)))["data"] == {"events_ack_v1": 5}
     assert pending("restart") == 0
     await client.close()
 
@@ -295,15 +308,23 @@ class CheckedOutput(io.StringIO):
         stream_id = re.search(r'"stream_id":"([\d-]+)"', last)
         assert stream_id is not None
         entries = self.client.xpending_range(
-            self.stream, self.group, stream_id.group(1), stream_id.group(1), 1,
+            self.stream,
+            self.group,
+            stream_id.group(1),
+            stream_id.group(1),
+            1,
         )
         self.pending_at_flush.append(bool(entries))
 
 
 @pytest.mark.parametrize("dry_run", [False, True])
 async def test_event_log_sink_writes_json_lines_and_acks_only_after_writing(
-    gateway_factory: Callable[..., ServerThread], publisher: EventPublisher,
-    redis_url: str, namespace: str, pending: Callable[[str], int], dry_run: bool,
+    gateway_factory: Callable[..., ServerThread],
+    publisher: EventPublisher,
+    redis_url: str,
+    namespace: str,
+    pending: Callable[[str], int],
+    dry_run: bool,
 ) -> None:
     gateway = gateway_factory(auth={"secret": SECRET})
     token = mint_token(SECRET, "event-log-sink", ["events"], expires_days=1)
@@ -312,8 +333,14 @@ async def test_event_log_sink_writes_json_lines_and_acks_only_after_writing(
     output = CheckedOutput(redis.Redis.from_url(redis_url), stream_keys(namespace).stream, "log")
 
     result = await run_event_log_sink(
-        f"{gateway.url}/graphql", token, "log", "sink-1", types=["alpha.changed"], dry_run=dry_run,
-        output=output, max_events=3,
+        f"{gateway.url}/graphql",
+        token,
+        "log",
+        "sink-1",
+        types=["alpha.changed"],
+        dry_run=dry_run,
+        output=output,
+        max_events=3,
     )
     lines = [line for line in output.getvalue().splitlines() if line]
     assert [line.count('"event_type":"alpha.changed"') for line in lines] == [1, 1, 1]
@@ -323,4 +350,3 @@ async def test_event_log_sink_writes_json_lines_and_acks_only_after_writing(
     assert result.written == 3
     assert result.acknowledged == (0 if dry_run else 3)
     assert pending("log") == (3 if dry_run else 0)
-

@@ -36,8 +36,14 @@ class EventHub:
     """
 
     def __init__(
-        self, settings: EventSettings, publisher: EventPublisher, metrics: EventMetrics, *,
-        blocking: "aioredis.Redis | None", namespace: str, registry: CollectorRegistry,
+        self,
+        settings: EventSettings,
+        publisher: EventPublisher,
+        metrics: EventMetrics,
+        *,
+        blocking: "aioredis.Redis | None",
+        namespace: str,
+        registry: CollectorRegistry,
     ) -> None:
         self.settings = settings
         self.publisher = publisher
@@ -47,58 +53,82 @@ class EventHub:
         self._fanout: StreamFanout | None = None
         if blocking is not None:
             self._fanout = create_event_fanout(
-                blocking, namespace, metrics=metrics, block_ms=settings.block_ms,
+                blocking,
+                namespace,
+                metrics=metrics,
+                block_ms=settings.block_ms,
                 queue_size=settings.fanout_queue_size,
             )
         live = Gauge(
             "qontract_gateway_events_live_subscribers",
-            "Live event subscribers fed by this process.", registry=registry,
+            "Live event subscribers fed by this process.",
+            registry=registry,
         )
         live.set_function(lambda: self._fanout.subscriber_count if self._fanout else 0)
 
     @classmethod
     def create(
-        cls, settings: EventSettings, *, redis: "aioredis.Redis", redis_url: str, namespace: str,
-        registry: CollectorRegistry, connect_timeout: float = 1.0,
+        cls,
+        settings: EventSettings,
+        *,
+        redis: "aioredis.Redis",
+        redis_url: str,
+        namespace: str,
+        registry: CollectorRegistry,
+        connect_timeout: float = 1.0,
     ) -> "EventHub":
-        """The hub for `settings`: publishing on `redis` (or SNS), blocking reads on a new client."""
+        """The hub for `settings`: publishes on `redis` (or SNS), blocking reads on a new client."""
         blocking = None
         if settings.backend == "redis":
             blocking = create_redis(
-                redis_url, socket_timeout=settings.block_ms / 1000 + 5,
-                connect_timeout=connect_timeout, max_connections=BLOCKING_CONNECTIONS,
+                redis_url,
+                socket_timeout=settings.block_ms / 1000 + 5,
+                connect_timeout=connect_timeout,
+                max_connections=BLOCKING_CONNECTIONS,
             )
         metrics = EventMetrics(registry)
         publisher = create_event_publisher(
-            "disabled" if not settings.enabled else settings.backend, metrics=metrics,
-            redis_client=redis, namespace=namespace, maxlen=settings.stream_maxlen,
-            topic_arn=settings.sns_topic_arn, endpoint_url=settings.aws_endpoint_url,
+            "disabled" if not settings.enabled else settings.backend,
+            metrics=metrics,
+            redis_client=redis,
+            namespace=namespace,
+            maxlen=settings.stream_maxlen,
+            topic_arn=settings.sns_topic_arn,
+            endpoint_url=settings.aws_endpoint_url,
             region_name=settings.aws_region,
         )
         return cls(
-            settings, publisher, metrics, blocking=blocking, namespace=namespace,
+            settings,
+            publisher,
+            metrics,
+            blocking=blocking,
+            namespace=namespace,
             registry=registry,
         )
 
     async def start(self) -> None:
-        """Start the live stream reader (Redis backend); if Redis is down, the first subscriber will."""
+        """Start the live stream reader; if Redis is down, the first subscriber starts it."""
         if self._fanout is None:
             return
         try:
             await self._fanout.start()
         except (RedisError, OSError) as error:
             structlog.get_logger(__name__).warning(
-                "event stream reader not started; Redis unreachable", error=repr(error),
+                "event stream reader not started; Redis unreachable",
+                error=repr(error),
             )
 
     @asynccontextmanager
     async def live(
-        self, event_types: Iterable[str] | None, since: str | None,
+        self,
+        event_types: Iterable[str] | None,
+        since: str | None,
     ) -> AsyncIterator[FanoutSubscription]:
         """A live subscription for the block: replay after `since`, then new events."""
         if self._fanout is None:
             raise UpstreamUnavailable(
-                "live event subscriptions need the redis event backend", upstream="events",
+                "live event subscriptions need the redis event backend",
+                upstream="events",
             )
         async with self._fanout.subscribe(event_types=event_types, since=since) as subscription:
             yield subscription
@@ -110,9 +140,14 @@ class EventHub:
         if self.settings.backend == "sns":
             return self._sqs_consumer(group)
         return create_event_consumer(
-            "redis", metrics=self.metrics, redis_client=self._blocking,
-            namespace=self._namespace, group=group, consumer=consumer,
-            max_deliveries=self.settings.max_deliveries, block_ms=self.settings.block_ms,
+            "redis",
+            metrics=self.metrics,
+            redis_client=self._blocking,
+            namespace=self._namespace,
+            group=group,
+            consumer=consumer,
+            max_deliveries=self.settings.max_deliveries,
+            block_ms=self.settings.block_ms,
             visibility_timeout_ms=int(self.settings.visibility_timeout * 1000),
             batch_size=self.settings.durable_batch_size,
         )
@@ -144,10 +179,14 @@ class EventHub:
                 f"the sns event backend has one consumer group, {self.settings.sqs_group!r}"
             )
         return create_event_consumer(
-            "sns", metrics=self.metrics, queue_url=self.settings.sqs_queue_url,
+            "sns",
+            metrics=self.metrics,
+            queue_url=self.settings.sqs_queue_url,
             dead_letter_queue_url=self.settings.sqs_dead_letter_queue_url,
-            endpoint_url=self.settings.aws_endpoint_url, region_name=self.settings.aws_region,
-            max_deliveries=self.settings.max_deliveries, wait_time_seconds=1,
+            endpoint_url=self.settings.aws_endpoint_url,
+            region_name=self.settings.aws_region,
+            max_deliveries=self.settings.max_deliveries,
+            wait_time_seconds=1,
             visibility_timeout_seconds=max(1, round(self.settings.visibility_timeout)),
         )
 

@@ -27,7 +27,11 @@ class GraphQLWebSocket:
 
     @classmethod
     async def open(
-        cls, http_url: str, token: str | None = None, *, receive_buffer: int | None = None,
+        cls,
+        http_url: str,
+        token: str | None = None,
+        *,
+        receive_buffer: int | None = None,
         read: bool = True,
     ) -> "GraphQLWebSocket":
         """Connect and initialise; `read=False` leaves frames unread (a stalled listener)."""
@@ -39,8 +43,13 @@ class GraphQLWebSocket:
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
         connection = await connect(
-            url, sock=sock, subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
-            max_queue=1, max_size=None, proxy=None, compression=None,
+            url,
+            sock=sock,
+            subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+            max_queue=1,
+            max_size=None,
+            proxy=None,
+            compression=None,
         )
         client = cls(connection)
         payload = {"Authorization": f"Bearer {token}"} if token else {}
@@ -60,10 +69,15 @@ class GraphQLWebSocket:
         """Start an operation; its id."""
         operation_id = str(next(self._ids))
         self._queues[operation_id] = asyncio.Queue()
-        await self._socket.send(json.dumps({
-            "id": operation_id, "type": "subscribe",
-            "payload": {"query": query, "variables": variables or {}},
-        }))
+        await self._socket.send(
+            json.dumps(
+                {
+                    "id": operation_id,
+                    "type": "subscribe",
+                    "payload": {"query": query, "variables": variables or {}},
+                }
+            )
+        )
         return operation_id
 
     async def message(self, operation_id: str, timeout: float = 10.0) -> dict[str, Any]:
@@ -71,8 +85,9 @@ class GraphQLWebSocket:
         queue = self._queues[operation_id]
         getting = asyncio.ensure_future(queue.get())
         closing = asyncio.ensure_future(self.closed.wait())
-        done, _ = await asyncio.wait({getting, closing}, timeout=timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {getting, closing}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         closing.cancel()
         if getting in done:
             return getting.result()
@@ -84,14 +99,18 @@ class GraphQLWebSocket:
         raise AssertionError(f"no message for operation {operation_id} within {timeout}s")
 
     async def events(
-        self, operation_id: str, count: int, timeout: float = 10.0,
+        self,
+        operation_id: str,
+        count: int,
+        timeout: float = 10.0,
     ) -> list[dict[str, Any]]:
         """The next `count` events of a subscription; fails on anything else or the deadline."""
         deadline = time.monotonic() + timeout
-        received = []
+        received: list[dict[str, Any]] = []
         while len(received) < count:
             message = await self.message(operation_id, max(deadline - time.monotonic(), 0.01))
-            assert message["type"] == "next" and not message["payload"].get("errors"), message
+            assert message["type"] == "next", message
+            assert not message["payload"].get("errors"), message
             received.append(next(iter(message["payload"]["data"].values())))
         return received
 

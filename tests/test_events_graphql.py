@@ -160,6 +160,7 @@ async def test_unacknowledged_delivery_goes_to_another_consumer_after_the_visibi
     lazy_operation = await lazy.subscribe(DURABLE, {"group": "workers", "consumer": "lazy"})
     [stream_id] = await publish(publisher, "alpha.changed")
     [never_acked] = await lazy.events(lazy_operation, 1)
+    await lazy.close()
 
     diligent = await GraphQLWebSocket.open(gateway.url)
     operation = await diligent.subscribe(DURABLE, {"group": "workers", "consumer": "diligent"})
@@ -168,7 +169,6 @@ async def test_unacknowledged_delivery_goes_to_another_consumer_after_the_visibi
     assert redelivered["delivery_count"] == 2
     assert (ack(gateway, "workers", [stream_id]))["data"] == {"events_ack_v1": 1}
     assert pending("workers") == 0
-    await lazy.close()
     await diligent.close()
 
 

@@ -48,6 +48,7 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await runtime.start()
         gc.collect()
         gc.freeze()
         yield

@@ -16,6 +16,7 @@ class ErrorCode(StrEnum):
     UPSTREAM_ERROR = "UPSTREAM_ERROR"
     TIMEOUT = "TIMEOUT"
     INTERNAL = "INTERNAL"
+    SUBSCRIPTION_DROPPED = "SUBSCRIPTION_DROPPED"
 
 
 class GatewayError(Exception):
@@ -28,7 +29,7 @@ class GatewayError(Exception):
         self.message = message
         if code is not None:
             self.code = code
-        self.extensions = extensions
+        self.extensions = {"code": self.code.value, **extensions}
 
 
 class Unauthenticated(GatewayError):
@@ -71,6 +72,12 @@ class UpstreamError(GatewayError):
     """The upstream answered with an error that retrying will not fix."""
 
     code = ErrorCode.UPSTREAM_ERROR
+
+
+class SubscriptionDropped(GatewayError):
+    """The gateway ended a live subscription (`reason`); resubscribe with `since=last_id`."""
+
+    code = ErrorCode.SUBSCRIPTION_DROPPED
 
 
 class Timeout(GatewayError):

@@ -1,4 +1,4 @@
-"""What one running gateway process holds: settings, Redis, metrics, auth, cache, rate limiter."""
+"""What one gateway process holds: settings, Redis, metrics, auth, cache, limiter, events."""
 
 from dataclasses import dataclass
 
@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.auth import TokenVerifier
 from gateway.cache import Cache, CacheMetrics
+from gateway.events.hub import EventHub
 from gateway.metrics import GatewayMetrics
 from gateway.ratelimit import RateLimiter, RateLimitMetrics
 from gateway.redis import create_redis
@@ -25,6 +26,7 @@ class Runtime:
     cache: Cache
     limiter: RateLimiter
     upstream_metrics: UpstreamMetrics
+    events: EventHub
 
     @classmethod
     def create(cls, settings: Settings) -> "Runtime":
@@ -55,8 +57,21 @@ class Runtime:
             ),
             limiter=RateLimiter(redis, namespace, RateLimitMetrics(registry)),
             upstream_metrics=UpstreamMetrics(registry),
+            events=EventHub.create(
+                settings.events,
+                redis=redis,
+                redis_url=settings.redis.url,
+                namespace=namespace,
+                registry=registry,
+                connect_timeout=settings.redis.connect_timeout,
+            ),
         )
 
+    async def start(self) -> None:
+        """Start what runs in the background: the live event stream reader."""
+        await self.events.start()
+
     async def aclose(self) -> None:
-        """Close the Redis pool."""
+        """End event subscriptions, then close the Redis pools."""
+        await self.events.close()
         await self.redis.aclose()

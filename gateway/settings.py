@@ -147,6 +147,37 @@ class CacheSettings(BaseModel):
     )
 
 
+class EventSettings(BaseModel):
+    """Events: where every process publishes, and how subscribers and consumer groups read."""
+
+    enabled: bool = Field(True, description="false: the gateway publishes nothing")
+    backend: Literal["redis", "sns"] = "redis"
+    stream_maxlen: int = Field(100_000, gt=0, description="entries the Redis stream retains")
+    block_ms: int = Field(1_000, gt=0, description="how long one blocking stream read waits")
+    visibility_timeout: float = Field(
+        30.0, gt=0, description="seconds before an unacknowledged delivery goes to another consumer"
+    )
+    max_deliveries: int = Field(5, ge=1, description="deliveries before an event is dead-lettered")
+    fanout_queue_size: int = Field(
+        1_000, gt=0, description="live events that may wait for one subscriber before it is dropped"
+    )
+    durable_batch_size: int = Field(10, gt=0, description="deliveries fetched per group read")
+    sns_topic_arn: str | None = None
+    sqs_queue_url: str | None = Field(None, description="the SQS queue subscribed to the topic")
+    sqs_dead_letter_queue_url: str | None = None
+    sqs_group: str = Field(
+        "default", description="the consumer group name the SQS queue stands for (sns backend)"
+    )
+    aws_endpoint_url: str | None = None
+    aws_region: str | None = None
+
+    @model_validator(mode="after")
+    def _sns_has_a_topic(self) -> "EventSettings":
+        if self.backend == "sns" and self.enabled and self.sns_topic_arn is None:
+            raise ValueError("events.backend sns needs events.sns_topic_arn")
+        return self
+
+
 class InvalidSettings(ValueError):
     """Settings that do not validate; the message names fields, never their values."""
 
@@ -172,6 +203,7 @@ class Settings(BaseSettings):
     limits: QueryLimits = Field(default_factory=QueryLimits)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     upstreams: UpstreamSettings = Field(default_factory=UpstreamSettings)
+    events: EventSettings = Field(default_factory=EventSettings)
 
     @classmethod
     def settings_customise_sources(

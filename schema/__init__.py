@@ -14,6 +14,7 @@ from gateway.settings import QueryLimits
 from schema.extensions import limit_extensions
 from schema.mutation import Mutation
 from schema.query import CACHE_BACKED_FIELDS, Query
+from schema.subscription import Subscription
 
 log = structlog.get_logger("gateway.graphql")
 
@@ -40,6 +41,7 @@ def build_schema(limits: QueryLimits, metrics: GatewayMetrics) -> GatewaySchema:
     return GatewaySchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(auto_camel_case=False),
         extensions=limit_extensions(limits, metrics, CACHE_BACKED_FIELDS),
         federation_version="2.7",

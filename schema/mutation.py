@@ -1,4 +1,4 @@
-"""The root Mutation: administrative actions on the gateway's shared state."""
+"""The root Mutation: operations that change state."""
 
 import strawberry
 from strawberry.types import Info
@@ -6,6 +6,7 @@ from strawberry.types import Info
 from gateway.cache import CachePrefix
 from gateway.errors import BadUserInput
 from schema.context import RequestContext
+from schema.events import events_ack
 from schema.permissions import scope
 
 
@@ -29,10 +30,16 @@ async def cache_invalidate(
 
 @strawberry.type
 class Mutation:
-    """Actions: administrative cache control."""
+    """Changes: cache control, event acknowledgements (and reconcile actions)."""
 
     cache_invalidate_v1: bool = strawberry.field(
         resolver=cache_invalidate,
         extensions=scope("admin"),
         description="Forget the cached data of one upstream account, or of one of its data types",
+    )
+    events_ack_v1: int = strawberry.mutation(
+        resolver=events_ack,
+        extensions=scope("events"),
+        description="Acknowledge `events_durable_v1` deliveries of `group` by `stream_id`; "
+        "returns how many were still pending",
     )

@@ -160,6 +160,7 @@ class RedisStreamConsumer:
         self._start_id = start_id
         self._dead_letter_maxlen = dead_letter_maxlen
         self._claim_cursor = "0-0"
+        self._history_cursor: str | None = "0-0"
         self._group_ready = False
         self._log = structlog.get_logger(__name__).bind(group=group, consumer=consumer)
 
@@ -180,9 +181,12 @@ class RedisStreamConsumer:
         self._group_ready = True
 
     async def receive(self, max_count: int = 10) -> list[ReceivedEvent]:
-        """Stale deliveries reclaimed from any consumer first, then new entries (blocking)."""
+        """This consumer's own unacknowledged deliveries (a restart), then stale ones reclaimed
+        from any consumer, then new entries (blocking)."""
         await self.ensure_group()
-        received = await self._reclaim(max_count)
+        received = await self._own_history(max_count)
+        if not received:
+            received = await self._reclaim(max_count)
         if len(received) < max_count:
             received += await self._read_new(
                 max_count - len(received),
@@ -261,6 +265,34 @@ class RedisStreamConsumer:
         )
         self._claim_cursor = entry_id(response[0])
         entries = [(entry_id(raw_id), fields) for raw_id, fields in response[1] if fields]
+        return await self._redeliver(entries)
+
+    async def _own_history(self, count: int) -> list[ReceivedEvent]:
+        """Entries delivered to this consumer name before and never acknowledged, once."""
+        if self._history_cursor is None:
+            return []
+        response: Any = await self._client.xreadgroup(
+            self._group,
+            self._consumer,
+            {self._keys.stream: self._history_cursor},
+            count=count,
+        )
+        entries = [
+            (entry_id(raw_id), fields)
+            for _stream, stream_entries in response or ()
+            for raw_id, fields in stream_entries
+        ]
+        if not entries:
+            self._history_cursor = None
+            return []
+        self._history_cursor = entries[-1][0]
+        return await self._redeliver([(i, fields) for i, fields in entries if fields])
+
+    async def _redeliver(
+        self,
+        entries: list[tuple[str, dict[bytes, bytes]]],
+    ) -> list[ReceivedEvent]:
+        """Deliveries of entries handed out before; dead-letters those past max_deliveries."""
         if not entries:
             return []
         pipe = self._client.pipeline(transaction=False)

@@ -162,4 +162,4 @@ def _reason(error: BaseException) -> str:
     if isinstance(error, httpx.TimeoutException | asyncio.TimeoutError):
         return f"timed out ({type(error).__name__})"
     text = str(error) or type(error).__name__
-    return "connection refused" if "refused" in text.lower() else text
+    return f"cannot connect ({text})"

@@ -33,6 +33,8 @@ from reconcile_client.runner import run_class_integration
 def main(ctx: click.Context, config_file: Path | None, dry_run: bool, log_level: str) -> None:
     """Run qontract reconcile integrations that talk to the qontract-gateway."""
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(message)s")
+    for chatty in ("httpx", "gql", "websockets"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         config = load_config(config_file)
     except ConfigError as error:

@@ -1,4 +1,4 @@
-"""The GraphQL client of an integration: gql over HTTP and WebSocket, typed results, clear errors."""
+"""An integration's GraphQL client: gql over HTTP and WebSocket, typed results, clear errors."""
 
 import asyncio
 import os
@@ -77,24 +77,24 @@ class GatewayClient:
         self,
         operation: Operation[ResultT],
         variables: Mapping[str, Any] | None = None,
-        timeout: float | None = None,
+        read_timeout: float | None = None,
     ) -> ResultT:
         """Run `operation` and validate its data into the operation's model."""
-        data = await self.execute_document(operation.document, variables, timeout)
+        data = await self.execute_document(operation.document, variables, read_timeout)
         return self._validate(operation, data)
 
     async def execute_document(
         self,
         document: str,
         variables: Mapping[str, Any] | None = None,
-        timeout: float | None = None,
+        read_timeout: float | None = None,
     ) -> dict[str, Any]:
         """Run a GraphQL document built at run time; its data as a dict, errors raised."""
         request = GraphQLRequest(document, variable_values=dict(variables or {}))
-        extra_args = {"timeout": timeout} if timeout is not None else {}
+        extra_args = {"timeout": read_timeout} if read_timeout is not None else {}
         try:
             if self._session is None:
-                self._session = await self._http.connect_async()
+                self._session = await self._http.connect_async()  # type: ignore[no-untyped-call]
             result = await self._session.execute(request, extra_args=extra_args)
         except TransportQueryError as error:
             raise _query_error(self.service, (error.errors or [{}])[0]) from None
@@ -138,7 +138,7 @@ class GatewayClient:
         """Close the HTTP connection pool (idempotent)."""
         if self._session is not None:
             self._session = None
-            await self._http.close_async()
+            await self._http.close_async()  # type: ignore[no-untyped-call]
 
     def _validate(self, operation: Operation[ResultT], data: Mapping[str, Any]) -> ResultT:
         try:

@@ -2,7 +2,6 @@
 
 from dataclasses import dataclass
 from importlib.resources import files
-
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel

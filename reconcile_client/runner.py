@@ -2,18 +2,16 @@
 
 import asyncio
 import logging
+from typing import Any
 
 from reconcile_client.errors import ExitCode, IntegrationError
 from reconcile_client.flags import flag_providers, integration_enabled
 from reconcile_client.integration import QontractReconcileApiIntegration
-from reconcile_client.params import PydanticRunParams
 
 logger = logging.getLogger(__name__)
 
 
-async def _gated_run(
-    integration: QontractReconcileApiIntegration[PydanticRunParams], dry_run: bool
-) -> bool:
+async def _gated_run(integration: QontractReconcileApiIntegration[Any], dry_run: bool) -> bool:
     try:
         if not await integration_enabled(integration.name, flag_providers(integration.config)):
             return False
@@ -24,7 +22,7 @@ async def _gated_run(
 
 
 def run_class_integration(
-    integration: QontractReconcileApiIntegration[PydanticRunParams], dry_run: bool
+    integration: QontractReconcileApiIntegration[Any], dry_run: bool
 ) -> ExitCode:
     """Run `integration` unless its toggle is off; expected failures become one line and a code."""
     try:

@@ -37,9 +37,14 @@ __all__ = [
 
 
 def create_event_publisher(
-    backend: Literal["redis", "sns", "disabled"], *, metrics: EventMetrics,
-    redis_client: "aioredis.Redis | None" = None, namespace: str | None = None,
-    maxlen: int = 100_000, topic_arn: str | None = None, endpoint_url: str | None = None,
+    backend: Literal["redis", "sns", "disabled"],
+    *,
+    metrics: EventMetrics,
+    redis_client: "aioredis.Redis | None" = None,
+    namespace: str | None = None,
+    maxlen: int = 100_000,
+    topic_arn: str | None = None,
+    endpoint_url: str | None = None,
     region_name: str | None = None,
 ) -> EventPublisher:
     """The publisher of `backend`; "disabled" (events.enabled = false) publishes nothing.
@@ -51,7 +56,10 @@ def create_event_publisher(
     if backend == "redis":
         client, keys_namespace = _require_redis(redis_client, namespace)
         return RedisStreamPublisher(
-            client, stream_keys(keys_namespace), metrics=metrics, maxlen=maxlen,
+            client,
+            stream_keys(keys_namespace),
+            metrics=metrics,
+            maxlen=maxlen,
         )
     if backend == "sns":
         if topic_arn is None:
@@ -62,11 +70,19 @@ def create_event_publisher(
 
 
 def create_event_consumer(
-    backend: Literal["redis", "sns"], *, metrics: EventMetrics,
-    redis_client: "aioredis.Redis | None" = None, namespace: str | None = None,
-    group: str | None = None, consumer: str | None = None, queue_url: str | None = None,
-    dead_letter_queue_url: str | None = None, endpoint_url: str | None = None,
-    region_name: str | None = None, max_deliveries: int = 5, **options: Any,
+    backend: Literal["redis", "sns"],
+    *,
+    metrics: EventMetrics,
+    redis_client: "aioredis.Redis | None" = None,
+    namespace: str | None = None,
+    group: str | None = None,
+    consumer: str | None = None,
+    queue_url: str | None = None,
+    dead_letter_queue_url: str | None = None,
+    endpoint_url: str | None = None,
+    region_name: str | None = None,
+    max_deliveries: int = 5,
+    **options: Any,
 ) -> EventConsumer:
     """A durable, acknowledging consumer of `backend`.
 
@@ -80,22 +96,35 @@ def create_event_consumer(
         if group is None or consumer is None:
             raise ValueError("the redis event consumer needs group and consumer names")
         return RedisStreamConsumer(
-            client, stream_keys(keys_namespace), group, consumer, metrics=metrics,
-            max_deliveries=max_deliveries, **options,
+            client,
+            stream_keys(keys_namespace),
+            group,
+            consumer,
+            metrics=metrics,
+            max_deliveries=max_deliveries,
+            **options,
         )
     if backend == "sns":
         if queue_url is None:
             raise ValueError("the sns event consumer needs queue_url")
         sqs = create_aws_client("sqs", endpoint_url=endpoint_url, region_name=region_name)
         return SqsConsumer(
-            sqs, queue_url, metrics=metrics, max_deliveries=max_deliveries,
-            dead_letter_queue_url=dead_letter_queue_url, **options,
+            sqs,
+            queue_url,
+            metrics=metrics,
+            max_deliveries=max_deliveries,
+            dead_letter_queue_url=dead_letter_queue_url,
+            **options,
         )
     raise ValueError(f"unknown event backend {backend!r}")
 
 
 def create_event_fanout(
-    redis_client: "aioredis.Redis", namespace: str, *, metrics: EventMetrics, **options: Any,
+    redis_client: "aioredis.Redis",
+    namespace: str,
+    *,
+    metrics: EventMetrics,
+    **options: Any,
 ) -> StreamFanout:
     """The one live reader of a process, for GraphQL subscriptions (Redis backend only).
 
@@ -105,7 +134,8 @@ def create_event_fanout(
 
 
 def _require_redis(
-    redis_client: "aioredis.Redis | None", namespace: str | None,
+    redis_client: "aioredis.Redis | None",
+    namespace: str | None,
 ) -> tuple["aioredis.Redis", str]:
     if redis_client is None or namespace is None:
         raise ValueError("the redis event backend needs redis_client and namespace")

@@ -85,12 +85,17 @@ class EventMetrics:
         self.redelivered = counter("redelivered", "Deliveries of an event delivered before.")
         self.dead_lettered = counter("dead_lettered", "Events moved to the dead letters.")
         self.subscribers_dropped = counter(
-            "subscribers_dropped", "Live subscribers dropped, by reason.", ("backend", "reason"),
+            "subscribers_dropped",
+            "Live subscribers dropped, by reason.",
+            ("backend", "reason"),
         )
 
 
 async def consume_until_stopped(
-    consumer: EventConsumer, handler: Handler, stop: asyncio.Event | None, max_count: int,
+    consumer: EventConsumer,
+    handler: Handler,
+    stop: asyncio.Event | None,
+    max_count: int,
     retry_delay: float = 1.0,
 ) -> None:
     """The loop behind every `consume`: receive, handle each, ack successes, reject failures."""
@@ -110,9 +115,12 @@ async def consume_until_stopped(
                 await handler(received)
             except Exception as error:
                 log.warning(
-                    "event handler failed", event_id=received.event.id,
-                    event_type=received.event.event_type, delivery_id=received.delivery_id,
-                    delivery_count=received.delivery_count, error=repr(error),
+                    "event handler failed",
+                    event_id=received.event.id,
+                    event_type=received.event.event_type,
+                    delivery_id=received.delivery_id,
+                    delivery_count=received.delivery_count,
+                    error=repr(error),
                 )
                 await _reject_quietly(consumer, received, repr(error))
             else:
@@ -129,6 +137,7 @@ async def _reject_quietly(consumer: EventConsumer, received: ReceivedEvent, reas
         await consumer.reject(received, reason)
     except Exception as error:
         structlog.get_logger(__name__).warning(
-            "event reject failed; it will be redelivered", delivery_id=received.delivery_id,
+            "event reject failed; it will be redelivered",
+            delivery_id=received.delivery_id,
             error=repr(error),
         )

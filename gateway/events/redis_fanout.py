@@ -44,8 +44,13 @@ class FanoutSubscription:
     """
 
     def __init__(
-        self, fanout: "StreamFanout", *, event_types: frozenset[str] | None, queue_size: int,
-        since: str | None, live_from: str,
+        self,
+        fanout: "StreamFanout",
+        *,
+        event_types: frozenset[str] | None,
+        queue_size: int,
+        since: str | None,
+        live_from: str,
     ) -> None:
         self._fanout = fanout
         self._event_types = event_types
@@ -58,7 +63,8 @@ class FanoutSubscription:
         # A cursor from a replica whose reader is ahead of ours: skip live events up to it.
         self._skip_through = (
             stream_id_key(since)
-            if since is not None and stream_id_key(since) > stream_id_key(live_from) else None
+            if since is not None and stream_id_key(since) > stream_id_key(live_from)
+            else None
         )
 
     @property
@@ -99,7 +105,9 @@ class FanoutSubscription:
     async def _events(self) -> AsyncIterator[ReceivedEvent]:
         if self._since is not None:
             async for received in self._fanout.replay(
-                self._since, self._live_from, self._event_types,
+                self._since,
+                self._live_from,
+                self._event_types,
             ):
                 self._last_id = received.delivery_id
                 yield received
@@ -129,8 +137,14 @@ class StreamFanout:
     """
 
     def __init__(
-        self, client: "aioredis.Redis", keys: StreamKeys, *, metrics: EventMetrics,
-        block_ms: int = 1_000, batch_size: int = 500, queue_size: int = 1_000,
+        self,
+        client: "aioredis.Redis",
+        keys: StreamKeys,
+        *,
+        metrics: EventMetrics,
+        block_ms: int = 1_000,
+        batch_size: int = 500,
+        queue_size: int = 1_000,
         retry_delay: float = 1.0,
     ) -> None:
         require_blocking_client(client, block_ms)
@@ -163,7 +177,10 @@ class StreamFanout:
 
     @contextlib.asynccontextmanager
     async def subscribe(
-        self, *, event_types: Iterable[str] | None = None, since: str | None = None,
+        self,
+        *,
+        event_types: Iterable[str] | None = None,
+        since: str | None = None,
         queue_size: int | None = None,
     ) -> AsyncIterator[FanoutSubscription]:
         """A subscription for the `async with` block; `since` (exclusive) replays from that id."""
@@ -171,8 +188,11 @@ class StreamFanout:
             raise BadUserInput(f"since must be a stream id like '1700000000000-0', not {since!r}")
         await self.start()
         subscription = FanoutSubscription(
-            self, event_types=None if event_types is None else frozenset(event_types),
-            queue_size=queue_size or self._queue_size, since=since, live_from=self._last_id,
+            self,
+            event_types=None if event_types is None else frozenset(event_types),
+            queue_size=queue_size or self._queue_size,
+            since=since,
+            live_from=self._last_id,
         )
         self._subscribers.add(subscription)
         try:
@@ -181,13 +201,19 @@ class StreamFanout:
             self._subscribers.discard(subscription)
 
     async def replay(
-        self, since: str, until: str, event_types: frozenset[str] | None,
+        self,
+        since: str,
+        until: str,
+        event_types: frozenset[str] | None,
     ) -> AsyncIterator[ReceivedEvent]:
         """Retained events after `since` up to and including `until`, filtered by type."""
         start = "(" + since
         while until != NOTHING_READ:
             entries: Any = await self._client.xrange(
-                self._keys.stream, min=start, max=until, count=self._batch_size,
+                self._keys.stream,
+                min=start,
+                max=until,
+                count=self._batch_size,
             )
             for raw_id, fields in entries:
                 event_type = self._type_of(fields)
@@ -215,7 +241,8 @@ class StreamFanout:
         while True:
             try:
                 response: Any = await self._client.xread(
-                    {self._keys.stream: self._last_id}, count=self._batch_size,
+                    {self._keys.stream: self._last_id},
+                    count=self._batch_size,
                     block=self._block_ms,
                 )
             except Exception as error:
@@ -248,7 +275,8 @@ class StreamFanout:
                     fed += 1
                 else:
                     self._drop(
-                        subscription, "queue_full",
+                        subscription,
+                        "queue_full",
                         f"fell more than {subscription.queue_size} events behind",
                     )
                     subscribers = tuple(self._subscribers)

@@ -84,7 +84,11 @@ class RedisStreamPublisher:
     """XADD to the namespace stream with approximate MAXLEN trimming, on a shared client."""
 
     def __init__(
-        self, client: "aioredis.Redis", keys: StreamKeys, *, metrics: EventMetrics,
+        self,
+        client: "aioredis.Redis",
+        keys: StreamKeys,
+        *,
+        metrics: EventMetrics,
         maxlen: int = 100_000,
     ) -> None:
         self._client = client
@@ -97,14 +101,19 @@ class RedisStreamPublisher:
         """Append `event` to the stream; its entry id, or None (logged, counted) on failure."""
         try:
             raw_id = await self._client.xadd(
-                self._keys.stream, encode_entry(event),  # type: ignore[arg-type]
-                maxlen=self._maxlen, approximate=True,
+                self._keys.stream,
+                encode_entry(event),  # type: ignore[arg-type]
+                maxlen=self._maxlen,
+                approximate=True,
             )
         except Exception as error:
             self._metrics.publish_failures.labels(BACKEND, event.event_type).inc()
             self._log.error(
-                "event publish failed", backend=BACKEND, event_id=event.id,
-                event_type=event.event_type, error=repr(error),
+                "event publish failed",
+                backend=BACKEND,
+                event_id=event.id,
+                event_type=event.event_type,
+                error=repr(error),
             )
             return None
         self._metrics.published.labels(BACKEND, event.event_type).inc()
@@ -122,9 +131,18 @@ class RedisStreamConsumer:
     """
 
     def __init__(
-        self, client: "aioredis.Redis", keys: StreamKeys, group: str, consumer: str, *,
-        metrics: EventMetrics, block_ms: int = 2_000, visibility_timeout_ms: int = 30_000,
-        max_deliveries: int = 5, batch_size: int = 10, start_id: str = "0",
+        self,
+        client: "aioredis.Redis",
+        keys: StreamKeys,
+        group: str,
+        consumer: str,
+        *,
+        metrics: EventMetrics,
+        block_ms: int = 2_000,
+        visibility_timeout_ms: int = 30_000,
+        max_deliveries: int = 5,
+        batch_size: int = 10,
+        start_id: str = "0",
         dead_letter_maxlen: int = 100_000,
     ) -> None:
         require_blocking_client(client, block_ms)
@@ -151,7 +169,10 @@ class RedisStreamConsumer:
             return
         try:
             await self._client.xgroup_create(
-                self._keys.stream, self._group, id=self._start_id, mkstream=True,
+                self._keys.stream,
+                self._group,
+                id=self._start_id,
+                mkstream=True,
             )
         except ResponseError as error:
             if "BUSYGROUP" not in str(error):
@@ -164,7 +185,8 @@ class RedisStreamConsumer:
         received = await self._reclaim(max_count)
         if len(received) < max_count:
             received += await self._read_new(
-                max_count - len(received), block_ms=None if received else self._block_ms,
+                max_count - len(received),
+                block_ms=None if received else self._block_ms,
             )
         for delivery in received:
             event_type = delivery.event.event_type
@@ -198,8 +220,11 @@ class RedisStreamConsumer:
         """A failed attempt: dead-letter after the last allowed one, else leave it pending."""
         if received.delivery_count >= self._max_deliveries:
             await self._dead_letter(
-                received.delivery_id, encode_entry(received.event),
-                received.event.event_type, received.delivery_count, reason,
+                received.delivery_id,
+                encode_entry(received.event),
+                received.event.event_type,
+                received.delivery_count,
+                reason,
             )
 
     async def consume(self, handler: Handler, *, stop: asyncio.Event | None = None) -> None:
@@ -211,7 +236,11 @@ class RedisStreamConsumer:
 
     async def _read_new(self, count: int, block_ms: int | None) -> list[ReceivedEvent]:
         response: Any = await self._client.xreadgroup(
-            self._group, self._consumer, {self._keys.stream: ">"}, count=count, block=block_ms,
+            self._group,
+            self._consumer,
+            {self._keys.stream: ">"},
+            count=count,
+            block=block_ms,
         )
         received: list[ReceivedEvent] = []
         for _stream, entries in response or ():
@@ -223,8 +252,12 @@ class RedisStreamConsumer:
 
     async def _reclaim(self, count: int) -> list[ReceivedEvent]:
         response = await self._client.xautoclaim(
-            self._keys.stream, self._group, self._consumer,
-            min_idle_time=self._visibility_timeout_ms, start_id=self._claim_cursor, count=count,
+            self._keys.stream,
+            self._group,
+            self._consumer,
+            min_idle_time=self._visibility_timeout_ms,
+            start_id=self._claim_cursor,
+            count=count,
         )
         self._claim_cursor = entry_id(response[0])
         entries = [(entry_id(raw_id), fields) for raw_id, fields in response[1] if fields]
@@ -233,7 +266,12 @@ class RedisStreamConsumer:
         pipe = self._client.pipeline(transaction=False)
         for claimed_id, _fields in entries:
             pipe.xpending_range(
-                self._keys.stream, self._group, claimed_id, claimed_id, 1, self._consumer,
+                self._keys.stream,
+                self._group,
+                claimed_id,
+                claimed_id,
+                1,
+                self._consumer,
             )
         pending: list[list[dict[str, Any]]] = await pipe.execute()
         received: list[ReceivedEvent] = []
@@ -243,7 +281,10 @@ class RedisStreamConsumer:
             deliveries = int(info[0]["times_delivered"])
             if deliveries > self._max_deliveries:
                 await self._dead_letter(
-                    claimed_id, fields, self._type_of(fields), deliveries - 1,
+                    claimed_id,
+                    fields,
+                    self._type_of(fields),
+                    deliveries - 1,
                     "not acknowledged within the visibility timeout",
                 )
                 continue
@@ -253,20 +294,31 @@ class RedisStreamConsumer:
         return received
 
     async def _decode_or_dead_letter(
-        self, delivery_id: str, fields: Mapping[bytes, bytes], deliveries: int,
+        self,
+        delivery_id: str,
+        fields: Mapping[bytes, bytes],
+        deliveries: int,
     ) -> ReceivedEvent | None:
         try:
             event = decode_entry(fields)
         except (ValueError, ValidationError) as error:
             await self._dead_letter(
-                delivery_id, fields, self._type_of(fields), deliveries, f"undecodable: {error}",
+                delivery_id,
+                fields,
+                self._type_of(fields),
+                deliveries,
+                f"undecodable: {error}",
             )
             return None
         return ReceivedEvent(event=event, delivery_id=delivery_id, delivery_count=deliveries)
 
     async def _dead_letter(
-        self, delivery_id: str, fields: Mapping[bytes, bytes], event_type: str,
-        deliveries: int, reason: str,
+        self,
+        delivery_id: str,
+        fields: Mapping[bytes, bytes],
+        event_type: str,
+        deliveries: int,
+        reason: str,
     ) -> None:
         entry = {
             **fields,
@@ -277,15 +329,20 @@ class RedisStreamConsumer:
         }
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.xadd(
-                self._keys.dead_letter, entry,  # type: ignore[arg-type]
-                maxlen=self._dead_letter_maxlen, approximate=True,
+                self._keys.dead_letter,
+                entry,  # type: ignore[arg-type]
+                maxlen=self._dead_letter_maxlen,
+                approximate=True,
             )
             pipe.xack(self._keys.stream, self._group, delivery_id)
             await pipe.execute()
         self._metrics.dead_lettered.labels(BACKEND, event_type).inc()
         self._log.warning(
-            "event dead-lettered", delivery_id=delivery_id, event_type=event_type,
-            deliveries=deliveries, reason=reason,
+            "event dead-lettered",
+            delivery_id=delivery_id,
+            event_type=event_type,
+            deliveries=deliveries,
+            reason=reason,
         )
 
     @staticmethod

@@ -24,7 +24,10 @@ SQS_BATCH_LIMIT = 10
 
 
 def create_aws_client(
-    service: str, *, endpoint_url: str | None = None, region_name: str | None = None,
+    service: str,
+    *,
+    endpoint_url: str | None = None,
+    region_name: str | None = None,
 ) -> Any:
     """A boto3 client for `service`, at `endpoint_url` when given (an emulator, a VPC endpoint)."""
     import boto3  # the optional `sns` extra; only this backend needs it
@@ -58,7 +61,9 @@ class SnsPublisher:
         """Publish `event`; the SNS message id, or None (logged, counted) on failure."""
         try:
             response = await asyncio.to_thread(
-                self._sns.publish, TopicArn=self._topic_arn, Message=event.to_json(),
+                self._sns.publish,
+                TopicArn=self._topic_arn,
+                Message=event.to_json(),
                 MessageAttributes={
                     "event_type": {"DataType": "String", "StringValue": event.event_type},
                 },
@@ -66,8 +71,11 @@ class SnsPublisher:
         except Exception as error:
             self._metrics.publish_failures.labels(BACKEND, event.event_type).inc()
             self._log.error(
-                "event publish failed", backend=BACKEND, event_id=event.id,
-                event_type=event.event_type, error=repr(error),
+                "event publish failed",
+                backend=BACKEND,
+                event_id=event.id,
+                event_type=event.event_type,
+                error=repr(error),
             )
             return None
         self._metrics.published.labels(BACKEND, event.event_type).inc()
@@ -86,9 +94,15 @@ class SqsConsumer:
     """
 
     def __init__(
-        self, sqs_client: Any, queue_url: str, *, metrics: EventMetrics,
-        wait_time_seconds: int = 10, visibility_timeout_seconds: int | None = None,
-        max_deliveries: int = 5, dead_letter_queue_url: str | None = None,
+        self,
+        sqs_client: Any,
+        queue_url: str,
+        *,
+        metrics: EventMetrics,
+        wait_time_seconds: int = 10,
+        visibility_timeout_seconds: int | None = None,
+        max_deliveries: int = 5,
+        dead_letter_queue_url: str | None = None,
         batch_size: int = SQS_BATCH_LIMIT,
     ) -> None:
         if max_deliveries < 1:
@@ -124,15 +138,17 @@ class SqsConsumer:
     async def ack(self, deliveries: Sequence[Delivery]) -> int:
         """Delete deliveries (objects or receipt handles); returns how many were deleted."""
         labelled = [
-            (d.delivery_id, d.event.event_type) if isinstance(d, ReceivedEvent)
+            (d.delivery_id, d.event.event_type)
+            if isinstance(d, ReceivedEvent)
             else (d, UNKNOWN_EVENT_TYPE)
             for d in deliveries
         ]
         deleted = 0
         for start in range(0, len(labelled), SQS_BATCH_LIMIT):
-            chunk = labelled[start:start + SQS_BATCH_LIMIT]
+            chunk = labelled[start : start + SQS_BATCH_LIMIT]
             response = await asyncio.to_thread(
-                self._sqs.delete_message_batch, QueueUrl=self._queue_url,
+                self._sqs.delete_message_batch,
+                QueueUrl=self._queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": h} for i, (h, _) in enumerate(chunk)],
             )
             by_type: dict[str, int] = defaultdict(int)
@@ -147,8 +163,11 @@ class SqsConsumer:
         """A failed attempt: dead-letter after the last allowed one, else redeliver later."""
         if received.delivery_count >= self._max_deliveries:
             await self._dead_letter(
-                received.delivery_id, received.event.to_json(), received.event.event_type,
-                received.delivery_count, reason,
+                received.delivery_id,
+                received.event.to_json(),
+                received.event.event_type,
+                received.delivery_count,
+                reason,
             )
 
     async def consume(self, handler: Handler, *, stop: asyncio.Event | None = None) -> None:
@@ -167,12 +186,19 @@ class SqsConsumer:
             event = Event.from_json(body)
         except (ValueError, ValidationError) as error:
             await self._dead_letter(
-                handle, body, UNKNOWN_EVENT_TYPE, deliveries, f"undecodable: {error}",
+                handle,
+                body,
+                UNKNOWN_EVENT_TYPE,
+                deliveries,
+                f"undecodable: {error}",
             )
             return None
         if deliveries > self._max_deliveries:
             await self._dead_letter(
-                handle, body, event.event_type, deliveries - 1,
+                handle,
+                body,
+                event.event_type,
+                deliveries - 1,
                 "not deleted within the visibility timeout",
             )
             return None
@@ -182,16 +208,25 @@ class SqsConsumer:
         return ReceivedEvent(event=event, delivery_id=handle, delivery_count=deliveries)
 
     async def _dead_letter(
-        self, handle: str, body: str, event_type: str, deliveries: int, reason: str,
+        self,
+        handle: str,
+        body: str,
+        event_type: str,
+        deliveries: int,
+        reason: str,
     ) -> None:
         if self._dead_letter_queue_url is None:
             self._log.warning(
                 "event failed its last attempt; left to the queue's redrive policy",
-                event_type=event_type, deliveries=deliveries, reason=reason,
+                event_type=event_type,
+                deliveries=deliveries,
+                reason=reason,
             )
             return
         await asyncio.to_thread(
-            self._sqs.send_message, QueueUrl=self._dead_letter_queue_url, MessageBody=body,
+            self._sqs.send_message,
+            QueueUrl=self._dead_letter_queue_url,
+            MessageBody=body,
             MessageAttributes={
                 "event_type": {"DataType": "String", "StringValue": event_type},
                 "deliveries": {"DataType": "Number", "StringValue": str(deliveries)},
@@ -199,9 +234,14 @@ class SqsConsumer:
             },
         )
         await asyncio.to_thread(
-            self._sqs.delete_message, QueueUrl=self._queue_url, ReceiptHandle=handle,
+            self._sqs.delete_message,
+            QueueUrl=self._queue_url,
+            ReceiptHandle=handle,
         )
         self._metrics.dead_lettered.labels(BACKEND, event_type).inc()
         self._log.warning(
-            "event dead-lettered", event_type=event_type, deliveries=deliveries, reason=reason,
+            "event dead-lettered",
+            event_type=event_type,
+            deliveries=deliveries,
+            reason=reason,
         )

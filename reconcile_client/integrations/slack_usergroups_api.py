@@ -124,7 +124,9 @@ class LookupResults:
     approvers: dict[OwnersRef, set[str]] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any], aliases: Mapping[str, tuple[str, Any]]) -> "LookupResults":
+    def parse(
+        cls, data: Mapping[str, Any], aliases: Mapping[str, tuple[str, Any]]
+    ) -> "LookupResults":
         """Validate each alias's answer with its fragment's model."""
         results = cls()
         for alias, (kind, key) in aliases.items():
@@ -309,7 +311,7 @@ class SlackUsergroupsIntegration(QontractReconcileApiIntegration[SlackUsergroups
             data = await self.gateway.execute(
                 reconcile_task.OPERATION,
                 {"id": task_id, "wait_seconds": max(0, min(remaining, TASK_WAIT_SECONDS))},
-                timeout=max(remaining, 0) + 30,
+                read_timeout=max(remaining, 0) + 30,
             )
             task = data.reconcile_task_v1
             if task.status in FINISHED or remaining <= 0:
@@ -320,9 +322,7 @@ class SlackUsergroupsIntegration(QontractReconcileApiIntegration[SlackUsergroups
 def report(task_id: str, task: reconcile_task.ReconcileTask) -> None:
     """Print every action; IntegrationFailed on errors, a failed task or one still pending."""
     if task.status not in FINISHED:
-        raise IntegrationFailed(
-            f"task {task_id} still {task.status} after {TASK_WAIT_SECONDS} s"
-        )
+        raise IntegrationFailed(f"task {task_id} still {task.status} after {TASK_WAIT_SECONDS} s")
     result = task.result or SlackUsergroupsResult(status=task.status)
     for action in result.actions:
         print(f"[dry-run] {describe(action)}")

@@ -45,18 +45,31 @@ def app_interface_bundle() -> dict[str, Any]:
     return {
         "users_v1": users,
         "permissions_v1": [
-            {"__typename": "PermissionGithubOrgTeam_v1", "name": "gh", "service": "github-org-team",
-             "org": "app-sre", "team": "t"},
+            {
+                "__typename": "PermissionGithubOrgTeam_v1",
+                "name": "gh",
+                "service": "github-org-team",
+                "org": "app-sre",
+                "team": "t",
+            },
             usergroup(
                 "oncall",
                 coreos,
                 channels=["sre", "#alerts"],
                 roles=[{"name": "sre", "users": [user("dave")]}],
                 pagerduty=[
-                    {"name": "primary", "instance": app_sre, "scheduleID": "PB",
-                     "escalationPolicyID": None},
-                    {"name": "policy", "instance": app_sre, "scheduleID": None,
-                     "escalationPolicyID": "EP1"},
+                    {
+                        "name": "primary",
+                        "instance": app_sre,
+                        "scheduleID": "PB",
+                        "escalationPolicyID": None,
+                    },
+                    {
+                        "name": "policy",
+                        "instance": app_sre,
+                        "scheduleID": None,
+                        "escalationPolicyID": "EP1",
+                    },
                 ],
             ),
             usergroup(
@@ -69,7 +82,9 @@ def app_interface_bundle() -> dict[str, Any]:
                     ]
                 },
             ),
-            usergroup("skipped", coreos, skip=True, roles=[{"name": "r", "users": [user("carol")]}]),
+            usergroup(
+                "skipped", coreos, skip=True, roles=[{"name": "r", "users": [user("carol")]}]
+            ),
             usergroup("ignored", elsewhere, roles=[{"name": "r", "users": [user("carol")]}]),
         ],
     }
@@ -109,7 +124,11 @@ def pd_gateway_factory(
     _, upstream = pagerduty
 
     def factory(**settings: Any) -> ServerThread:
-        account = {"name": "app-sre", "api_url": upstream.url, "token": {"env": "QGW_TEST_PD_TOKEN"}}
+        account = {
+            "name": "app-sre",
+            "api_url": upstream.url,
+            "token": {"env": "QGW_TEST_PD_TOKEN"},
+        }
         return gateway_factory(upstreams={"pagerduty": [account]}, **settings)
 
     return factory

@@ -83,7 +83,9 @@ def test_static_flag_off_skips_the_run_with_exit_0(
     qontract_server: tuple[QontractServerEmulator, ServerThread],
 ) -> None:
     down = f"http://127.0.0.1:{free_port()}/graphql"
-    env = env_for(down, qontract_server[1], QONTRACT_RECONCILE_API_FLAGS='{"slack-usergroups-api": false}')
+    env = env_for(
+        down, qontract_server[1], QONTRACT_RECONCILE_API_FLAGS='{"slack-usergroups-api": false}'
+    )
     result = run_cli(COMMAND, env=env)
     assert result.returncode == 0
     assert "feature toggle slack-usergroups-api is off" in result.stderr
@@ -128,3 +130,14 @@ def test_unleash_unreachable_exits_3_rather_than_guessing(
     result = run_cli(COMMAND, env=env)
     assert result.returncode == 3
     assert f"Unleash at {unleash_url} is unreachable" in result.stderr
+
+
+def test_graphql_error_from_the_gateway_exits_1_with_its_code(
+    pd_gateway: ServerThread, qontract_server: tuple[QontractServerEmulator, ServerThread]
+) -> None:
+    """No Slack account `coreos` (and, until it lands, no mutation field): BAD_USER_INPUT."""
+    env = env_for(f"{pd_gateway.url}/graphql", qontract_server[1])
+    result = run_cli(COMMAND, env=env)
+    assert result.returncode == 1
+    assert "qontract-gateway answered BAD_USER_INPUT" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,7 +1,6 @@
 """slack-usergroups-api: desired state from qontract-server, all lookups in one gateway request."""
 
 import re
-from collections.abc import Callable
 
 import httpx
 import pytest
@@ -29,7 +28,10 @@ def integration(
 
 def graphql_posts(gateway: ServerThread) -> float:
     metrics = httpx.get(f"{gateway.url}/metrics", timeout=10).text
-    pattern = r'qontract_gateway_http_requests_total\{(?=[^}]*route="/graphql")(?=[^}]*method="POST")[^}]*\} (\S+)'
+    pattern = (
+        r"qontract_gateway_http_requests_total"
+        r'\{(?=[^}]*route="/graphql")(?=[^}]*method="POST")[^}]*\} (\S+)'
+    )
     return sum(float(value) for value in re.findall(pattern, metrics))
 
 

@@ -116,13 +116,18 @@ def response_keys(selection_set: SelectionSetNode, typename: str | None) -> dict
     for selection in selection_set.selections:
         if isinstance(selection, FieldNode):
             keys[(selection.alias or selection.name).value] = selection
-        elif isinstance(selection, InlineFragmentNode) and selection.type_condition is not None:
-            if selection.type_condition.name.value == typename:
-                keys.update(response_keys(selection.selection_set, typename))
+        elif (
+            isinstance(selection, InlineFragmentNode)
+            and selection.type_condition is not None
+            and selection.type_condition.name.value == typename
+        ):
+            keys.update(response_keys(selection.selection_set, typename))
     return keys
 
 
-def assert_model_matches(model: type[BaseModel], selection_set: SelectionSetNode, where: str) -> None:
+def assert_model_matches(
+    model: type[BaseModel], selection_set: SelectionSetNode, where: str
+) -> None:
     typename_field = model.model_fields.get("typename")
     literal = typing.get_args(typename_field.annotation) if typename_field else ()
     keys = response_keys(selection_set, literal[0] if literal else None)

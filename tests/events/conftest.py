@@ -40,6 +40,7 @@ def keys(namespace: str) -> StreamKeys:
 def counted(registry: CollectorRegistry, name: str, backend: str, event_type: str) -> float:
     """The value of counter `qontract_gateway_events_<name>` for one backend and event type."""
     value = registry.get_sample_value(
-        f"qontract_gateway_events_{name}_total", {"backend": backend, "event_type": event_type},
+        f"qontract_gateway_events_{name}_total",
+        {"backend": backend, "event_type": event_type},
     )
     return value or 0.0

@@ -22,7 +22,9 @@ def usergroup_event(n: int) -> Event:
 
 
 async def test_disabled_publisher_accepts_events_and_writes_nothing(
-    redis_client: "aioredis.Redis", keys: StreamKeys, metrics: EventMetrics,
+    redis_client: "aioredis.Redis",
+    keys: StreamKeys,
+    metrics: EventMetrics,
 ) -> None:
     publisher = create_event_publisher("disabled", metrics=metrics)
     assert await publisher.publish(usergroup_event(0)) is None
@@ -31,14 +33,24 @@ async def test_disabled_publisher_accepts_events_and_writes_nothing(
 
 
 async def test_redis_factories_connect_publisher_consumer_and_fanout_through_one_stream(
-    redis_client: "aioredis.Redis", namespace: str, metrics: EventMetrics,
+    redis_client: "aioredis.Redis",
+    namespace: str,
+    metrics: EventMetrics,
 ) -> None:
     publisher = create_event_publisher(
-        "redis", metrics=metrics, redis_client=redis_client, namespace=namespace,
+        "redis",
+        metrics=metrics,
+        redis_client=redis_client,
+        namespace=namespace,
     )
     consumer = create_event_consumer(
-        "redis", metrics=metrics, redis_client=redis_client, namespace=namespace,
-        group="sink", consumer="sink-1", block_ms=100,
+        "redis",
+        metrics=metrics,
+        redis_client=redis_client,
+        namespace=namespace,
+        group="sink",
+        consumer="sink-1",
+        block_ms=100,
     )
     fanout = create_event_fanout(redis_client, namespace, metrics=metrics, block_ms=200)
     try:
@@ -65,11 +77,17 @@ async def test_redis_factories_connect_publisher_consumer_and_fanout_through_one
 
 
 async def test_ack_of_something_that_is_not_a_stream_id_is_bad_user_input(
-    redis_client: "aioredis.Redis", namespace: str, metrics: EventMetrics,
+    redis_client: "aioredis.Redis",
+    namespace: str,
+    metrics: EventMetrics,
 ) -> None:
     consumer = create_event_consumer(
-        "redis", metrics=metrics, redis_client=redis_client, namespace=namespace,
-        group="sink", consumer="sink-1",
+        "redis",
+        metrics=metrics,
+        redis_client=redis_client,
+        namespace=namespace,
+        group="sink",
+        consumer="sink-1",
     )
     with pytest.raises(BadUserInput, match="stream entry id"):
         await consumer.ack(["DROP TABLE"])

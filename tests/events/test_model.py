@@ -48,7 +48,8 @@ def test_event_timestamp_is_normalised_to_utc() -> None:
 
 
 @pytest.mark.parametrize(
-    "event_type", ["update_users", "Slack.update", "slack..update", ".update", "slack.", ""],
+    "event_type",
+    ["update_users", "Slack.update", "slack..update", ".update", "slack.", ""],
 )
 def test_event_type_that_is_not_dot_separated_lowercase_is_rejected(event_type: str) -> None:
     with pytest.raises(ValidationError, match="event_type"):

@@ -24,7 +24,9 @@ from tests.support.wait import async_wait_until
 
 @pytest.fixture
 async def fanout(
-    redis_client: "aioredis.Redis", keys: StreamKeys, metrics: EventMetrics,
+    redis_client: "aioredis.Redis",
+    keys: StreamKeys,
+    metrics: EventMetrics,
 ) -> AsyncIterator[StreamFanout]:
     """A started fanout over this test's stream, closed afterwards."""
     fanout = StreamFanout(redis_client, keys, metrics=metrics, block_ms=500)
@@ -35,7 +37,9 @@ async def fanout(
 
 @pytest.fixture
 def publisher(
-    redis_client: "aioredis.Redis", keys: StreamKeys, metrics: EventMetrics,
+    redis_client: "aioredis.Redis",
+    keys: StreamKeys,
+    metrics: EventMetrics,
 ) -> RedisStreamPublisher:
     """A publisher to this test's stream."""
     return RedisStreamPublisher(redis_client, keys, metrics=metrics)
@@ -51,6 +55,7 @@ async def publish(publisher: RedisStreamPublisher, event_type: str, n: int) -> s
 
 async def take(subscription: FanoutSubscription, count: int) -> list[ReceivedEvent]:
     """The next `count` events of `subscription`, failing after a deadline."""
+
     async def collect() -> list[ReceivedEvent]:
         got: list[ReceivedEvent] = []
         async for received in subscription:
@@ -69,16 +74,21 @@ async def drain(subscription: FanoutSubscription, into: list[int]) -> None:
 
 
 async def test_subscribers_with_different_type_filters_get_exactly_their_events(
-    fanout: StreamFanout, publisher: RedisStreamPublisher,
+    fanout: StreamFanout,
+    publisher: RedisStreamPublisher,
 ) -> None:
     async with (
         fanout.subscribe(event_types=["slack-usergroups.update_users"]) as users,
         fanout.subscribe(event_types=["slack-usergroups.error", "pagerduty.sync"]) as errors,
     ):
         plan = [
-            ("slack-usergroups.update_users", 0), ("slack-usergroups.error", 1),
-            ("github.sync", 2), ("slack-usergroups.update_users", 3), ("pagerduty.sync", 4),
-            ("slack-usergroups.update_users", 5), ("slack-usergroups.error", 6),
+            ("slack-usergroups.update_users", 0),
+            ("slack-usergroups.error", 1),
+            ("github.sync", 2),
+            ("slack-usergroups.update_users", 3),
+            ("pagerduty.sync", 4),
+            ("slack-usergroups.update_users", 5),
+            ("slack-usergroups.error", 6),
         ]
         for event_type, n in plan:
             await publish(publisher, event_type, n)
@@ -88,7 +98,8 @@ async def test_subscribers_with_different_type_filters_get_exactly_their_events(
 
 
 async def test_since_replays_retained_events_then_continues_live_without_gap_or_duplicate(
-    fanout: StreamFanout, publisher: RedisStreamPublisher,
+    fanout: StreamFanout,
+    publisher: RedisStreamPublisher,
 ) -> None:
     first_id = await publish(publisher, "a.changed", 0)
     for n in range(1, 5):
@@ -114,7 +125,9 @@ async def test_since_replays_retained_events_then_continues_live_without_gap_or_
 
 
 async def test_slow_subscriber_is_dropped_with_a_reason_while_a_fast_one_keeps_receiving(
-    fanout: StreamFanout, publisher: RedisStreamPublisher, registry: CollectorRegistry,
+    fanout: StreamFanout,
+    publisher: RedisStreamPublisher,
+    registry: CollectorRegistry,
 ) -> None:
     async with (
         fanout.subscribe() as fast,
@@ -138,14 +151,19 @@ async def test_slow_subscriber_is_dropped_with_a_reason_while_a_fast_one_keeps_r
     assert dropped.value.reason == "queue_full"
     assert "behind" in dropped.value.detail
     assert dropped.value.last_id == slow.last_id
-    assert registry.get_sample_value(
-        "qontract_gateway_events_subscribers_dropped_total",
-        {"backend": "redis-fanout", "reason": "queue_full"},
-    ) == 1
+    assert (
+        registry.get_sample_value(
+            "qontract_gateway_events_subscribers_dropped_total",
+            {"backend": "redis-fanout", "reason": "queue_full"},
+        )
+        == 1
+    )
 
 
 async def test_closing_the_fanout_ends_waiting_subscribers_with_reason_closed(
-    redis_client: "aioredis.Redis", keys: StreamKeys, metrics: EventMetrics,
+    redis_client: "aioredis.Redis",
+    keys: StreamKeys,
+    metrics: EventMetrics,
 ) -> None:
     fanout = StreamFanout(redis_client, keys, metrics=metrics, block_ms=500)
     async with fanout.subscribe() as subscription:
@@ -162,7 +180,9 @@ async def test_since_that_is_not_a_stream_id_is_bad_user_input(fanout: StreamFan
 
 
 async def test_since_ahead_of_this_readers_position_skips_live_events_up_to_it(
-    redis_url: str, fanout: StreamFanout, keys: StreamKeys,
+    redis_url: str,
+    fanout: StreamFanout,
+    keys: StreamKeys,
 ) -> None:
     # A client resuming with a cursor from a replica whose reader was ahead of this one: the
     # entries are written synchronously, so this process's reader has not dispatched them yet.

@@ -28,13 +28,21 @@ def usergroup_event(n: int = 0, event_type: str = "slack-usergroups.update_users
 
 
 def group_consumer(
-    client: "aioredis.Redis", keys: StreamKeys, metrics: EventMetrics, name: str = "worker-1",
+    client: "aioredis.Redis",
+    keys: StreamKeys,
+    metrics: EventMetrics,
+    name: str = "worker-1",
     **options: int,
 ) -> RedisStreamConsumer:
     """A consumer in the test group that blocks briefly, so tests stay fast."""
     defaults = {"block_ms": 100, "visibility_timeout_ms": 200}
     return RedisStreamConsumer(
-        client, keys, GROUP, name, metrics=metrics, **(defaults | options),  # type: ignore[arg-type]
+        client,
+        keys,
+        GROUP,
+        name,
+        metrics=metrics,
+        **(defaults | options),  # type: ignore[arg-type]
     )
 
 
@@ -45,7 +53,9 @@ async def pending_count(client: "aioredis.Redis", keys: StreamKeys) -> int:
 
 
 async def test_published_event_is_received_by_group_consumer_and_ack_empties_pending(
-    redis_client: "aioredis.Redis", keys: StreamKeys, metrics: EventMetrics,
+    redis_client: "aioredis.Redis",
+    keys: StreamKeys,
+    metrics: EventMetrics,
     registry: CollectorRegistry,
 ) -> None:
     consumer = group_consumer(redis_client, keys, metrics)
@@ -67,7 +77,9 @@ async def test_published_event_is_received_by_group_consumer_and_ack_empties_pen
 
 
 async def test_failing_handler_gets_redeliveries_then_event_is_dead_lettered_and_counted(
-    redis_client: "aioredis.Redis", keys: StreamKeys, metrics: EventMetrics,
+    redis_client: "aioredis.Redis",
+    keys: StreamKeys,
+    metrics: EventMetrics,
     registry: CollectorRegistry,
 ) -> None:
     consumer = group_consumer(redis_client, keys, metrics, max_deliveries=3)
@@ -83,6 +95,7 @@ async def test_failing_handler_gets_redeliveries_then_event_is_dead_lettered_and
     stop = asyncio.Event()
     consuming = asyncio.create_task(consumer.consume(failing_handler, stop=stop))
     try:
+
         async def dead_lettered() -> bool:
             return await redis_client.xlen(keys.dead_letter) == 1
 
@@ -105,7 +118,9 @@ async def test_failing_handler_gets_redeliveries_then_event_is_dead_lettered_and
 
 
 async def test_successful_handler_acks_so_nothing_stays_pending(
-    redis_client: "aioredis.Redis", keys: StreamKeys, metrics: EventMetrics,
+    redis_client: "aioredis.Redis",
+    keys: StreamKeys,
+    metrics: EventMetrics,
 ) -> None:
     consumer = group_consumer(redis_client, keys, metrics)
     await consumer.ensure_group()
@@ -120,6 +135,7 @@ async def test_successful_handler_acks_so_nothing_stays_pending(
     stop = asyncio.Event()
     consuming = asyncio.create_task(consumer.consume(handler, stop=stop))
     try:
+
         async def all_acked() -> bool:
             return len(handled) == 3 and await pending_count(redis_client, keys) == 0
 
@@ -131,7 +147,9 @@ async def test_successful_handler_acks_so_nothing_stays_pending(
 
 
 async def test_event_read_by_a_consumer_that_dies_before_ack_is_reclaimed_by_another(
-    redis_client: "aioredis.Redis", keys: StreamKeys, metrics: EventMetrics,
+    redis_client: "aioredis.Redis",
+    keys: StreamKeys,
+    metrics: EventMetrics,
 ) -> None:
     dead = group_consumer(redis_client, keys, metrics, name="dies")
     live = group_consumer(redis_client, keys, metrics, name="lives")
@@ -156,7 +174,9 @@ async def test_event_read_by_a_consumer_that_dies_before_ack_is_reclaimed_by_ano
 
 
 async def test_group_read_after_a_pause_gets_exactly_the_events_published_meanwhile(
-    redis_client: "aioredis.Redis", keys: StreamKeys, metrics: EventMetrics,
+    redis_client: "aioredis.Redis",
+    keys: StreamKeys,
+    metrics: EventMetrics,
 ) -> None:
     publisher = RedisStreamPublisher(redis_client, keys, metrics=metrics)
     first_session = group_consumer(redis_client, keys, metrics, name="listener")
@@ -174,7 +194,9 @@ async def test_group_read_after_a_pause_gets_exactly_the_events_published_meanwh
 
 
 async def test_new_group_created_with_start_id_dollar_sees_only_new_events(
-    redis_client: "aioredis.Redis", keys: StreamKeys, metrics: EventMetrics,
+    redis_client: "aioredis.Redis",
+    keys: StreamKeys,
+    metrics: EventMetrics,
 ) -> None:
     publisher = RedisStreamPublisher(redis_client, keys, metrics=metrics)
     await publisher.publish(usergroup_event(0))
@@ -185,7 +207,9 @@ async def test_new_group_created_with_start_id_dollar_sees_only_new_events(
 
 
 async def test_undecodable_entry_goes_to_dead_letters_instead_of_blocking_the_group(
-    redis_client: "aioredis.Redis", keys: StreamKeys, metrics: EventMetrics,
+    redis_client: "aioredis.Redis",
+    keys: StreamKeys,
+    metrics: EventMetrics,
 ) -> None:
     consumer = group_consumer(redis_client, keys, metrics)
     await consumer.ensure_group()
@@ -200,7 +224,9 @@ async def test_undecodable_entry_goes_to_dead_letters_instead_of_blocking_the_gr
 
 
 async def test_maxlen_trimming_keeps_the_stream_bounded(
-    redis_client: "aioredis.Redis", keys: StreamKeys, metrics: EventMetrics,
+    redis_client: "aioredis.Redis",
+    keys: StreamKeys,
+    metrics: EventMetrics,
 ) -> None:
     publisher = RedisStreamPublisher(redis_client, keys, metrics=metrics, maxlen=100)
     for n in range(1_000):
@@ -210,7 +236,9 @@ async def test_maxlen_trimming_keeps_the_stream_bounded(
 
 
 async def test_publish_with_redis_down_returns_none_without_raising_and_counts_failure(
-    keys: StreamKeys, metrics: EventMetrics, registry: CollectorRegistry,
+    keys: StreamKeys,
+    metrics: EventMetrics,
+    registry: CollectorRegistry,
 ) -> None:
     client = create_redis(f"redis://127.0.0.1:{free_port()}/0", connect_timeout=0.5)
     try:
@@ -225,7 +253,9 @@ async def test_publish_with_redis_down_returns_none_without_raising_and_counts_f
 
 
 async def test_consumer_refuses_a_client_whose_socket_timeout_is_shorter_than_its_block(
-    redis_url: str, keys: StreamKeys, metrics: EventMetrics,
+    redis_url: str,
+    keys: StreamKeys,
+    metrics: EventMetrics,
 ) -> None:
     client = create_redis(redis_url)  # the default 5 s socket timeout
     try:

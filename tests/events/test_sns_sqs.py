@@ -51,7 +51,8 @@ class Topology:
         self.queue_url: str = self.sqs.create_queue(QueueName=name)["QueueUrl"]
         self.dead_letter_url: str = self.sqs.create_queue(QueueName=name + "-dl")["QueueUrl"]
         queue_arn = self.sqs.get_queue_attributes(
-            QueueUrl=self.queue_url, AttributeNames=["QueueArn"],
+            QueueUrl=self.queue_url,
+            AttributeNames=["QueueArn"],
         )["Attributes"]["QueueArn"]
         sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn)
 
@@ -66,8 +67,12 @@ class Topology:
     def consumer(self, metrics: EventMetrics, **options: Any) -> EventConsumer:
         """A consumer of the subscribed queue that polls briefly."""
         return create_event_consumer(
-            "sns", metrics=metrics, queue_url=self.queue_url, endpoint_url=self.endpoint,
-            region_name=REGION, dead_letter_queue_url=self.dead_letter_url,
+            "sns",
+            metrics=metrics,
+            queue_url=self.queue_url,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            dead_letter_queue_url=self.dead_letter_url,
             **({"wait_time_seconds": 1} | options),
         )
 
@@ -81,7 +86,8 @@ def topology(aws_endpoint: str) -> Topology:
 def usergroup_event() -> Event:
     """An event as the Slack usergroups reconciler publishes it."""
     return Event(
-        event_type="slack-usergroups.update_users", source="qontract-gateway",
+        event_type="slack-usergroups.update_users",
+        source="qontract-gateway",
         payload={"usergroup": "team-a", "users": ["alice"]},
     )
 
@@ -100,10 +106,15 @@ async def receive_one(consumer: EventConsumer) -> ReceivedEvent:
 
 
 async def test_event_published_to_topic_arrives_unwrapped_in_subscribed_queue_and_ack_deletes(
-    topology: Topology, metrics: EventMetrics, registry: CollectorRegistry,
+    topology: Topology,
+    metrics: EventMetrics,
+    registry: CollectorRegistry,
 ) -> None:
     publisher = create_publisher(
-        "sns", metrics=metrics, topic_arn=topology.topic_arn, endpoint_url=topology.endpoint,
+        "sns",
+        metrics=metrics,
+        topic_arn=topology.topic_arn,
+        endpoint_url=topology.endpoint,
         region_name=REGION,
     )
     consumer = topology.consumer(metrics)
@@ -123,7 +134,8 @@ async def test_event_published_to_topic_arrives_unwrapped_in_subscribed_queue_an
 
 
 async def test_raw_message_without_sns_envelope_is_accepted(
-    topology: Topology, metrics: EventMetrics,
+    topology: Topology,
+    metrics: EventMetrics,
 ) -> None:
     event = usergroup_event()
     topology.sqs.send_message(QueueUrl=topology.queue_url, MessageBody=event.to_json())
@@ -142,10 +154,15 @@ def test_unwrap_body_takes_the_message_out_of_a_notification_envelope_only() -> 
 
 
 async def test_message_whose_handler_fails_is_redelivered_after_the_visibility_timeout(
-    topology: Topology, metrics: EventMetrics, registry: CollectorRegistry,
+    topology: Topology,
+    metrics: EventMetrics,
+    registry: CollectorRegistry,
 ) -> None:
     publisher = create_publisher(
-        "sns", metrics=metrics, topic_arn=topology.topic_arn, endpoint_url=topology.endpoint,
+        "sns",
+        metrics=metrics,
+        topic_arn=topology.topic_arn,
+        endpoint_url=topology.endpoint,
         region_name=REGION,
     )
     consumer = topology.consumer(metrics, visibility_timeout_seconds=1)
@@ -177,7 +194,9 @@ async def test_message_whose_handler_fails_is_redelivered_after_the_visibility_t
 
 
 async def test_message_failing_max_deliveries_times_moves_to_the_dead_letter_queue(
-    topology: Topology, metrics: EventMetrics, registry: CollectorRegistry,
+    topology: Topology,
+    metrics: EventMetrics,
+    registry: CollectorRegistry,
 ) -> None:
     consumer = topology.consumer(metrics, visibility_timeout_seconds=1, max_deliveries=2)
     event = usergroup_event()
@@ -191,6 +210,7 @@ async def test_message_failing_max_deliveries_times_moves_to_the_dead_letter_que
     stop = asyncio.Event()
     consuming = asyncio.create_task(consumer.consume(always_fails, stop=stop))
     try:
+
         async def dead_lettered() -> bool:
             return topology.messages_in(topology.dead_letter_url) == 1
 

@@ -1,8 +1,65 @@
 """`qontract-reconcile-api`: the integrations' command line."""
 
+import logging
+from pathlib import Path
+
 import click
+
+from reconcile_client.config import ClientConfig, load_config
+from reconcile_client.errors import ConfigError, ExitCode
+from reconcile_client.integrations.slack_usergroups_api import (
+    SlackUsergroupsIntegration,
+    SlackUsergroupsIntegrationParams,
+)
+from reconcile_client.runner import run_class_integration
 
 
 @click.group()
-def main() -> None:
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="YAML or TOML file (environment variables QONTRACT_RECONCILE_API_* win).",
+)
+@click.option(
+    "--dry-run/--no-dry-run",
+    default=True,
+    show_default=True,
+    help="Compute and report the actions without applying them.",
+)
+@click.option("--log-level", default="INFO", show_default=True)
+@click.pass_context
+def main(ctx: click.Context, config_file: Path | None, dry_run: bool, log_level: str) -> None:
     """Run qontract reconcile integrations that talk to the qontract-gateway."""
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(message)s")
+    for chatty in ("httpx", "gql", "websockets"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    try:
+        config = load_config(config_file)
+    except ConfigError as error:
+        click.echo(f"ERROR: {error}", err=True)
+        ctx.exit(ExitCode.USAGE)
+    ctx.obj = (config, dry_run)
+
+
+@main.command("slack-usergroups-api", short_help="Manage Slack usergroups via the gateway.")
+@click.option("--workspace-name", default=None, help="Only this Slack workspace.")
+@click.option("--usergroup-name", default=None, help="Only this usergroup handle.")
+@click.pass_context
+def slack_usergroups_api(
+    ctx: click.Context, workspace_name: str | None, usergroup_name: str | None
+) -> None:
+    """Slack usergroups (users, description, channels) from app-interface, via the gateway."""
+    config, dry_run = _context(ctx)
+    params = SlackUsergroupsIntegrationParams(
+        workspace_name=workspace_name, usergroup_name=usergroup_name
+    )
+    integration = SlackUsergroupsIntegration(params, config)
+    ctx.exit(run_class_integration(integration, dry_run))
+
+
+def _context(ctx: click.Context) -> tuple[ClientConfig, bool]:
+    config, dry_run = ctx.obj
+    assert isinstance(config, ClientConfig)
+    return config, bool(dry_run)

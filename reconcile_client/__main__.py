@@ -1,0 +1,5 @@
+"""`python -m reconcile_client`: the same as the `qontract-reconcile-api` command."""
+
+from reconcile_client.cli import main
+
+main()

@@ -1,0 +1,122 @@
+"""Client configuration: environment (prefix QONTRACT_RECONCILE_API_) over a YAML or TOML file."""
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from reconcile_client.errors import ConfigError
+
+ENV_PREFIX = "QONTRACT_RECONCILE_API_"
+
+
+class Endpoint(BaseModel):
+    """A GraphQL or HTTP service: URL, bearer token (value or file, never printed), timeout."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    timeout: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> "Endpoint":
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("set `token` or `token_file`, not both")
+        return self
+
+    def bearer_token(self) -> str | None:
+        """The token, read from `token_file` when that is how it is configured."""
+        if self.token is not None:
+            return self.token.get_secret_value()
+        if self.token_file is None:
+            return None
+        try:
+            return self.token_file.read_text().strip()
+        except OSError as error:
+            raise ConfigError(f"token file {self.token_file}: {error.strerror}") from None
+
+
+class GatewayEndpoint(Endpoint):
+    """The qontract-gateway; `ws_url` defaults to the URL with ws:// or wss://."""
+
+    ws_url: str | None = None
+
+    def websocket_url(self) -> str:
+        """Where subscriptions connect (graphql-transport-ws)."""
+        if self.ws_url:
+            return self.ws_url
+        return "ws" + self.url.removeprefix("http") if self.url.startswith("http") else self.url
+
+
+class ClientConfig(BaseSettings):
+    """Where the gateway, qontract-server and Unleash are, and the static feature flags."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
+    )
+
+    gateway: GatewayEndpoint | None = None
+    qontract_server: Endpoint | None = None
+    unleash: Endpoint | None = None
+    flags: dict[str, bool] = Field(
+        default_factory=dict, description="static toggles by integration name; win over Unleash"
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment wins over values passed in (which come from the config file)."""
+        return env_settings, init_settings
+
+    def require_gateway(self) -> GatewayEndpoint:
+        """The gateway endpoint, or ConfigError naming the setting to set."""
+        if self.gateway is None:
+            raise ConfigError(f"no gateway configured (gateway.url or {ENV_PREFIX}GATEWAY__URL)")
+        return self.gateway
+
+    def require_qontract_server(self) -> Endpoint:
+        """The qontract-server endpoint, or ConfigError naming the setting to set."""
+        if self.qontract_server is None:
+            raise ConfigError(
+                "no qontract-server configured "
+                f"(qontract_server.url or {ENV_PREFIX}QONTRACT_SERVER__URL)"
+            )
+        return self.qontract_server
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError(f"config file {path}: {error.strerror}") from None
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text) or {}
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
+        raise ConfigError(f"config file {path} is not valid: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: the top level must be a mapping")
+    return data
+
+
+def load_config(path: Path | None = None) -> ClientConfig:
+    """The configuration from `path` (YAML, or TOML by suffix) and the environment."""
+    data = _read_file(path) if path is not None else {}
+    try:
+        return ClientConfig(**data)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+            for problem in error.errors(include_input=False, include_url=False)
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None

@@ -1,0 +1,1 @@
+"""Operations against the qontract-gateway schema (schema/schema.graphql)."""

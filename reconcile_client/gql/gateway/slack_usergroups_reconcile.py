@@ -1,0 +1,51 @@
+"""Models of `slack_usergroups_reconcile.gql`: the desired state sent, the task accepted."""
+
+from pydantic import BaseModel
+
+from reconcile_client.operations import Operation
+
+
+class UsergroupConfig(BaseModel):
+    """What a usergroup should look like."""
+
+    description: str
+    users: list[str]
+    channels: list[str]
+
+
+class DesiredUsergroup(BaseModel):
+    """One usergroup by handle."""
+
+    handle: str
+    config: UsergroupConfig
+
+
+class DesiredWorkspace(BaseModel):
+    """One Slack workspace: the handles the gateway may touch and the wanted usergroups."""
+
+    name: str
+    managed_usergroups: list[str]
+    usergroups: list[DesiredUsergroup]
+
+
+class SlackUsergroupsReconcileInput(BaseModel):
+    """The mutation's `input` argument."""
+
+    dry_run: bool = True
+    workspaces: list[DesiredWorkspace]
+
+
+class AcceptedTask(BaseModel):
+    """The task the gateway queued."""
+
+    id: str
+    status: str
+
+
+class SlackUsergroupsReconcileData(BaseModel):
+    """Data of mutation SlackUsergroupsReconcile."""
+
+    slack_usergroups_reconcile_v1: AcceptedTask
+
+
+OPERATION = Operation("gateway/slack_usergroups_reconcile.gql", SlackUsergroupsReconcileData)

@@ -1,0 +1,1 @@
+"""Queries against qontract-server (app-interface desired state)."""

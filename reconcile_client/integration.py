@@ -1,0 +1,50 @@
+"""The base class of integrations that reconcile through the qontract-gateway."""
+
+from abc import ABC, abstractmethod
+from typing import Generic, TypeVar
+
+from reconcile_client.config import ClientConfig, load_config
+from reconcile_client.gateway_client import GatewayClient
+from reconcile_client.params import PydanticRunParams
+
+ParamsT = TypeVar("ParamsT", bound=PydanticRunParams)
+
+
+class QontractReconcileApiIntegration(ABC, Generic[ParamsT]):
+    """An integration: a `name`, typed `params`, `async_run(dry_run)` and ready GraphQL clients."""
+
+    def __init__(self, params: ParamsT, config: ClientConfig | None = None) -> None:
+        self.params = params
+        self.config = config if config is not None else load_config()
+        self._gateway: GatewayClient | None = None
+        self._qontract_server: GatewayClient | None = None
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """The integration's name, also the name of its feature toggle."""
+
+    @abstractmethod
+    async def async_run(self, dry_run: bool) -> None:
+        """Reconcile; with `dry_run` nothing changes, but everything else runs as far as it can."""
+
+    @property
+    def gateway(self) -> GatewayClient:
+        """The qontract-gateway client (created on first use, closed by the runner)."""
+        if self._gateway is None:
+            self._gateway = GatewayClient(self.config.require_gateway(), "qontract-gateway")
+        return self._gateway
+
+    @property
+    def qontract_server(self) -> GatewayClient:
+        """The qontract-server client for desired state (created on first use)."""
+        if self._qontract_server is None:
+            endpoint = self.config.require_qontract_server()
+            self._qontract_server = GatewayClient(endpoint, "qontract-server")
+        return self._qontract_server
+
+    async def aclose(self) -> None:
+        """Close every client this integration opened."""
+        for client in (self._gateway, self._qontract_server):
+            if client is not None:
+                await client.aclose()

@@ -1,0 +1,1 @@
+"""Reference integrations that reconcile through the qontract-gateway."""

@@ -1,0 +1,143 @@
+"""The command line as an operator sees it: exit codes and one clear line, never a traceback."""
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from gateway.auth import mint_token
+from tests.client.conftest import run_cli
+from tests.emulators.qontract_server import QontractServerEmulator
+from tests.emulators.unleash import UnleashEmulator
+from tests.support.ports import free_port
+from tests.support.server_thread import ServerThread
+
+SECRET = "test-secret-not-for-production-0123456789"
+UNLEASH_TOKEN = "unleash-client-token"
+COMMAND = "slack-usergroups-api"
+
+
+def env_for(gateway_url: str, qontract_server: ServerThread, **extra: str) -> dict[str, str]:
+    return {
+        "QONTRACT_RECONCILE_API_GATEWAY__URL": gateway_url,
+        "QONTRACT_RECONCILE_API_QONTRACT_SERVER__URL": f"{qontract_server.url}/graphql",
+        **extra,
+    }
+
+
+@pytest.fixture
+def unleash() -> Iterator[tuple[UnleashEmulator, ServerThread]]:
+    emulator = UnleashEmulator(UNLEASH_TOKEN)
+    with ServerThread(emulator.app) as server:
+        yield emulator, server
+
+
+def unleash_env(server: ServerThread) -> dict[str, str]:
+    return {
+        "QONTRACT_RECONCILE_API_UNLEASH__URL": f"{server.url}/api",
+        "QONTRACT_RECONCILE_API_UNLEASH__TOKEN": UNLEASH_TOKEN,
+    }
+
+
+def test_gateway_down_exits_3_with_one_line_and_no_traceback(
+    qontract_server: tuple[QontractServerEmulator, ServerThread],
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}/graphql"
+    result = run_cli(COMMAND, env=env_for(down, qontract_server[1]))
+    assert result.returncode == 3
+    assert f"qontract-gateway at {down} is unreachable" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_token_refused_by_the_gateway_exits_4_and_never_prints_the_token(
+    pd_gateway_factory: Callable[..., ServerThread],
+    qontract_server: tuple[QontractServerEmulator, ServerThread],
+) -> None:
+    gateway = pd_gateway_factory(auth={"secret": SECRET})
+    forged = mint_token("another-secret-that-is-long-enough-0123", "x", ["read"], 1)
+    env = env_for(f"{gateway.url}/graphql", qontract_server[1])
+    result = run_cli(COMMAND, env={**env, "QONTRACT_RECONCILE_API_GATEWAY__TOKEN": forged})
+    assert result.returncode == 4
+    assert "qontract-gateway refused the token (UNAUTHENTICATED)" in result.stderr
+    assert forged not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_workspace_exits_2_naming_the_known_workspaces(
+    pd_gateway: ServerThread, qontract_server: tuple[QontractServerEmulator, ServerThread]
+) -> None:
+    env = env_for(f"{pd_gateway.url}/graphql", qontract_server[1])
+    result = run_cli(COMMAND, "--workspace-name", "nope", env=env)
+    assert result.returncode == 2
+    assert "workspace 'nope' has no usergroups managed by slack-usergroups" in result.stderr
+    assert "known: coreos" in result.stderr
+
+
+def test_missing_configuration_exits_2_naming_the_variable() -> None:
+    result = run_cli(COMMAND, env={})
+    assert result.returncode == 2
+    assert "QONTRACT_RECONCILE_API_QONTRACT_SERVER__URL" in result.stderr
+
+
+def test_static_flag_off_skips_the_run_with_exit_0(
+    qontract_server: tuple[QontractServerEmulator, ServerThread],
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}/graphql"
+    env = env_for(
+        down, qontract_server[1], QONTRACT_RECONCILE_API_FLAGS='{"slack-usergroups-api": false}'
+    )
+    result = run_cli(COMMAND, env=env)
+    assert result.returncode == 0
+    assert "feature toggle slack-usergroups-api is off" in result.stderr
+    assert qontract_server[0].calls == 0
+
+
+def test_unleash_toggle_off_skips_and_on_runs(
+    qontract_server: tuple[QontractServerEmulator, ServerThread],
+    unleash: tuple[UnleashEmulator, ServerThread],
+) -> None:
+    emulator, server = unleash
+    down = f"http://127.0.0.1:{free_port()}/graphql"
+    env = env_for(down, qontract_server[1], **unleash_env(server))
+    emulator.set_toggle("slack-usergroups-api", enabled=False)
+    skipped = run_cli(COMMAND, env=env)
+    assert skipped.returncode == 0
+    assert "is off" in skipped.stderr
+    emulator.set_toggle("slack-usergroups-api", enabled=True)
+    ran = run_cli(COMMAND, env=env)
+    assert ran.returncode == 3, "it ran, and then found the gateway down"
+
+
+def test_unleash_toggle_unknown_runs_and_a_static_flag_overrides_it(
+    qontract_server: tuple[QontractServerEmulator, ServerThread],
+    unleash: tuple[UnleashEmulator, ServerThread],
+) -> None:
+    emulator, server = unleash
+    emulator.set_toggle("slack-usergroups", enabled=True)
+    down = f"http://127.0.0.1:{free_port()}/graphql"
+    env = env_for(down, qontract_server[1], **unleash_env(server))
+    assert run_cli(COMMAND, env=env).returncode == 3
+    override = {**env, "QONTRACT_RECONCILE_API_FLAGS": '{"slack-usergroups-api": false}'}
+    assert run_cli(COMMAND, env=override).returncode == 0
+
+
+def test_unleash_unreachable_exits_3_rather_than_guessing(
+    qontract_server: tuple[QontractServerEmulator, ServerThread],
+) -> None:
+    unleash_url = f"http://127.0.0.1:{free_port()}/api"
+    env = env_for("http://127.0.0.1:1/graphql", qontract_server[1])
+    env["QONTRACT_RECONCILE_API_UNLEASH__URL"] = unleash_url
+    result = run_cli(COMMAND, env=env)
+    assert result.returncode == 3
+    assert f"Unleash at {unleash_url} is unreachable" in result.stderr
+
+
+def test_graphql_error_from_the_gateway_exits_1_with_its_code(
+    pd_gateway: ServerThread, qontract_server: tuple[QontractServerEmulator, ServerThread]
+) -> None:
+    """No Slack account `coreos` (and, until it lands, no mutation field): BAD_USER_INPUT."""
+    env = env_for(f"{pd_gateway.url}/graphql", qontract_server[1])
+    result = run_cli(COMMAND, env=env)
+    assert result.returncode == 1
+    assert "qontract-gateway answered BAD_USER_INPUT" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -7,6 +7,10 @@ import click
 
 from reconcile_client.config import ClientConfig, load_config
 from reconcile_client.errors import ConfigError, ExitCode
+from reconcile_client.integrations.event_log_sink import (
+    EventLogSinkIntegration,
+    EventLogSinkParams,
+)
 from reconcile_client.integrations.slack_usergroups_api import (
     SlackUsergroupsIntegration,
     SlackUsergroupsIntegrationParams,
@@ -57,6 +61,21 @@ def slack_usergroups_api(
     )
     integration = SlackUsergroupsIntegration(params, config)
     ctx.exit(run_class_integration(integration, dry_run))
+
+
+@main.command("event-log-sink", short_help="Write the gateway's events as JSON lines.")
+@click.option("--group", required=True, help="Consumer group: listeners in one group share.")
+@click.option("--consumer", required=True, help="This listener's name within the group.")
+@click.option("--type", "types", multiple=True, help="Only these event types (repeatable).")
+@click.pass_context
+def event_log_sink(ctx: click.Context, group: str, consumer: str, types: tuple[str, ...]) -> None:
+    """Each event of the group as one JSON line on stdout; acked after the line is written.
+
+    In dry run (the default) nothing is acknowledged, so the group sees the events again.
+    """
+    config, dry_run = _context(ctx)
+    params = EventLogSinkParams(group=group, consumer=consumer, types=list(types) or None)
+    ctx.exit(run_class_integration(EventLogSinkIntegration(params, config), dry_run))
 
 
 def _context(ctx: click.Context) -> tuple[ClientConfig, bool]:

@@ -37,13 +37,6 @@ class SinkResult:
     acknowledged: int
 
 
-def websocket_url(url: str) -> str:
-    """The ws(s):// form of the gateway's GraphQL URL (http(s):// or ws(s)://)."""
-    if url.startswith(("http://", "https://")):
-        return "ws" + url.removeprefix("http")
-    return url
-
-
 def event_line(event: dict[str, Any]) -> str:
     """One delivered event as a JSON line (its payload as JSON, not as the wire's string)."""
     record = {**event, "payload": json.loads(event["payload"])}
@@ -51,7 +44,7 @@ def event_line(event: dict[str, Any]) -> str:
 
 
 async def run_event_log_sink(
-    url: str,
+    ws_url: str,
     token: str | None,
     group: str,
     consumer: str,
@@ -69,7 +62,7 @@ async def run_event_log_sink(
     """
     stream = output if output is not None else sys.stdout
     transport = WebsocketsTransport(
-        url=websocket_url(url),
+        url=ws_url,
         init_payload={"Authorization": f"Bearer {token}"} if token else {},
         subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
     )

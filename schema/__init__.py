@@ -14,6 +14,7 @@ from gateway.settings import QueryLimits
 from schema.extensions import limit_extensions
 from schema.mutation import Mutation
 from schema.query import CACHE_BACKED_FIELDS, Query
+from schema.scalars import SCALARS
 from schema.subscription import Subscription
 
 log = structlog.get_logger("gateway.graphql")
@@ -42,7 +43,7 @@ def build_schema(limits: QueryLimits, metrics: GatewayMetrics) -> GatewaySchema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        config=StrawberryConfig(auto_camel_case=False),
+        config=StrawberryConfig(auto_camel_case=False, scalar_map=SCALARS),
         extensions=limit_extensions(limits, metrics, CACHE_BACKED_FIELDS),
         federation_version="2.7",
     )

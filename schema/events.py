@@ -28,7 +28,7 @@ class EventV1:
     event_type: str = strawberry.field(description="Dot-separated, e.g. `slack-usergroups.update`")
     source: str
     timestamp: datetime
-    payload: JSON  # type: ignore[valid-type]
+    payload: JSON
     stream_id: str = strawberry.field(
         description="Position in the stream: `since` for live resumption, the id to acknowledge "
         "for durable deliveries"
@@ -47,7 +47,7 @@ def event_v1(received: ReceivedEvent) -> EventV1:
         event_type=event.event_type,
         source=event.source,
         timestamp=event.timestamp,
-        payload=event.payload,
+        payload=JSON(event.payload),
         stream_id=received.delivery_id,
         delivery_count=received.delivery_count,
     )

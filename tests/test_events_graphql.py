@@ -1,7 +1,12 @@
 """Events over GraphQL: live and durable subscriptions, acknowledgement, limits, restarts, sink."""
 
+import asyncio
 import io
+import json
+import os
 import re
+import signal
+import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -333,7 +338,7 @@ async def test_event_log_sink_writes_json_lines_and_acks_only_after_writing(
     output = CheckedOutput(redis.Redis.from_url(redis_url), stream_keys(namespace).stream, "log")
 
     result = await run_event_log_sink(
-        f"{gateway.url}/graphql",
+        gateway.url.replace("http://", "ws://") + "/graphql",
         token,
         "log",
         "sink-1",
@@ -350,3 +355,43 @@ async def test_event_log_sink_writes_json_lines_and_acks_only_after_writing(
     assert result.written == 3
     assert result.acknowledged == (0 if dry_run else 3)
     assert pending("log") == (3 if dry_run else 0)
+
+
+async def test_event_log_sink_command_prints_events_and_acknowledges_them(
+    gateway: ServerThread,
+    publisher: EventPublisher,
+    pending: Callable[[str], int],
+) -> None:
+    await publish(publisher, "alpha.changed", 2)
+    env = {**os.environ, "QONTRACT_RECONCILE_API_GATEWAY__URL": f"{gateway.url}/graphql"}
+    command = [
+        "-m",
+        "reconcile_client",
+        "--no-dry-run",
+        "event-log-sink",
+        "--group",
+        "cli",
+        "--consumer",
+        "c1",
+    ]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *command,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        async with asyncio.timeout(20):
+            lines = [await process.stdout.readline(), await process.stdout.readline()]
+        assert [json.loads(line)["payload"]["n"] for line in lines] == [0, 1]
+
+        async def acknowledged() -> bool:
+            return pending("cli") == 0
+
+        await async_wait_until(acknowledged, 10, "the sink to acknowledge both events")
+    finally:
+        process.send_signal(signal.SIGINT)
+        async with asyncio.timeout(20):
+            await process.wait()

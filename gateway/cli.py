@@ -80,6 +80,11 @@ def serve(
             os.environ[f"QONTRACT_GATEWAY_{name}"] = str(value)
     settings = _load()
     configure_logging(settings.log_format, settings.log_level)
+    for system, account in settings.upstreams.accounts():
+        try:
+            account.token.read()
+        except ValueError as error:
+            raise click.ClickException(f"{system} account {account.name!r}: {error}") from None
     if settings.auth.secret is None:
         if not is_loopback(settings.host):
             raise click.UsageError(

@@ -106,3 +106,23 @@ def test_embedded_redis_dies_with_a_killed_gateway(
     process.kill()
     process.wait()
     wait_until(lambda: not alive(redis_pids[0]), 10, "embedded redis to exit with its parent")
+
+
+def test_serve_refuses_to_start_with_a_missing_credential(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "upstreams:\n  pagerduty:\n    - {name: app-sre, api_url: 'http://127.0.0.1:9',"
+        " token: {env: QGW_TEST_UNSET_TOKEN}}\n"
+    )
+    result = subprocess.run(
+        ["qontract-gateway", "serve", "--port", str(free_port()), "--config", str(config)],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "pagerduty account 'app-sre': credential variable QGW_TEST_UNSET_TOKEN is not set" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr

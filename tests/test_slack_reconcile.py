@@ -1,6 +1,7 @@
 """The Slack usergroups reconcile service against stateful Slack emulators, real HTTP and Redis."""
 
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,8 @@ from tests.support.ports import free_port
 from tests.support.server_thread import ServerThread
 
 TOKEN = "xoxb-reconcile-token-321"
-GENEROUS = {"requests": 6000, "per_seconds": 60, "burst": 100}
+GENEROUS: dict[str, float] = {"requests": 6000, "per_seconds": 60, "burst": 100}
+TIGHT: dict[str, float] = {"requests": 10, "per_seconds": 1, "burst": 1}
 WRITES = (
     "POST /api/usergroups.create",
     "POST /api/usergroups.update",
@@ -87,10 +89,17 @@ def emulators() -> Iterator[tuple[ServerThread, ServerThread, SlackEmulator, Sla
 
 
 @pytest.fixture
+def rate_limit() -> dict[str, float]:
+    """Each Slack method's limit per workspace (a test parametrizes it to tighten it)."""
+    return GENEROUS
+
+
+@pytest.fixture
 async def gateway(
     emulators: tuple[ServerThread, ServerThread, SlackEmulator, SlackEmulator],
     redis_url: str,
     namespace: str,
+    rate_limit: dict[str, float],
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Gateway]:
     monkeypatch.setenv("QGW_TEST_SLACK_TOKEN", TOKEN)
@@ -100,7 +109,7 @@ async def gateway(
             "name": name,
             "api_url": f"{server.url}/api",
             "token": {"env": "QGW_TEST_SLACK_TOKEN"},
-            "rate_limit": GENEROUS,
+            "rate_limit": rate_limit,
         }
         for name, server in (("coreos", coreos_server), ("other", other_server))
     ]
@@ -441,3 +450,35 @@ async def test_unknown_workspace_or_malformed_payload_is_bad_user_input(gateway:
 def test_dry_runs_need_the_dry_run_scope_and_real_runs_the_apply_scope() -> None:
     assert ReconcileRequest().required_scope == "reconcile:dry-run"
     assert ReconcileRequest(dry_run=False).required_scope == "reconcile:apply"
+
+
+async def test_a_created_group_whose_members_fail_reports_that_it_was_created(
+    gateway: Gateway,
+) -> None:
+    refused = {"ok": False, "error": "permission_denied"}
+    gateway.coreos.fail(200, path_prefix="/api/usergroups.users.update", body=refused)
+    desired = workspace(usergroup("new-team", ["alice"], "New"))
+
+    result = await gateway.run(False, desired)
+    again = await gateway.run(True, desired)
+
+    assert result.errors == [
+        "coreos/new-team: create failed: created, but setting its members failed: "
+        "Slack workspace 'coreos': usergroups.users.update failed: permission_denied"
+    ]
+    assert [(a.kind, a.usergroup) for a in again.actions] == [("update_users", "new-team")]
+
+
+@pytest.mark.parametrize("rate_limit", [TIGHT])
+async def test_real_runs_draw_on_the_shared_slack_rate_buckets(gateway: Gateway) -> None:
+    handles = [f"team-{n}" for n in range(6)]
+    for handle in handles:
+        gateway.coreos.state.add_usergroup(handle, users=["U2"])
+    desired = workspace(*(usergroup(h, ["alice"]) for h in handles), managed=handles)
+
+    start = time.monotonic()
+    result = await gateway.run(False, desired)
+    elapsed = time.monotonic() - start
+
+    assert (result.status, result.applied_count) == ("success", 6)
+    assert elapsed >= 0.45, "six usergroups.users.update calls at 10/s with a burst of 1"

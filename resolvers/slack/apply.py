@@ -26,6 +26,11 @@ class ActionFailed(Exception):
     """An action that cannot be completed, for a reason the upstream did not raise itself."""
 
 
+def reason(error: GatewayError | ActionFailed) -> str:
+    """What failed, as the caller may read it."""
+    return error.message if isinstance(error, GatewayError) else str(error)
+
+
 class EventLog:
     """Publishes the events of one run; a failing publisher is logged, never raised."""
 
@@ -80,9 +85,8 @@ class WorkspaceWriter:
             try:
                 await self._apply(action)
             except (GatewayError, ActionFailed) as error:
-                detail = error.message if isinstance(error, GatewayError) else str(error)
                 failed = UsergroupError(
-                    action.workspace, action.usergroup, f"{action.kind} failed: {detail}"
+                    action.workspace, action.usergroup, f"{action.kind} failed: {reason(error)}"
                 )
                 errors.append(failed)
                 await self.events.error(failed)
@@ -116,9 +120,9 @@ class WorkspaceWriter:
             return
         try:
             await self.source.put_usergroup(await self._set_members(created.id, action.users))
-        except GatewayError as error:
+        except (GatewayError, ActionFailed) as error:
             raise ActionFailed(
-                f"created, but setting its members failed: {error.message}"
+                f"created, but setting its members failed: {reason(error)}"
             ) from None
 
     async def _update_metadata(self, group_id: str, action: UpdateMetadata) -> None:

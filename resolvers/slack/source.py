@@ -148,15 +148,15 @@ class SlackSource:
 
         Members the answer lacks (`usergroups.update` omits them) are kept from the cached copy.
         The list keeps its original expiry, so changes made outside the gateway still show up
-        within one TTL however often the gateway writes.
+        within one TTL however often the gateway writes. Without a fresh list, any stale copy is
+        dropped, so the next read goes to Slack rather than serve the state before the change.
         """
         key = self._key("usergroups")
         found, _ = await self.cache.get_many([key])
         cached = found.get(key)
-        if cached is None:
-            return
-        remaining = self.ttl["usergroups"] - cached.lookup.age_seconds
-        if remaining <= 0:
+        remaining = self.ttl["usergroups"] - cached.lookup.age_seconds if cached else 0.0
+        if cached is None or remaining <= 0:
+            await self.cache.invalidate(key)
             return
         groups: Usergroups = {
             handle: group for handle, group in cached.value.items() if group["id"] != usergroup.id

@@ -1,0 +1,106 @@
+"""The Slack usergroups reconcile service: current state, diff, and (unless a dry run) apply."""
+
+import asyncio
+from typing import Any
+
+from pydantic import ValidationError
+
+from gateway.errors import BadUserInput, GatewayError
+from gateway.events import EventPublisher
+from resolvers import Sources
+from resolvers.slack.apply import EventLog, WorkspaceWriter
+from resolvers.slack.diff import compute_actions
+from resolvers.slack.reconcile_models import (
+    ReconcileRequest,
+    ReconcileResult,
+    UsergroupAction,
+    UsergroupError,
+    WorkspaceRequest,
+)
+from resolvers.slack.source import SlackSource
+
+TASK_KIND = "slack-usergroups.reconcile"
+
+WorkspaceOutcome = tuple[list[UsergroupAction], int, list[UsergroupError]]
+
+
+async def reconcile(
+    request: ReconcileRequest, sources: Sources, publisher: EventPublisher
+) -> ReconcileResult:
+    """Reconcile every workspace of `request`, each with its own source; failed iff errors.
+
+    Unknown or repeated workspace names are BAD_USER_INPUT before anything is read or written.
+    """
+    names = [workspace.name for workspace in request.workspaces]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise BadUserInput(f"workspaces listed more than once: {', '.join(repeated)}")
+    workspace_sources = [sources.slack_workspace(name) for name in names]
+    events = EventLog(publisher)
+    outcomes = await asyncio.gather(
+        *(
+            _reconcile_workspace(workspace, source, request.dry_run, events)
+            for workspace, source in zip(request.workspaces, workspace_sources, strict=True)
+        )
+    )
+    actions = [action for outcome in outcomes for action in outcome[0]]
+    errors = [str(error) for outcome in outcomes for error in outcome[2]]
+    return ReconcileResult(
+        status="failed" if errors else "success",
+        actions=actions,
+        applied_count=sum(outcome[1] for outcome in outcomes),
+        errors=errors,
+    )
+
+
+async def _reconcile_workspace(
+    workspace: WorkspaceRequest, source: SlackSource, dry_run: bool, events: EventLog
+) -> WorkspaceOutcome:
+    """One workspace's actions, how many were applied and its errors."""
+    try:
+        users, usergroups, channels = await asyncio.gather(
+            source.users(), source.usergroups(), source.channels()
+        )
+    except GatewayError as error:
+        failed = UsergroupError(
+            workspace.name, "", f"reading the current state failed: {error.message}"
+        )
+        if not dry_run:
+            await events.error(failed)
+        return [], 0, [failed]
+    actions, errors = compute_actions(workspace, usergroups.value, users.value, channels.value)
+    if dry_run:
+        return actions, 0, errors
+    for refused in errors:
+        await events.error(refused)
+    writer = WorkspaceWriter(
+        source,
+        usergroups.value,
+        users.value,
+        channels.value,
+        {
+            usergroup.handle: usergroup.config.notifications
+            for usergroup in workspace.usergroups
+            if usergroup.config.notifications is not None
+        },
+        events,
+    )
+    applied, apply_errors = await writer.apply(actions)
+    return actions, applied, errors + apply_errors
+
+
+class SlackUsergroupsReconcile:
+    """The `slack-usergroups.reconcile` task: a JSON request in, the JSON result out."""
+
+    def __init__(self, sources: Sources, publisher: EventPublisher) -> None:
+        self.sources = sources
+        self.publisher = publisher
+
+    async def __call__(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Validate `payload` as a ReconcileRequest (else BAD_USER_INPUT) and run it."""
+        try:
+            request = ReconcileRequest.model_validate(payload)
+        except ValidationError as error:
+            raise BadUserInput(f"invalid reconcile request: {error}") from None
+        result = await reconcile(request, self.sources, self.publisher)
+        return result.model_dump(mode="json")

@@ -13,6 +13,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
 from schema.extensions import limit_extensions
 from schema.query import Query
+from schema.subscription import Subscription
 
 log = structlog.get_logger("gateway.graphql")
 
@@ -38,6 +39,7 @@ def build_schema(limits: QueryLimits, metrics: GatewayMetrics) -> GatewaySchema:
     """The Federation v2 schema with the limits and metrics of one app."""
     return GatewaySchema(
         query=Query,
+        subscription=Subscription,
         config=StrawberryConfig(auto_camel_case=False),
         extensions=limit_extensions(limits, metrics),
         federation_version="2.7",

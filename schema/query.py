@@ -10,11 +10,12 @@ from schema.pagerduty import (
     pagerduty_schedules,
 )
 from schema.permissions import scope
+from schema.tasks import READ_TASK_SCOPES, ReconcileTask, reconcile_task
 
 
 @strawberry.type
 class Query:
-    """Read-only data: gateway facts and cached upstream data."""
+    """Read-only data: gateway facts, cached upstream data and reconcile tasks."""
 
     gateway_info_v1: GatewayInfo = strawberry.field(
         resolver=gateway_info,
@@ -31,4 +32,10 @@ class Query:
         resolver=pagerduty_escalation_policies,
         extensions=scope("read"),
         description="Escalation policies of PagerDuty `instance` with the users they page now",
+    )
+    reconcile_task_v1: ReconcileTask = strawberry.field(
+        resolver=reconcile_task,
+        extensions=scope(*READ_TASK_SCOPES),
+        description="A reconcile task by id, after waiting up to `wait_seconds` (0..300) for "
+        "its end; still pending or running when the wait expires",
     )

@@ -1,0 +1,17 @@
+"""The root Subscription: streams over graphql-transport-ws."""
+
+import strawberry
+
+from schema.permissions import scope
+from schema.tasks import READ_TASK_SCOPES, ReconcileTask, reconcile_task_changes
+
+
+@strawberry.type
+class Subscription:
+    """Live updates: reconcile task status."""
+
+    reconcile_task_v1: ReconcileTask = strawberry.subscription(
+        resolver=reconcile_task_changes,
+        extensions=scope(*READ_TASK_SCOPES),
+        description="The task now and at each status change; completes when the task ends",
+    )

@@ -1,5 +1,7 @@
 """The root Subscription: streams over graphql-transport-ws."""
 
+from collections.abc import AsyncGenerator
+
 import strawberry
 
 from schema.permissions import scope
@@ -10,7 +12,7 @@ from schema.tasks import READ_TASK_SCOPES, ReconcileTask, reconcile_task_changes
 class Subscription:
     """Live updates: reconcile task status."""
 
-    reconcile_task_v1: ReconcileTask = strawberry.subscription(
+    reconcile_task_v1: AsyncGenerator[ReconcileTask, None] = strawberry.subscription(
         resolver=reconcile_task_changes,
         extensions=scope(*READ_TASK_SCOPES),
         description="The task now and at each status change; completes when the task ends",

@@ -40,7 +40,9 @@ class ReconcileTask:
     submitted_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
-    result: JSON | None = strawberry.field(description="The task's result, once it succeeded")
+    result: JSON | None = strawberry.field(  # type: ignore[valid-type]
+        description="The task's result, once it succeeded"
+    )
     error: str | None
 
     @classmethod

@@ -3,7 +3,7 @@
 from urllib.parse import parse_qs, urlsplit
 
 from celery import Celery
-from kombu import Queue
+from kombu.entity import Queue
 
 from gateway.settings import Settings
 from gateway.tasks.engine import DRY_RUN_QUEUE, QUEUES
@@ -41,7 +41,7 @@ def create_celery_app(settings: Settings) -> Celery:
         task_ignore_result=True,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        task_queues=[Queue(name) for name in QUEUES],
+        task_queues=[Queue(name) for name in QUEUES],  # type: ignore[no-untyped-call]
         task_default_queue=DRY_RUN_QUEUE,
         task_create_missing_queues=False,
         worker_prefetch_multiplier=1,

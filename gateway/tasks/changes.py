@@ -16,9 +16,9 @@ class ChangeListener:
     def __init__(self, pubsub: PubSub) -> None:
         self._pubsub = pubsub
 
-    async def next(self, timeout: float) -> bool:
-        """Block until a change arrives (True) or `timeout` seconds pass (False)."""
-        deadline = time.monotonic() + timeout
+    async def next(self, within: float) -> bool:
+        """Block until a change arrives (True) or `within` seconds pass (False)."""
+        deadline = time.monotonic() + within
         while (left := deadline - time.monotonic()) > 0:
             # An explicit timeout replaces the client's socket timeout for this read.
             message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
@@ -42,4 +42,4 @@ class TaskChanges:
             await pubsub.subscribe(self._keys.changes(task_id))
             yield ChangeListener(pubsub)
         finally:
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]

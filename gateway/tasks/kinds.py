@@ -1,7 +1,7 @@
 """Task kinds: a name (`slack-usergroups.reconcile`) bound to an async function, in a registry."""
 
 import importlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ class TaskContext:
     runtime: Runtime
 
 
-TaskFunction = Callable[[dict[str, Any], TaskContext], Awaitable[dict[str, Any]]]
+TaskFunction = Callable[[dict[str, Any], TaskContext], Coroutine[Any, Any, dict[str, Any]]]
 
 
 @dataclass

@@ -53,16 +53,16 @@ class ResourceLeases:
     async def acquire(self, resource: str, task_id: str, seconds: float) -> str:
         """Take or extend the lease for `task_id`; returns the holder (`task_id` on success)."""
         raw = await self._acquire(keys=[self._keys.lease(resource)], args=[task_id, _ms(seconds)])
-        return str(raw.decode())
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
 
     async def replace(self, resource: str, stale: str, task_id: str, seconds: float) -> bool:
         """Hand the lease from `stale` (a finished or vanished task) to `task_id`."""
-        args = [stale, task_id, _ms(seconds)]
+        args: list[str | int] = [stale, task_id, _ms(seconds)]
         return bool(await self._replace(keys=[self._keys.lease(resource)], args=args))
 
     async def renew(self, resource: str, task_id: str, seconds: float) -> bool:
         """Extend `task_id`'s lease; False when it holds it no longer."""
-        args = [task_id, _ms(seconds)]
+        args: list[str | int] = [task_id, _ms(seconds)]
         return bool(await self._renew(keys=[self._keys.lease(resource)], args=args))
 
     async def release(self, resource: str, task_id: str) -> None:

@@ -1,4 +1,4 @@
-"""What the API side uses: submit tasks (deduplicated per resource), read, wait for and watch them."""
+"""The API side of tasks: submit (deduplicated per resource), read, wait for and watch them."""
 
 import asyncio
 import contextlib

@@ -1,4 +1,4 @@
-"""Finds running tasks whose worker was lost (heartbeat expired): requeued, or failed at the limit."""
+"""Finds running tasks whose worker was lost (heartbeat expired): requeued, or failed at last."""
 
 import asyncio
 from collections.abc import Awaitable, Callable

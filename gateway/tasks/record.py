@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -58,10 +59,14 @@ class TaskRecord(BaseModel):
         return fields
 
     @classmethod
-    def from_fields(cls, raw: dict[bytes, bytes]) -> "TaskRecord":
+    def from_fields(cls, raw: Mapping[bytes | str, bytes | str]) -> "TaskRecord":
         """The record stored in hash fields `raw` (the payload field is not part of it)."""
-        fields: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
+        fields: dict[str, Any] = {_text(k): _text(v) for k, v in raw.items()}
         fields.pop("payload", None)
         if "result" in fields:
             fields["result"] = json.loads(fields["result"])
         return cls.model_validate(fields)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

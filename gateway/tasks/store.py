@@ -1,7 +1,8 @@
-"""Task records in Redis: create, read, claim for a run, renew, finish, requeue; changes published."""
+"""Task records in Redis: create, read, claim, renew, finish, requeue; changes are published."""
 
 import json
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, Literal, cast
 
 import redis.asyncio as aioredis
 
@@ -63,6 +64,10 @@ return 'requeued'
 """
 
 
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
@@ -82,7 +87,10 @@ class TaskStore:
     async def create(self, record: TaskRecord, payload: dict[str, Any]) -> None:
         """Store a new record and its payload, expiring after the record TTL."""
         name = self.keys.record(record.id)
-        fields = {**record.to_fields(), "payload": json.dumps(payload, separators=(",", ":"))}
+        fields: Mapping[Any, Any] = {
+            **record.to_fields(),
+            "payload": json.dumps(payload, separators=(",", ":")),
+        }
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(name, mapping=fields)
             pipe.pexpire(name, _ms(self._record_ttl))
@@ -94,12 +102,12 @@ class TaskStore:
 
     async def read(self, task_id: str) -> TaskRecord | None:
         """The record, or None when no such task exists (or it expired)."""
-        raw = await self.redis.hgetall(self.keys.record(task_id))  # type: ignore[misc]
+        raw = await self.redis.hgetall(self.keys.record(task_id))
         return TaskRecord.from_fields(raw) if raw else None
 
     async def payload(self, task_id: str) -> dict[str, Any]:
         """The payload the task was submitted with."""
-        raw = await self.redis.hget(self.keys.record(task_id), "payload")  # type: ignore[misc]
+        raw = await self.redis.hget(self.keys.record(task_id), "payload")
         value: dict[str, Any] = json.loads(raw) if raw else {}
         return value
 
@@ -116,8 +124,8 @@ class TaskStore:
         """Start run `token` of `attempt`: `claimed`, or why not (another run holds it...)."""
         keys = [self.keys.record(task_id), self.keys.heartbeat(task_id)]
         now = utcnow()
-        raw = await self._claim(keys=keys, args=[attempt, token, _ms(heartbeat), now.isoformat()])
-        outcome: Claim = raw.decode()
+        args: list[str | int] = [attempt, token, _ms(heartbeat), now.isoformat()]
+        outcome = cast(Claim, _text(await self._claim(keys=keys, args=args)))
         if outcome == "claimed":
             await self.redis.zadd(self.keys.running(), {task_id: now.timestamp()})
             await self.publish(task_id, TaskStatus.RUNNING)
@@ -140,7 +148,14 @@ class TaskStore:
         """Record the outcome of run `token`; False when the task was taken from that run."""
         keys = [self.keys.record(task_id), self.keys.heartbeat(task_id)]
         encoded = json.dumps(result, separators=(",", ":")) if result is not None else ""
-        args = [token, attempt, status.value, utcnow().isoformat(), encoded, error or ""]
+        args: list[str | int] = [
+            token,
+            attempt,
+            status.value,
+            utcnow().isoformat(),
+            encoded,
+            error or "",
+        ]
         done = bool(await self._finish(keys=keys, args=args))
         if done:
             await self.redis.zrem(self.keys.running(), task_id)
@@ -151,8 +166,8 @@ class TaskStore:
         """A running task whose heartbeat expired goes back to pending, or fails at the limit."""
         keys = [self.keys.record(task_id), self.keys.heartbeat(task_id)]
         error = f"worker lost {max_attempts} times; giving up"
-        raw = await self._requeue(keys=keys, args=[max_attempts, utcnow().isoformat(), error])
-        outcome: Reaped = raw.decode()
+        args: list[str | int] = [max_attempts, utcnow().isoformat(), error]
+        outcome = cast(Reaped, _text(await self._requeue(keys=keys, args=args)))
         if outcome != "alive":
             await self.redis.zrem(self.keys.running(), task_id)
             status = TaskStatus.PENDING if outcome == "requeued" else TaskStatus.FAILED
@@ -161,7 +176,7 @@ class TaskStore:
 
     async def running_ids(self) -> list[str]:
         """Ids of the tasks marked running, oldest first."""
-        return [raw.decode() for raw in await self.redis.zrange(self.keys.running(), 0, -1)]
+        return [_text(raw) for raw in await self.redis.zrange(self.keys.running(), 0, -1)]
 
     async def forget_running(self, task_id: str) -> None:
         """Drop `task_id` from the running index (its record expired)."""

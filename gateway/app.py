@@ -18,6 +18,7 @@ from gateway.health import HealthEndpoints
 from gateway.middleware import BodyLimitMiddleware, HttpMetricsMiddleware, RequestIdMiddleware
 from gateway.runtime import Runtime
 from gateway.settings import Settings, load_settings
+from gateway.tasks.queue import TaskQueue
 from resolvers import Sources
 from schema import build_schema
 from schema.context import RequestContext
@@ -27,12 +28,13 @@ def create_app(settings: Settings) -> Starlette:
     """A Starlette app serving GraphQL, GraphiQL, health and metrics for `settings`."""
     runtime = Runtime.create(settings)
     sources = Sources.create(runtime)
+    tasks = TaskQueue.create(runtime)
     schema = build_schema(settings.limits, runtime.metrics)
 
     def make_context(
         request: Request | WebSocket, request_id: str, authorization: str | None
     ) -> RequestContext:
-        return RequestContext(runtime, sources, request, request_id, authorization)
+        return RequestContext(runtime, sources, tasks, request, request_id, authorization)
 
     graphql = GatewayGraphQL(schema, runtime, make_context, offline_graphiql_html())
     health = HealthEndpoints(runtime)
@@ -51,7 +53,9 @@ def create_app(settings: Settings) -> Starlette:
         await runtime.start()
         gc.collect()
         gc.freeze()
+        await tasks.start()
         yield
+        await tasks.aclose()
         await sources.aclose()
         await runtime.aclose()
 

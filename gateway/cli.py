@@ -1,4 +1,4 @@
-"""`qontract-gateway`: serve, token, export-schema, fetch-graphiql-assets."""
+"""`qontract-gateway`: serve, worker, token, export-schema, fetch-graphiql-assets."""
 
 import ipaddress
 import os
@@ -18,6 +18,7 @@ from gateway.graphiql.assets import ASSETS_DIR, AssetFetchError, fetch_assets
 from gateway.logging import configure_logging
 from gateway.metrics import GatewayMetrics
 from gateway.settings import CONFIG_FILE_VARIABLE, QueryLimits, Settings, load_settings
+from gateway.tasks.engine import QUEUES
 
 log = structlog.get_logger("gateway.cli")
 
@@ -123,6 +124,43 @@ def serve(
         if embedded is not None:
             embedded.stop()
             log.info("embedded redis stopped")
+
+
+@main.command()
+@config_option
+@click.option(
+    "--queues",
+    default=",".join(QUEUES),
+    show_default=True,
+    help="Comma-separated task queues to consume.",
+)
+@click.option("--concurrency", type=int, default=1, show_default=True, help="Worker processes.")
+def worker(config_file: Path | None, queues: str, concurrency: int) -> None:
+    """Run tasks from the shared Redis (Celery, JSON only) for `serve --role api` gateways."""
+    settings = _load(config_file)
+    configure_logging(settings.log_format, settings.log_level)
+    if settings.redis.url is None:
+        raise click.UsageError(
+            "a worker needs the gateway's Redis: set QONTRACT_GATEWAY_REDIS__URL"
+        )
+    names = [name.strip() for name in queues.split(",") if name.strip()]
+    unknown = set(names) - set(QUEUES)
+    if unknown or not names:
+        raise click.BadParameter(f"known queues: {', '.join(QUEUES)}", param_hint="--queues")
+    from gateway.tasks.worker import create_worker_app
+
+    create_worker_app(settings).worker_main(
+        argv=[
+            "worker",
+            f"--queues={','.join(names)}",
+            f"--concurrency={concurrency}",
+            "--pool=prefork",
+            f"--loglevel={settings.log_level.upper()}",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+    )
 
 
 @main.command()

@@ -178,6 +178,34 @@ class EventSettings(BaseModel):
         return self
 
 
+class TaskSettings(BaseModel):
+    """The task engine: record lifetime, worker liveness, queues and where task kinds come from."""
+
+    kinds: str = Field(
+        "resolvers.task_kinds:task_kinds",
+        description="`module:function` building the registry of task kinds from the runtime",
+    )
+    record_ttl: float = Field(86_400.0, gt=0, description="how long a task record is kept")
+    heartbeat_interval: float = Field(2.0, gt=0, description="how often a running task renews")
+    heartbeat_timeout: float = Field(
+        10.0, gt=0, description="a running task silent this long is lost (and its lease free)"
+    )
+    max_attempts: int = Field(2, ge=1, description="runs of a task whose worker was lost")
+    in_process_concurrency: int = Field(4, ge=1, description="task pool size in `serve --role all`")
+    visibility_timeout: float = Field(
+        900.0,
+        gt=0,
+        description="Celery/Redis broker: an unacknowledged message is redelivered after this; "
+        "longer than any task runs (lost workers are found by heartbeat long before)",
+    )
+
+    @model_validator(mode="after")
+    def _heartbeat_fits(self) -> "TaskSettings":
+        if self.heartbeat_interval * 2 > self.heartbeat_timeout:
+            raise ValueError("tasks.heartbeat_timeout must be at least twice heartbeat_interval")
+        return self
+
+
 class InvalidSettings(ValueError):
     """Settings that do not validate; the message names fields, never their values."""
 
@@ -204,6 +232,7 @@ class Settings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     upstreams: UpstreamSettings = Field(default_factory=UpstreamSettings)
     events: EventSettings = Field(default_factory=EventSettings)
+    tasks: TaskSettings = Field(default_factory=TaskSettings)
 
     @classmethod
     def settings_customise_sources(

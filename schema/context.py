@@ -1,4 +1,4 @@
-"""Per-request state handed to every resolver: who calls, the request id, runtime and sources."""
+"""Per-request state handed to every resolver: caller, request id, runtime, sources and tasks."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,6 +10,7 @@ from starlette.websockets import WebSocket
 from gateway.auth import Identity, TokenVerifier
 from gateway.errors import GatewayError
 from gateway.runtime import Runtime
+from gateway.tasks.queue import TaskQueue
 from resolvers import Sources
 
 T = TypeVar("T")
@@ -21,6 +22,7 @@ class RequestContext:
 
     runtime: Runtime
     sources: Sources
+    tasks: TaskQueue
     request: Request | WebSocket
     request_id: str
     authorization: str | None

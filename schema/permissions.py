@@ -10,22 +10,25 @@ from schema.context import RequestContext
 
 
 class RequireScope(BasePermission):
-    """Lets the field run only for callers holding `scope`; others get FORBIDDEN."""
+    """Lets the field run only for callers holding one of `scopes`; others get FORBIDDEN."""
 
-    def __init__(self, scope: str) -> None:
-        self.scope = scope
-        self.refusal = f"this operation needs the '{scope}' scope"
+    def __init__(self, *scopes: str) -> None:
+        self.scopes = scopes
+        self.refusal = (
+            "this operation needs the " + " or ".join(f"'{s}'" for s in scopes) + (" scope")
+        )
         self.message = self.refusal
 
     def has_permission(self, source: Any, info: Info[RequestContext, Any], **kwargs: Any) -> bool:
         """Raises Unauthenticated (bad token) or Forbidden (missing scope); else True."""
-        if not info.context.identity.has_scope(self.scope):
+        identity = info.context.identity
+        if not any(identity.has_scope(name) for name in self.scopes):
             raise Forbidden(self.refusal)
         return True
 
 
-def scope(name: str) -> list[Any]:
-    """The `extensions=` list for a field that needs scope `name`."""
+def scope(*names: str) -> list[Any]:
+    """The `extensions=` list for a field that needs any one of the scopes `names`."""
     from strawberry.permission import PermissionExtension
 
-    return [PermissionExtension(permissions=[RequireScope(name)], use_directives=False)]
+    return [PermissionExtension(permissions=[RequireScope(*names)], use_directives=False)]

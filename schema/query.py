@@ -20,6 +20,7 @@ from schema.slack import (
     slack_usergroups,
     slack_users,
 )
+from schema.tasks import READ_TASK_SCOPES, ReconcileTask, reconcile_task
 from schema.vcs import VcsOwners, vcs_owners
 
 CACHE_BACKED_FIELDS = frozenset(
@@ -42,7 +43,7 @@ be reused by the result cache while their data's local copies live."""
 
 @strawberry.type
 class Query:
-    """Read-only data: gateway facts and cached upstream data."""
+    """Read-only data: gateway facts, cached upstream data and reconcile tasks."""
 
     gateway_info_v1: GatewayInfo = strawberry.field(
         resolver=gateway_info,
@@ -100,4 +101,10 @@ class Query:
         resolver=jira_projects,
         extensions=scope("read"),
         description="Projects of Jira `instance` by `keys`, or all of them, cached",
+    )
+    reconcile_task_v1: ReconcileTask = strawberry.field(
+        resolver=reconcile_task,
+        extensions=scope(*READ_TASK_SCOPES),
+        description="A reconcile task by id, after waiting up to `wait_seconds` (0..300) for "
+        "its end; still pending or running when the wait expires",
     )

@@ -6,11 +6,12 @@ import strawberry
 
 from schema.events import EventV1, events, events_durable
 from schema.permissions import scope
+from schema.tasks import READ_TASK_SCOPES, ReconcileTask, reconcile_task_changes
 
 
 @strawberry.type
 class Subscription:
-    """Live and durable event streams."""
+    """Live and durable event streams, and reconcile task status."""
 
     events_v1: AsyncGenerator[EventV1, None] = strawberry.subscription(
         resolver=events,
@@ -28,4 +29,9 @@ class Subscription:
         "`stream_id` with `events_ack_v1`; unacknowledged ones go to another listener after the "
         "visibility timeout and to the dead letters after the last allowed delivery. Events "
         "not of `types` are acknowledged by the gateway",
+    )
+    reconcile_task_v1: AsyncGenerator[ReconcileTask, None] = strawberry.subscription(
+        resolver=reconcile_task_changes,
+        extensions=scope(*READ_TASK_SCOPES),
+        description="The task now and at each status change; completes when the task ends",
     )

@@ -1,0 +1,171 @@
+"""The API side of tasks: submit (deduplicated per resource), read, wait for and watch them."""
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+
+from gateway.errors import NotFound, UpstreamUnavailable
+from gateway.runtime import Runtime
+from gateway.settings import TaskSettings
+from gateway.tasks.changes import TaskChanges
+from gateway.tasks.engine import TaskEngine
+from gateway.tasks.inprocess import InProcessEngine
+from gateway.tasks.keys import TaskKeys
+from gateway.tasks.kinds import load_kinds
+from gateway.tasks.lease import ResourceLeases
+from gateway.tasks.reaper import Reaper
+from gateway.tasks.record import TaskRecord, utcnow
+from gateway.tasks.runner import TaskRunner
+from gateway.tasks.store import TaskStore
+
+log = structlog.get_logger("gateway.tasks")
+
+
+class TaskQueue:
+    """Tasks as the schema sees them; the engine decides where they run."""
+
+    def __init__(
+        self,
+        store: TaskStore,
+        leases: ResourceLeases,
+        changes: TaskChanges,
+        engine: TaskEngine,
+        settings: TaskSettings,
+    ) -> None:
+        self.engine = engine
+        self._store = store
+        self._leases = leases
+        self._changes = changes
+        self._settings = settings
+        self._reaper = Reaper(store, leases, engine.dispatch, settings)
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @classmethod
+    def create(cls, runtime: Runtime) -> "TaskQueue":
+        """The queue for `runtime.settings.role`: in-process for `all`, Celery for `api`."""
+        settings = runtime.settings
+        store, leases, changes = task_parts(runtime)
+        engine: TaskEngine
+        if settings.role == "all":
+            kinds = load_kinds(settings.tasks.kinds, runtime)
+            runner = TaskRunner(runtime, store, leases, changes, kinds, settings.tasks)
+            engine = InProcessEngine(runner, settings.tasks.in_process_concurrency)
+        else:
+            from gateway.tasks.celery_app import create_celery_app
+            from gateway.tasks.celery_engine import CeleryEngine
+
+            engine = CeleryEngine(create_celery_app(settings))
+        return cls(store, leases, changes, engine, settings.tasks)
+
+    async def start(self) -> None:
+        """Start the engine and the periodic sweep for lost workers."""
+        await self.engine.start()
+        self._sweeper = asyncio.create_task(self._reaper.sweep_periodically())
+
+    async def aclose(self) -> None:
+        """Stop the sweep and the engine."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await self.engine.aclose()
+
+    async def submit(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        dry_run: bool,
+        resource: str | None = None,
+        request_id: str = "",
+    ) -> TaskRecord:
+        """A new pending task; for a real run on a busy `resource`, the task already holding it."""
+        record = TaskRecord(
+            id=str(uuid.uuid4()),
+            kind=kind,
+            dry_run=dry_run,
+            resource=resource,
+            request_id=request_id,
+            submitted_at=utcnow(),
+        )
+        await self._store.create(record, payload)
+        if resource is not None and not dry_run:
+            holder = await self._hold(resource, record.id)
+            if holder is not None:
+                await self._store.delete(record.id)
+                log.info("real run deduplicated", task_id=holder.id, resource=resource)
+                return holder
+        try:
+            await self.engine.dispatch(record)
+        except Exception as error:
+            await self._store.delete(record.id)
+            if resource is not None and not dry_run:
+                await self._leases.release(resource, record.id)
+            raise UpstreamUnavailable(
+                f"task broker unreachable: {type(error).__name__}", upstream="redis"
+            ) from None
+        log.info("task submitted", task_id=record.id, kind=kind, dry_run=dry_run)
+        return record
+
+    async def _hold(self, resource: str, task_id: str) -> TaskRecord | None:
+        """Take the lease for `task_id`, or return the unfinished task that holds it."""
+        ttl = self._settings.record_ttl
+        while True:
+            holder_id = await self._leases.acquire(resource, task_id, ttl)
+            if holder_id == task_id:
+                return None
+            holder = await self._store.read(holder_id)
+            if holder is not None and not holder.status.finished:
+                return holder
+            if await self._leases.replace(resource, holder_id, task_id, ttl):
+                return None
+
+    async def get(self, task_id: str) -> TaskRecord:
+        """The task's record (a lost run is reaped first); NOT_FOUND for an unknown id."""
+        record = await self._store.read(task_id)
+        if record is None:
+            raise NotFound(f"no task {task_id!r} (unknown, or its record expired)")
+        return await self._reaper.reap(record)
+
+    async def wait(self, task_id: str, seconds: float) -> TaskRecord:
+        """The record once the task has ended, or as it is after `seconds`."""
+        deadline = time.monotonic() + seconds
+        async with self._changes.listen(task_id) as changes:
+            record = await self.get(task_id)
+            while not record.status.finished and (left := deadline - time.monotonic()) > 0:
+                await changes.next(min(left, self._check_every))
+                record = await self.get(task_id)
+        return record
+
+    async def watch(self, task_id: str) -> AsyncIterator[TaskRecord]:
+        """The record now and after each status change, until the task ends."""
+        async with self._changes.listen(task_id) as changes:
+            record = await self.get(task_id)
+            yield record
+            seen = (record.status, record.attempt)
+            while not record.status.finished:
+                await changes.next(self._check_every)
+                record = await self.get(task_id)
+                if (record.status, record.attempt) != seen:
+                    seen = (record.status, record.attempt)
+                    yield record
+
+    @property
+    def _check_every(self) -> float:
+        """How often a waiter checks the run's heartbeat when no change arrives."""
+        return self._settings.heartbeat_timeout / 2
+
+
+def task_parts(runtime: Runtime) -> tuple[TaskStore, ResourceLeases, TaskChanges]:
+    """The store, leases and change channels on the runtime's Redis and namespace."""
+    keys = TaskKeys(runtime.settings.redis.namespace)
+    return (
+        TaskStore(runtime.redis, keys, runtime.settings.tasks.record_ttl),
+        ResourceLeases(runtime.redis, keys),
+        TaskChanges(runtime.redis, keys),
+    )

@@ -15,6 +15,7 @@ from schema.extensions import limit_extensions
 from schema.mutation import Mutation
 from schema.query import CACHE_BACKED_FIELDS, Query
 from schema.scalars import SCALARS
+from schema.slack_usergroups_types import TYPES as SLACK_USERGROUP_ACTIONS
 from schema.subscription import Subscription
 
 log = structlog.get_logger("gateway.graphql")
@@ -43,6 +44,7 @@ def build_schema(limits: QueryLimits, metrics: GatewayMetrics) -> GatewaySchema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
+        types=SLACK_USERGROUP_ACTIONS,
         config=StrawberryConfig(auto_camel_case=False, scalar_map=SCALARS),
         extensions=limit_extensions(limits, metrics, CACHE_BACKED_FIELDS),
         federation_version="2.7",

@@ -8,6 +8,8 @@ from gateway.errors import BadUserInput
 from schema.context import RequestContext
 from schema.events import events_ack
 from schema.permissions import scope
+from schema.slack_usergroups_reconcile import slack_usergroups_reconcile
+from schema.tasks import READ_TASK_SCOPES, ReconcileTask
 
 
 async def cache_invalidate(
@@ -42,4 +44,12 @@ class Mutation:
         extensions=scope("events"),
         description="Acknowledge `events_durable_v1` deliveries of `group` by `stream_id`; "
         "returns how many were still pending",
+    )
+    slack_usergroups_reconcile_v1: ReconcileTask = strawberry.mutation(
+        resolver=slack_usergroups_reconcile,
+        extensions=scope(*READ_TASK_SCOPES),
+        description="Reconcile Slack usergroups to `input`; returns the task at once (read it "
+        "with `reconcile_task_v1`). Real runs need `reconcile:apply`, dry runs "
+        "`reconcile:dry-run`; a real run for workspaces that already have one pending or "
+        "running returns that task",
     )

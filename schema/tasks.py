@@ -9,8 +9,10 @@ from strawberry.types import Info
 
 from gateway.errors import BadUserInput
 from gateway.tasks.record import TaskRecord
+from resolvers.slack.reconcile import TASK_KIND as SLACK_USERGROUPS_RECONCILE
 from schema.context import RequestContext
 from schema.scalars import JSON
+from schema.slack_usergroups_types import SlackUsergroupsReconcileResult, reconcile_result
 
 MAX_WAIT_SECONDS = 300
 
@@ -42,6 +44,13 @@ class ReconcileTask:
     finished_at: dt.datetime | None
     result: JSON | None = strawberry.field(description="The task's result, once it succeeded")
     error: str | None
+
+    @strawberry.field(description="The typed result of a `slack-usergroups.reconcile` task")  # type: ignore[untyped-decorator]
+    def slack_usergroups(self) -> SlackUsergroupsReconcileResult | None:
+        """`result` as typed actions, for that kind once it ended with a result."""
+        if self.kind != SLACK_USERGROUPS_RECONCILE or self.result is None:
+            return None
+        return reconcile_result(dict(self.result))  # type: ignore[call-overload]
 
     @classmethod
     def of(cls, record: TaskRecord) -> "ReconcileTask":

@@ -1,0 +1,83 @@
+"""`slack_usergroups_reconcile_v1`: desired Slack usergroups in, a reconcile task out."""
+
+import strawberry
+from pydantic import ValidationError
+from strawberry.types import Info
+
+from gateway.errors import BadUserInput, Forbidden
+from resolvers.slack.reconcile import TASK_KIND
+from resolvers.slack.reconcile_models import ReconcileRequest
+from schema.context import RequestContext
+from schema.tasks import ReconcileTask
+
+
+@strawberry.input(name="SlackUsergroupNotificationsInput_v1")
+class NotificationsInput:
+    """Messages for the users a real run adds or removes (published as DM events)."""
+
+    add_user: str | None = None
+    remove_user: str | None = None
+
+
+@strawberry.input(name="SlackUsergroupConfigInput_v1")
+class UsergroupConfigInput:
+    """Desired state: users are org usernames, channels are names (a leading # is ignored)."""
+
+    description: str = ""
+    users: list[str] = strawberry.field(default_factory=list)
+    channels: list[str] = strawberry.field(default_factory=list)
+    notifications: NotificationsInput | None = None
+
+
+@strawberry.input(name="SlackUsergroupInput_v1")
+class UsergroupInput:
+    """A usergroup by handle and its desired configuration."""
+
+    handle: str
+    config: UsergroupConfigInput
+
+
+@strawberry.input(name="SlackUsergroupsWorkspaceInput_v1")
+class WorkspaceInput:
+    """A workspace by name (its token lives in the gateway) and the handles it may touch."""
+
+    name: str
+    managed_usergroups: list[str]
+    usergroups: list[UsergroupInput]
+
+
+@strawberry.input(name="SlackUsergroupsReconcileInput_v1")
+class ReconcileInput:
+    """What the usergroups should be; a dry run (the default) only computes the actions."""
+
+    dry_run: bool = True
+    workspaces: list[WorkspaceInput]
+
+
+async def slack_usergroups_reconcile(
+    info: Info[RequestContext, None], input: ReconcileInput
+) -> ReconcileTask:
+    """Submit the run and return its task at once; real runs of the same workspaces dedup.
+
+    The field admits either reconcile scope; a real run needs `reconcile:apply` as well.
+    """
+    try:
+        request = ReconcileRequest.model_validate(strawberry.asdict(input))
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in error.errors(include_url=False)
+        )
+        raise BadUserInput(f"invalid reconcile input: {problems}") from None
+    if not request.dry_run and not info.context.identity.has_scope(request.required_scope):
+        raise Forbidden(f"a real run needs the '{request.required_scope}' scope")
+    for workspace in request.workspaces:
+        info.context.sources.slack_workspace(workspace.name)
+    record = await info.context.tasks.submit(
+        TASK_KIND,
+        request.model_dump(mode="json"),
+        dry_run=request.dry_run,
+        resource=None if request.dry_run else request.resource,
+        request_id=info.context.request_id,
+    )
+    return ReconcileTask.of(record)

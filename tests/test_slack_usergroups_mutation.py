@@ -1,0 +1,158 @@
+"""`slack_usergroups_reconcile_v1` end to end: GraphQL mutation, task engine, Slack emulator."""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.auth import mint_token
+from tests.emulators.slack import SlackEmulator
+from tests.support.server_thread import ServerThread
+from tests.test_slack_reconcile import GENEROUS, MANAGED, TOKEN, coreos_state
+
+SECRET = "mutation-test-secret-0123456789abcdef"
+SUBMIT = """mutation Submit($input: SlackUsergroupsReconcileInput_v1!) {
+  slack_usergroups_reconcile_v1(input: $input) { id status dry_run }
+}"""
+READ = """query Read($id: String!, $wait: Int) {
+  reconcile_task_v1(id: $id, wait_seconds: $wait) {
+    id status error
+    slack_usergroups {
+      status applied_count errors
+      actions {
+        __typename workspace usergroup enable
+        ... on SlackUsergroupUpdateUsers_v1 { users_to_add users_to_remove }
+        ... on SlackUsergroupCreate_v1 { users description channels }
+      }
+    }
+  }
+}"""
+DESIRED = {
+    "name": "coreos",
+    "managed_usergroups": MANAGED,
+    "usergroups": [
+        {
+            "handle": "sre-team",
+            "config": {"description": "SRE", "users": ["alice", "carol"], "channels": ["#sre"]},
+        },
+        {
+            "handle": "new-team",
+            "config": {"description": "New", "users": ["bob"], "channels": ["team-x"]},
+        },
+    ],
+}
+
+
+@pytest.fixture
+def slack() -> Iterator[tuple[SlackEmulator, ServerThread]]:
+    emulator = SlackEmulator()
+    coreos_state(emulator.state)
+    with ServerThread(emulator.app) as server:
+        yield emulator, server
+
+
+@pytest.fixture
+def gateway(
+    gateway_factory: Callable[..., ServerThread],
+    slack: tuple[SlackEmulator, ServerThread],
+    monkeypatch: pytest.MonkeyPatch,
+) -> ServerThread:
+    monkeypatch.setenv("QGW_TEST_SLACK_TOKEN", TOKEN)
+    _, server = slack
+    workspace = {
+        "name": "coreos",
+        "api_url": f"{server.url}/api",
+        "token": {"env": "QGW_TEST_SLACK_TOKEN"},
+        "rate_limit": GENEROUS,
+    }
+    return gateway_factory(auth={"secret": SECRET}, upstreams={"slack": [workspace]})
+
+
+def call(gateway: ServerThread, scopes: list[str], query: str, **variables: Any) -> Any:
+    token = mint_token(SECRET, "slack-usergroups-api", scopes, expires_days=1)
+    response = httpx.post(
+        f"{gateway.url}/graphql",
+        json={"query": query, "variables": variables},
+        headers={"authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+    return response.json()
+
+
+def run(gateway: ServerThread, dry_run: bool, scopes: list[str]) -> dict[str, Any]:
+    submitted = call(gateway, scopes, SUBMIT, input={"dry_run": dry_run, "workspaces": [DESIRED]})
+    task = submitted["data"]["slack_usergroups_reconcile_v1"]
+    assert task["status"] in ("pending", "running")
+    read = call(gateway, scopes, READ, id=task["id"], wait=30)["data"]["reconcile_task_v1"]
+    assert read["status"] in ("success", "failed"), read
+    result: dict[str, Any] = read["slack_usergroups"]
+    return result
+
+
+def test_dry_run_returns_typed_actions_and_changes_nothing(
+    gateway: ServerThread, slack: tuple[SlackEmulator, ServerThread]
+) -> None:
+    emulator, _ = slack
+    result = run(gateway, True, ["reconcile:dry-run"])
+    actions = {(a["__typename"], a["usergroup"]): a for a in result["actions"]}
+    update = actions[("SlackUsergroupUpdateUsers_v1", "sre-team")]
+    assert update["users_to_add"] == ["carol"]
+    assert update["users_to_remove"] == ["bob"]
+    create = actions[("SlackUsergroupCreate_v1", "new-team")]
+    assert create["users"] == ["bob"]
+    assert create["channels"] == ["team-x"]
+    assert result["applied_count"] == 0
+    assert emulator.total_calls("POST /api/usergroups.create") == 0
+
+
+def test_apply_then_dry_run_again_finds_nothing_to_do(
+    gateway: ServerThread, slack: tuple[SlackEmulator, ServerThread]
+) -> None:
+    emulator, _ = slack
+    applied = run(gateway, False, ["reconcile:apply"])
+    assert applied["status"] == "success", applied["errors"]
+    assert applied["applied_count"] == len(applied["actions"]) >= 2
+    assert emulator.total_calls("POST /api/usergroups.create") == 1
+    again = run(gateway, True, ["reconcile:dry-run"])
+    assert again["actions"] == []
+
+
+def test_dry_run_scope_cannot_submit_a_real_run(gateway: ServerThread) -> None:
+    body = call(
+        gateway, ["reconcile:dry-run"], SUBMIT, input={"dry_run": False, "workspaces": [DESIRED]}
+    )
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert "reconcile:apply" in body["errors"][0]["message"]
+
+
+def test_read_scope_alone_cannot_submit(gateway: ServerThread) -> None:
+    body = call(gateway, ["read"], SUBMIT, input={"workspaces": [DESIRED]})
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+def test_unknown_workspace_is_refused_at_submission(gateway: ServerThread) -> None:
+    body = call(
+        gateway, ["reconcile:dry-run"], SUBMIT, input={"workspaces": [{**DESIRED, "name": "nope"}]}
+    )
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "nope" in body["errors"][0]["message"]
+
+
+def test_second_real_run_while_the_first_is_running_gets_the_same_task(
+    gateway: ServerThread, slack: tuple[SlackEmulator, ServerThread]
+) -> None:
+    emulator, _ = slack
+    emulator.slow(2.0, times=1, path_prefix="/api/usergroups.list")
+    variables = {"input": {"dry_run": False, "workspaces": [DESIRED]}}
+    first = call(gateway, ["reconcile:apply"], SUBMIT, **variables)
+    second = call(gateway, ["reconcile:apply"], SUBMIT, **variables)
+    dry = call(
+        gateway, ["reconcile:apply"], SUBMIT, input={"dry_run": True, "workspaces": [DESIRED]}
+    )
+    first_id = first["data"]["slack_usergroups_reconcile_v1"]["id"]
+    assert second["data"]["slack_usergroups_reconcile_v1"]["id"] == first_id
+    assert dry["data"]["slack_usergroups_reconcile_v1"]["id"] != first_id
+    done = call(gateway, ["reconcile:apply"], READ, id=first_id, wait=30)
+    assert done["data"]["reconcile_task_v1"]["status"] == "success"
+    assert emulator.total_calls("POST /api/usergroups.create") == 1

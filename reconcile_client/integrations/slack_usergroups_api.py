@@ -346,11 +346,12 @@ def report(task_id: str, task: reconcile_task.ReconcileTask) -> None:
     """Print every action; IntegrationFailed on errors, a failed task or one still pending."""
     if task.status not in FINISHED:
         raise IntegrationFailed(f"task {task_id} still {task.status} after {TASK_WAIT_SECONDS} s")
-    actions = task.slack_usergroups.actions if task.slack_usergroups else []
-    errors = task.slack_usergroups.errors if task.slack_usergroups else []
+    result = task.slack_usergroups
+    actions = result.actions if result else []
+    errors = result.errors if result else []
     for action in actions:
         print(f"[dry-run] {describe(action)}")
-    print(f"task {task_id}: {task.status}, {len(actions)} action(s)")
+    print(f"task {task_id}: {result.status if result else task.status}, {len(actions)} action(s)")
     for error in errors:
         print(f"error: {error}")
     if task.status == "failed" or errors:

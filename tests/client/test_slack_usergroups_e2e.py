@@ -113,6 +113,7 @@ def test_dry_run_with_an_error_prints_it_and_exits_1(
         line for line in EXPECTED_ACTIONS if "coreos/oncall" in line
     }
     assert "error: coreos/rotation: cannot remove all 1 members" in result.stdout
+    assert re.search(r"^task \S+: failed, 2 action\(s\)$", result.stdout, re.MULTILINE)
     assert "failed: 1 error(s)" in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -12,7 +12,12 @@ from typing import Any
 from reconcile_client.errors import ConfigError, IntegrationFailed
 from reconcile_client.gql.gateway import reconcile_task, slack_usergroups_reconcile
 from reconcile_client.gql.gateway.pagerduty_users import ESCALATION_POLICY_USERS, SCHEDULE_USERS
-from reconcile_client.gql.gateway.reconcile_task import SlackUsergroupsResult, UsergroupAction
+from reconcile_client.gql.gateway.reconcile_task import (
+    UsergroupAction,
+    UsergroupCreate,
+    UsergroupUpdateMetadata,
+    UsergroupUpdateUsers,
+)
 from reconcile_client.gql.gateway.slack_usergroups_reconcile import (
     DesiredUsergroup,
     DesiredWorkspace,
@@ -250,15 +255,33 @@ def desired_workspaces(
     return list(workspaces.values())
 
 
+def channel_list(channels: list[str]) -> str:
+    """Channel names joined by commas, `(none)` for an empty list."""
+    return ",".join(channels) or "(none)"
+
+
 def describe(action: UsergroupAction) -> str:
-    """One readable line for an action."""
-    line = f"{action.action_type} {action.workspace}/{action.usergroup}"
-    details = [f"+{user}" for user in action.users_to_add]
-    details += [f"-{user}" for user in action.users_to_remove]
-    if action.description is not None:
-        details.append(f"description={action.description!r}")
-    if action.channels is not None:
-        details.append(f"channels={','.join(action.channels)}")
+    """One readable line for an action: kind, workspace/handle and what changes."""
+    details = ["(re-enable)"] if action.enable else []
+    match action:
+        case UsergroupCreate():
+            kind = "create"
+            details += [f"+{user}" for user in action.users]
+            details += [
+                f"description={action.description!r}",
+                f"channels={channel_list(action.channels)}",
+            ]
+        case UsergroupUpdateUsers():
+            kind = "update_users"
+            details += [f"+{user}" for user in action.users_to_add]
+            details += [f"-{user}" for user in action.users_to_remove]
+        case UsergroupUpdateMetadata():
+            kind = "update_metadata"
+            if action.new_description is not None:
+                details.append(f"description={action.new_description!r}")
+            if action.new_channels is not None:
+                details.append(f"channels={channel_list(action.new_channels)}")
+    line = f"{kind} {action.workspace}/{action.usergroup}"
     return f"{line}: {' '.join(details)}" if details else line
 
 
@@ -323,12 +346,14 @@ def report(task_id: str, task: reconcile_task.ReconcileTask) -> None:
     """Print every action; IntegrationFailed on errors, a failed task or one still pending."""
     if task.status not in FINISHED:
         raise IntegrationFailed(f"task {task_id} still {task.status} after {TASK_WAIT_SECONDS} s")
-    result = task.result or SlackUsergroupsResult(status=task.status)
-    for action in result.actions:
+    result = task.slack_usergroups
+    actions = result.actions if result else []
+    errors = result.errors if result else []
+    for action in actions:
         print(f"[dry-run] {describe(action)}")
-    print(f"task {task_id}: {task.status}, {len(result.actions)} action(s)")
-    for error in result.errors:
+    print(f"task {task_id}: {result.status if result else task.status}, {len(actions)} action(s)")
+    for error in errors:
         print(f"error: {error}")
-    if task.status == "failed" or result.errors:
-        reason = task.error or f"{len(result.errors)} error(s)"
+    if task.status == "failed" or errors:
+        reason = task.error or f"{len(errors)} error(s)"
         raise IntegrationFailed(f"task {task_id} failed: {reason}")

@@ -119,17 +119,17 @@ def pd_gateway_factory(
     pagerduty: tuple[PagerDutyEmulator, ServerThread],
     monkeypatch: pytest.MonkeyPatch,
 ) -> Callable[..., ServerThread]:
-    """Gateways with the PagerDuty account `app-sre` (extra settings as keyword arguments)."""
+    """Gateways with the PagerDuty account `app-sre` plus the given upstreams and settings."""
     monkeypatch.setenv("QGW_TEST_PD_TOKEN", PD_TOKEN)
     _, upstream = pagerduty
 
-    def factory(**settings: Any) -> ServerThread:
+    def factory(upstreams: dict[str, Any] | None = None, **settings: Any) -> ServerThread:
         account = {
             "name": "app-sre",
             "api_url": upstream.url,
             "token": {"env": "QGW_TEST_PD_TOKEN"},
         }
-        return gateway_factory(upstreams={"pagerduty": [account]}, **settings)
+        return gateway_factory(upstreams={"pagerduty": [account], **(upstreams or {})}, **settings)
 
     return factory
 

@@ -135,7 +135,7 @@ def test_unleash_unreachable_exits_3_rather_than_guessing(
 def test_graphql_error_from_the_gateway_exits_1_with_its_code(
     pd_gateway: ServerThread, qontract_server: tuple[QontractServerEmulator, ServerThread]
 ) -> None:
-    """No Slack account `coreos` (and, until it lands, no mutation field): BAD_USER_INPUT."""
+    """The gateway has no Slack workspace `coreos`: the mutation answers BAD_USER_INPUT."""
     env = env_for(f"{pd_gateway.url}/graphql", qontract_server[1])
     result = run_cli(COMMAND, env=env)
     assert result.returncode == 1

@@ -31,26 +31,7 @@ QONTRACT_SERVER_SCHEMA = build_schema(QONTRACT_SERVER_SDL)
 GQL_DIR = REPO_ROOT / "reconcile_client" / "gql"
 
 
-def root_fields(schema: GraphQLSchema) -> set[str]:
-    roots = (schema.query_type, schema.mutation_type, schema.subscription_type)
-    return {name for root in roots if root is not None for name in root.fields}
-
-
-def pending(*fields: str) -> list[pytest.MarkDecorator]:
-    """xfail while a field of the contract is not yet in schema/schema.graphql."""
-    missing = sorted(set(fields) - root_fields(GATEWAY_SCHEMA))
-    reason = f"not yet in schema/schema.graphql: {', '.join(missing)}"
-    return [pytest.mark.xfail(strict=False, reason=reason)] if missing else []
-
-
-GATEWAY_OPERATIONS = [
-    pytest.param(
-        slack_usergroups_reconcile.OPERATION,
-        marks=pending("slack_usergroups_reconcile_v1"),
-        id="slack_usergroups_reconcile",
-    ),
-    pytest.param(reconcile_task.OPERATION, marks=pending("reconcile_task_v1"), id="reconcile_task"),
-]
+GATEWAY_OPERATIONS = [slack_usergroups_reconcile.OPERATION, reconcile_task.OPERATION]
 
 
 def lookup_document(owners: bool) -> str:
@@ -70,7 +51,7 @@ def assert_valid(schema: GraphQLSchema, document: str) -> None:
     assert not errors, [error.message for error in errors]
 
 
-@pytest.mark.parametrize("operation", GATEWAY_OPERATIONS)
+@pytest.mark.parametrize("operation", GATEWAY_OPERATIONS, ids=lambda operation: operation.path)
 def test_gateway_operation_validates_against_the_exported_schema(operation: Operation[Any]) -> None:
     assert_valid(GATEWAY_SCHEMA, operation.document)
 
@@ -79,8 +60,7 @@ def test_pagerduty_lookup_query_validates_against_the_exported_schema() -> None:
     assert_valid(GATEWAY_SCHEMA, lookup_document(owners=False))
 
 
-@pytest.mark.parametrize("_", [pytest.param(None, marks=pending("vcs_owners_v1"), id="owners")])
-def test_lookup_query_with_owners_validates_against_the_exported_schema(_: None) -> None:
+def test_lookup_query_with_owners_validates_against_the_exported_schema() -> None:
     assert_valid(GATEWAY_SCHEMA, lookup_document(owners=True))
 
 

@@ -1,31 +1,60 @@
-"""Models of `reconcile_task.gql`: a task's status and, once done, its result."""
+"""Models of `reconcile_task.gql`: a task's status and, once done, its typed actions."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Json
+from pydantic import BaseModel, Field
 
 from reconcile_client.operations import Operation
 
 
-class UsergroupAction(BaseModel):
-    """One action the gateway computed (and, in a real run, applied)."""
+class UsergroupCreate(BaseModel):
+    """Create the usergroup with its description, channels and users."""
 
-    action_type: Literal["create", "update_users", "update_metadata"]
+    typename: Literal["SlackUsergroupCreate_v1"] = Field(alias="__typename")
     workspace: str
     usergroup: str
-    users_to_add: list[str] = []
-    users_to_remove: list[str] = []
-    description: str | None = None
-    channels: list[str] | None = None
+    enable: bool
+    description: str
+    channels: list[str]
+    users: list[str]
+
+
+class UsergroupUpdateUsers(BaseModel):
+    """Set the members to `users`."""
+
+    typename: Literal["SlackUsergroupUpdateUsers_v1"] = Field(alias="__typename")
+    workspace: str
+    usergroup: str
+    enable: bool
+    users: list[str]
+    users_to_add: list[str]
+    users_to_remove: list[str]
+
+
+class UsergroupUpdateMetadata(BaseModel):
+    """Change the description and/or channels (None: unchanged)."""
+
+    typename: Literal["SlackUsergroupUpdateMetadata_v1"] = Field(alias="__typename")
+    workspace: str
+    usergroup: str
+    enable: bool
+    new_description: str | None
+    new_channels: list[str] | None
+
+
+UsergroupAction = Annotated[
+    UsergroupCreate | UsergroupUpdateUsers | UsergroupUpdateMetadata,
+    Field(discriminator="typename"),
+]
 
 
 class SlackUsergroupsResult(BaseModel):
-    """The result JSON of a slack-usergroups reconcile task."""
+    """What a finished slack-usergroups reconcile task computed and applied."""
 
     status: str
-    actions: list[UsergroupAction] = []
-    applied_count: int = 0
-    errors: list[str] = []
+    applied_count: int
+    errors: list[str]
+    actions: list[UsergroupAction]
 
 
 class ReconcileTask(BaseModel):
@@ -33,8 +62,8 @@ class ReconcileTask(BaseModel):
 
     id: str
     status: str
-    result: Json[SlackUsergroupsResult] | None
     error: str | None
+    slack_usergroups: SlackUsergroupsResult | None
 
 
 class ReconcileTaskData(BaseModel):

@@ -98,6 +98,7 @@ async def test_task_record_expires_after_its_ttl(
 ) -> None:
     queue = await queue_factory("all", record_ttl=3600)
     submitted = await queue.submit("test.echo", {}, dry_run=True)
+    await queue.wait(submitted.id, 10)
 
     ttl = await redis.pttl(TaskKeys(namespace).record(submitted.id))
 

@@ -1,5 +1,6 @@
 """Start what a benchmark compares (Redis, emulator, gateway, baseline) and load it with wrk."""
 
+import functools
 import json
 import os
 import re
@@ -8,7 +9,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,12 @@ from typing import Any
 import httpx
 import yaml
 
+from gateway.settings import Settings
+from gateway.tasks.celery_app import create_celery_app
 from tests.support.ports import free_port
 from tests.support.wait import wait_until
+
+REPO = Path(__file__).parents[1]
 
 
 @dataclass(frozen=True)
@@ -39,38 +44,89 @@ def _ready(url: str) -> bool:
 
 
 @contextmanager
-def process(command: list[str], env: dict[str, str], ready_url: str) -> Iterator[None]:
-    """Run `command` until the block ends; wait until `ready_url` answers."""
+def process(
+    command: list[str], env: dict[str, str], ready: str | Callable[[], bool]
+) -> Iterator[None]:
+    """Run `command` at the repo root until the block ends; wait until `ready` (or its URL) is."""
+    is_ready: Callable[[], bool] = (
+        functools.partial(_ready, ready) if isinstance(ready, str) else ready
+    )
     with tempfile.TemporaryFile() as log:
-        child = subprocess.Popen(command, env={**os.environ, **env}, stdout=log, stderr=log)
+        child = subprocess.Popen(
+            command, env={**os.environ, **env}, cwd=REPO, stdout=log, stderr=log
+        )
         try:
-            wait_until(lambda: _ready(ready_url) or child.poll() is not None, 30, ready_url)
+            wait_until(lambda: child.poll() is not None or is_ready(), 60, str(command))
             if child.poll() is not None:
                 log.seek(0)
                 raise RuntimeError(f"{command} exited: {log.read().decode()[-2000:]}")
             yield
         finally:
             child.terminate()
-            child.wait(timeout=30)
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(timeout=10)
+
+
+def gateway_command(*arguments: str) -> list[str]:
+    """`qontract-gateway <arguments>` of this checkout, whatever is on PATH."""
+    return [sys.executable, "-m", "gateway", *arguments]
+
+
+def gateway_env(redis_url: str, env: dict[str, str]) -> dict[str, str]:
+    """The environment of a benchmark gateway or worker: this checkout, `redis_url`, `env`."""
+    return {
+        "PYTHONPATH": str(REPO),
+        "QONTRACT_GATEWAY_REDIS__URL": redis_url,
+        "QONTRACT_GATEWAY_REDIS__NAMESPACE": "bench",
+        "QONTRACT_GATEWAY_LOG_LEVEL": "WARNING",
+        **env,
+    }
+
+
+@contextmanager
+def gateway_config(upstreams: dict[str, Any]) -> Iterator[Path]:
+    """A YAML config file with `upstreams`, removed when the block ends."""
+    with tempfile.TemporaryDirectory() as folder:
+        config = Path(folder) / "gateway.yaml"
+        config.write_text(yaml.safe_dump({"upstreams": upstreams}))
+        yield config
 
 
 @contextmanager
 def gateway(redis_url: str, upstreams: dict[str, Any], env: dict[str, str]) -> Iterator[str]:
     """`qontract-gateway serve` (one uvicorn worker, uvloop, httptools) on a free port."""
     port = free_port()
-    with tempfile.TemporaryDirectory() as folder:
-        config = Path(folder) / "gateway.yaml"
-        config.write_text(yaml.safe_dump({"upstreams": upstreams}))
-        url = f"http://127.0.0.1:{port}"
-        settings = {
-            "QONTRACT_GATEWAY_REDIS__URL": redis_url,
-            "QONTRACT_GATEWAY_REDIS__NAMESPACE": "bench",
-            "QONTRACT_GATEWAY_LOG_LEVEL": "WARNING",
-            **env,
-        }
-        command = ["qontract-gateway", "serve", "--port", str(port), "--config", str(config)]
-        with process(command, settings, f"{url}/readyz"):
+    url = f"http://127.0.0.1:{port}"
+    with gateway_config(upstreams) as config:
+        command = gateway_command("serve", "--port", str(port), "--config", str(config))
+        with process(command, gateway_env(redis_url, env), f"{url}/readyz"):
             yield url
+
+
+def _answers_ping(redis_url: str, namespace: str) -> bool:
+    app = create_celery_app(Settings(redis={"url": redis_url, "namespace": namespace}))
+    try:
+        return bool(app.control.ping(timeout=0.5))
+    finally:
+        app.close()
+
+
+@contextmanager
+def worker(
+    redis_url: str, upstreams: dict[str, Any], env: dict[str, str], queues: str
+) -> Iterator[None]:
+    """`qontract-gateway worker` (Celery, one process) on `queues`, ready once it answers a ping."""
+    settings = gateway_env(redis_url, env)
+    namespace = settings["QONTRACT_GATEWAY_REDIS__NAMESPACE"]
+    with gateway_config(upstreams) as config:
+        command = gateway_command(
+            "worker", "--config", str(config), "--queues", queues, "--concurrency", "1"
+        )
+        with process(command, settings, lambda: _answers_ping(redis_url, namespace)):
+            yield
 
 
 @contextmanager
@@ -97,7 +153,7 @@ def baseline(redis_url: str, cache_key: str) -> Iterator[str]:
     env = {
         "BASELINE_REDIS_URL": redis_url,
         "BASELINE_KEY": cache_key,
-        "PYTHONPATH": str(Path(__file__).parents[1]),
+        "PYTHONPATH": str(REPO),
     }
     with process(command, env, f"{url}/graphql"):
         yield url

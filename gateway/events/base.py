@@ -141,3 +141,26 @@ async def _reject_quietly(consumer: EventConsumer, received: ReceivedEvent, reas
             delivery_id=received.delivery_id,
             error=repr(error),
         )
+
+
+async def publish_counted(
+    backend: str, metrics: EventMetrics, event: Event, send: Callable[[], Awaitable[str]]
+) -> str | None:
+    """Run `send` for `event`: its message id, or None after logging and counting the failure.
+
+    This is what makes publishing fire-and-forget for producers: nothing is raised to them.
+    """
+    try:
+        message_id = await send()
+    except Exception as error:
+        metrics.publish_failures.labels(backend, event.event_type).inc()
+        structlog.get_logger(__name__).error(
+            "event publish failed",
+            backend=backend,
+            event_id=event.id,
+            event_type=event.event_type,
+            error=repr(error),
+        )
+        return None
+    metrics.published.labels(backend, event.event_type).inc()
+    return message_id

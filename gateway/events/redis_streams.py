@@ -20,6 +20,7 @@ from gateway.events.base import (
     Handler,
     ReceivedEvent,
     consume_until_stopped,
+    publish_counted,
 )
 from gateway.events.model import Event
 from gateway.redis import key
@@ -99,25 +100,17 @@ class RedisStreamPublisher:
 
     async def publish(self, event: Event) -> str | None:
         """Append `event` to the stream; its entry id, or None (logged, counted) on failure."""
-        try:
+
+        async def send() -> str:
             raw_id = await self._client.xadd(
                 self._keys.stream,
                 encode_entry(event),  # type: ignore[arg-type]
                 maxlen=self._maxlen,
                 approximate=True,
             )
-        except Exception as error:
-            self._metrics.publish_failures.labels(BACKEND, event.event_type).inc()
-            self._log.error(
-                "event publish failed",
-                backend=BACKEND,
-                event_id=event.id,
-                event_type=event.event_type,
-                error=repr(error),
-            )
-            return None
-        self._metrics.published.labels(BACKEND, event.event_type).inc()
-        return entry_id(raw_id)
+            return entry_id(raw_id)
+
+        return await publish_counted(BACKEND, self._metrics, event, send)
 
     async def close(self) -> None:
         """Nothing to release: the client belongs to the caller."""

@@ -16,6 +16,7 @@ from gateway.events.base import (
     Handler,
     ReceivedEvent,
     consume_until_stopped,
+    publish_counted,
 )
 from gateway.events.model import Event
 
@@ -59,7 +60,8 @@ class SnsPublisher:
 
     async def publish(self, event: Event) -> str | None:
         """Publish `event`; the SNS message id, or None (logged, counted) on failure."""
-        try:
+
+        async def send() -> str:
             response = await asyncio.to_thread(
                 self._sns.publish,
                 TopicArn=self._topic_arn,
@@ -68,18 +70,9 @@ class SnsPublisher:
                     "event_type": {"DataType": "String", "StringValue": event.event_type},
                 },
             )
-        except Exception as error:
-            self._metrics.publish_failures.labels(BACKEND, event.event_type).inc()
-            self._log.error(
-                "event publish failed",
-                backend=BACKEND,
-                event_id=event.id,
-                event_type=event.event_type,
-                error=repr(error),
-            )
-            return None
-        self._metrics.published.labels(BACKEND, event.event_type).inc()
-        return str(response["MessageId"])
+            return str(response["MessageId"])
+
+        return await publish_counted(BACKEND, self._metrics, event, send)
 
     async def close(self) -> None:
         """Close the boto3 client."""

@@ -1,12 +1,13 @@
 """Cached, rate-limited GitHub data: org members, repo collaborators and OWNERS files."""
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.cache import Cache, Cached, CacheKey, CacheLookup, get_or_fetch_many
+from gateway.cache import Cached, CacheKey, CacheLookup, get_or_fetch_many
 from gateway.errors import GatewayError
+from gateway.source import AccountSource
 from resolvers.github.api import GitHubApi
 from resolvers.github.owners import (
     OwnersRecord,
@@ -36,7 +37,7 @@ class Owners:
     lookups: list[CacheLookup]
 
 
-class GitHubSource:
+class GitHubSource(AccountSource[GitHubApi]):
     """One GitHub account (an org and its token) through the shared cache and rate budget.
 
     The account is chosen by name: account `name` == the GitHub org, which is also the owner
@@ -44,20 +45,8 @@ class GitHubSource:
     org's 5000 requests/h budget and permissions separate, as app-interface configures them.
     """
 
-    def __init__(
-        self,
-        account: str,
-        api: GitHubApi,
-        cache: Cache,
-        ttl: Mapping[str, float] | None = None,
-    ) -> None:
-        self.account = account
-        self.api = api
-        self.cache = cache
-        self.ttl = {**DEFAULT_TTL, **(ttl or {})}
-
-    def _key(self, data_type: str, ident: str) -> CacheKey:
-        return CacheKey(SYSTEM, self.account, data_type, ident)
+    system = SYSTEM
+    default_ttl = DEFAULT_TTL
 
     async def org_members(self, org: str) -> Cached[list[Record]]:
         """Members (login, id) of `org`."""
@@ -65,7 +54,7 @@ class GitHubSource:
         async def fetch() -> list[Record]:
             return [m.model_dump() for m in await self.api.org_members(org)]
 
-        key = self._key("org_members", org)
+        key = self.key("org_members", org)
         return await self.cache.get_or_fetch(key, fetch, self.ttl["org_members"])
 
     async def repo_collaborators(self, repos: Sequence[str]) -> dict[str, Result]:
@@ -74,7 +63,7 @@ class GitHubSource:
         async def fetch(key: CacheKey) -> list[Record]:
             return [c.model_dump() for c in await self.api.repo_collaborators(key.ident)]
 
-        keys = [self._key("repo_collaborators", repo) for repo in repos]
+        keys = [self.key("repo_collaborators", repo) for repo in repos]
         ttl = self.ttl["repo_collaborators"]
         found = await get_or_fetch_many(self.cache, keys, fetch, ttl)
         return {key.ident: found[key] for key in keys}
@@ -86,7 +75,7 @@ class GitHubSource:
         files cached as empty) and OWNERS_ALIASES at the root.
         """
         ttl = self.ttl["owners"]
-        dirs = {self._key("owners", f"file:{repo}@{ref}:{d}"): d for d in directories(path)}
+        dirs = {self.key("owners", f"file:{repo}@{ref}:{d}"): d for d in directories(path)}
 
         async def fetch_owners(key: CacheKey) -> OwnersRecord:
             directory = dirs[key]
@@ -99,7 +88,7 @@ class GitHubSource:
             return parse_aliases(text, f"{repo}@{ref}:OWNERS_ALIASES")
 
         keys = list(dirs)
-        aliases_key = self._key("owners", f"aliases:{repo}@{ref}")
+        aliases_key = self.key("owners", f"aliases:{repo}@{ref}")
         found, aliases = await asyncio.gather(
             get_or_fetch_many(self.cache, keys, fetch_owners, ttl),
             self.cache.get_or_fetch(aliases_key, fetch_aliases, ttl),

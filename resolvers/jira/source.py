@@ -1,10 +1,11 @@
 """Cached, rate-limited Jira data: issues by key or JQL, and projects."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from gateway.cache import Cache, Cached, CacheKey, get_or_fetch_batch
+from gateway.cache import Cached, CacheKey, get_or_fetch_batch
 from gateway.errors import GatewayError, NotFound
+from gateway.source import AccountSource
 from resolvers.jira.api import JiraApi
 
 SYSTEM = "jira"
@@ -15,27 +16,15 @@ Record = dict[str, Any]
 Result = Cached[Record] | GatewayError
 
 
-class JiraSource:
+class JiraSource(AccountSource[JiraApi]):
     """One Jira instance through the shared cache and its ≈1 request/s budget."""
 
-    def __init__(
-        self,
-        account: str,
-        api: JiraApi,
-        cache: Cache,
-        ttl: Mapping[str, float] | None = None,
-    ) -> None:
-        self.account = account
-        self.api = api
-        self.cache = cache
-        self.ttl = {**DEFAULT_TTL, **(ttl or {})}
-
-    def _key(self, data_type: str, ident: str) -> CacheKey:
-        return CacheKey(SYSTEM, self.account, data_type, ident)
+    system = SYSTEM
+    default_ttl = DEFAULT_TTL
 
     async def issues_by_key(self, keys: Sequence[str]) -> dict[str, Result]:
         """Each issue by key (case-insensitive); missing keys fetched in one bulk call."""
-        by_key = {self._key("issues", f"key:{key.upper()}"): key.upper() for key in keys}
+        by_key = {self.key("issues", f"key:{key.upper()}"): key.upper() for key in keys}
 
         async def fetch(missing: list[CacheKey]) -> dict[CacheKey, Record | GatewayError]:
             found = await self.api.issues([by_key[key] for key in missing])
@@ -47,7 +36,7 @@ class JiraSource:
             }
 
         results = await get_or_fetch_batch(self.cache, by_key, fetch, self.ttl["issues"])
-        return {key: results[self._key("issues", f"key:{key.upper()}")] for key in keys}
+        return {key: results[self.key("issues", f"key:{key.upper()}")] for key in keys}
 
     async def issues_by_jql(self, jql: str) -> Cached[list[Record]]:
         """The issues a JQL search returns, cached per query text."""
@@ -55,12 +44,12 @@ class JiraSource:
         async def fetch() -> list[Record]:
             return [issue.model_dump() for issue in await self.api.search(jql)]
 
-        key = self._key("issues", f"jql:{jql}")
+        key = self.key("issues", f"jql:{jql}")
         return await self.cache.get_or_fetch(key, fetch, self.ttl["issues"])
 
     async def projects_by_key(self, keys: Sequence[str]) -> dict[str, Result]:
         """Each project by key; missing keys fetched in one search."""
-        by_key = {self._key("projects", f"key:{key.upper()}"): key.upper() for key in keys}
+        by_key = {self.key("projects", f"key:{key.upper()}"): key.upper() for key in keys}
 
         async def fetch(missing: list[CacheKey]) -> dict[CacheKey, Record | GatewayError]:
             found = {
@@ -74,7 +63,7 @@ class JiraSource:
             }
 
         results = await get_or_fetch_batch(self.cache, by_key, fetch, self.ttl["projects"])
-        return {key: results[self._key("projects", f"key:{key.upper()}")] for key in keys}
+        return {key: results[self.key("projects", f"key:{key.upper()}")] for key in keys}
 
     async def all_projects(self) -> Cached[list[Record]]:
         """Every project the token can see."""
@@ -82,5 +71,5 @@ class JiraSource:
         async def fetch() -> list[Record]:
             return [project.model_dump() for project in await self.api.projects(None)]
 
-        key = self._key("projects", ALL_PROJECTS)
+        key = self.key("projects", ALL_PROJECTS)
         return await self.cache.get_or_fetch(key, fetch, self.ttl["projects"])

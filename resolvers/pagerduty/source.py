@@ -2,11 +2,12 @@
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from gateway.cache import Cache, Cached, CacheKey, get_or_fetch_many
+from gateway.cache import Cached, CacheKey, get_or_fetch_many
 from gateway.errors import GatewayError
+from gateway.source import AccountSource
 from resolvers.pagerduty.api import PagerDutyApi, PagerDutyUser
 
 SYSTEM = "pagerduty"
@@ -21,25 +22,16 @@ def user_record(user: PagerDutyUser) -> UserRecord:
     return {"id": user.id, "name": user.name, "email": user.email, "username": user.username}
 
 
-class PagerDutySource:
+class PagerDutySource(AccountSource[PagerDutyApi]):
     """One PagerDuty account's on-call data through the shared cache and rate budget."""
 
-    def __init__(
-        self,
-        account: str,
-        api: PagerDutyApi,
-        cache: Cache,
-        ttl: Mapping[str, float] | None = None,
-        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
-    ) -> None:
-        self.account = account
-        self.api = api
-        self.cache = cache
-        self.ttl = {**DEFAULT_TTL, **(ttl or {})}
-        self.clock = clock
+    system = SYSTEM
+    default_ttl = DEFAULT_TTL
 
-    def _key(self, data_type: str, ident: str) -> CacheKey:
-        return CacheKey(SYSTEM, self.account, data_type, ident)
+    @staticmethod
+    def clock() -> dt.datetime:
+        """Now, in UTC: the start of the on-call window."""
+        return dt.datetime.now(dt.UTC)
 
     async def schedule_users(self, ids: Sequence[str]) -> dict[str, Result]:
         """On-call users (deleted ones skipped) per schedule id."""
@@ -48,7 +40,7 @@ class PagerDutySource:
             users = await self.api.schedule_oncall_users(key.ident, self.clock())
             return [user_record(u) for u in users if u.deleted_at is None]
 
-        keys = [self._key("schedule_users", i) for i in ids]
+        keys = [self.key("schedule_users", i) for i in ids]
         found = await get_or_fetch_many(self.cache, keys, fetch, self.ttl["schedule_users"])
         return {key.ident: found[key] for key in keys}
 
@@ -58,7 +50,7 @@ class PagerDutySource:
         async def fetch(key: CacheKey) -> list[UserRecord]:
             return await self._policy_users(key.ident)
 
-        keys = [self._key("escalation_policy_users", i) for i in ids]
+        keys = [self.key("escalation_policy_users", i) for i in ids]
         ttl = self.ttl["escalation_policy_users"]
         found = await get_or_fetch_many(self.cache, keys, fetch, ttl)
         return {key.ident: found[key] for key in keys}
@@ -90,6 +82,6 @@ class PagerDutySource:
             user = await self.api.user(key.ident)
             return [] if user.deleted_at else [user_record(user)]
 
-        keys = [self._key("user", i) for i in ids]
+        keys = [self.key("user", i) for i in ids]
         found = await get_or_fetch_many(self.cache, keys, fetch, self.ttl["user"])
         return [found[key] for key in keys]

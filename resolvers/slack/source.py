@@ -1,9 +1,10 @@
 """Cached, rate-limited Slack data of one workspace: users, usergroups and channels."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TypedDict
 
-from gateway.cache import Cache, Cached, CacheKey, CacheLookup
+from gateway.cache import Cached, CacheKey, CacheLookup
+from gateway.source import AccountSource
 from resolvers.slack.api import SlackApi, SlackChannel, SlackUser, SlackUsergroup
 
 SYSTEM = "slack"
@@ -95,23 +96,17 @@ def channel_directory(channels: Sequence[SlackChannel]) -> ChannelDirectory:
     )
 
 
-class SlackSource:
-    """One Slack workspace's data through the shared cache and its per-method rate buckets."""
+class SlackSource(AccountSource[SlackApi]):
+    """One Slack workspace's data through the shared cache and its per-method rate buckets.
 
-    def __init__(
-        self,
-        workspace: str,
-        api: SlackApi,
-        cache: Cache,
-        ttl: Mapping[str, float] | None = None,
-    ) -> None:
-        self.workspace = workspace
-        self.api = api
-        self.cache = cache
-        self.ttl = {**DEFAULT_TTL, **(ttl or {})}
+    Slack answers lists, not lookups: each data type is cached whole, under one key.
+    """
+
+    system = SYSTEM
+    default_ttl = DEFAULT_TTL
 
     def _key(self, data_type: str) -> CacheKey:
-        return CacheKey(SYSTEM, self.workspace, data_type, ALL)
+        return self.key(data_type, ALL)
 
     async def users(self) -> Cached[UserDirectory]:
         """The workspace's users (one `users.list` walk per TTL across all replicas)."""

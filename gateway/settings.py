@@ -191,6 +191,12 @@ class TaskSettings(BaseModel):
         10.0, gt=0, description="a running task silent this long is lost (and its lease free)"
     )
     max_attempts: int = Field(2, ge=1, description="runs of a task whose worker was lost")
+    redispatch_after: float = Field(
+        120.0,
+        gt=0,
+        description="a pending task not started this long is dispatched again (its queue may "
+        "have died with its process); the claim keeps it to one run",
+    )
     in_process_concurrency: int = Field(4, ge=1, description="task pool size in `serve --role all`")
     visibility_timeout: float = Field(
         900.0,

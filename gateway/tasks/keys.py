@@ -31,6 +31,10 @@ class TaskKeys:
         """Sorted set: ids of running tasks (score: start time), swept for lost workers."""
         return key(self.namespace, "tasks", "index", "running")
 
+    def pending(self) -> str:
+        """Sorted set of pending task ids by when they were last dispatched."""
+        return key(self.namespace, "tasks", "index", "pending")
+
     def lease(self, resource: str) -> str:
         """String: the id of the real run holding `resource` (e.g. `slack:coreos`)."""
         return key(self.namespace, "leases", resource, "holder")

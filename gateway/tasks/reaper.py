@@ -1,4 +1,5 @@
-"""Finds running tasks whose worker was lost (heartbeat expired): requeued, or failed at last."""
+"""Finds lost tasks: running ones whose worker died (requeued, or failed at last), and pending
+ones that no worker picked up (dispatched again)."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
@@ -50,13 +51,30 @@ class Reaper:
         return current
 
     async def sweep(self) -> None:
-        """Reap every task in the running index."""
+        """Reap every task in the running index; dispatch again what nobody picked up."""
         for task_id in await self._store.running_ids():
             record = await self._store.read(task_id)
             if record is None:
                 await self._store.forget_running(task_id)
             else:
                 await self.reap(record)
+        await self.redispatch()
+
+    async def redispatch(self) -> None:
+        """Dispatch again pending tasks not started within `redispatch_after` seconds.
+
+        A task queued in the memory of a process that died (`serve --role all`) would stay
+        pending until its record expired; the claim keeps a task to one run however often it
+        is delivered.
+        """
+        for task_id in await self._store.undispatched_ids(self._settings.redispatch_after):
+            record = await self._store.read(task_id)
+            if record is None or record.status != TaskStatus.PENDING:
+                await self._store.forget_pending(task_id)
+                continue
+            log.warning("pending task not started; dispatching it again", task_id=task_id)
+            await self._store.mark_dispatched(task_id)
+            await self._dispatch(record)
 
     async def sweep_periodically(self) -> None:
         """Sweep every half heartbeat timeout, forever."""

@@ -1,6 +1,7 @@
 """Task records in Redis: create, read, claim, renew, finish, requeue; changes are published."""
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any, Literal, cast
 
@@ -95,10 +96,12 @@ class TaskStore:
             pipe.hset(name, mapping=fields)
             pipe.pexpire(name, _ms(self._record_ttl))
             await pipe.execute()
+        await self.redis.zadd(self.keys.pending(), {record.id: time.time()})
 
     async def delete(self, task_id: str) -> None:
         """Forget a record that was never dispatched."""
         await self.redis.delete(self.keys.record(task_id))
+        await self.redis.zrem(self.keys.pending(), task_id)
 
     async def read(self, task_id: str) -> TaskRecord | None:
         """The record, or None when no such task exists (or it expired)."""
@@ -128,6 +131,7 @@ class TaskStore:
         outcome = cast(Claim, _text(await self._claim(keys=keys, args=args)))
         if outcome == "claimed":
             await self.redis.zadd(self.keys.running(), {task_id: now.timestamp()})
+            await self.redis.zrem(self.keys.pending(), task_id)
             await self.publish(task_id, TaskStatus.RUNNING)
         return outcome
 
@@ -170,6 +174,8 @@ class TaskStore:
         outcome = cast(Reaped, _text(await self._requeue(keys=keys, args=args)))
         if outcome != "alive":
             await self.redis.zrem(self.keys.running(), task_id)
+            if outcome == "requeued":
+                await self.redis.zadd(self.keys.pending(), {task_id: time.time()})
             status = TaskStatus.PENDING if outcome == "requeued" else TaskStatus.FAILED
             await self.publish(task_id, status)
         return outcome
@@ -177,6 +183,19 @@ class TaskStore:
     async def running_ids(self) -> list[str]:
         """Ids of the tasks marked running, oldest first."""
         return [_text(raw) for raw in await self.redis.zrange(self.keys.running(), 0, -1)]
+
+    async def undispatched_ids(self, older_than: float) -> list[str]:
+        """Pending tasks last dispatched more than `older_than` seconds ago, oldest first."""
+        raws = await self.redis.zrangebyscore(self.keys.pending(), "-inf", time.time() - older_than)
+        return [_text(raw) for raw in raws]
+
+    async def mark_dispatched(self, task_id: str) -> None:
+        """Note that pending `task_id` was just dispatched (again)."""
+        await self.redis.zadd(self.keys.pending(), {task_id: time.time()}, xx=True)
+
+    async def forget_pending(self, task_id: str) -> None:
+        """Drop `task_id` from the pending index (it started, ended or expired)."""
+        await self.redis.zrem(self.keys.pending(), task_id)
 
     async def forget_running(self, task_id: str) -> None:
         """Drop `task_id` from the running index (its record expired)."""

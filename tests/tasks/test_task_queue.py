@@ -110,3 +110,17 @@ def test_embedded_unix_socket_url_becomes_a_kombu_socket_url() -> None:
         "redis+socket:///tmp/qgw/redis.sock?virtual_host=0"
     )
     assert broker_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+async def test_task_queued_in_a_dead_process_is_dispatched_again_and_runs_once(
+    queue_factory: QueueFactory, redis: Redis, namespace: str
+) -> None:
+    dead = await queue_factory("all", start=False)
+    submitted = await dead.submit("test.echo", {"n": 1}, dry_run=True)
+    alive = await queue_factory("all", redispatch_after=0.5)
+
+    finished = await alive.wait(submitted.id, 15)
+
+    assert finished.status.value == "success"
+    assert finished.attempt == 1
+    assert await redis.zcard(TaskKeys(namespace).pending()) == 0

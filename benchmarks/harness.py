@@ -46,7 +46,7 @@ def _ready(url: str) -> bool:
 @contextmanager
 def process(
     command: list[str], env: dict[str, str], ready: str | Callable[[], bool]
-) -> Iterator[None]:
+) -> Iterator["subprocess.Popen[bytes]"]:
     """Run `command` at the repo root until the block ends; wait until `ready` (or its URL) is."""
     is_ready: Callable[[], bool] = (
         functools.partial(_ready, ready) if isinstance(ready, str) else ready
@@ -60,7 +60,7 @@ def process(
             if child.poll() is not None:
                 log.seek(0)
                 raise RuntimeError(f"{command} exited: {log.read().decode()[-2000:]}")
-            yield
+            yield child
         finally:
             child.terminate()
             try:
@@ -117,16 +117,19 @@ def _answers_ping(redis_url: str, namespace: str) -> bool:
 @contextmanager
 def worker(
     redis_url: str, upstreams: dict[str, Any], env: dict[str, str], queues: str
-) -> Iterator[None]:
-    """`qontract-gateway worker` (Celery, one process) on `queues`, ready once it answers a ping."""
+) -> Iterator[int]:
+    """`qontract-gateway worker` (Celery, one process) on `queues`, ready once it answers a ping.
+
+    Yields the worker's main process id.
+    """
     settings = gateway_env(redis_url, env)
     namespace = settings["QONTRACT_GATEWAY_REDIS__NAMESPACE"]
     with gateway_config(upstreams) as config:
         command = gateway_command(
             "worker", "--config", str(config), "--queues", queues, "--concurrency", "1"
         )
-        with process(command, settings, lambda: _answers_ping(redis_url, namespace)):
-            yield
+        with process(command, settings, lambda: _answers_ping(redis_url, namespace)) as child:
+            yield child.pid
 
 
 @contextmanager
@@ -219,3 +222,14 @@ def interleaved(
 def median_rps(loads: list[Load]) -> float:
     """The median requests/s of several runs."""
     return statistics.median(load.requests_per_second for load in loads)
+
+
+def peak_rss_mb(pid: int) -> dict[int, float]:
+    """Peak resident memory (VmHWM, MB) of `pid` and each of its child processes."""
+    pids = [pid, *(int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+    peaks: dict[int, float] = {}
+    for each in pids:
+        for line in Path(f"/proc/{each}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peaks[each] = int(line.split()[1]) / 1024
+    return peaks

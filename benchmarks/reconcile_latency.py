@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.harness import gateway, worker
+from benchmarks.harness import gateway, peak_rss_mb, worker
 from gateway.tasks.engine import QUEUES
 from tests.emulators.slack import SlackEmulator, SlackState
 from tests.support.redis_server import PrivateRedis
@@ -99,8 +99,8 @@ def reconcile_once(client: httpx.Client, url: str, workspace: dict[str, Any]) ->
 
 
 @contextmanager
-def gateways(groups: int) -> Iterator[dict[str, str]]:
-    """Redis, the Slack emulator, and both gateways (Celery worker and in-process) by name."""
+def gateways(groups: int) -> Iterator[tuple[int, dict[str, str]]]:
+    """Redis, the Slack emulator, the Celery worker's pid and both gateways by name."""
     emulator = SlackEmulator()
     slack_state(emulator.state, groups)
     with ExitStack() as stack:
@@ -123,11 +123,14 @@ def gateways(groups: int) -> Iterator[dict[str, str]]:
             "QONTRACT_GATEWAY_REDIS__NAMESPACE": "bench-inprocess",
             "QONTRACT_GATEWAY_ROLE": "all",
         }
-        stack.enter_context(worker(redis.url, upstreams, celery, ",".join(QUEUES)))
-        yield {
-            CELERY: stack.enter_context(gateway(redis.url, upstreams, celery)),
-            IN_PROCESS: stack.enter_context(gateway(redis.url, upstreams, in_process)),
-        }
+        worker_pid = stack.enter_context(worker(redis.url, upstreams, celery, ",".join(QUEUES)))
+        yield (
+            worker_pid,
+            {
+                CELERY: stack.enter_context(gateway(redis.url, upstreams, celery)),
+                IN_PROCESS: stack.enter_context(gateway(redis.url, upstreams, in_process)),
+            },
+        )
 
 
 def summary(runs: list[Run]) -> str:
@@ -149,7 +152,7 @@ def main() -> None:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _exit_on_signal)
     workspace = desired(args.groups)
-    with gateways(args.groups) as urls, httpx.Client(timeout=90) as client:
+    with gateways(args.groups) as (worker_pid, urls), httpx.Client(timeout=90) as client:
         for _ in range(WARM_UPS):
             for url in urls.values():
                 reconcile_once(client, url, workspace)
@@ -157,6 +160,7 @@ def main() -> None:
         for _ in range(args.runs):
             for name, url in urls.items():
                 runs[name].append(reconcile_once(client, url, workspace))
+        worker_memory = peak_rss_mb(worker_pid)
     actions = {run.actions for measured in runs.values() for run in measured}
     print(
         f"slack usergroups dry run, {args.groups} usergroups, submission to result, "
@@ -169,6 +173,8 @@ def main() -> None:
         statistics.median(r.seconds for r in runs[n]) for n in (CELERY, IN_PROCESS)
     )
     print(f"  ratio celery / in-process (medians): {celery / in_process:.2f} x")
+    peaks = ", ".join(f"{mb:.0f} MB" for mb in worker_memory.values())
+    print(f"  Celery worker peak RSS (main, then pool processes): {peaks}  (target <= 150 MB)")
     if actions == {0} or len(actions) != 1:
         raise SystemExit("sanity check failed: actions per run must be > 0 and identical")
 

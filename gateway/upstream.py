@@ -34,6 +34,15 @@ RateLimitSignal = Callable[[httpx.Response], float | None]
 """Seconds an upstream response asks every caller to wait, or None when it asks nothing."""
 
 
+OutageSignal = Callable[[httpx.Response], str | None]
+"""Why a successful HTTP answer is really a transient upstream failure, or None when it is not."""
+
+
+def no_outage(response: httpx.Response) -> None:
+    """The plain HTTP reading: a 2xx/3xx answer is a success."""
+    return
+
+
 def http_429(response: httpx.Response) -> float | None:
     """The plain HTTP signal: a 429 asks for its `Retry-After` (default 1 s)."""
     return retry_after(response) if response.status_code == 429 else None
@@ -46,6 +55,8 @@ class UpstreamAccount:
     Credentials go in `headers` only, never in URLs, so no error message or log can show them.
     `rate_limit_signal` reads how long a response asks to wait (default: a 429's Retry-After);
     systems that signal rate limits otherwise (GitHub's 403 secondary limit) pass their own.
+    `outage_signal` finds transient failures inside successful answers (Slack's HTTP 200 with
+    `ok: false, error: internal_error`), so they are retried and count for the breaker.
     """
 
     system: str
@@ -54,6 +65,7 @@ class UpstreamAccount:
     bucket: Bucket
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     rate_limit_signal: RateLimitSignal = http_429
+    outage_signal: OutageSignal = no_outage
 
 
 @dataclass(frozen=True)
@@ -254,6 +266,14 @@ class UpstreamClient:
             if status >= 400:
                 raise UpstreamError(
                     f"{self._label}: {operation} answered HTTP {status}", status=status
+                )
+            outage = self.account.outage_signal(response)
+            if outage is not None:
+                healthy = False
+                raise _Retryable(
+                    UpstreamUnavailable(
+                        f"{self._label}: {operation} failed: {outage}", error=outage
+                    )
                 )
             return response
         finally:

@@ -8,11 +8,13 @@ from gateway.ratelimit import GITHUB, JIRA, PAGERDUTY, SLACK_TIER_2, Bucket, Buc
 from gateway.runtime import Runtime
 from gateway.settings import UpstreamAccountSettings
 from gateway.upstream import (
+    OutageSignal,
     RateLimitSignal,
     UpstreamAccount,
     UpstreamClient,
     UpstreamPolicy,
     http_429,
+    no_outage,
 )
 from resolvers.github import api as github_api
 from resolvers.github.source import GitHubSource
@@ -20,7 +22,7 @@ from resolvers.jira import api as jira_api
 from resolvers.jira.source import JiraSource
 from resolvers.pagerduty.api import PagerDutyApi
 from resolvers.pagerduty.source import PagerDutySource
-from resolvers.slack.api import SlackApi
+from resolvers.slack.api import SlackApi, slack_outage
 from resolvers.slack.source import SlackSource
 
 T = TypeVar("T")
@@ -45,6 +47,7 @@ def upstream_client(
     spec: BucketSpec,
     headers: dict[str, str],
     rate_limit_signal: RateLimitSignal = http_429,
+    outage_signal: OutageSignal = no_outage,
 ) -> UpstreamClient:
     """A pooled client for one account, drawing on the shared bucket (system, account, tier)."""
     return UpstreamClient(
@@ -55,6 +58,7 @@ def upstream_client(
             bucket=Bucket(system, account.name, tier, _spec(account, spec)),
             headers=headers,
             rate_limit_signal=rate_limit_signal,
+            outage_signal=outage_signal,
         ),
         runtime.limiter,
         runtime.upstream_metrics,
@@ -107,6 +111,7 @@ class Sources:
                 "tier2",
                 SLACK_TIER_2,
                 {"Authorization": f"Bearer {token}"},
+                outage_signal=slack_outage,
             )
             self.clients.append(client)
             api = SlackApi(client, rate_limit=_configured_spec(account))

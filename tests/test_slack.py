@@ -223,6 +223,39 @@ def test_slack_error_is_upstream_error_with_its_name_and_never_the_token(
     assert emulator.total_calls("POST /api/users.list") == 1, "an ok:false answer is not retried"
 
 
+def test_transient_slack_error_in_an_http_200_is_retried(
+    slack_gateway: ServerThread, slack: tuple[SlackEmulator, ServerThread]
+) -> None:
+    emulator, _ = slack
+    emulator.fail(
+        status=200,
+        times=1,
+        path_prefix="/api/usergroups.list",
+        body={"ok": False, "error": "internal_error"},
+    )
+    body = query(slack_gateway, USERGROUPS)
+    assert "errors" not in body
+    assert len(body["data"]["slack_usergroups_v1"]) == 3
+    assert emulator.total_calls("POST /api/usergroups.list") == 2
+
+
+def test_persistent_transient_slack_error_is_upstream_unavailable(
+    slack_gateway: ServerThread, slack: tuple[SlackEmulator, ServerThread]
+) -> None:
+    emulator, _ = slack
+    emulator.fail(
+        status=200,
+        times=100,
+        path_prefix="/api/usergroups.list",
+        body={"ok": False, "error": "fatal_error"},
+    )
+    body = query(slack_gateway, USERGROUPS)
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+    assert error["extensions"]["error"] == "fatal_error"
+    assert emulator.total_calls("POST /api/usergroups.list") > 1
+
+
 def test_429_pauses_that_method_of_that_workspace_only(
     slack_gateway: ServerThread, slack: tuple[SlackEmulator, ServerThread]
 ) -> None:

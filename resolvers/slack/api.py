@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+import httpx
 from pydantic import BaseModel, Field
 
 from gateway.errors import UpstreamError
@@ -251,3 +252,20 @@ class SlackApi:
                 f"Slack workspace {self.workspace!r}: {method} failed: {error}", error=error
             )
         return body
+
+
+TRANSIENT_ERRORS = frozenset(
+    {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+"""Slack errors (HTTP 200, `ok: false`) that another attempt may not get."""
+
+
+def slack_outage(response: httpx.Response) -> str | None:
+    """Slack's transient failures hidden in HTTP 200 answers, for the upstream policy."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if isinstance(body, dict) and not body.get("ok") and body.get("error") in TRANSIENT_ERRORS:
+        return str(body["error"])
+    return None

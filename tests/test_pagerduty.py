@@ -190,19 +190,26 @@ def test_upstream_429_beyond_the_deadline_is_rate_limited_quickly(
     assert emulator.total_calls("GET /schedules/PEMPTY") == 0, "the 429 paused the whole bucket"
 
 
-def test_token_never_appears_in_errors_or_cache_keys(
-    pd_gateway: ServerThread, pagerduty: tuple[PagerDutyEmulator, ServerThread], redis_url: str
+def test_token_never_appears_in_errors_logs_or_cache_keys(
+    pd_gateway: ServerThread,
+    pagerduty: tuple[PagerDutyEmulator, ServerThread],
+    redis_url: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     import redis
 
     emulator, _ = pagerduty
     query(pd_gateway, SCHEDULES, ["PA"])
     emulator.fail(status=401, times=1, path_prefix="/schedules/PB")
-    body = query(pd_gateway, SCHEDULES, ["PB", "NOPE"])
+    emulator.fail(status=500, times=10, path_prefix="/schedules/PEMPTY")
+    body = query(pd_gateway, SCHEDULES, ["PB", "NOPE", "PEMPTY"])
     assert TOKEN not in str(body)
     keys = redis.Redis.from_url(redis_url).keys("*")
     assert keys
     assert not any(TOKEN.encode() in k for k in keys)
+    logs = capsys.readouterr()
+    assert "operation error" in logs.out + logs.err, "the errors were logged"
+    assert TOKEN not in logs.out + logs.err
 
 
 def test_thundering_herd_over_three_replicas_makes_one_upstream_fetch(

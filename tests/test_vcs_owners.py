@@ -53,6 +53,7 @@ def github() -> Iterator[tuple[GitHubEmulator, ServerThread]]:
     }
     emulator.state.files[("app-sre/qontract-reconcile", "release")] = {"OWNERS": "approvers: [ivy]"}
     emulator.state.files[("app-sre/broken", "master")] = {"OWNERS": "approvers: [unclosed"}
+    emulator.state.files[("app-sre/qontract-reconcile", "bare")] = {"README.md": "no owners"}
     with ServerThread(emulator.app) as server:
         yield emulator, server
 
@@ -105,9 +106,21 @@ def test_no_parent_owners_stops_inheritance(owners_gateway: ServerThread) -> Non
 
 
 def test_missing_owners_files_are_no_owners_not_errors(owners_gateway: ServerThread) -> None:
-    body = owners(owners_gateway, ref="no-such-branch")
+    body = owners(owners_gateway, ref="bare")
     assert "errors" not in body
     assert body["data"]["vcs_owners_v1"]["approvers"] == []
+
+
+def test_missing_ref_or_repository_is_not_found_not_empty_owners(
+    owners_gateway: ServerThread,
+) -> None:
+    for url, ref in (
+        (REPO_URL, "no-such-branch"),
+        (REPO_URL.replace("qontract-reconcile", "no-such-repo"), "master"),
+    ):
+        body = owners(owners_gateway, ref=ref, url=url)
+        assert body["data"] is None
+        assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
 
 
 def test_ref_selects_the_owners_files(owners_gateway: ServerThread) -> None:

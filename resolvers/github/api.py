@@ -97,6 +97,16 @@ class GitHubApi:
         items = await self._pages("repos.collaborators", path, f"repository {repo}")
         return [GitHubCollaborator.model_validate(item) for item in items]
 
+    async def ref_exists(self, repo: str, ref: str) -> bool:
+        """True when `owner/name` exists and has commit, branch or tag `ref`."""
+        try:
+            await self.client.request("repos.commit", "GET", f"/repos/{repo}/commits/{ref}")
+        except UpstreamError as error:
+            if error.extensions.get("status") in (404, 422):
+                return False
+            raise
+        return True
+
     async def file_text(self, repo: str, path: str, ref: str) -> str | None:
         """The text of file `path` in `owner/name` at `ref`, or None when there is none.
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.cache import Cached, CacheKey, CacheLookup, get_or_fetch_many
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, NotFound
 from gateway.source import AccountSource
 from resolvers.github.api import GitHubApi
 from resolvers.github.owners import (
@@ -72,7 +72,9 @@ class GitHubSource(AccountSource[GitHubApi]):
         """Approvers and reviewers for `path` in `repo`@`ref`, with the cache lookups made.
 
         Reads OWNERS in `path` and every parent directory (one cached entry per file, absent
-        files cached as empty) and OWNERS_ALIASES at the root.
+        files cached as empty) and OWNERS_ALIASES at the root. GitHub answers 404 alike for a
+        missing file, ref or repository, so when no owner is found the ref is looked up:
+        a missing repository or ref is NOT_FOUND, not "no owners".
         """
         ttl = self.ttl["owners"]
         dirs = {self.key("owners", f"file:{repo}@{ref}:{d}"): d for d in directories(path)}
@@ -101,4 +103,13 @@ class GitHubSource(AccountSource[GitHubApi]):
             files.append(result)
         approvers, reviewers = effective_owners([f.value for f in files], aliases.value)
         lookups = [f.lookup for f in [*files, aliases]]
+        if not approvers and not reviewers:
+            exists = await self.cache.get_or_fetch(
+                self.key("owners", f"ref:{repo}@{ref}"),
+                lambda: self.api.ref_exists(repo, ref),
+                ttl,
+            )
+            lookups.append(exists.lookup)
+            if not exists.value:
+                raise NotFound(f"GitHub repository {repo} or its ref {ref!r} not found")
         return Owners(approvers, reviewers, lookups)

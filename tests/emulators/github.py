@@ -52,6 +52,7 @@ class GitHubEmulator(UpstreamEmulator):
                 Route("/orgs/{org}/members", self.org_members),
                 Route("/repos/{owner}/{repo}/collaborators", self.collaborators),
                 Route("/repos/{owner}/{repo}/contents/{path:path}", self.contents),
+                Route("/repos/{owner}/{repo}/commits/{ref:path}", self.commit),
             ]
         )
 
@@ -104,6 +105,19 @@ class GitHubEmulator(UpstreamEmulator):
         repo = f"{request.path_params['owner']}/{request.path_params['repo']}"
         found = self.state.collaborators.get(repo)
         return _not_found() if found is None else self._page(request, found)
+
+    async def commit(self, request: Request) -> JSONResponse:
+        """GET /repos/{owner}/{repo}/commits/{ref}: 200 for a known repo and ref, else 422/404."""
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        repo = f"{request.path_params['owner']}/{request.path_params['repo']}"
+        ref = request.path_params["ref"]
+        if (repo, ref) in self.state.files:
+            return JSONResponse({"sha": f"{abs(hash((repo, ref))):040x}"[:40]})
+        if any(known == repo for known, _ in self.state.files):
+            return JSONResponse({"message": f"No commit found for SHA: {ref}"}, status_code=422)
+        return _not_found()
 
     async def contents(self, request: Request) -> JSONResponse:
         """GET /repos/{owner}/{repo}/contents/{path}?ref: a file, base64 in 60-column lines."""

@@ -3,11 +3,11 @@
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from gateway.auth import mint_token
 from tests.emulators.github import GitHubEmulator
+from tests.support.gateway import graphql
 from tests.support.server_thread import ServerThread
 
 SECRET = "test-secret-not-for-production-0123456789"
@@ -46,14 +46,7 @@ def secured(
 
 def post(server: ServerThread, scopes: list[str], document: str, **variables: Any) -> Any:
     token = mint_token(SECRET, "tester", scopes, expires_days=1)
-    response = httpx.post(
-        f"{server.url}/graphql",
-        json={"query": document, "variables": variables},
-        headers={"authorization": f"Bearer {token}"},
-        timeout=30,
-    )
-    assert response.status_code == 200
-    return response.json()
+    return graphql(server, document, token, **variables)
 
 
 def test_read_scope_cannot_invalidate(secured: ServerThread) -> None:

@@ -3,11 +3,11 @@
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 import redis
 
 from tests.emulators.github import GitHubEmulator
+from tests.support.gateway import graphql
 from tests.support.server_thread import ServerThread
 
 TOKEN = "ghp-secret-token-value-456"
@@ -56,12 +56,7 @@ def gh_gateway(
 
 
 def query(server: ServerThread, document: str, **variables: Any) -> dict[str, Any]:
-    response = httpx.post(
-        f"{server.url}/graphql", json={"query": document, "variables": variables}, timeout=60
-    )
-    assert response.status_code == 200
-    body: dict[str, Any] = response.json()
-    return body
+    return graphql(server, document, **variables)
 
 
 def test_org_members_follow_link_pagination_across_pages(

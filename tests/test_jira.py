@@ -3,11 +3,11 @@
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 import redis
 
 from tests.emulators.jira import JiraEmulator
+from tests.support.gateway import graphql
 from tests.support.server_thread import ServerThread
 
 TOKEN = "jira-secret-token-value-321"
@@ -57,12 +57,7 @@ def jira_gateway(
 
 
 def query(server: ServerThread, document: str, **variables: Any) -> dict[str, Any]:
-    response = httpx.post(
-        f"{server.url}/graphql", json={"query": document, "variables": variables}, timeout=60
-    )
-    assert response.status_code == 200
-    body: dict[str, Any] = response.json()
-    return body
+    return graphql(server, document, **variables)
 
 
 def test_issues_by_key_have_their_fields_and_a_missing_key_is_a_not_found_item(

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.emulators.pagerduty import PagerDutyEmulator
+from tests.support.gateway import graphql
 from tests.support.server_thread import ServerThread
 from tests.support.wait import wait_until
 
@@ -64,12 +65,7 @@ def pd_gateway(pd_gateway_factory: Callable[..., ServerThread]) -> ServerThread:
 
 
 def query(server: ServerThread, document: str, ids: list[str]) -> dict[str, Any]:
-    response = httpx.post(
-        f"{server.url}/graphql", json={"query": document, "variables": {"ids": ids}}, timeout=30
-    )
-    assert response.status_code == 200
-    body: dict[str, Any] = response.json()
-    return body
+    return graphql(server, document, ids=ids)
 
 
 def usernames(schedule: dict[str, Any]) -> list[str]:

@@ -3,10 +3,10 @@
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.emulators.slack import SlackEmulator
+from tests.support.gateway import graphql
 from tests.support.server_thread import ServerThread
 
 TOKEN = "xoxb-secret-slack-token-456"
@@ -74,14 +74,7 @@ def slack_gateway(
 def query(
     server: ServerThread, document: str, workspace: str = "coreos", **variables: Any
 ) -> dict[str, Any]:
-    response = httpx.post(
-        f"{server.url}/graphql",
-        json={"query": document, "variables": {"workspace": workspace, **variables}},
-        timeout=60,
-    )
-    assert response.status_code == 200
-    body: dict[str, Any] = response.json()
-    return body
+    return graphql(server, document, workspace=workspace, **variables)
 
 
 def test_usergroups_show_channel_names_and_active_members_by_org_username(

@@ -3,11 +3,11 @@
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from gateway.auth import mint_token
 from tests.emulators.slack import SlackEmulator
+from tests.support.gateway import graphql
 from tests.support.server_thread import ServerThread
 from tests.test_slack_reconcile import GENEROUS, MANAGED, TOKEN, coreos_state
 
@@ -71,13 +71,7 @@ def gateway(
 
 def call(gateway: ServerThread, scopes: list[str], query: str, **variables: Any) -> Any:
     token = mint_token(SECRET, "slack-usergroups-api", scopes, expires_days=1)
-    response = httpx.post(
-        f"{gateway.url}/graphql",
-        json={"query": query, "variables": variables},
-        headers={"authorization": f"Bearer {token}"},
-        timeout=60,
-    )
-    return response.json()
+    return graphql(gateway, query, token, **variables)
 
 
 def run(gateway: ServerThread, dry_run: bool, scopes: list[str]) -> dict[str, Any]:

@@ -3,10 +3,10 @@
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.emulators.github import GitHubEmulator
+from tests.support.gateway import graphql
 from tests.support.server_thread import ServerThread
 
 TOKEN = "ghp-owners-token-789"
@@ -73,13 +73,7 @@ def owners_gateway(
 def owners(
     server: ServerThread, path: str = "/", ref: str = "master", url: str = REPO_URL
 ) -> dict[str, Any]:
-    variables = {"url": url, "path": path, "ref": ref}
-    response = httpx.post(
-        f"{server.url}/graphql", json={"query": OWNERS, "variables": variables}, timeout=30
-    )
-    assert response.status_code == 200
-    body: dict[str, Any] = response.json()
-    return body
+    return graphql(server, OWNERS, url=url, path=path, ref=ref)
 
 
 def test_root_owners_expand_aliases(owners_gateway: ServerThread) -> None:

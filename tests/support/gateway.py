@@ -2,6 +2,8 @@
 
 from typing import Any
 
+import httpx
+
 from gateway.app import create_app
 from gateway.settings import Settings
 from tests.support.server_thread import ServerThread
@@ -16,3 +18,19 @@ def gateway_settings(redis_url: str, namespace: str, **overrides: Any) -> Settin
 def start_gateway(settings: Settings) -> ServerThread:
     """A running gateway for `settings` on a free port; stop() it when done."""
     return ServerThread(create_app(settings)).start()
+
+
+def graphql(
+    server: ServerThread, document: str, token: str | None = None, **variables: Any
+) -> dict[str, Any]:
+    """POST `document` with `variables` (and a bearer `token`) to `server`; the JSON body."""
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    response = httpx.post(
+        f"{server.url}/graphql",
+        json={"query": document, "variables": variables},
+        headers=headers,
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body

@@ -82,7 +82,7 @@ def test_a_hundred_thousand_ids_are_refused_at_once_naming_the_limit(
 ) -> None:
     server = start()
     started = time.monotonic()
-    body = ask(server, SCHEDULES, ids=[f"PS{n:06d}" for n in range(100_000)])
+    body = ask(server, SCHEDULES, ids=[f"P{n:x}" for n in range(100_000)])
     elapsed = time.monotonic() - started
     message = refusal(body)
     assert "limits.max_list_items" in message and "1000" in message
@@ -194,3 +194,20 @@ def test_upstream_fetches_of_the_process_are_bounded(
     assert len(bodies) == 2 and all("errors" not in body for body in bodies), bodies
     assert upstreams.pagerduty.total_calls() == 16
     assert 1 <= upstreams.pagerduty.peak_in_flight <= 3
+
+
+def test_item_errors_are_logged_once_per_request(
+    start: Callable[..., ServerThread],
+    upstreams: Upstreams,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server = start()
+    capsys.readouterr()
+    body = ask(server, SCHEDULES, ids=[f"bad id {n}" for n in range(300)])
+    assert len(body["errors"]) == 300
+    assert {e["extensions"]["code"] for e in body["errors"]} == {"BAD_USER_INPUT"}
+    logs = capsys.readouterr()
+    lines = [line for line in (logs.out + logs.err).splitlines() if "error" in line]
+    assert len(lines) == 1, lines[:5]
+    assert "BAD_USER_INPUT" in lines[0] and "300" in lines[0]
+    assert no_upstream_calls(upstreams)

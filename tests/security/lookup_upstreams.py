@@ -110,9 +110,7 @@ def secured_gateway(
     **settings: Any,
 ) -> ServerThread:
     """A gateway with auth on and every emulated upstream configured."""
-    return factory(
-        auth={"secret": SECRET}, upstreams=upstreams.settings(monkeypatch), **settings
-    )
+    return factory(auth={"secret": SECRET}, upstreams=upstreams.settings(monkeypatch), **settings)
 
 
 def ask(server: ServerThread, document: str, **variables: Any) -> dict[str, Any]:

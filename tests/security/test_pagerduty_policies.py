@@ -47,6 +47,7 @@ def start(
 
 def policy_lookup(body: dict[str, Any]) -> dict[str, Any]:
     """The provenance entry of the escalation policy in a response."""
+    entry: dict[str, Any]
     (entry,) = [
         lookup
         for lookup in body["extensions"]["provenance"]

@@ -119,9 +119,7 @@ def test_github_hostile_repository_names_are_refused(
     ]
     body = ask(server, COLLABORATORS, repos=[*hostile, "app-sre/repo"])
     assert_only_bad_input_items(body, "github_repo_collaborators_v1", hostile)
-    assert body["data"]["github_repo_collaborators_v1"][-1]["collaborators"] == [
-        {"login": "alice"}
-    ]
+    assert body["data"]["github_repo_collaborators_v1"][-1]["collaborators"] == [{"login": "alice"}]
     assert set(upstreams.github.raw_paths) == {"/repos/app-sre/repo/collaborators"}
 
 

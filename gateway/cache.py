@@ -582,11 +582,7 @@ async def get_or_fetch_many(
 
     A key whose fetch fails maps to its error, so one unknown id does not fail the batch.
     """
-    results, missing = await _split(cache, cache_keys)
-    await _fill(
-        cache, results, missing, lambda key: cache.get_or_fetch(key, lambda: fetch(key), ttl)
-    )
-    return results
+    return await _many(cache, cache_keys, lambda k: cache.get_or_fetch(k, lambda: fetch(k), ttl))
 
 
 async def get_or_derive_many(
@@ -596,10 +592,16 @@ async def get_or_derive_many(
     ttl: float,
 ) -> dict[CacheKey, "Cached[T] | GatewayError"]:
     """Like `get_or_fetch_many`, for values built from other cached values (see `Derived`)."""
+    return await _many(cache, cache_keys, lambda k: cache.get_or_derive(k, lambda: build(k), ttl))
+
+
+async def _many(
+    cache: Cache,
+    cache_keys: Iterable[CacheKey],
+    lookup: Callable[[CacheKey], Awaitable[Cached[T]]],
+) -> dict[CacheKey, "Cached[T] | GatewayError"]:
     results, missing = await _split(cache, cache_keys)
-    await _fill(
-        cache, results, missing, lambda key: cache.get_or_derive(key, lambda: build(key), ttl)
-    )
+    await _fill(cache, results, missing, lookup)
     return results
 
 

@@ -103,14 +103,28 @@ def read_token() -> str:
     return mint_token(SECRET, "security-tests", ["read"], expires_days=1)
 
 
-def secured_gateway(
-    factory: Callable[..., ServerThread],
+@pytest.fixture(name="upstreams")
+def upstreams_fixture() -> Iterator[Upstreams]:
+    """Every emulator, running for one test (import this fixture to use it)."""
+    with running_upstreams() as running:
+        yield running
+
+
+@pytest.fixture(name="start")
+def start_fixture(
+    gateway_factory: Callable[..., ServerThread],
     upstreams: Upstreams,
     monkeypatch: pytest.MonkeyPatch,
-    **settings: Any,
-) -> ServerThread:
-    """A gateway with auth on and every emulated upstream configured."""
-    return factory(auth={"secret": SECRET}, upstreams=upstreams.settings(monkeypatch), **settings)
+) -> Callable[..., ServerThread]:
+    """`start(pagerduty_ttl=None, **settings)`: a gateway with auth on and every emulated
+    upstream configured (import this fixture to use it)."""
+
+    def factory(pagerduty_ttl: dict[str, float] | None = None, **settings: Any) -> ServerThread:
+        accounts = upstreams.settings(monkeypatch)
+        accounts["pagerduty"][0]["ttl"] = pagerduty_ttl or {}
+        return gateway_factory(auth={"secret": SECRET}, upstreams=accounts, **settings)
+
+    return factory
 
 
 def ask(server: ServerThread, document: str, **variables: Any) -> dict[str, Any]:

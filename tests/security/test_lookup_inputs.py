@@ -2,7 +2,7 @@
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -10,8 +10,8 @@ import pytest
 from tests.security.lookup_upstreams import (
     Upstreams,
     ask,
-    running_upstreams,
-    secured_gateway,
+    start_fixture,  # noqa: F401  (the `start` fixture)
+    upstreams_fixture,  # noqa: F401  (the `upstreams` fixture)
 )
 from tests.support.server_thread import ServerThread
 
@@ -42,24 +42,6 @@ LISTS = {
     "keys": """query Q($v: [String!]) { jira_issues_v1(instance: "redhat", keys: $v) { key } }""",
     "repos": """query Q($v: [String!]!) { github_repo_collaborators_v1(repos: $v) { name } }""",
 }
-
-
-@pytest.fixture
-def upstreams() -> Iterator[Upstreams]:
-    with running_upstreams() as running:
-        yield running
-
-
-@pytest.fixture
-def start(
-    gateway_factory: Callable[..., ServerThread],
-    upstreams: Upstreams,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Callable[..., ServerThread]:
-    def factory(**limits: Any) -> ServerThread:
-        return secured_gateway(gateway_factory, upstreams, monkeypatch, limits=limits)
-
-    return factory
 
 
 def refusal(body: dict[str, Any]) -> str:
@@ -95,7 +77,7 @@ def test_a_hundred_thousand_ids_are_refused_at_once_naming_the_limit(
 def test_every_list_argument_is_bounded(
     start: Callable[..., ServerThread], upstreams: Upstreams, argument: str
 ) -> None:
-    server = start(max_list_items=5)
+    server = start(limits={"max_list_items": 5})
     variables = {"ids": [f"PS{n}" for n in range(6)]} if argument == "ids" else {}
     if argument == "repos":
         variables = {"v": [f"app-sre/r{n}" for n in range(6)]}
@@ -112,7 +94,7 @@ def test_every_list_argument_is_bounded(
 def test_items_across_the_whole_request_are_bounded(
     start: Callable[..., ServerThread], upstreams: Upstreams
 ) -> None:
-    server = start(max_list_items=10, max_request_items=15)
+    server = start(limits={"max_list_items": 10, "max_request_items": 15})
     ids = [f"PS{n}" for n in range(10)]
     body = ask(server, TWO_LISTS, a=ids, b=ids)
     assert body["data"] is None
@@ -155,7 +137,7 @@ def test_an_owners_path_with_too_many_segments_is_refused(
 
 @pytest.mark.parametrize("size", [250, 900_000])
 def test_an_unknown_name_is_echoed_truncated(start: Callable[..., ServerThread], size: int) -> None:
-    server = start(max_string_length=1_000_000)
+    server = start(limits={"max_string_length": 1_000_000})
     body = ask(server, SCHEDULES_IN, instance="x" * size, ids=["PS00001"])
     message = refusal(body)
     assert "unknown PagerDuty instance" in message
@@ -166,7 +148,7 @@ def test_an_unknown_name_is_echoed_truncated(start: Callable[..., ServerThread],
 def test_upstream_fetches_of_one_request_are_bounded(
     start: Callable[..., ServerThread], upstreams: Upstreams
 ) -> None:
-    server = start(max_concurrent_fetches_per_request=2)
+    server = start(limits={"max_concurrent_fetches_per_request": 2})
     upstreams.pagerduty.state.oncall.update({f"PX{n}": ["U1"] for n in range(12)})
     upstreams.pagerduty.slow(0.1, times=12, path_prefix="/schedules/")
     body = ask(server, SCHEDULES, ids=[f"PX{n}" for n in range(12)])
@@ -179,7 +161,7 @@ def test_upstream_fetches_of_one_request_are_bounded(
 def test_upstream_fetches_of_the_process_are_bounded(
     start: Callable[..., ServerThread], upstreams: Upstreams
 ) -> None:
-    server = start(max_concurrent_fetches_per_request=8, max_concurrent_fetches=3)
+    server = start(limits={"max_concurrent_fetches_per_request": 8, "max_concurrent_fetches": 3})
     upstreams.pagerduty.state.oncall.update({f"PY{n}": ["U1"] for n in range(16)})
     upstreams.pagerduty.slow(0.1, times=16, path_prefix="/schedules/")
     bodies: list[dict[str, Any]] = []

@@ -1,6 +1,6 @@
 """Caller ids never reach an upstream URL unescaped: hostile ids are refused item by item."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -12,8 +12,8 @@ from tests.security.lookup_upstreams import (
     Upstreams,
     ask,
     errors_by_path,
-    running_upstreams,
-    secured_gateway,
+    start_fixture,  # noqa: F401  (the `start` fixture)
+    upstreams_fixture,  # noqa: F401  (the `upstreams` fixture)
 )
 from tests.support.server_thread import ServerThread
 
@@ -50,18 +50,8 @@ USERGROUPS = """query U($handles: [String!]) {
 
 
 @pytest.fixture
-def upstreams() -> Iterator[Upstreams]:
-    with running_upstreams() as running:
-        yield running
-
-
-@pytest.fixture
-def server(
-    gateway_factory: Callable[..., ServerThread],
-    upstreams: Upstreams,
-    monkeypatch: pytest.MonkeyPatch,
-) -> ServerThread:
-    return secured_gateway(gateway_factory, upstreams, monkeypatch)
+def server(start: Callable[..., ServerThread]) -> ServerThread:
+    return start()
 
 
 def assert_only_bad_input_items(body: dict[str, Any], field: str, ids: list[str]) -> None:

@@ -20,6 +20,12 @@ SECRET = "security-tests-secret-0123456789abcdef"
 TOKENS = {"pagerduty": "pd-token-1", "github": "gh-token-2", "jira": "jira-token-3"}
 SLACK_TOKEN = "xoxb-token-4"
 GENEROUS = {"requests": 6000, "per_seconds": 60, "burst": 200}
+SCHEDULES = """query S($ids: [String!]!) {
+  pagerduty_schedules_v1(instance: "app-sre", ids: $ids) { id users { username } }
+}"""
+POLICIES = """query P($ids: [String!]!) {
+  pagerduty_escalation_policies_v1(instance: "app-sre", ids: $ids) { id users { username } }
+}"""
 
 
 @dataclass

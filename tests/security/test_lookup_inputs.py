@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.security.lookup_upstreams import (
+    SCHEDULES,
     Upstreams,
     ask,
     start_fixture,  # noqa: F401  (the `start` fixture)
@@ -15,9 +16,6 @@ from tests.security.lookup_upstreams import (
 )
 from tests.support.server_thread import ServerThread
 
-SCHEDULES = """query S($ids: [String!]!) {
-  pagerduty_schedules_v1(instance: "app-sre", ids: $ids) { id users { username } }
-}"""
 SCHEDULES_IN = """query S($instance: String!, $ids: [String!]!) {
   pagerduty_schedules_v1(instance: $instance, ids: $ids) { id }
 }"""

@@ -7,6 +7,8 @@ from typing import Any
 import redis
 
 from tests.security.lookup_upstreams import (
+    POLICIES,
+    SCHEDULES,
     Upstreams,
     ask,
     start_fixture,  # noqa: F401  (the `start` fixture)
@@ -14,13 +16,6 @@ from tests.security.lookup_upstreams import (
 )
 from tests.support.server_thread import ServerThread
 from tests.support.wait import wait_until
-
-SCHEDULES = """query S($ids: [String!]!) {
-  pagerduty_schedules_v1(instance: "app-sre", ids: $ids) { id users { username } }
-}"""
-POLICIES = """query P($ids: [String!]!) {
-  pagerduty_escalation_policies_v1(instance: "app-sre", ids: $ids) { id users { username } }
-}"""
 
 
 def policy_lookup(body: dict[str, Any]) -> dict[str, Any]:

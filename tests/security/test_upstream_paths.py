@@ -9,6 +9,8 @@ import pytest
 from gateway.errors import BadUserInput
 from gateway.upstream import UpstreamPath
 from tests.security.lookup_upstreams import (
+    POLICIES,
+    SCHEDULES,
     Upstreams,
     ask,
     errors_by_path,
@@ -26,12 +28,6 @@ HOSTILE = [
     "PS%2E%2E",
     "P#frag",
 ]
-SCHEDULES = """query S($ids: [String!]!) {
-  pagerduty_schedules_v1(instance: "app-sre", ids: $ids) { id users { username } }
-}"""
-POLICIES = """query P($ids: [String!]!) {
-  pagerduty_escalation_policies_v1(instance: "app-sre", ids: $ids) { id users { username } }
-}"""
 COLLABORATORS = """query C($repos: [String!]!) {
   github_repo_collaborators_v1(repos: $repos) { name collaborators { login } }
 }"""

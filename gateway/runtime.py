@@ -12,7 +12,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.ratelimit import RateLimiter, RateLimitMetrics
 from gateway.redis import create_redis
 from gateway.settings import Settings
-from gateway.upstream import UpstreamMetrics
+from gateway.upstream import FetchSlots, UpstreamMetrics
 
 
 @dataclass
@@ -27,6 +27,7 @@ class Runtime:
     limiter: RateLimiter
     upstream_metrics: UpstreamMetrics
     events: EventHub
+    fetch_slots: FetchSlots
 
     @classmethod
     def create(cls, settings: Settings) -> "Runtime":
@@ -54,6 +55,7 @@ class Runtime:
                 local_max_entries=settings.cache.local_max_entries,
                 max_stale=settings.cache.max_stale,
                 lease=settings.cache.lease,
+                batch_concurrency=settings.limits.max_concurrent_fetches_per_request,
             ),
             limiter=RateLimiter(redis, namespace, RateLimitMetrics(registry)),
             upstream_metrics=UpstreamMetrics(registry),
@@ -64,6 +66,10 @@ class Runtime:
                 namespace=namespace,
                 registry=registry,
                 connect_timeout=settings.redis.connect_timeout,
+            ),
+            fetch_slots=FetchSlots(
+                settings.limits.max_concurrent_fetches,
+                settings.limits.max_concurrent_fetches_per_request,
             ),
         )
 

@@ -50,6 +50,22 @@ class QueryLimits(BaseModel):
     validation_cache_size: int = 512
     introspection: bool = True
     max_subscriptions_per_connection: int = 20
+    max_list_items: int = Field(1_000, ge=1, description="items in any one list argument")
+    max_request_items: int = Field(
+        5_000, ge=1, description="list items across every lookup field of one request"
+    )
+    max_string_length: int = Field(
+        256, ge=1, description="characters in a string argument or list item (ids, names...)"
+    )
+    max_jql_length: int = Field(4_096, ge=1, description="characters in a Jira `jql` argument")
+    max_path_length: int = Field(1_024, ge=1, description="characters in a `path` argument")
+    max_path_segments: int = Field(32, ge=1, description="directories in a `path` argument")
+    max_concurrent_fetches_per_request: int = Field(
+        8, ge=1, description="upstream HTTP requests one GraphQL request has in flight"
+    )
+    max_concurrent_fetches: int = Field(
+        64, ge=1, description="upstream HTTP requests one process has in flight"
+    )
 
 
 class RedisSettings(BaseModel):

@@ -1,5 +1,7 @@
 """The GraphQL contract: types, root operations, extensions; `schema.graphql` is its export."""
 
+from collections import Counter
+
 import structlog
 from graphql import GraphQLError
 from strawberry.federation import Schema
@@ -7,8 +9,8 @@ from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from gateway.errors import GatewayError
-from gateway.graphql_errors import is_unexpected
+from gateway.errors import shown
+from gateway.graphql_errors import error_code, is_unexpected
 from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
 from schema.extensions import limit_extensions
@@ -19,6 +21,7 @@ from schema.slack_usergroups_types import TYPES as SLACK_USERGROUP_ACTIONS
 from schema.subscription import Subscription
 
 log = structlog.get_logger("gateway.graphql")
+LOGGED_TRACEBACKS = 5
 
 
 class GatewaySchema(Schema):
@@ -27,15 +30,24 @@ class GatewaySchema(Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        """Unexpected exceptions with their traceback; caller and upstream errors as facts."""
+        """One log line per request for caller and upstream errors (counts by code and the
+        first message), however many list items failed; unexpected exceptions with their
+        traceback, the first few of them."""
+        codes: Counter[str] = Counter()
+        first = ""
+        unexpected = 0
         for error in errors:
-            original = error.original_error
             if is_unexpected(error):
-                log.error("unexpected error", path=error.path, exc_info=original)
-            elif isinstance(original, GatewayError):
-                log.info("operation error", code=original.code.value, message=error.message)
-            else:
-                log.info("invalid request", message=error.message)
+                unexpected += 1
+                if unexpected <= LOGGED_TRACEBACKS:
+                    log.error("unexpected error", path=error.path, exc_info=error.original_error)
+                continue
+            codes[error_code(error).value] += 1
+            first = first or error.message
+        if unexpected > LOGGED_TRACEBACKS:
+            log.error("more unexpected errors", count=unexpected - LOGGED_TRACEBACKS)
+        if codes:
+            log.info("operation errors", codes=dict(codes), first=shown(first, 200))
 
 
 def build_schema(limits: QueryLimits, metrics: GatewayMetrics) -> GatewaySchema:

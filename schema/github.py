@@ -6,7 +6,7 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from gateway.errors import BadUserInput, GatewayError
+from gateway.errors import BadUserInput, GatewayError, shown
 from schema.context import RequestContext
 from schema.loaders import Loaded, keyed_loader, unwrap
 
@@ -52,7 +52,7 @@ def split_repo(repo: str) -> tuple[str, str]:
     """(owner, name) of `owner/name`, or BAD_USER_INPUT."""
     owner, _, name = repo.partition("/")
     if not owner or not name or "/" in name:
-        raise BadUserInput(f"repository {repo!r} is not of the form owner/name")
+        raise BadUserInput(f"repository {shown(repo)} is not of the form owner/name")
     return owner, name
 
 

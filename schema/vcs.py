@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 import strawberry
 from strawberry.types import Info
 
-from gateway.errors import BadUserInput
+from gateway.errors import BadUserInput, shown
 from schema.context import RequestContext
 from schema.provenance import record
 
@@ -26,7 +26,9 @@ def repo_of_url(repo_url: str) -> tuple[str, str]:
     parts = urlsplit(repo_url)
     segments = [s for s in parts.path.split("/") if s]
     if parts.scheme not in ("http", "https") or not parts.netloc or len(segments) != 2:
-        raise BadUserInput(f"{repo_url!r} is not a repository URL like https://host/owner/name")
+        raise BadUserInput(
+            f"{shown(repo_url)} is not a repository URL like https://host/owner/name"
+        )
     return segments[0], segments[1].removesuffix(".git")
 
 

@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 import structlog
 from pydantic import ValidationError
 
-from gateway.errors import BadUserInput
+from gateway.errors import BadUserInput, shown
 from gateway.events.base import UNKNOWN_EVENT_TYPE, EventMetrics, ReceivedEvent
 from gateway.events.redis_streams import (
     STREAM_ID,
@@ -185,7 +185,9 @@ class StreamFanout:
     ) -> AsyncIterator[FanoutSubscription]:
         """A subscription for the `async with` block; `since` (exclusive) replays from that id."""
         if since is not None and not STREAM_ID.match(since):
-            raise BadUserInput(f"since must be a stream id like '1700000000000-0', not {since!r}")
+            raise BadUserInput(
+                f"since must be a stream id like '1700000000000-0', not {shown(since)}"
+            )
         await self.start()
         subscription = FanoutSubscription(
             self,

@@ -50,6 +50,9 @@ class QueryLimits(BaseModel):
     validation_cache_size: int = 512
     introspection: bool = True
     max_subscriptions_per_connection: int = 20
+    max_entity_representations: int = Field(
+        1000, ge=1, description="representations one `_entities` call may resolve"
+    )
 
 
 class RedisSettings(BaseModel):

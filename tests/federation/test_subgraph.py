@@ -14,10 +14,20 @@ from tests.emulators.github import GitHubEmulator
 from tests.emulators.jira import JiraEmulator
 from tests.emulators.pagerduty import PagerDutyEmulator
 from tests.emulators.slack import SlackEmulator
+from tests.support.chromium import skip_unless_required
+from tests.support.composer import (
+    REQUIRE_VARIABLE,
+    ComposerUnavailable,
+    Composition,
+    compose,
+    ensure_installed,
+    install_dir,
+)
 from tests.support.gateway import graphql
 from tests.support.server_thread import ServerThread
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema" / "schema.graphql"
+APP_INTERFACE = Path(__file__).resolve().parent / "app_interface.graphql"
 TOKENS = {
     "QGW_TEST_FED_PD": "pd-fed-token-0123",
     "QGW_TEST_FED_SLACK": "xoxb-fed-token-0123",
@@ -336,3 +346,58 @@ def test_entities_need_the_read_scope(subgraph_factory: Callable[..., ServerThre
     assert entities(server, asked, token=writer)["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     reader = mint_token(SECRET, "reader", ["read"], expires_days=1)
     assert entities(server, asked, token=reader)["data"]["_entities"][0]["id"] == "1001"
+
+
+@pytest.fixture(scope="module")
+def composer() -> Callable[[dict[str, Path]], Composition]:
+    """The pinned npm composer (installed on first use); skipped only without node or npm."""
+    try:
+        directory = ensure_installed(install_dir())
+    except ComposerUnavailable as missing:
+        skip_unless_required(str(missing), REQUIRE_VARIABLE)
+
+    def run(subgraphs: dict[str, Path]) -> Composition:
+        try:
+            return compose(directory, subgraphs)
+        except ComposerUnavailable as missing:
+            skip_unless_required(str(missing), REQUIRE_VARIABLE)
+
+    return run
+
+
+def test_gateway_and_a_toy_app_interface_subgraph_compose(
+    composer: Callable[[dict[str, Path]], Composition],
+) -> None:
+    result = composer({"gateway": SCHEMA_FILE, "app-interface": APP_INTERFACE})
+    assert result.errors == []
+    assert result.supergraph is not None
+    assert (
+        "type PagerDutySchedule_v1"
+        ' @join__type(graph: APP_INTERFACE, key: "instance id", resolvable: false)'
+        ' @join__type(graph: GATEWAY, key: "instance id")'
+    ) in result.supergraph
+    assert "users: [PagerDutyUser_v1!]! @join__field(graph: GATEWAY)" in result.supergraph
+    for entity, key in (
+        ("GitHubUser_v1", "login"),
+        ("JiraIssue_v1", "instance key"),
+        ("SlackUser_v1", "workspace org_username"),
+        ("VcsOwners_v1", "repo_url path ref"),
+    ):
+        assert f'type {entity} @join__type(graph: GATEWAY, key: "{key}")' in result.supergraph
+
+
+def test_the_composer_refuses_a_subgraph_that_redefines_a_gateway_field(
+    composer: Callable[[dict[str, Path]], Composition], tmp_path: Path
+) -> None:
+    clash = tmp_path / "clash.graphql"
+    clash.write_text(
+        APP_INTERFACE.read_text().replace(
+            "  instance: String!\n  id: String!\n}",
+            "  instance: String!\n  id: String!\n  users: [String]\n}",
+            1,
+        )
+    )
+    assert "users: [String]" in clash.read_text()
+    result = composer({"gateway": SCHEMA_FILE, "app-interface": clash})
+    assert result.supergraph is None
+    assert any("PagerDutySchedule_v1.users" in error for error in result.errors), result.errors

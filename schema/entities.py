@@ -15,10 +15,12 @@ from schema.permissions import RequireScope
 T = TypeVar("T")
 
 _NAME = re.compile(r"[^\s/\\?#%\x00-\x1f\x7f]{1,128}")
-_TEXT = re.compile(r"[^\x00-\x1f\x7f]{1,1024}")
+_TEXT = re.compile(r"[^\\?#%\x00-\x1f\x7f]{1,1024}")
+_DOT_SEGMENT = re.compile(r"(?:^|/)\.\.?(?:/|$)")
 TEXT_KEY_FIELDS = frozenset({"repo_url", "path", "ref"})
 """Key fields holding URLs and paths (`/` allowed, up to 1024 characters); every other key
-field is a name or an id: 1..128 characters, no whitespace, `/`, `\\`, `?`, `#` or `%`."""
+field is a name or an id (1..128 characters, no whitespace or `/`). Neither kind may hold a
+control character, `\\`, `?`, `#`, `%` or a `.` or `..` path segment."""
 
 _READ = RequireScope("read")
 
@@ -99,7 +101,11 @@ def _checked(
     for field in fields:
         value = representation[field]
         pattern = _TEXT if field in TEXT_KEY_FIELDS else _NAME
-        if not isinstance(value, str) or not pattern.fullmatch(value):
+        if (
+            not isinstance(value, str)
+            or not pattern.fullmatch(value)
+            or _DOT_SEGMENT.search(value)
+        ):
             raise BadUserInput(f"{typename}.{field} {_shown(value)} is not a valid key value")
     return entity, {field: representation[field] for field in fields}
 

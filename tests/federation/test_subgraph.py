@@ -307,7 +307,9 @@ def test_bad_representations_are_bad_user_input_items_and_never_reach_upstreams(
         {**schedule, "id": "PS00?x=1"},
         {**schedule, "id": "P" * 129},
         {**schedule, "id": ""},
+        {**schedule, "id": ".."},
         {"__typename": "VcsOwners_v1", "repo_url": "https://x/a/b", "path": "a\nb", "ref": "m"},
+        {"__typename": "VcsOwners_v1", "repo_url": "https://x/a/b", "path": "../..", "ref": "m"},
         {**schedule, "instance": "no-such-account", "id": "PS00"},
     ]
     body = entities(subgraph, [*bad, {**schedule, "id": "PS01"}])
@@ -321,6 +323,7 @@ def test_bad_representations_are_bad_user_input_items_and_never_reach_upstreams(
     assert all(len(m) < 400 for m in messages)
     assert all(e["extensions"]["request_id"] for e in body["errors"])
     assert upstreams.pagerduty.total_calls() == 1
+    assert upstreams.github.total_calls() == 0
 
 
 def test_more_representations_than_the_limit_refuse_the_field_before_any_fetch(

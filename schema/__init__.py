@@ -28,7 +28,12 @@ log = structlog.get_logger("gateway.graphql")
 class GatewaySchema(Schema):
     """The federation schema: checked `_entities`, errors logged by what they are."""
 
-    def __init__(self, *args: Any, max_representations: int, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        max_representations: int = QueryLimits().max_entity_representations,
+        **kwargs: Any,
+    ) -> None:
         self.max_representations = max_representations
         super().__init__(*args, **kwargs)
         self.entities: dict[str, Entity] = entity_table(self.schema_converter.type_map)

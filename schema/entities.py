@@ -101,11 +101,7 @@ def _checked(
     for field in fields:
         value = representation[field]
         pattern = _TEXT if field in TEXT_KEY_FIELDS else _NAME
-        if (
-            not isinstance(value, str)
-            or not pattern.fullmatch(value)
-            or _DOT_SEGMENT.search(value)
-        ):
+        if not isinstance(value, str) or not pattern.fullmatch(value) or _DOT_SEGMENT.search(value):
             raise BadUserInput(f"{typename}.{field} {_shown(value)} is not a valid key value")
     return entity, {field: representation[field] for field in fields}
 

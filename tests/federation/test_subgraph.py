@@ -186,15 +186,19 @@ def test_fifty_schedules_and_the_root_field_share_one_batch_each_schedule_fetche
     body = graphql(
         subgraph,
         document,
-        r=[{"__typename": "PagerDutySchedule_v1", "instance": "app-sre", "id": i} for i in asked],
+        r=[
+            {"__typename": "PagerDutySchedule_v1", "instance": "app-sre", "id": i}
+            for i in [*asked, "PNONE"]
+        ],
         ids=SCHEDULES,
     )
-    assert "errors" not in body
     assert [s["id"] for s in body["data"]["pagerduty_schedules_v1"]] == SCHEDULES
-    items = body["data"]["_entities"]
+    *items, unknown = body["data"]["_entities"]
     assert [(e["instance"], e["id"]) for e in items] == [("app-sre", i) for i in asked]
     assert [e["users"] for e in items] == [[{"username": f"oncall{int(i[2:]):02d}"}] for i in asked]
-    assert upstreams.pagerduty.total_calls("GET /schedules/") == len(SCHEDULES)
+    assert unknown is None
+    assert codes_by_index(body) == {50: "NOT_FOUND"}
+    assert upstreams.pagerduty.total_calls("GET /schedules/") == len(SCHEDULES) + 1
     for schedule in SCHEDULES:
         assert upstreams.pagerduty.total_calls(f"GET /schedules/{schedule}/users") == 1
 
@@ -404,3 +408,14 @@ def test_the_composer_refuses_a_subgraph_that_redefines_a_gateway_field(
     result = composer({"gateway": SCHEMA_FILE, "app-interface": clash})
     assert result.supergraph is None
     assert any("PagerDutySchedule_v1.users" in error for error in result.errors), result.errors
+
+
+def test_representations_written_in_the_document_are_checked_alike(subgraph: ServerThread) -> None:
+    document = """{
+      _entities(representations: [{__typename: "GitHubUser_v1", login: "dev01"}, 42, "x"]) {
+        ... on GitHubUser_v1 { login id }
+      }
+    }"""
+    body = graphql(subgraph, document)
+    assert body["data"]["_entities"] == [{"login": "dev01", "id": "1001"}, None, None]
+    assert codes_by_index(body) == {1: "BAD_USER_INPUT", 2: "BAD_USER_INPUT"}

@@ -66,6 +66,9 @@ class QueryLimits(BaseModel):
     max_concurrent_fetches: int = Field(
         64, ge=1, description="upstream HTTP requests one process has in flight"
     )
+    max_entity_representations: int = Field(
+        1000, ge=1, description="representations one `_entities` call may resolve"
+    )
 
 
 class RedisSettings(BaseModel):

@@ -1,18 +1,21 @@
 """The GraphQL contract: types, root operations, extensions; `schema.graphql` is its export."""
 
 from collections import Counter
+from typing import Any
 
 import structlog
 from graphql import GraphQLError
 from strawberry.federation import Schema
+from strawberry.federation.schema import FederationAny
 from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, Info
 
 from gateway.errors import shown
 from gateway.graphql_errors import error_code, is_unexpected
 from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
+from schema.entities import Entity, entity_table, resolve_entities
 from schema.extensions import limit_extensions
 from schema.mutation import Mutation
 from schema.query import CACHE_BACKED_FIELDS, Query
@@ -25,7 +28,24 @@ LOGGED_TRACEBACKS = 5
 
 
 class GatewaySchema(Schema):
-    """The federation schema, logging errors by what they are rather than all as errors."""
+    """The federation schema: checked `_entities`, errors logged by what they are."""
+
+    def __init__(
+        self,
+        *args: Any,
+        max_representations: int = QueryLimits().max_entity_representations,
+        **kwargs: Any,
+    ) -> None:
+        self.max_representations = max_representations
+        super().__init__(*args, **kwargs)
+        self.entities: dict[str, Entity] = entity_table(self.schema_converter.type_map)
+
+    def entities_resolver(
+        self, info: Info, representations: list[FederationAny]
+    ) -> list[FederationAny]:
+        """`_entities`: each representation checked, then resolved through the loaders."""
+        items = resolve_entities(info, representations, self.entities, self.max_representations)
+        return [FederationAny(item) for item in items]
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -60,6 +80,7 @@ def build_schema(limits: QueryLimits, metrics: GatewayMetrics) -> GatewaySchema:
         config=StrawberryConfig(auto_camel_case=False, scalar_map=SCALARS),
         extensions=limit_extensions(limits, metrics, CACHE_BACKED_FIELDS),
         federation_version="2.7",
+        max_representations=limits.max_entity_representations,
     )
 
 

@@ -10,7 +10,7 @@ from schema.context import RequestContext
 from schema.provenance import record
 
 
-@strawberry.type(name="VcsOwners_v1")
+@strawberry.federation.type(name="VcsOwners_v1", keys=["repo_url path ref"])
 class VcsOwners:
     """Who approves and reviews changes under `path` of a repository at `ref`."""
 
@@ -19,6 +19,13 @@ class VcsOwners:
     ref: str
     approvers: list[str]
     reviewers: list[str]
+
+    @classmethod
+    async def resolve_reference(
+        cls, info: Info[RequestContext, None], repo_url: str, path: str, ref: str
+    ) -> "VcsOwners":
+        """The entity `repo_url path ref`: OWNERS files shared through the cache."""
+        return await vcs_owners(info, repo_url, path, ref)
 
 
 def repo_of_url(repo_url: str) -> tuple[str, str]:

@@ -50,8 +50,8 @@ def test_a_policy_built_from_stale_schedules_is_reported_stale_and_not_cached(
     start: Callable[..., ServerThread], upstreams: Upstreams, redis_url: str
 ) -> None:
     server = start(pagerduty_ttl={"schedule_users": 1})
-    fetched = time.monotonic()
     assert ask(server, SCHEDULES, ids=["PS00001"])["data"]["pagerduty_schedules_v1"][0]
+    fetched = time.monotonic()  # the copy was fetched before this point, so it is at least this old
     wait_until(lambda: time.monotonic() > fetched + 1.5, 5, "the schedule copy to expire")
     upstreams.pagerduty.fail(500, times=50, path_prefix="/schedules/")
 
@@ -75,8 +75,8 @@ def test_a_fresh_policy_is_as_old_as_its_oldest_schedule(
     start: Callable[..., ServerThread], upstreams: Upstreams
 ) -> None:
     server = start()
-    fetched = time.monotonic()
     ask(server, SCHEDULES, ids=["PS00001"])
+    fetched = time.monotonic()  # the copy was fetched before this point, so it is at least this old
     wait_until(lambda: time.monotonic() > fetched + 1.0, 5, "the schedule copy to age")
     lookup = policy_lookup(ask(server, POLICIES, ids=["PE00001"]))
     assert lookup["outcome"] == "miss"

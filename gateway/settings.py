@@ -43,6 +43,7 @@ class QueryLimits(BaseModel):
     """Bounds on what one GraphQL request may ask for."""
 
     max_body_bytes: int = 1_048_576
+    max_json_depth: int = Field(64, ge=1, description="nesting of the body's (or GET's) JSON")
     max_depth: int = 15
     max_aliases: int = 30
     max_tokens: int = 5_000

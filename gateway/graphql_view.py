@@ -173,14 +173,14 @@ class GatewayGraphQL(GraphQL[ConnectionContext, None]):
         if request.method != "POST" or None in expiries:
             return
         body = await request.body()
-        operation = request.state.graphql_request.operation_name or "anonymous"
+        name = request.state.graphql_request.operation_name
         self.results.put(
             _scopes(context.identity),
             body,
             StoredResult(
                 data=json.dumps(result.data, separators=(",", ":")).encode(),
                 provenance=list(context.provenance),
-                operation=operation,
+                operation=self.runtime.metrics.operation_label(name),
                 stored_at=time.monotonic(),
                 expires_at=min(e for e in expiries if e is not None),
                 writes=context.cache_writes,

@@ -53,6 +53,16 @@ class QueryLimits(BaseModel):
     max_subscriptions_per_connection: int = 20
 
 
+class MetricsSettings(BaseModel):
+    """What may become a metric label."""
+
+    operation_names: list[str] = Field(
+        default_factory=list,
+        description="operation names counted by name, added to reconcile_client's own; "
+        "any other name is counted as `other`",
+    )
+
+
 class RedisSettings(BaseModel):
     """The shared Redis; with no URL the gateway starts a private embedded one."""
 
@@ -236,6 +246,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: QueryLimits = Field(default_factory=QueryLimits)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     upstreams: UpstreamSettings = Field(default_factory=UpstreamSettings)
     events: EventSettings = Field(default_factory=EventSettings)

@@ -33,7 +33,7 @@ def assert_refused(response: httpx.Response, status: int) -> dict[str, Any]:
     (error,) = body["errors"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert error["extensions"]["request_id"] == response.headers["x-request-id"]
-    return error
+    return dict(error)
 
 
 def post(server: ServerThread, content: bytes, **headers: str) -> httpx.Response:
@@ -109,7 +109,10 @@ def test_fields_of_the_wrong_type_are_a_400_naming_the_field(
 def test_a_lone_surrogate_in_the_query_is_answered_in_json(secured: ServerThread) -> None:
     response = post(secured, b'{"query": "{ gateway_info_v1 { version } } # \\ud800"}')
     assert response.status_code in (200, 400)
-    assert response.json()["errors"][0]["extensions"]["code"] in ("UNAUTHENTICATED", "BAD_USER_INPUT")
+    assert response.json()["errors"][0]["extensions"]["code"] in (
+        "UNAUTHENTICATED",
+        "BAD_USER_INPUT",
+    )
 
 
 @pytest.mark.parametrize(
@@ -123,9 +126,7 @@ def test_a_lone_surrogate_in_the_query_is_answered_in_json(secured: ServerThread
         {"variables": "{}"},
     ],
 )
-def test_get_with_broken_parameters_is_a_400(
-    secured: ServerThread, params: dict[str, str]
-) -> None:
+def test_get_with_broken_parameters_is_a_400(secured: ServerThread, params: dict[str, str]) -> None:
     response = httpx.get(
         f"{secured.url}/graphql",
         params=params,

@@ -65,7 +65,11 @@ def create_app(settings: Settings, graphiql_assets: Path = ASSETS_DIR) -> Starle
         middleware=[
             Middleware(RequestIdMiddleware),
             Middleware(HttpMetricsMiddleware, metrics=runtime.metrics, routes=known),
-            Middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
+            Middleware(
+                BodyLimitMiddleware,
+                max_bytes=settings.limits.max_body_bytes,
+                read_timeout=settings.http.body_timeout,
+            ),
         ],
         lifespan=lifespan,
     )

@@ -53,6 +53,18 @@ class QueryLimits(BaseModel):
     max_subscriptions_per_connection: int = 20
 
 
+class HttpSettings(BaseModel):
+    """How long and how much a client may take to send a request."""
+
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="seconds to send a request's headers (from connect or first byte)",
+    )
+    body_timeout: float = Field(30.0, gt=0, description="seconds to send a request's body")
+    max_header_bytes: int = Field(32_768, ge=1_024, description="request line and headers")
+
+
 class MetricsSettings(BaseModel):
     """What may become a metric label."""
 
@@ -245,6 +257,7 @@ class Settings(BaseSettings):
     graphql_path: str = "/graphql"
     redis: RedisSettings = Field(default_factory=RedisSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
     limits: QueryLimits = Field(default_factory=QueryLimits)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)

@@ -14,14 +14,18 @@ from strawberry.http import GraphQLRequestData
 IDENTITY_ENCODINGS = frozenset({"", "identity"})
 
 
-def read_body(headers: Mapping[str, str], body: bytes, max_depth: int) -> GraphQLRequestData:
-    """The request in a POST body: uncompressed UTF-8 JSON, an object with the standard fields."""
+def check_body_headers(headers: Mapping[str, str]) -> None:
+    """Refuse (415) a POST body that is not uncompressed JSON."""
     encoding = headers.get("content-encoding", "").strip().lower()
     if encoding not in IDENTITY_ENCODINGS:
         raise HTTPException(415, "Content-Encoding is not supported: send the body uncompressed")
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise HTTPException(415, "Unsupported content type: send application/json")
+
+
+def read_body(body: bytes, max_depth: int) -> GraphQLRequestData:
+    """The request in a JSON POST body: UTF-8, an object with the standard fields."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

@@ -20,7 +20,7 @@ from strawberry.types import ExecutionResult
 from gateway.auth import Identity
 from gateway.errors import ErrorCode, GatewayError
 from gateway.graphql_errors import error_code, format_error, http_error
-from gateway.graphql_request import read_body, read_params
+from gateway.graphql_request import check_body_headers, read_body, read_params
 from gateway.result_cache import ResultCache, StoredResult
 from gateway.runtime import Runtime
 
@@ -91,11 +91,12 @@ class GatewayGraphQL(GraphQL[ConnectionContext, None]):
         request = Request(scope, receive)
         try:
             if scope["method"] == "POST":
-                max_depth = self.runtime.settings.limits.max_json_depth
+                check_body_headers(request.headers)
                 body = await request.body()
-                request.state.graphql_request = read_body(request.headers, body, max_depth)
-                if await self._serve_stored(request, body, send):
+                if await self._serve_stored(request, body, send):  # these bytes parsed before
                     return
+                max_depth = self.runtime.settings.limits.max_json_depth
+                request.state.graphql_request = read_body(body, max_depth)
             response = await self.run(request)
         except HTTPException as refusal:
             error = http_error(refusal.reason, request_id_of(request), ErrorCode.BAD_USER_INPUT)

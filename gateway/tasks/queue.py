@@ -68,12 +68,13 @@ class TaskQueue:
         self._sweeper = asyncio.create_task(self._reaper.sweep_periodically())
 
     async def aclose(self) -> None:
-        """Stop the sweep and the engine."""
+        """Stop the sweep, the engine and the change reader."""
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         await self.engine.aclose()
+        await self._changes.aclose()
 
     async def submit(
         self,
@@ -167,5 +168,5 @@ def task_parts(runtime: Runtime) -> tuple[TaskStore, ResourceLeases, TaskChanges
     return (
         TaskStore(runtime.redis, keys, runtime.settings.tasks.record_ttl),
         ResourceLeases(runtime.redis, keys),
-        TaskChanges(runtime.redis, keys),
+        TaskChanges(runtime.redis, keys, confirm_timeout=runtime.settings.redis.socket_timeout),
     )

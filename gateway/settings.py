@@ -253,6 +253,21 @@ class TaskSettings(BaseModel):
         "have died with its process); the claim keeps it to one run",
     )
     in_process_concurrency: int = Field(4, ge=1, description="task pool size in `serve --role all`")
+    max_input_bytes: int = Field(
+        1_048_576, gt=0, description="the JSON size of one task's input (one mutation)"
+    )
+    max_input_list_length: int = Field(
+        10_000, gt=0, description="items of any one list in a task's input"
+    )
+    max_input_string_length: int = Field(
+        4_096, gt=0, description="characters of any one string in a task's input"
+    )
+    caller_tasks: int = Field(
+        2_000, gt=0, description="tasks one caller (token subject) may submit per record_ttl"
+    )
+    caller_input_bytes: int = Field(
+        268_435_456, gt=0, description="input bytes one caller may store per record_ttl"
+    )
     visibility_timeout: float = Field(
         900.0,
         gt=0,

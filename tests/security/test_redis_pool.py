@@ -130,6 +130,7 @@ async def test_durable_subscriptions_past_the_process_bound_get_limit_exceeded(
         assert errors, "the fourth durable subscription was accepted"
         assert errors[0]["extensions"]["code"] == "LIMIT_EXCEEDED"
         assert "events.max_durable_subscriptions" in str(errors[0]["extensions"])
-        assert httpx.get(f"{gateway.url}/readyz").status_code == 200
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(f"{gateway.url}/readyz")).status_code == 200
     finally:
         await client.close()

@@ -41,19 +41,15 @@ class Runtime:
             raise ValueError("the runtime needs a Redis URL; `qontract-gateway serve` starts one")
         registry = CollectorRegistry()
         options = settings.redis
-        redis = create_redis(
-            settings.redis.url,
-            socket_timeout=options.socket_timeout,
-            connect_timeout=options.connect_timeout,
-            max_connections=options.max_connections,
-            pool_timeout=options.pool_timeout,
-        )
-        reserved = create_redis(
-            settings.redis.url,
-            socket_timeout=options.socket_timeout,
-            connect_timeout=options.connect_timeout,
-            max_connections=options.reserved_connections,
-            pool_timeout=options.pool_timeout,
+        redis, reserved = (
+            create_redis(
+                settings.redis.url,
+                socket_timeout=options.socket_timeout,
+                connect_timeout=options.connect_timeout,
+                max_connections=size,
+                pool_timeout=options.pool_timeout,
+            )
+            for size in (options.max_connections, options.reserved_connections)
         )
         namespace = settings.redis.namespace
         secret = settings.auth.secret.get_secret_value() if settings.auth.secret else None

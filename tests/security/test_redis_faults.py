@@ -8,12 +8,12 @@ import httpx
 import pytest
 
 from gateway.auth import mint_token
-from tests.emulators.slack import SlackEmulator
 from tests.support.gateway import gateway_settings, graphql, start_gateway
 from tests.support.redis_server import PrivateRedis
 from tests.support.server_thread import ServerThread
+from tests.support.slack_workspace import coreos_slack
 from tests.support.wait import wait_until
-from tests.test_slack_reconcile import GENEROUS, MANAGED, TOKEN, coreos_state
+from tests.test_slack_reconcile import MANAGED
 
 SECRET = "redis-faults-test-secret-0123456789abcdef"
 SCOPES = ["read", "reconcile:dry-run", "events"]
@@ -43,16 +43,7 @@ def own_redis() -> Iterator[PrivateRedis]:
 def gateway(
     own_redis: PrivateRedis, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[ServerThread]:
-    monkeypatch.setenv("QGW_TEST_SLACK_TOKEN", TOKEN)
-    emulator = SlackEmulator()
-    coreos_state(emulator.state)
-    with ServerThread(emulator.app) as slack:
-        workspace = {
-            "name": "coreos",
-            "api_url": f"{slack.url}/api",
-            "token": {"env": "QGW_TEST_SLACK_TOKEN"},
-            "rate_limit": GENEROUS,
-        }
+    with coreos_slack(monkeypatch) as (_, workspace):
         settings = gateway_settings(
             own_redis.url,
             namespace,
@@ -97,6 +88,7 @@ def assert_all_redis_unavailable(gateway: ServerThread, task_id: str) -> None:
         assert extensions["upstream"] == "redis", (field, body)
         assert extensions["request_id"], (field, body)
         assert took < ANSWER_WITHIN, f"{field} took {took:.1f} s with Redis unavailable"
+        print(f"{field}: UPSTREAM_UNAVAILABLE after {took:.2f} s")
 
 
 def all_answer(gateway: ServerThread, task_id: str) -> Callable[[], bool]:
@@ -107,6 +99,12 @@ def all_answer(gateway: ServerThread, task_id: str) -> Callable[[], bool]:
         )
 
     return check
+
+
+def assert_no_traceback_logged(capsys: pytest.CaptureFixture[str]) -> None:
+    logs = capsys.readouterr()
+    assert "Traceback" not in logs.out + logs.err
+    assert "unexpected error" not in logs.out + logs.err
 
 
 def test_hung_redis_gives_coded_errors_fast_without_tracebacks_then_recovers(
@@ -121,9 +119,7 @@ def test_hung_redis_gives_coded_errors_fast_without_tracebacks_then_recovers(
         own_redis.resume()
 
     wait_until(all_answer(gateway, task_id), 15, "every field answering after SIGCONT")
-    logs = capsys.readouterr()
-    assert "Traceback" not in logs.out + logs.err
-    assert "unexpected error" not in logs.out + logs.err
+    assert_no_traceback_logged(capsys)
 
 
 def test_stopped_redis_gives_coded_errors_fast_without_tracebacks_then_recovers(
@@ -139,6 +135,4 @@ def test_stopped_redis_gives_coded_errors_fast_without_tracebacks_then_recovers(
     wait_until(lambda: httpx.get(f"{gateway.url}/readyz").status_code == 200, 10, "readyz")
     fresh_task = submitted_task(gateway)  # the restarted Redis kept nothing
     wait_until(all_answer(gateway, fresh_task), 15, "every field answering after a restart")
-    logs = capsys.readouterr()
-    assert "Traceback" not in logs.out + logs.err
-    assert "unexpected error" not in logs.out + logs.err
+    assert_no_traceback_logged(capsys)

@@ -12,7 +12,8 @@ from tests.emulators.slack import SlackEmulator
 from tests.support.gateway import graphql
 from tests.support.graphql_ws import GraphQLWebSocket
 from tests.support.server_thread import ServerThread
-from tests.test_slack_reconcile import GENEROUS, MANAGED, TOKEN, coreos_state
+from tests.support.slack_workspace import coreos_slack
+from tests.test_slack_reconcile import MANAGED
 
 SECRET = "redis-pool-test-secret-0123456789abcdef"
 WAITERS = 250
@@ -33,27 +34,16 @@ DRY_RUN = {
 
 
 @pytest.fixture
-def slack() -> Iterator[tuple[SlackEmulator, ServerThread]]:
-    emulator = SlackEmulator()
-    coreos_state(emulator.state)
-    with ServerThread(emulator.app) as server:
-        yield emulator, server
+def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[SlackEmulator, dict[str, Any]]]:
+    with coreos_slack(monkeypatch) as emulator_and_workspace:
+        yield emulator_and_workspace
 
 
 @pytest.fixture
 def gateway(
-    gateway_factory: Callable[..., ServerThread],
-    slack: tuple[SlackEmulator, ServerThread],
-    monkeypatch: pytest.MonkeyPatch,
+    gateway_factory: Callable[..., ServerThread], slack: tuple[SlackEmulator, dict[str, Any]]
 ) -> ServerThread:
-    monkeypatch.setenv("QGW_TEST_SLACK_TOKEN", TOKEN)
-    _, server = slack
-    workspace = {
-        "name": "coreos",
-        "api_url": f"{server.url}/api",
-        "token": {"env": "QGW_TEST_SLACK_TOKEN"},
-        "rate_limit": GENEROUS,
-    }
+    _, workspace = slack
     return gateway_factory(auth={"secret": SECRET}, upstreams={"slack": [workspace]})
 
 
@@ -72,7 +62,7 @@ async def wait_for(client: httpx.AsyncClient, url: str, task_id: str) -> dict[st
 
 
 async def test_250_waiters_on_one_dry_run_all_get_its_result_while_others_are_served(
-    gateway: ServerThread, slack: tuple[SlackEmulator, ServerThread]
+    gateway: ServerThread, slack: tuple[SlackEmulator, dict[str, Any]]
 ) -> None:
     emulator, _ = slack
     assert "errors" not in graphql(gateway, LOOKUP, token())  # cached from now on

@@ -8,11 +8,11 @@ import redis
 
 from gateway.auth import mint_token
 from gateway.tasks.keys import TaskKeys
-from tests.emulators.slack import SlackEmulator
 from tests.support.gateway import graphql
 from tests.support.server_thread import ServerThread
+from tests.support.slack_workspace import coreos_slack
 from tests.support.wait import wait_until
-from tests.test_slack_reconcile import GENEROUS, MANAGED, TOKEN, coreos_state
+from tests.test_slack_reconcile import MANAGED
 
 SECRET = "task-input-test-secret-0123456789abcdef"
 SUBMIT = """mutation Submit($input: SlackUsergroupsReconcileInput_v1!) {
@@ -31,16 +31,7 @@ def dry_run(users: list[str]) -> dict[str, Any]:
 def start_gateway(
     gateway_factory: Callable[..., ServerThread], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[..., ServerThread]]:
-    monkeypatch.setenv("QGW_TEST_SLACK_TOKEN", TOKEN)
-    emulator = SlackEmulator()
-    coreos_state(emulator.state)
-    with ServerThread(emulator.app) as slack:
-        workspace = {
-            "name": "coreos",
-            "api_url": f"{slack.url}/api",
-            "token": {"env": "QGW_TEST_SLACK_TOKEN"},
-            "rate_limit": GENEROUS,
-        }
+    with coreos_slack(monkeypatch) as (_, workspace):
 
         def start(**tasks: Any) -> ServerThread:
             return gateway_factory(

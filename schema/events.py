@@ -81,6 +81,7 @@ async def events_durable(
     """Deliveries to `consumer` of consumer `group`; each comes back until it is acknowledged."""
     wanted = None if types is None else frozenset(types)
     hub = info.context.runtime.events
+    failing = False
     async with hub.durable(group, consumer) as reader:
         while True:
             try:
@@ -89,9 +90,14 @@ async def events_durable(
                 if unwanted:
                     await reader.ack(unwanted)
             except (RedisError, OSError) as error:
-                log.warning("durable event read failed; retrying", group=group, error=repr(error))
+                if not failing:  # once per outage, not once per retry
+                    log.warning(
+                        "durable event read failed; retrying", group=group, error=repr(error)
+                    )
+                failing = True
                 await asyncio.sleep(READ_RETRY_SECONDS)
                 continue
+            failing = False
             for received in batch:
                 if wanted is None or received.event.event_type in wanted:
                     yield event_v1(received)

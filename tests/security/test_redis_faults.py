@@ -6,9 +6,13 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from gateway.auth import mint_token
+from gateway.events.model import Event
+from gateway.events.redis_streams import encode_entry, stream_keys
 from tests.support.gateway import gateway_settings, graphql, start_gateway
+from tests.support.graphql_ws import GraphQLWebSocket
 from tests.support.redis_server import PrivateRedis
 from tests.support.server_thread import ServerThread
 from tests.support.slack_workspace import coreos_slack
@@ -24,6 +28,8 @@ READ = """query Read($id: String!) {
   reconcile_task_v1(id: $id, wait_seconds: 5) { id status }
 }"""
 ACK = """mutation Ack { events_ack_v1(group: "faults", ids: ["1-0"]) }"""
+LIVE = """subscription { events_v1 { stream_id } }"""
+REPLAY = """subscription { events_v1(since: "0") { stream_id } }"""
 LOOKUP = """query Lookup { slack_usergroups_v1(workspace: "coreos") { handle } }"""
 DRY_RUN = {
     "dry_run": True,
@@ -124,6 +130,30 @@ def test_hung_redis_gives_coded_errors_fast_without_tracebacks_then_recovers(
     wait_until(all_answer(gateway, task_id), 15, "every field answering after SIGCONT")
     assert_no_traceback_logged(capsys)
     print(f"UPSTREAM_UNAVAILABLE after (s): {took}")
+
+
+async def test_a_subscription_failing_on_redis_gets_the_same_coded_error_over_websocket(
+    own_redis: PrivateRedis,
+    gateway: ServerThread,
+    namespace: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    token = mint_token(SECRET, "redis-faults", SCOPES, expires_days=1)
+    client = await GraphQLWebSocket.open(gateway.url, token)
+    try:
+        live = await client.subscribe(LIVE)
+        event = Event(event_type="faults.seen", source="test")
+        redis.Redis.from_url(own_redis.url).xadd(stream_keys(namespace).stream, encode_entry(event))  # type: ignore[arg-type]
+        await client.events(live, 1)  # the gateway's reader is past it: `since` must read Redis
+        own_redis.stop()
+        operation = await client.subscribe(REPLAY)
+        message = await client.message(operation)
+    finally:
+        await client.close()
+    errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+    assert errors[0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE", message
+    assert errors[0]["extensions"]["upstream"] == "redis", message
+    assert_no_traceback_logged(capsys)
 
 
 def test_stopped_redis_gives_coded_errors_fast_without_tracebacks_then_recovers(

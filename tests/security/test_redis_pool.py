@@ -6,8 +6,10 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from gateway.auth import mint_token
+from gateway.tasks.keys import TaskKeys
 from tests.emulators.slack import SlackEmulator
 from tests.support.gateway import graphql
 from tests.support.graphql_ws import GraphQLWebSocket
@@ -62,7 +64,10 @@ async def wait_for(client: httpx.AsyncClient, url: str, task_id: str) -> dict[st
 
 
 async def test_250_waiters_on_one_dry_run_all_get_its_result_while_others_are_served(
-    gateway: ServerThread, slack: tuple[SlackEmulator, dict[str, Any]]
+    gateway: ServerThread,
+    slack: tuple[SlackEmulator, dict[str, Any]],
+    redis_url: str,
+    namespace: str,
 ) -> None:
     emulator, _ = slack
     assert "errors" not in graphql(gateway, LOOKUP, token())  # cached from now on
@@ -88,6 +93,9 @@ async def test_250_waiters_on_one_dry_run_all_get_its_result_while_others_are_se
             )
             assert "errors" not in lookup.json(), lookup.text
             checks += 1
+        channel = TaskKeys(namespace).changes(task_id)
+        [(_, subscribers)] = redis.Redis.from_url(redis_url).pubsub_numsub(channel)
+        assert subscribers == 1, "the waiters share one subscription"
         now = graphql(gateway, WAIT, token(), id=task_id, wait=0)
         status = now["data"]["reconcile_task_v1"]["status"]
         assert status in ("pending", "running"), "the checks ran while the waiters waited"

@@ -21,6 +21,7 @@ from gateway.errors import (
     UpstreamError,
     UpstreamRateLimited,
     UpstreamUnavailable,
+    redis_unavailable,
 )
 from gateway.redis import key
 
@@ -511,7 +512,7 @@ class Cache:
         try:
             yield
         except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise UpstreamUnavailable("shared cache (Redis) unreachable") from exc
+            raise redis_unavailable(exc, "shared cache") from exc
 
 
 def _encode(stored: _Stored) -> str:

@@ -3,6 +3,8 @@
 from enum import StrEnum
 from typing import Any
 
+from redis.exceptions import RedisError
+
 
 class ErrorCode(StrEnum):
     """The codes a client can rely on in `errors[].extensions.code`."""
@@ -17,6 +19,7 @@ class ErrorCode(StrEnum):
     TIMEOUT = "TIMEOUT"
     INTERNAL = "INTERNAL"
     SUBSCRIPTION_DROPPED = "SUBSCRIPTION_DROPPED"
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
 
 
 class GatewayError(Exception):
@@ -62,6 +65,15 @@ class UpstreamUnavailable(GatewayError):
     code = ErrorCode.UPSTREAM_UNAVAILABLE
 
 
+def redis_unavailable(
+    error: RedisError | OSError, what: str = "shared state store"
+) -> UpstreamUnavailable:
+    """The one form any Redis failure takes for a caller: UPSTREAM_UNAVAILABLE, upstream redis."""
+    return UpstreamUnavailable(
+        f"{what} (Redis) unreachable: {type(error).__name__}", upstream="redis"
+    )
+
+
 class UpstreamRateLimited(GatewayError):
     """The shared rate budget for an upstream account is spent past the caller's deadline."""
 
@@ -84,6 +96,12 @@ class Timeout(GatewayError):
     """The operation did not finish within its deadline."""
 
     code = ErrorCode.TIMEOUT
+
+
+class LimitExceeded(GatewayError):
+    """A bound on what one caller or one process may hold was reached; retry once some ends."""
+
+    code = ErrorCode.LIMIT_EXCEEDED
 
 
 SHOWN_CHARACTERS = 64

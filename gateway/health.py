@@ -25,7 +25,7 @@ class HealthEndpoints:
         """200 when Redis answers PING within the timeout, else 503 with the reason."""
         try:
             async with asyncio.timeout(self.readiness_timeout):
-                await self.runtime.redis.ping()
+                await self.runtime.reserved_redis.ping()
         except (RedisError, OSError, TimeoutError) as error:
             reason = f"redis unreachable: {type(error).__name__}"
             return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)

@@ -100,8 +100,17 @@ class RedisSettings(BaseModel):
     url: str | None = None
     embedded: bool = Field(False, description="set by `serve` when it started the Redis itself")
     namespace: str = "qgw"
-    socket_timeout: float = 5.0
-    connect_timeout: float = 1.0
+    socket_timeout: float = Field(
+        1.0, gt=0, description="seconds one command may wait for its reply (a hung Redis)"
+    )
+    connect_timeout: float = Field(1.0, gt=0, description="seconds to open a connection")
+    max_connections: int = Field(200, ge=1, description="connections of the shared pool")
+    pool_timeout: float = Field(
+        1.0, gt=0, description="seconds a command waits for a free pooled connection"
+    )
+    reserved_connections: int = Field(
+        16, ge=1, description="a pool of its own for /readyz and the rate limiter"
+    )
 
 
 class Credential(BaseModel):
@@ -204,6 +213,10 @@ class EventSettings(BaseModel):
         1_000, gt=0, description="live events that may wait for one subscriber before it is dropped"
     )
     durable_batch_size: int = Field(10, gt=0, description="deliveries fetched per group read")
+    max_durable_subscriptions: int = Field(
+        200, gt=0, description="durable subscriptions one process serves (one connection each)"
+    )
+    max_ack_ids: int = Field(1_000, gt=0, description="stream ids one events_ack_v1 may settle")
     sns_topic_arn: str | None = None
     sqs_queue_url: str | None = Field(None, description="the SQS queue subscribed to the topic")
     sqs_dead_letter_queue_url: str | None = None
@@ -240,6 +253,21 @@ class TaskSettings(BaseModel):
         "have died with its process); the claim keeps it to one run",
     )
     in_process_concurrency: int = Field(4, ge=1, description="task pool size in `serve --role all`")
+    max_input_bytes: int = Field(
+        1_048_576, gt=0, description="the JSON size of one task's input (one mutation)"
+    )
+    max_input_list_length: int = Field(
+        10_000, gt=0, description="items of any one list in a task's input"
+    )
+    max_input_string_length: int = Field(
+        4_096, gt=0, description="characters of any one string in a task's input"
+    )
+    caller_tasks: int = Field(
+        2_000, gt=0, description="tasks one caller (token subject) may submit per record_ttl"
+    )
+    caller_input_bytes: int = Field(
+        268_435_456, gt=0, description="input bytes one caller may store per record_ttl"
+    )
     visibility_timeout: float = Field(
         900.0,
         gt=0,

@@ -12,7 +12,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
 
 from gateway.errors import shown
-from gateway.graphql_errors import error_code, is_unexpected
+from gateway.graphql_errors import error_code, is_unexpected, map_redis_failures
 from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
 from schema.entities import Entity, entity_table, resolve_entities
@@ -52,7 +52,9 @@ class GatewaySchema(Schema):
     ) -> None:
         """One log line per request for caller and upstream errors (counts by code and the
         first message), however many list items failed; unexpected exceptions with their
-        traceback, the first few of them."""
+        traceback, the first few of them. Redis failures are mapped first (see
+        `map_redis_failures`)."""
+        map_redis_failures(errors)
         codes: Counter[str] = Counter()
         first = ""
         unexpected = 0

@@ -240,6 +240,7 @@ class StreamFanout:
             self._drop(subscription, "closed", "the gateway is shutting down")
 
     async def _read_forever(self) -> None:
+        failing = False
         while True:
             try:
                 response: Any = await self._client.xread(
@@ -248,9 +249,14 @@ class StreamFanout:
                     block=self._block_ms,
                 )
             except Exception as error:
-                self._log.warning("event stream read failed; retrying", error=repr(error))
+                if not failing:  # once per outage, not once per retry
+                    self._log.warning("event stream read failed; retrying", error=repr(error))
+                failing = True
                 await asyncio.sleep(self._retry_delay)
                 continue
+            if failing:
+                self._log.info("event stream read recovered")
+                failing = False
             try:
                 for _stream, entries in response or ():
                     self._dispatch(entries)

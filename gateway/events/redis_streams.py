@@ -81,6 +81,37 @@ def require_blocking_client(client: "aioredis.Redis", block_ms: int) -> None:
         )
 
 
+async def acknowledge(
+    client: "aioredis.Redis",
+    keys: StreamKeys,
+    group: str,
+    deliveries: Sequence[Delivery],
+    metrics: EventMetrics,
+) -> int:
+    """XACK deliveries or entry ids of `group` (BadUserInput if malformed); how many were pending.
+
+    It never blocks, so any client will do (not only one made for blocking reads).
+    """
+    by_type: dict[str, list[str]] = defaultdict(list)
+    for delivery in deliveries:
+        if isinstance(delivery, ReceivedEvent):
+            by_type[delivery.event.event_type].append(delivery.delivery_id)
+        elif STREAM_ID.match(delivery):
+            by_type[UNKNOWN_EVENT_TYPE].append(delivery)
+        else:
+            raise BadUserInput(f"{shown(delivery)} is not a stream entry id")
+    if not by_type:
+        return 0
+    pipe = client.pipeline(transaction=False)
+    for ids in by_type.values():
+        pipe.xack(keys.stream, group, *ids)
+    counts: list[int] = await pipe.execute()
+    for event_type, count in zip(by_type, counts, strict=True):
+        if count:
+            metrics.acknowledged.labels(BACKEND, event_type).inc(count)
+    return sum(counts)
+
+
 class RedisStreamPublisher:
     """XADD to the namespace stream with approximate MAXLEN trimming, on a shared client."""
 
@@ -194,24 +225,7 @@ class RedisStreamConsumer:
 
     async def ack(self, deliveries: Sequence[Delivery]) -> int:
         """XACK deliveries or entry ids (BadUserInput if malformed); how many were pending."""
-        by_type: dict[str, list[str]] = defaultdict(list)
-        for delivery in deliveries:
-            if isinstance(delivery, ReceivedEvent):
-                by_type[delivery.event.event_type].append(delivery.delivery_id)
-            elif STREAM_ID.match(delivery):
-                by_type[UNKNOWN_EVENT_TYPE].append(delivery)
-            else:
-                raise BadUserInput(f"{shown(delivery)} is not a stream entry id")
-        if not by_type:
-            return 0
-        pipe = self._client.pipeline(transaction=False)
-        for ids in by_type.values():
-            pipe.xack(self._keys.stream, self._group, *ids)
-        counts: list[int] = await pipe.execute()
-        for event_type, count in zip(by_type, counts, strict=True):
-            if count:
-                self._metrics.acknowledged.labels(BACKEND, event_type).inc(count)
-        return sum(counts)
+        return await acknowledge(self._client, self._keys, self._group, deliveries, self._metrics)
 
     async def reject(self, received: ReceivedEvent, reason: str) -> None:
         """A failed attempt: dead-letter after the last allowed one, else leave it pending."""

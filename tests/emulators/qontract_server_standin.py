@@ -58,6 +58,7 @@ from starlette.routing import Route
 
 from tests.emulators.base import UpstreamEmulator
 from tests.emulators.qontract_bundle import BUNDLE_PATH, Bundle, BundleSource
+from tests.emulators.qontract_execution import FallBack, FastExecution
 from tests.emulators.qontract_schema import Touched, build_schema
 from tests.support.ports import free_port
 from tests.support.server_thread import ServerThread
@@ -189,9 +190,13 @@ def without_empty_objects(data: Any) -> Any:
 
 
 def run_graphql(
-    schema: GraphQLSchema, query: Any, operation_name: Any, variables: Any
+    schema: GraphQLSchema, query: Any, operation_name: Any, variables: Any, fast: bool = True
 ) -> tuple[int, dict[str, Any]]:
-    """Apollo Server's request pipeline with qontract-server's plugin: (status, body)."""
+    """Apollo Server's request pipeline with qontract-server's plugin: (status, body).
+
+    `fast` tries `FastExecution` first (graphql-core runs when it falls back); without it
+    graphql-core always executes, the reference the fast walk is tested against.
+    """
     touched = Touched()
 
     def refused(errors: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
@@ -221,13 +226,23 @@ def run_graphql(
     coerced = get_variable_values(schema, operation.variable_definitions or (), variables or {})
     if isinstance(coerced, list):
         return refused([_formatted(e, "BAD_USER_INPUT", js_quotes=True) for e in coerced])
+    try:
+        if not fast:
+            raise FallBack
+        data = FastExecution(schema, document, coerced, touched).run(operation)
+    except FallBack:
+        touched = Touched()
+    else:
+        return 200, {
+            "data": without_empty_objects(data),
+            "extensions": {"schemas": list(touched.schemas)},
+        }
     result = execute_sync(
         schema, document, variable_values=variables, operation_name=name, context_value=touched
     )
-    exec_errors = [_formatted(e) for e in result.errors] if result.errors else None
     payload: dict[str, Any] = {}
-    if exec_errors:
-        payload["errors"] = exec_errors
+    if result.errors:
+        payload["errors"] = [_formatted(e) for e in result.errors]
     payload["data"] = without_empty_objects(result.data)
     payload["extensions"] = {"schemas": list(touched.schemas)}
     return 200, payload

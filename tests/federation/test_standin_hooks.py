@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+from graphql import get_introspection_query
 
 from tests.emulators.qontract_bundle import (
     BUNDLE_PATH,
@@ -236,3 +237,16 @@ def test_add_datafile_adds_a_queryable_datafile(client: httpx.Client) -> None:
         )
     users = [u["org_username"] for u in answer.json()["data"]["roles_v1"][0]["users"]]
     assert users == ["alice", "bob", "carol", "zed"]
+
+
+def test_repeated_introspection_answers_are_identical_and_counted(
+    standin: QontractServerStandin, client: httpx.Client
+) -> None:
+    """Introspection kept per bundle still reaches the server (counted) with the same bytes."""
+    request = {"query": get_introspection_query()}
+    first = client.post(standin.graphql_url, json=request)
+    second = client.post(f"{standin.url}/graphqlsha/{standin.latest_sha}", json=request)
+    assert first.status_code == second.status_code == 200
+    assert first.content == second.content
+    assert first.json()["data"]["__schema"]["queryType"] == {"name": "Query"}
+    assert standin.count("/graphql") == 2

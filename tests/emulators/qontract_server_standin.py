@@ -535,6 +535,8 @@ class QontractServerStandin(UpstreamEmulator):
                     status_code=500,
                     media_type=_HTML_TYPE,
                 )
+            if isinstance(body, list):
+                return _bad_request("Operation batching disabled.")
             if not isinstance(body, dict) or not body:
                 return _bad_request(
                     "POST body missing, invalid Content-Type, or JSON object has no keys."
@@ -552,7 +554,7 @@ class QontractServerStandin(UpstreamEmulator):
             params = {}
             for key, value in pairs:
                 params[key] = [params[key], value] if key in params else value
-            if "query" not in params and "text/html" in request.headers.get("accept", ""):
+            if "text/html" in request.headers.get("accept", "").lower():
                 return Response(
                     "<!DOCTYPE html><html><head><title>Apollo Server</title></head>"
                     "<body>Apollo Sandbox</body></html>",

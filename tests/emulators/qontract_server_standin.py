@@ -45,14 +45,22 @@ from graphql import (
     DocumentNode,
     FieldNode,
     GraphQLError,
+    GraphQLList,
+    GraphQLScalarType,
     GraphQLSchema,
+    Node,
     OperationDefinitionNode,
     execute_sync,
+    get_nullable_type,
     get_operation_ast,
+    is_non_null_type,
     parse,
+    print_ast,
     validate,
 )
 from graphql.execution.values import get_variable_values
+from graphql.pyutils import Undefined
+from graphql.utilities import type_from_ast
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -60,7 +68,7 @@ from starlette.routing import Route
 from tests.emulators.base import UpstreamEmulator
 from tests.emulators.qontract_bundle import BUNDLE_PATH, Bundle, BundleSource
 from tests.emulators.qontract_execution import FallBack, FastExecution
-from tests.emulators.qontract_schema import Touched, build_schema
+from tests.emulators.qontract_schema import Touched, build_schema, js_stringify
 from tests.support.ports import free_port
 from tests.support.server_thread import ServerThread
 
@@ -227,7 +235,9 @@ def run_graphql(
         return refused([_formatted(GraphQLError(message), "OPERATION_RESOLUTION_FAILURE")])
     coerced = get_variable_values(schema, operation.variable_definitions or (), variables or {})
     if isinstance(coerced, list):
-        return refused([_formatted(e, "BAD_USER_INPUT", js_quotes=True) for e in coerced])
+        graphql_js = _variable_errors(schema, operation, variables or {})
+        fallback = [_formatted(e, "BAD_USER_INPUT", js_quotes=True) for e in coerced]
+        return refused(graphql_js or fallback)
     try:
         if not fast:
             raise FallBack
@@ -266,6 +276,63 @@ def _introspection_only(query: Any) -> bool:
         for operation in operations
         for s in operation.selection_set.selections
     )
+
+
+def js_inspect(value: Any) -> str:
+    """A JSON value as graphql-js 16's `inspect` prints it in error messages."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(js_inspect(v) for v in value) + "]"
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        return "{ " + ", ".join(f"{k}: {js_inspect(v)}" for k, v in value.items()) + " }"
+    return js_stringify(value)
+
+
+def _variable_errors(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, inputs: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """graphql-js 16's variable coercion errors (qontract-server's variables are scalars or
+    lists of scalars); empty when a variable needs more than that."""
+    found: list[dict[str, Any]] = []
+    for definition in operation.variable_definitions or ():
+        name = definition.variable.name.value
+        var_type = type_from_ast(schema, definition.type)
+        shown = print_ast(definition.type)
+
+        def failed(message: str, node: Node = definition) -> None:
+            error = GraphQLError(message, node)
+            found.append(_formatted(error, "BAD_USER_INPUT"))
+
+        value = inputs.get(name, Undefined)
+        if value is Undefined:
+            if is_non_null_type(var_type) and definition.default_value is None:
+                failed(f'Variable "${name}" of required type "{shown}" was not provided.')
+            continue
+        if value is None:
+            if is_non_null_type(var_type):
+                failed(f'Variable "${name}" of non-null type "{shown}" must not be null.')
+            continue
+        nullable = get_nullable_type(var_type)  # type: ignore[arg-type]
+        items, scalar, at = [value], nullable, [""]
+        if isinstance(nullable, GraphQLList):
+            scalar = get_nullable_type(nullable.of_type)
+            if isinstance(value, list):
+                items, at = value, [f"[{i}]" for i in range(len(value))]
+        if not isinstance(scalar, GraphQLScalarType):
+            return []
+        for item, where in zip(items, at, strict=True):
+            if item is None:
+                continue
+            try:
+                scalar.parse_value(item)
+            except GraphQLError as error:
+                place = f' at "{name}{where}"' if where else ""
+                reason = error.message.split(": ", 1)[0] + ": " + js_inspect(item)
+                failed(f'Variable "${name}" got invalid value {js_inspect(item)}{place}; {reason}')
+    return found
 
 
 def _route_is(path: str, route: str) -> bool:

@@ -250,3 +250,39 @@ def test_repeated_introspection_answers_are_identical_and_counted(
     assert first.content == second.content
     assert first.json()["data"]["__schema"]["queryType"] == {"kind": "OBJECT", "name": "Query"}
     assert standin.count("/graphql") == 2
+
+
+FILTERED = "query Q($f: JSON!) { users_v1(filter: $f) { path } }"
+BY_NAME = "query Q($n: String) { users_v1(org_username: $n) { path } }"
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "message"),
+    [
+        (FILTERED, {}, 'Variable "$f" of required type "JSON!" was not provided.'),
+        (FILTERED, {"f": None}, 'Variable "$f" of non-null type "JSON!" must not be null.'),
+        (
+            BY_NAME,
+            {"n": ["a", 3]},
+            'Variable "$n" got invalid value ["a", 3]; '
+            'String cannot represent a non string value: ["a", 3]',
+        ),
+    ],
+)
+def test_bad_variables_are_graphql_js_messages_with_bad_user_input(
+    standin: QontractServerStandin,
+    client: httpx.Client,
+    query: str,
+    variables: dict[str, Any],
+    message: str,
+) -> None:
+    """Variable coercion errors: HTTP 400, BAD_USER_INPUT, graphql-js 16's wording."""
+    answer = client.post(standin.graphql_url, json={"query": query, "variables": variables})
+    assert answer.status_code == 400
+    assert answer.json()["errors"] == [
+        {
+            "message": message,
+            "locations": [{"line": 1, "column": 9}],
+            "extensions": {"code": "BAD_USER_INPUT"},
+        }
+    ]

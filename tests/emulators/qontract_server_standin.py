@@ -166,8 +166,11 @@ def _bad_request(
 
 
 def graphql_js_message(message: str) -> str:
-    """A graphql-core message quoted as graphql-js 16 quotes it (`"name"`, not `'name'`)."""
-    return _QUOTED.sub(r'"\1"', message)
+    """A graphql-core message as graphql-js 16 words it (`"name"`, not `'name'`; its API names)."""
+    quoted = _QUOTED.sub(r'"\1"', message)
+    return quoted.replace('"resolve_type" function', '"resolveType" function').replace(
+        '"is_type_of" function', '"isTypeOf" function'
+    )
 
 
 def _formatted(
@@ -254,7 +257,7 @@ def run_graphql(
     )
     payload: dict[str, Any] = {}
     if result.errors:
-        payload["errors"] = [_formatted(e) for e in result.errors]
+        payload["errors"] = [_formatted(e, js_quotes=not e.extensions) for e in result.errors]
     payload["data"] = without_empty_objects(result.data)
     payload["extensions"] = {"schemas": list(touched.schemas)}
     return 200, payload

@@ -12,6 +12,7 @@ Public API (keep it stable: other branches build on it)::
                                         # a sha already loaded is skipped, as the real /reload does)
         standin.forget(sha)             # drop a pinned sha (an expired one, or replica lag)
         standin.go_down("refuse")       # close the socket: connections refused
+        standin.go_down("kill")         # the same, and requests in flight are dropped
         standin.go_down("503")          # keep the socket, answer every request 503
         standin.come_up()               # serve again on the same port
         standin.delay_seconds = 0.2     # delay every answer (0 to stop)
@@ -20,6 +21,7 @@ Public API (keep it stable: other branches build on it)::
         standin.requests                # RecordedRequest(method, path, query_string, headers, body)
         standin.graphql_requests()      # the recorded /graphql and /graphqlsha/* requests
         standin.reset()                 # forget counters, log and faults (UpstreamEmulator's too)
+        standin.bundle(sha=None)        # the parsed Bundle served for a sha (the latest)
 
 `bundles` default to the recorded `bundle.json`; the last one given is the latest. Bundles for
 tests are built with `tests/emulators/qontract_bundle.py` (`bundle_sha`, `add_datafile`, ...).
@@ -369,7 +371,7 @@ class QontractServerStandin(UpstreamEmulator):
         self.latest_sha = ""
         self._served: dict[str, _Served] = {}
         self._log: deque[RecordedRequest] = deque(maxlen=REQUEST_LOG_SIZE)
-        self._down: Literal["refuse", "503"] | None = None
+        self._down: Literal["refuse", "kill", "503"] | None = None
         self._server: ServerThread | None = None
         self._state_lock = threading.Lock()
         for bundle in bundles or (BUNDLE_PATH,):
@@ -390,7 +392,7 @@ class QontractServerStandin(UpstreamEmulator):
     def start(self) -> "QontractServerStandin":
         """Serve on 127.0.0.1:`port` until `stop`."""
         if self._server is None:
-            self._server = ServerThread(self.app, port=self.port).start()
+            self._server = ServerThread(self.app, port=self.port, lifespan="off").start()
         return self
 
     def stop(self) -> None:
@@ -405,10 +407,14 @@ class QontractServerStandin(UpstreamEmulator):
     def __exit__(self, *_: object) -> None:
         self.stop()
 
-    def go_down(self, mode: Literal["refuse", "503"] = "refuse") -> None:
-        """Become unavailable: close the socket ("refuse") or answer everything 503 ("503")."""
+    def go_down(self, mode: Literal["refuse", "kill", "503"] = "refuse") -> None:
+        """Become unavailable: close the socket after the answers in flight ("refuse"), drop
+        them too as a killed process would ("kill"), or answer everything 503 ("503")."""
         self._down = mode
-        if mode == "refuse":
+        if mode == "kill" and self._server is not None:
+            self._server.kill()
+            self._server = None
+        elif mode == "refuse":
             self.stop()
 
     def come_up(self) -> None:

@@ -1,5 +1,6 @@
 """The qontract-server stand-in's test hooks and the real-server rules no golden records."""
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,7 @@ from tests.emulators.qontract_bundle import (
     scaled_bundle,
 )
 from tests.emulators.qontract_server_standin import BODY_LIMIT, QontractServerStandin
+from tests.support.wait import wait_until
 
 ALICE = '{ users_v1(org_username: "alice") { name } }'
 
@@ -106,6 +108,33 @@ def test_go_down_refuses_or_answers_503_and_come_up_recovers(
     assert client.post(standin.graphql_url, json={"query": ALICE}).status_code == 503
     standin.come_up()
     assert alice_name(client, standin.graphql_url) == "Alice Archer"
+
+
+def test_kill_drops_answers_in_flight_and_come_up_recovers(
+    standin: QontractServerStandin, client: httpx.Client
+) -> None:
+    """A killed server resets the connection of a request it was answering, then refuses."""
+    standin.delay_seconds = 30
+    outcome: list[BaseException | int] = []
+
+    def call() -> None:
+        try:
+            outcome.append(client.get(standin.url + "/sha256").status_code)
+        except httpx.TransportError as error:
+            outcome.append(error)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    wait_until(lambda: standin.count("/sha256") == 1, 10, "the request to reach the stand-in")
+    standin.go_down("kill")
+    caller.join(timeout=15)
+    assert not caller.is_alive(), "the request in flight was not dropped"
+    assert isinstance(outcome[0], httpx.RemoteProtocolError | httpx.ReadError)
+    with pytest.raises(httpx.ConnectError), httpx.Client() as fresh:
+        fresh.get(standin.url + "/sha256")
+    standin.delay_seconds = 0
+    standin.come_up()
+    assert client.get(standin.url + "/sha256").text == standin.latest_sha
 
 
 def test_requests_are_counted_per_path_and_logged(

@@ -3,10 +3,10 @@
 qontract-server's resolvers are synchronous reads of a bundle, so a successful answer is a plain
 depth-first walk: collect fields (fragments, aliases, `@skip`/`@include`), resolve, complete
 (lists, non-null, leaves serialised by the schema's own scalars, abstract types by their
-`resolve_type`). The walk calls the resolvers in graphql-core's order, so the `$schema`s touched
-are recorded in the same order. On anything unusual (an error, a null in a non-null position,
-introspection) it gives up with `FallBack` and the caller runs graphql-core, which then produces
-the errors, paths and partial data exactly.
+`resolve_type`), dropping `{}` from lists on the way. The walk calls the resolvers in
+graphql-core's order, so the `$schema`s touched are recorded in the same order. On anything
+unusual (an error, a null in a non-null position, introspection) it gives up with `FallBack` and
+the caller runs graphql-core, which then produces the errors, paths and partial data exactly.
 """
 
 from typing import Any
@@ -76,7 +76,7 @@ class FastExecution:
         self._subfields: dict[tuple[str, tuple[int, ...]], FieldGroups] = {}
 
     def run(self, operation: OperationDefinitionNode) -> dict[str, Any]:
-        """The operation's `data` (before qontract-server drops empty objects)."""
+        """The operation's `data`, `{}` items already dropped from lists as qontract-server does."""
         if operation.operation.value != "query" or self.schema.query_type is None:
             raise FallBack
         root = self.schema.query_type
@@ -175,7 +175,8 @@ class FastExecution:
             if not isinstance(value, list):
                 raise FallBack
             item_type = return_type.of_type
-            return [self._complete(item_type, nodes, item) for item in value]
+            completed = (self._complete(item_type, nodes, item) for item in value)
+            return [item for item in completed if not (type(item) is dict and not item)]
         if isinstance(return_type, GraphQLScalarType):
             try:
                 serialized = return_type.serialize(value)

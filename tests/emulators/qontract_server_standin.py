@@ -251,7 +251,7 @@ def run_graphql(
         touched = Touched()
     else:
         return 200, {
-            "data": without_empty_objects(data),
+            "data": data,
             "extensions": {"schemas": list(touched.schemas)},
         }
     result = execute_sync(

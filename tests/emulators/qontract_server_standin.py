@@ -22,9 +22,13 @@ Public API (keep it stable: other branches build on it)::
         standin.graphql_requests()      # the recorded /graphql and /graphqlsha/* requests
         standin.reset()                 # forget counters, log and faults (UpstreamEmulator's too)
         standin.bundle(sha=None)        # the parsed Bundle served for a sha (the latest)
+        standin.fail(503, times=2, path_prefix="/graphqlsha/")  # UpstreamEmulator's faults
+        standin.slow(1.5, times=1)      # and its one-off delays
 
 `bundles` default to the recorded `bundle.json`; the last one given is the latest. Bundles for
-tests are built with `tests/emulators/qontract_bundle.py` (`bundle_sha`, `add_datafile`, ...).
+tests are built with `tests/emulators/qontract_bundle.py` (`bundle_sha`, `add_datafile`,
+`with_datafiles`, `scaled_bundle` for 3,000 users and 100+ PagerDuty targets over 2 instances);
+the recorded exchanges are replayed with `tests/support/qontract_goldens.py`.
 Routes and answers follow qontract-server b0e04a7 (Express 5 + Apollo Server 5, production mode):
 POST/GET `/graphql` (latest), `/graphqlsha/<sha>`, `GET /sha256`, `/git-commit[/<sha>]`,
 `/git-commit-info[/<sha>]`, `/healthz`; Express's HTML 404 for anything else or an unknown sha;

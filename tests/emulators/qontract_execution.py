@@ -17,6 +17,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLAbstractType,
+    GraphQLFloat,
     GraphQLIncludeDirective,
     GraphQLList,
     GraphQLNonNull,
@@ -25,6 +26,7 @@ from graphql import (
     GraphQLScalarType,
     GraphQLSchema,
     GraphQLSkipDirective,
+    GraphQLString,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
@@ -38,7 +40,7 @@ from graphql.execution.values import (
 from graphql.pyutils import Undefined
 from graphql.utilities import type_from_ast
 
-from tests.emulators.qontract_schema import Touched
+from tests.emulators.qontract_schema import Touched, js_number
 
 
 class FallBack(Exception):
@@ -178,6 +180,11 @@ class FastExecution:
             completed = (self._complete(item_type, nodes, item) for item in value)
             return [item for item in completed if not (type(item) is dict and not item)]
         if isinstance(return_type, GraphQLScalarType):
+            if type(value) is float and value.is_integer() and abs(value) < 1e21:
+                if return_type is GraphQLFloat:
+                    return int(value)  # JavaScript numbers print 1.0 as 1
+                if return_type is GraphQLString:
+                    return js_number(value)
             try:
                 serialized = return_type.serialize(value)
             except Exception as error:

@@ -1,5 +1,6 @@
 """The stand-in's fast executor answers exactly as graphql-core does, and falls back on errors."""
 
+import json
 from typing import Any
 
 import pytest
@@ -123,3 +124,18 @@ def test_introspection_falls_back(schema: GraphQLSchema) -> None:
     assert isinstance(operation, OperationDefinitionNode)
     with pytest.raises(FallBack):
         FastExecution(schema, document, variables, Touched()).run(operation)
+
+
+def test_integral_numbers_print_as_javascript_prints_them() -> None:
+    """A 2.0 in a bundle is `"2"` as a String and `30` as a number, never `2.0` or `30.0`."""
+    bundle = load_bundle_dict()
+    workspace = bundle["data"]["/dependencies/slack/coreos.yml"]
+    workspace["name"] = 2.0
+    workspace["api_client"]["global"]["timeout"] = 30.0
+    schema = build_schema(Bundle.load(bundle))
+    query = "{ slack_workspaces_v1 { name api_client { global { timeout } } } }"
+    status, body = run_graphql(schema, query, None, None)
+    assert status == 200
+    first = body["data"]["slack_workspaces_v1"][0]
+    assert first["name"] == "2"
+    assert json.dumps(first["api_client"]["global"]["timeout"]) == "30"

@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 from tests.emulators.pagerduty import PagerDutyEmulator
-from tests.emulators.qontract_server import QontractServerEmulator, user, usergroup, workspace
+from tests.emulators.qontract_server import (
+    QontractServerEmulator,
+    integration,
+    user,
+    usergroup,
+    workspace,
+)
 from tests.support.server_thread import ServerThread
 
 PD_TOKEN = "pd-secret-token-value-123"
@@ -43,11 +49,17 @@ def app_interface_bundle() -> dict[str, Any]:
         user("frank"),
     ]
     return {
+        "integrations_v1": [integration("slack-usergroups-api")],
         "users_v1": users,
+        "clusters_v1": [],
+        "roles_v1": [],
         "permissions_v1": [
             {
+                "$schema": "/access/permission-1.yml",
                 "__typename": "PermissionGithubOrgTeam_v1",
+                "path": "/permissions/gh.yml",
                 "name": "gh",
+                "description": "a GitHub team",
                 "service": "github-org-team",
                 "org": "app-sre",
                 "team": "t",
@@ -76,6 +88,9 @@ def app_interface_bundle() -> dict[str, Any]:
                 "rotation",
                 coreos,
                 schedule={
+                    "$schema": "/app-sre/schedule-1.yml",
+                    "path": "/schedules/rotation.yml",
+                    "name": "rotation",
                     "schedule": [
                         slot(now - timedelta(hours=1), now + timedelta(hours=1), "erin"),
                         slot(now - timedelta(days=2), now - timedelta(days=1), "frank"),

@@ -69,8 +69,8 @@ def test_unknown_workspace_exits_2_naming_the_known_workspaces(
     env = env_for(f"{pd_gateway.url}/graphql", qontract_server[1])
     result = run_cli(COMMAND, "--workspace-name", "nope", env=env)
     assert result.returncode == 2
-    assert "workspace 'nope' has no usergroups managed by slack-usergroups" in result.stderr
-    assert "known: coreos" in result.stderr
+    assert "workspace 'nope' has no usergroups in app-interface" in result.stderr
+    assert "(known: coreos, elsewhere)" in result.stderr
 
 
 def test_missing_configuration_exits_2_naming_the_variable() -> None:

@@ -66,7 +66,10 @@ async def test_all_pagerduty_lookups_of_a_run_are_one_gateway_request(
     finally:
         await client.aclose()
     assert graphql_posts(pd_gateway) - before == 1
-    assert qontract_server[0].calls == 1
+    emulator = qontract_server[0]
+    assert emulator.requests == {"/sha256": 1, f"/graphqlsha/{emulator.sha}": 2}, (
+        "the sha once, then the integration's schemas and the desired state, both pinned"
+    )
     assert pagerduty[0].total_calls("GET /schedules/") == 2
     assert pagerduty[0].total_calls("GET /escalation_policies/EP1") == 1
 
@@ -88,9 +91,10 @@ async def test_narrowing_to_one_usergroup_looks_up_only_its_targets(
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"workspace_name": "nope"}, "workspace 'nope' has no usergroups managed by"),
-        ({"workspace_name": "elsewhere"}, "(known: coreos)"),
-        ({"usergroup_name": "nope"}, "usergroup 'nope' is not managed"),
+        ({"workspace_name": "nope"}, "workspace 'nope' has no usergroups in app-interface"),
+        ({"workspace_name": "nope"}, "(known: coreos, elsewhere)"),
+        ({"usergroup_name": "nope"}, "usergroup 'nope' is not a usergroup in app-interface"),
+        ({"usergroup_name": "nope"}, "(known: ignored, oncall, rotation)"),
     ],
 )
 async def test_unknown_workspace_or_usergroup_is_a_config_error_naming_the_known_ones(

@@ -94,7 +94,7 @@ def app_interface_bundle() -> dict[str, Any]:
                     "schedule": [
                         slot(now - timedelta(hours=1), now + timedelta(hours=1), "erin"),
                         slot(now - timedelta(days=2), now - timedelta(days=1), "frank"),
-                    ]
+                    ],
                 },
             ),
             usergroup(

@@ -13,7 +13,9 @@ import pytest
 from tests.emulators.pagerduty import PagerDutyEmulator
 from tests.emulators.qontract_server import (
     QontractServerEmulator,
+    cluster,
     integration,
+    role,
     user,
     usergroup,
     workspace,
@@ -23,6 +25,7 @@ from tests.support.server_thread import ServerThread
 PD_TOKEN = "pd-secret-token-value-123"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SLOT_FORMAT = "%Y-%m-%d %H:%M"
+ONCALL_WELCOME = "You are on call now."
 
 
 def slot(start: datetime, end: datetime, *users: str) -> dict[str, Any]:
@@ -35,7 +38,11 @@ def slot(start: datetime, end: datetime, *users: str) -> dict[str, Any]:
 
 
 def app_interface_bundle() -> dict[str, Any]:
-    """Two workspaces (one not run by slack-usergroups), usergroups of every member source."""
+    """Two workspaces (one not run by slack-usergroups), usergroups of every member source.
+
+    The cluster `prod` gives dave (through a role's group access) the usergroup `prod-cluster`;
+    `oncall` asks for a DM to the users a run adds.
+    """
     now = datetime.now(tz=UTC)
     coreos = workspace("coreos", ["oncall", "rotation", "skipped"], ["slack-usergroups"])
     elsewhere = workspace("elsewhere", ["ignored"], ["other-integration"])
@@ -51,8 +58,14 @@ def app_interface_bundle() -> dict[str, Any]:
     return {
         "integrations_v1": [integration("slack-usergroups-api")],
         "users_v1": users,
-        "clusters_v1": [],
-        "roles_v1": [],
+        "clusters_v1": [cluster("prod")],
+        "roles_v1": [
+            role(
+                "prod-admins",
+                [user("dave")],
+                access=[{"cluster": {"name": "prod"}, "group": "admins", "namespace": None}],
+            )
+        ],
         "permissions_v1": [
             {
                 "$schema": "/access/permission-1.yml",
@@ -68,6 +81,7 @@ def app_interface_bundle() -> dict[str, Any]:
                 "oncall",
                 coreos,
                 channels=["sre", "#alerts"],
+                notifications=[{"action": "addUser", "message": ONCALL_WELCOME}],
                 roles=[{"name": "sre", "users": [user("dave")]}],
                 pagerduty=[
                     {

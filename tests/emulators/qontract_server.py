@@ -210,6 +210,7 @@ class QontractServerEmulator:
         self.token = token
         self.sha = hashlib.sha256(json.dumps(bundle, sort_keys=True).encode()).hexdigest()
         self.requests: Counter[str] = Counter()
+        self.reload_after_sha_read = False
         self._lock = threading.Lock()
         self._schema = build_schema(SDL)
         self.app = Starlette(
@@ -231,10 +232,13 @@ class QontractServerEmulator:
         return not self.token or request.headers.get("authorization") == self.token
 
     async def sha256(self, request: Request) -> Response:
-        """The bundle's sha as bare hex, as the real server answers it."""
+        """The bundle's sha as bare hex; with `reload_after_sha_read`, a new bundle right after."""
         if not self._count(request):
             return Response("Unauthorized", status_code=401)
-        return HTMLResponse(self.sha)
+        sha = self.sha
+        if self.reload_after_sha_read:
+            self.sha = hashlib.sha256(sha.encode()).hexdigest()
+        return HTMLResponse(sha)
 
     async def graphql(self, request: Request) -> Response:
         """Execute a GraphQL request against the bundle, listing the schemas it read."""

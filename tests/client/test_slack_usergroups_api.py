@@ -11,10 +11,10 @@ from reconcile_client.config import ClientConfig
 from reconcile_client.errors import AuthRefused, ConfigError, GatewayQueryError
 from reconcile_client.gql.gateway.slack_usergroups_reconcile import DesiredWorkspace, Notifications
 from reconcile_client.integrations.slack_usergroups_api import (
-    INTEGRATION,
     SlackUsergroupsIntegration,
     SlackUsergroupsIntegrationParams,
 )
+from reconcile_client.integrations.slack_usergroups_state import INTEGRATION
 from tests.client.conftest import ONCALL_WELCOME, app_interface_bundle
 from tests.emulators.pagerduty import PagerDutyEmulator
 from tests.emulators.qontract_server import INTEGRATION_SCHEMAS, QontractServerEmulator, integration
@@ -25,13 +25,13 @@ def client_for(
     gateway: ServerThread,
     qontract_server: ServerThread,
     server_settings: dict[str, Any] | None = None,
-    **params: str,
+    params: dict[str, str] | None = None,
 ) -> SlackUsergroupsIntegration:
     config = ClientConfig(
         gateway={"url": f"{gateway.url}/graphql"},
         qontract_server={"url": f"{qontract_server.url}/graphql", **(server_settings or {})},
     )
-    return SlackUsergroupsIntegration(SlackUsergroupsIntegrationParams(**params), config)
+    return SlackUsergroupsIntegration(SlackUsergroupsIntegrationParams(**(params or {})), config)
 
 
 async def desired_state_of(client: SlackUsergroupsIntegration) -> list[DesiredWorkspace]:
@@ -99,7 +99,7 @@ async def test_narrowing_to_one_usergroup_looks_up_only_its_targets(
     qontract_server: tuple[QontractServerEmulator, ServerThread],
     pagerduty: tuple[PagerDutyEmulator, ServerThread],
 ) -> None:
-    client = client_for(pd_gateway, qontract_server[1], usergroup_name="rotation")
+    client = client_for(pd_gateway, qontract_server[1], params={"usergroup_name": "rotation"})
     try:
         workspaces = await client.desired_state()
     finally:
@@ -123,7 +123,7 @@ async def test_unknown_workspace_or_usergroup_is_a_config_error_naming_the_known
     params: dict[str, str],
     message: str,
 ) -> None:
-    client = client_for(pd_gateway, qontract_server[1], **params)
+    client = client_for(pd_gateway, qontract_server[1], params=params)
     try:
         with pytest.raises(ConfigError, match=re.escape(message)):
             await client.desired_state()

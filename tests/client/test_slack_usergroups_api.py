@@ -27,6 +27,7 @@ def client_for(
     server_settings: dict[str, Any] | None = None,
     params: dict[str, str] | None = None,
 ) -> SlackUsergroupsIntegration:
+    """The integration against this gateway and qontract-server, with extra settings/params."""
     config = ClientConfig(
         gateway={"url": f"{gateway.url}/graphql"},
         qontract_server={"url": f"{qontract_server.url}/graphql", **(server_settings or {})},
@@ -35,6 +36,7 @@ def client_for(
 
 
 async def desired_state_of(client: SlackUsergroupsIntegration) -> list[DesiredWorkspace]:
+    """The client's desired state; its clients closed afterwards."""
     try:
         return await client.desired_state()
     finally:
@@ -180,6 +182,7 @@ async def test_a_bundle_reloaded_after_the_sha_was_read_is_not_mixed_in(
 
 
 def bundle_with_integration(schemas: list[str] | None) -> dict[str, Any]:
+    """The test bundle with slack-usergroups-api allowed `schemas` (None: not defined)."""
     bundle = app_interface_bundle()
     bundle["integrations_v1"] = [] if schemas is None else [integration(INTEGRATION, schemas)]
     return bundle

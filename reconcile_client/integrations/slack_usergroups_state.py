@@ -150,18 +150,39 @@ def active_slot_users(schedule: Schedule | None, now: datetime) -> set[str]:
     return users
 
 
+@dataclass(frozen=True)
+class UserIndex:
+    """app-interface users by GitHub login (lower case), org username and PagerDuty username."""
+
+    org_by_login: Mapping[str, str]
+    by_org: Mapping[str, User]
+    org_by_pagerduty: Mapping[str, str]
+
+    @classmethod
+    def of(cls, users: Iterable[User]) -> "UserIndex":
+        """The index of `users` (a name used twice maps to its last user)."""
+        users = list(users)
+        return cls(
+            org_by_login={user.github_username.lower(): user.org_username for user in users},
+            by_org={user.org_username: user for user in users},
+            org_by_pagerduty={
+                user.pagerduty_username: user.org_username
+                for user in users
+                if user.pagerduty_username
+            },
+        )
+
+
 def owners_users(
-    urls: Iterable[str], owners: Mapping[OwnersRef, RepoOwners], users: Sequence[User]
+    urls: Iterable[str], owners: Mapping[OwnersRef, RepoOwners], users: UserIndex
 ) -> set[str]:
     """OWNERS approvers and reviewers by GitHub login, unless `tag_on_merge_requests` is false."""
-    org_by_login = {user.github_username.lower(): user.org_username for user in users}
-    by_org = {user.org_username: user for user in users}
     members: set[str] = set()
     for url in urls:
         found = owners[OwnersRef.parse(url)]
         for login in (*found.approvers, *found.reviewers):
-            org_username = org_by_login.get(login.lower())
-            user = by_org.get(org_username) if org_username else None
+            org_username = users.org_by_login.get(login.lower())
+            user = users.by_org.get(org_username) if org_username else None
             if user is not None and user.tag_on_merge_requests is not False:
                 members.add(user.org_username)
     return members
@@ -170,14 +191,11 @@ def owners_users(
 def oncall_users(
     targets: Iterable[PagerDutyTarget],
     oncall: Mapping[PagerDutyRef, Sequence[str]],
-    users: Sequence[User],
+    users: UserIndex,
 ) -> set[str]:
     """On-call PagerDuty usernames as org usernames via `pagerduty_username`, else kept as is."""
-    org_by_pagerduty = {
-        user.pagerduty_username: user.org_username for user in users if user.pagerduty_username
-    }
     return {
-        org_by_pagerduty.get(name, name)
+        users.org_by_pagerduty.get(name, name)
         for target in targets
         for ref in PagerDutyRef.of_target(target)
         for name in oncall[ref]
@@ -201,13 +219,16 @@ def notifications_of(permission: SlackUsergroupPermission) -> Notifications | No
 
 
 def permission_usergroup(
-    permission: SlackUsergroupPermission, inputs: DesiredStateInputs, now: datetime
+    permission: SlackUsergroupPermission,
+    inputs: DesiredStateInputs,
+    users: UserIndex,
+    now: datetime,
 ) -> DesiredUsergroup:
     """Role users, active slot users, OWNERS and on-call users of one permission."""
     members = {user.org_username for role in permission.roles or [] for user in role.users}
     members |= active_slot_users(permission.schedule, now)
-    members |= owners_users(permission.ownersFromRepos or [], inputs.owners, inputs.users)
-    members |= oncall_users(permission.pagerduty or [], inputs.oncall, inputs.users)
+    members |= owners_users(permission.ownersFromRepos or [], inputs.owners, users)
+    members |= oncall_users(permission.pagerduty or [], inputs.oncall, users)
     return DesiredUsergroup(
         handle=permission.handle,
         config=UsergroupConfig(
@@ -300,9 +321,10 @@ def desired_workspaces(
     `<cluster>-cluster` usergroup added to every workspace with the default channels of all of
     them (qontract-reconcile shares one channel list between the workspaces).
     """
+    users = UserIndex.of(inputs.users)
     usergroups: dict[str, list[DesiredUsergroup]] = {}
     for permission in selected_permissions(inputs.permissions, workspace_name, usergroup_name):
-        usergroup = permission_usergroup(permission, inputs, now)
+        usergroup = permission_usergroup(permission, inputs, users, now)
         usergroups.setdefault(permission.workspace.name, []).append(usergroup)
     by_name = {permission.workspace.name: permission.workspace for permission in inputs.permissions}
     workspaces: list[DesiredWorkspace] = []
@@ -317,10 +339,10 @@ def desired_workspaces(
             DesiredWorkspace(name=name, managed_usergroups=managed, usergroups=groups)
         )
         channels.append(channel)
-    for cluster, users in cluster_members(inputs.clusters, inputs.roles, now, usergroup_name):
+    for cluster, members in cluster_members(inputs.clusters, inputs.roles, now, usergroup_name):
         handle = cluster_handle(cluster)
         description = f"Users with access to the {cluster} cluster"
-        config = UsergroupConfig(description=description, users=users, channels=channels)
+        config = UsergroupConfig(description=description, users=members, channels=channels)
         for workspace in workspaces:
             workspace.usergroups.append(DesiredUsergroup(handle=handle, config=config))
             workspace.managed_usergroups = sorted({*workspace.managed_usergroups, handle})

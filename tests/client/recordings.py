@@ -4,18 +4,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-# Vendored copy first (tests/data/qontract_server/, the whole shared folder), else the shared
-# folder of the development machines.
-ROOTS = (REPO_ROOT / "tests" / "data" / "qontract_server", Path("/work/shared/qontract-server"))
+from tests.emulators.qontract_bundle import DATA_DIR
 
 
 def qontract_server_file(name: str) -> Path:
     """The path of `name` (e.g. `goldens/04-reconcile-permissions.json`) in the recordings."""
-    for root in ROOTS:
-        if (root / name).is_file():
-            return root / name
-    raise FileNotFoundError(f"{name} is in none of {', '.join(str(root) for root in ROOTS)}")
+    path = DATA_DIR / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{name} is not in {DATA_DIR}")
+    return path
 
 
 def golden_body(name: str) -> dict[str, Any]:

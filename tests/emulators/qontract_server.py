@@ -3,7 +3,7 @@
 As the real server: `GET /sha256` (bare hex), `POST /graphql` and `POST /graphqlsha/<sha>` (an
 unknown sha is an HTML 404), `extensions.schemas` listing the `$schema` of every datafile object
 the answer read, the token compared verbatim. The SDL is a subset of the real schema
-(`/work/shared/qontract-server/schema.graphql`), field types as there.
+(`tests/data/qontract_server/schema.graphql`), field types as there.
 """
 
 import hashlib

@@ -9,6 +9,7 @@ from graphql import DocumentNode, OperationDefinitionNode, parse
 
 from reconcile_client import event_log_sink
 from reconcile_client.integrations.slack_usergroups_api import Lookups
+from reconcile_client.integrations.slack_usergroups_state import PagerDutyRef
 from tests.support.server_thread import ServerThread
 
 SECRET = "test-secret-not-for-production-0123456789"
@@ -56,7 +57,7 @@ def test_every_operation_the_client_sends_is_counted_by_name(
     gateway_factory: Callable[..., ServerThread],
 ) -> None:
     lookups = Lookups()
-    lookups.schedules["app-sre"].add("PS00001")
+    lookups.pagerduty.add(PagerDutyRef("app-sre", "schedule", "PS00001"))
     query = lookups.query()
     assert query is not None
     documents: list[DocumentNode] = [

@@ -50,6 +50,8 @@ def request_id_of(request: Request | WebSocket) -> str:
 class GatewayGraphQL(GraphQL[ConnectionContext, None]):
     """POST/GET queries, graphql-transport-ws subscriptions and the offline GraphiQL page."""
 
+    stream_transport_classes_by_protocol = {}  # subscriptions stream over WebSocket only
+
     def __init__(
         self,
         schema: BaseSchema,

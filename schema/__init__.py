@@ -1,14 +1,18 @@
 """The GraphQL contract: types, root operations, extensions; `schema.graphql` is its export."""
 
+from collections.abc import Iterable
+from typing import Any
+
 import structlog
 from graphql import GraphQLError
 from strawberry.federation import Schema
 from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from gateway.errors import GatewayError
-from gateway.graphql_errors import is_unexpected
+from gateway.graphql_errors import bounded, is_unexpected
 from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
 from schema.extensions import limit_extensions
@@ -24,6 +28,28 @@ log = structlog.get_logger("gateway.graphql")
 class GatewaySchema(Schema):
     """The federation schema, logging errors by what they are rather than all as errors."""
 
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """As Strawberry, but a subscription is refused: it streams over WebSocket only."""
+        allowed = set(allowed_operation_types or OperationType) - {OperationType.SUBSCRIPTION}
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed,
+            operation_extensions,
+        )
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -33,9 +59,11 @@ class GatewaySchema(Schema):
             if is_unexpected(error):
                 log.error("unexpected error", path=error.path, exc_info=original)
             elif isinstance(original, GatewayError):
-                log.info("operation error", code=original.code.value, message=error.message)
+                log.info(
+                    "operation error", code=original.code.value, message=bounded(error.message)
+                )
             else:
-                log.info("invalid request", message=error.message)
+                log.info("invalid request", message=bounded(error.message))
 
 
 def build_schema(limits: QueryLimits, metrics: GatewayMetrics) -> GatewaySchema:

@@ -4,14 +4,13 @@ import re
 import time
 from collections.abc import Callable, Iterator
 
+from graphql import GraphQLError, OperationDefinitionNode
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     SchemaExtension,
     ValidationCache,
 )
@@ -19,6 +18,7 @@ from strawberry.extensions import (
 from gateway.graphql_errors import INTERNAL_MESSAGE, is_unexpected
 from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
+from schema.document_limits import document_limits_rule
 from schema.provenance import Provenance
 
 _OPERATION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -48,18 +48,35 @@ class OperationMetrics(SchemaExtension):
         self.metrics.graphql_latency.labels(kind, outcome).observe(time.perf_counter() - started)
 
 
+class OperationChoice(SchemaExtension):
+    """Refuses a document of several operations when `operationName` does not pick one."""
+
+    def on_operation(self) -> Iterator[None]:
+        """Note the requested name: before parsing, the context knows only that one."""
+        self.requested = self.execution_context.operation_name
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        """A request error in place of validation when the operation is ambiguous."""
+        document = self.execution_context.graphql_document
+        if document is not None and self.requested is None:
+            operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+            if len(operations) > 1:
+                self.execution_context.pre_execution_errors = [
+                    GraphQLError("operationName is required: the document has several operations")
+                ]
+        yield
+
+
 def limit_extensions(
     limits: QueryLimits, metrics: GatewayMetrics, cache_backed: frozenset[str] = frozenset()
 ) -> list[Callable[[], SchemaExtension]]:
     """Extension factories: caches, depth/alias/token limits, masking, metrics, introspection.
 
     The validation rules are built once: ValidationCache keys on them, so rule classes made
-    per request (as QueryDepthLimiter and MaxAliasesLimiter do) would defeat the cache.
+    per request would defeat the cache.
     """
-    rules = [
-        *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
-    ]
+    rules = [document_limits_rule(limits.max_depth, limits.max_aliases)]
     if not limits.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
     return [
@@ -69,5 +86,6 @@ def limit_extensions(
         lambda: ParserCache(maxsize=limits.parser_cache_size),
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=limits.validation_cache_size),
+        OperationChoice,
         lambda: MaskErrors(should_mask_error=is_unexpected, error_message=INTERNAL_MESSAGE),
     ]

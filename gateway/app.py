@@ -15,7 +15,12 @@ from gateway.graphiql import ASSETS_URL, offline_graphiql_html
 from gateway.graphiql.assets import ASSETS_DIR
 from gateway.graphql_view import GatewayGraphQL
 from gateway.health import HealthEndpoints
-from gateway.middleware import BodyLimitMiddleware, HttpMetricsMiddleware, RequestIdMiddleware
+from gateway.middleware import (
+    BodyLimitMiddleware,
+    HttpMetricsMiddleware,
+    RequestIdMiddleware,
+    WebSocketMessageLimitMiddleware,
+)
 from gateway.runtime import Runtime
 from gateway.settings import Settings, load_settings
 from gateway.tasks.queue import TaskQueue
@@ -66,6 +71,7 @@ def create_app(settings: Settings) -> Starlette:
             Middleware(RequestIdMiddleware),
             Middleware(HttpMetricsMiddleware, metrics=runtime.metrics, routes=known),
             Middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
+            Middleware(WebSocketMessageLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
         ],
         lifespan=lifespan,
     )

@@ -115,6 +115,7 @@ def serve(
             loop="uvloop",
             http="httptools",
             ws="websockets-sansio",
+            ws_max_size=settings.limits.max_body_bytes,
             lifespan="on",
             log_config=None,
             access_log=False,

@@ -61,6 +61,9 @@ def http_error(message: str, request_id: str, code: ErrorCode) -> dict[str, Any]
     """A GraphQL-shaped body for a request refused before execution."""
     return {
         "errors": [
-            {"message": bounded(message), "extensions": {"code": code.value, "request_id": request_id}}
+            {
+                "message": bounded(message),
+                "extensions": {"code": code.value, "request_id": request_id},
+            }
         ]
     }

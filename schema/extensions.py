@@ -10,14 +10,13 @@ from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
     MaxTokensLimiter,
-    ParserCache,
     SchemaExtension,
-    ValidationCache,
 )
 
 from gateway.graphql_errors import INTERNAL_MESSAGE, is_unexpected
 from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
+from schema.document_cache import DocumentCache, DocumentStore
 from schema.document_limits import document_limits_rule
 from schema.provenance import Provenance
 
@@ -73,19 +72,18 @@ def limit_extensions(
 ) -> list[Callable[[], SchemaExtension]]:
     """Extension factories: caches, depth/alias/token limits, masking, metrics, introspection.
 
-    The validation rules are built once: ValidationCache keys on them, so rule classes made
-    per request would defeat the cache.
+    The validation rules and the document store are built once, shared by every request.
     """
     rules = [document_limits_rule(limits.max_depth, limits.max_aliases)]
     if not limits.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
+    documents = DocumentStore(limits.document_cache_entries, limits.document_cache_bytes)
     return [
         lambda: OperationMetrics(metrics),
         lambda: Provenance(cache_backed),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: ParserCache(maxsize=limits.parser_cache_size),
         lambda: AddValidationRules(rules),
-        lambda: ValidationCache(maxsize=limits.validation_cache_size),
+        lambda: DocumentCache(documents),
         OperationChoice,
         lambda: MaskErrors(should_mask_error=is_unexpected, error_message=INTERNAL_MESSAGE),
     ]

@@ -1,13 +1,19 @@
 """Hostile GraphQL documents: validation costs time linear in the document, mistakes are coded."""
 
+import gc
 import time
+import tracemalloc
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 
+from gateway.metrics import GatewayMetrics
+from gateway.settings import QueryLimits
+from schema import build_schema
 from tests.support.server_thread import ServerThread
 
 SECRET = "test-secret-not-for-production-0123456789"
@@ -79,9 +85,7 @@ def test_depth_through_fragments_is_still_refused(
 
 def test_aliases_count_once_per_spread(gateway_factory: Callable[..., ServerThread]) -> None:
     server = gateway_factory(auth={"secret": SECRET}, limits={"max_aliases": 5})
-    query = (
-        "{ ...Two ...Two ...Two } fragment Two on Query { a: __typename b: __typename }"
-    )
+    query = "{ ...Two ...Two ...Two } fragment Two on Query { a: __typename b: __typename }"
     error = only_error(post(server, {"query": query}))
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert error["message"] == "6 aliases found. Allowed: 5"
@@ -125,9 +129,7 @@ def test_operation_name_naming_no_operation_is_refused(secured: ServerThread) ->
 
 def test_named_operation_of_several_runs(secured: ServerThread) -> None:
     query = "query A { a: __typename } query B { b: __typename }"
-    assert post(secured, {"query": query, "operationName": "B"}).json() == {
-        "data": {"b": "Query"}
-    }
+    assert post(secured, {"query": query, "operationName": "B"}).json() == {"data": {"b": "Query"}}
 
 
 @pytest.mark.parametrize(
@@ -144,3 +146,29 @@ def test_long_names_are_not_echoed_in_full(secured: ServerThread, body: dict[str
     assert len(response.content) < 4096, response.content[:300]
     error = only_error(response)
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_distinct_large_documents_are_not_kept_in_memory() -> None:
+    schema = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()))
+    assert (await schema.execute("{ __typename }")).data == {"__typename": "Query"}
+    gc.collect()
+    tracemalloc.start()
+    before, _ = tracemalloc.get_traced_memory()
+    for index in range(20):
+        padding = f"# {index} " + "x" * 200_000 + "\n"
+        result = await schema.execute(padding + "{ __typename }")
+        assert result.data == {"__typename": "Query"}
+    del result
+    gc.collect()
+    retained, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert retained - before < 1_000_000, f"{retained - before} bytes kept after 20 x 200 kB"
+
+
+async def test_repeated_documents_are_parsed_and_validated_once() -> None:
+    schema = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()))
+    first = await schema.execute("{ no_such_field }")
+    again = await schema.execute("{ no_such_field }")
+    assert first.errors is not None
+    assert again.errors is not None
+    assert first.errors[0] is again.errors[0]

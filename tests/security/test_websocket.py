@@ -1,4 +1,4 @@
-"""graphql-transport-ws under hostile clients: auth at connection_init, size limits, coded errors."""
+"""graphql-transport-ws against hostile clients: auth at connection_init, sizes, coded errors."""
 
 import asyncio
 import json

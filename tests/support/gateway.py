@@ -16,8 +16,8 @@ def gateway_settings(redis_url: str, namespace: str, **overrides: Any) -> Settin
 
 
 def start_gateway(settings: Settings) -> ServerThread:
-    """A running gateway for `settings` on a free port; stop() it when done."""
-    return ServerThread(create_app(settings)).start()
+    """A running gateway for `settings` on a free port, sized as `serve` sizes it; stop() it."""
+    return ServerThread(create_app(settings), ws_max_size=settings.limits.max_body_bytes).start()
 
 
 def graphql(

@@ -13,7 +13,13 @@ from tests.support.wait import wait_until
 class ServerThread:
     """A uvicorn server for `app` on 127.0.0.1, started and stopped around a test."""
 
-    def __init__(self, app: ASGIApp, port: int | None = None, lifespan: str = "on") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        port: int | None = None,
+        lifespan: str = "on",
+        ws_max_size: int = 16 * 1024 * 1024,
+    ) -> None:
         self.port = port or free_port()
         config = uvicorn.Config(
             app,
@@ -23,6 +29,7 @@ class ServerThread:
             log_level="warning",
             loop="asyncio",
             ws="websockets-sansio",
+            ws_max_size=ws_max_size,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

@@ -4,7 +4,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 
-from graphql import GraphQLError, OperationDefinitionNode
+from graphql import ASTValidationRule, GraphQLError, OperationDefinitionNode
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
@@ -74,7 +74,9 @@ def limit_extensions(
 
     The validation rules and the document store are built once, shared by every request.
     """
-    rules = [document_limits_rule(limits.max_depth, limits.max_aliases)]
+    rules: list[type[ASTValidationRule]] = [
+        document_limits_rule(limits.max_depth, limits.max_aliases)
+    ]
     if not limits.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
     documents = DocumentStore(limits.document_cache_entries, limits.document_cache_bytes)

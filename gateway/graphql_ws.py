@@ -18,6 +18,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 _OPTIONAL_OBJECTS = ("variables", "extensions")
+MAX_OPERATION_ID_CHARS = 128
 
 
 class ErrorFormatter(Protocol):
@@ -92,7 +93,8 @@ class GatewayTransportWS(BaseGraphQLTransportWSHandler[Any, None]):
 def _valid_subscribe(message: Mapping[str, Any]) -> bool:
     """True when a subscribe message has an id, a query string and well-typed optional fields."""
     payload = message.get("payload")
-    if not isinstance(message.get("id"), str) or not message["id"]:
+    operation_id = message.get("id")
+    if not isinstance(operation_id, str) or not 0 < len(operation_id) <= MAX_OPERATION_ID_CHARS:
         return False
     if not isinstance(payload, Mapping) or not isinstance(payload.get("query"), str):
         return False

@@ -182,22 +182,39 @@ async def test_syntax_error_is_an_error_message_without_a_logged_traceback(
         {"id": "1", "type": "subscribe", "payload": {"query": "{ __typename }", "variables": 1}},
         {"id": 1, "type": "subscribe", "payload": {"query": "{ __typename }"}},
         {"type": "subscribe", "payload": {"query": "{ __typename }"}},
+        {"id": "1" * 300, "type": "subscribe", "payload": {"query": "{ __typename }"}},
+        ["subscribe"],
     ],
-    ids=["no-payload", "query-not-string", "variables-not-object", "id-not-string", "no-id"],
+    ids=[
+        "no-payload",
+        "query-not-string",
+        "variables-not-object",
+        "id-not-string",
+        "no-id",
+        "id-too-long",
+        "not-an-object",
+    ],
 )
 async def test_malformed_subscribe_message_closes_4400(
-    secured: ServerThread, listener_token: str, message: dict[str, Any]
+    secured: ServerThread, listener_token: str, message: object
 ) -> None:
     socket = await initialised(secured, listener_token)
     await socket.send(json.dumps(message))
     assert await close_code(socket) == 4400
 
 
-async def test_unknown_operation_name_is_a_coded_error(
-    secured: ServerThread, listener_token: str
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"query": "query A { __typename }", "operationName": "B" * 10_000},
+        {"query": "query A { __typename } query B { __typename }"},
+    ],
+    ids=["unknown-name", "several-operations-no-name"],
+)
+async def test_operation_choice_mistakes_are_coded_errors(
+    secured: ServerThread, listener_token: str, payload: dict[str, Any]
 ) -> None:
     socket = await initialised(secured, listener_token)
-    payload = {"query": "query A { __typename }", "operationName": "B" * 10_000}
     await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
     answer = json.loads(await asyncio.wait_for(socket.recv(), 10))
     assert answer["type"] == "error", answer

@@ -3,15 +3,15 @@
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
-from gateway.graphiql import ASSETS_URL, offline_graphiql_html
+from gateway.graphiql import ASSETS_URL, AssetFiles, offline_graphiql_html
 from gateway.graphiql.assets import ASSETS_DIR
 from gateway.graphql_view import GatewayGraphQL
 from gateway.health import HealthEndpoints
@@ -29,8 +29,8 @@ from schema import build_schema
 from schema.context import RequestContext
 
 
-def create_app(settings: Settings) -> Starlette:
-    """A Starlette app serving GraphQL, GraphiQL, health and metrics for `settings`."""
+def create_app(settings: Settings, graphiql_assets: Path = ASSETS_DIR) -> Starlette:
+    """A Starlette app serving GraphQL, GraphiQL (files from `graphiql_assets`), health, metrics."""
     runtime = Runtime.create(settings)
     sources = Sources.create(runtime)
     tasks = TaskQueue.create(runtime)
@@ -41,7 +41,7 @@ def create_app(settings: Settings) -> Starlette:
     ) -> RequestContext:
         return RequestContext(runtime, sources, tasks, request, request_id, authorization)
 
-    graphql = GatewayGraphQL(schema, runtime, make_context, offline_graphiql_html())
+    graphql = GatewayGraphQL(schema, runtime, make_context, offline_graphiql_html(graphiql_assets))
     health = HealthEndpoints(runtime)
     path = settings.graphql_path
     routes: list[BaseRoute] = [
@@ -50,7 +50,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/healthz", health.healthz),
         Route("/readyz", health.readyz),
         Route("/metrics", health.metrics),
-        Mount(ASSETS_URL.rstrip("/"), StaticFiles(directory=ASSETS_DIR, check_dir=False)),
+        Mount(ASSETS_URL.rstrip("/"), AssetFiles(graphiql_assets)),
     ]
 
     @asynccontextmanager
@@ -70,7 +70,11 @@ def create_app(settings: Settings) -> Starlette:
         middleware=[
             Middleware(RequestIdMiddleware),
             Middleware(HttpMetricsMiddleware, metrics=runtime.metrics, routes=known),
-            Middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
+            Middleware(
+                BodyLimitMiddleware,
+                max_bytes=settings.limits.max_body_bytes,
+                read_timeout=settings.http.body_timeout,
+            ),
             Middleware(WebSocketMessageLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
         ],
         lifespan=lifespan,

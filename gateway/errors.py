@@ -84,3 +84,15 @@ class Timeout(GatewayError):
     """The operation did not finish within its deadline."""
 
     code = ErrorCode.TIMEOUT
+
+
+SHOWN_CHARACTERS = 64
+
+
+def shown(text: str, limit: int = SHOWN_CHARACTERS) -> str:
+    """A caller-supplied string as an error may echo it: quoted, at most `limit` characters
+    of it (then an ellipsis), control characters escaped, so no echo outgrows its input's
+    first few bytes."""
+    cut = text[:limit]
+    quoted = repr(cut)
+    return f"{quoted[:-1]}…{quoted[-1]}" if len(text) > limit else quoted

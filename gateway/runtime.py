@@ -8,11 +8,11 @@ from prometheus_client import CollectorRegistry
 from gateway.auth import TokenVerifier
 from gateway.cache import Cache, CacheMetrics
 from gateway.events.hub import EventHub
-from gateway.metrics import GatewayMetrics
+from gateway.metrics import GatewayMetrics, client_operation_names
 from gateway.ratelimit import RateLimiter, RateLimitMetrics
 from gateway.redis import create_redis
 from gateway.settings import Settings
-from gateway.upstream import UpstreamMetrics
+from gateway.upstream import FetchSlots, UpstreamMetrics
 
 
 @dataclass
@@ -27,6 +27,7 @@ class Runtime:
     limiter: RateLimiter
     upstream_metrics: UpstreamMetrics
     events: EventHub
+    fetch_slots: FetchSlots
 
     @classmethod
     def create(cls, settings: Settings) -> "Runtime":
@@ -44,7 +45,9 @@ class Runtime:
         return cls(
             settings=settings,
             redis=redis,
-            metrics=GatewayMetrics(registry),
+            metrics=GatewayMetrics(
+                registry, client_operation_names() | set(settings.metrics.operation_names)
+            ),
             verifier=TokenVerifier(secret, settings.auth.revoked_subjects),
             cache=Cache(
                 redis,
@@ -54,6 +57,7 @@ class Runtime:
                 local_max_entries=settings.cache.local_max_entries,
                 max_stale=settings.cache.max_stale,
                 lease=settings.cache.lease,
+                batch_concurrency=settings.limits.max_concurrent_fetches_per_request,
             ),
             limiter=RateLimiter(redis, namespace, RateLimitMetrics(registry)),
             upstream_metrics=UpstreamMetrics(registry),
@@ -64,6 +68,10 @@ class Runtime:
                 namespace=namespace,
                 registry=registry,
                 connect_timeout=settings.redis.connect_timeout,
+            ),
+            fetch_slots=FetchSlots(
+                settings.limits.max_concurrent_fetches,
+                settings.limits.max_concurrent_fetches_per_request,
             ),
         )
 

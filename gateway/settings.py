@@ -43,6 +43,7 @@ class QueryLimits(BaseModel):
     """Bounds on what one GraphQL request may ask for."""
 
     max_body_bytes: int = 1_048_576
+    max_json_depth: int = Field(64, ge=1, description="nesting of the body's (or GET's) JSON")
     max_depth: int = 15
     max_aliases: int = 30
     max_tokens: int = 5_000
@@ -52,6 +53,47 @@ class QueryLimits(BaseModel):
     )
     introspection: bool = True
     max_subscriptions_per_connection: int = 20
+    max_list_items: int = Field(1_000, ge=1, description="items in any one list argument")
+    max_request_items: int = Field(
+        5_000, ge=1, description="list items across every lookup field of one request"
+    )
+    max_string_length: int = Field(
+        256, ge=1, description="characters in a string argument or list item (ids, names...)"
+    )
+    max_jql_length: int = Field(4_096, ge=1, description="characters in a Jira `jql` argument")
+    max_path_length: int = Field(1_024, ge=1, description="characters in a `path` argument")
+    max_path_segments: int = Field(32, ge=1, description="directories in a `path` argument")
+    max_concurrent_fetches_per_request: int = Field(
+        8, ge=1, description="upstream HTTP requests one GraphQL request has in flight"
+    )
+    max_concurrent_fetches: int = Field(
+        64, ge=1, description="upstream HTTP requests one process has in flight"
+    )
+    max_entity_representations: int = Field(
+        1000, ge=1, description="representations one `_entities` call may resolve"
+    )
+
+
+class HttpSettings(BaseModel):
+    """How long and how much a client may take to send a request."""
+
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="seconds to send a request's headers (from connect or first byte)",
+    )
+    body_timeout: float = Field(30.0, gt=0, description="seconds to send a request's body")
+    max_header_bytes: int = Field(32_768, ge=1_024, description="request line and headers")
+
+
+class MetricsSettings(BaseModel):
+    """What may become a metric label."""
+
+    operation_names: list[str] = Field(
+        default_factory=list,
+        description="operation names counted by name, added to reconcile_client's own; "
+        "any other name is counted as `other`",
+    )
 
 
 class RedisSettings(BaseModel):
@@ -236,7 +278,9 @@ class Settings(BaseSettings):
     graphql_path: str = "/graphql"
     redis: RedisSettings = Field(default_factory=RedisSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
     limits: QueryLimits = Field(default_factory=QueryLimits)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     upstreams: UpstreamSettings = Field(default_factory=UpstreamSettings)
     events: EventSettings = Field(default_factory=EventSettings)

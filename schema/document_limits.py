@@ -1,4 +1,4 @@
-"""Depth and alias limits as one validation rule whose cost is linear in the document."""
+"""Validation rules of the gateway: depth and alias limits in linear time, no empty selection."""
 
 from collections import Counter
 from graphlib import CycleError, TopologicalSorter
@@ -11,6 +11,7 @@ from graphql import (
     FragmentSpreadNode,
     GraphQLError,
     OperationDefinitionNode,
+    SelectionSetNode,
     ValidationRule,
     Visitor,
     visit,
@@ -95,6 +96,15 @@ def document_limits_rule(max_depth: int, max_aliases: int) -> type[ValidationRul
             return SKIP
 
     return DocumentLimits
+
+
+class NonEmptySelectionSets(ValidationRule):
+    """Refuses `{}`: the grammar asks for at least one selection, graphql-core parses none."""
+
+    def enter_selection_set(self, node: SelectionSetNode, *_: Any) -> None:
+        """Report a selection set without selections."""
+        if not node.selections:
+            self.report_error(GraphQLError("A selection set must select at least one field", node))
 
 
 def _measure(document: DocumentNode) -> list[tuple[OperationDefinitionNode, _Cost]] | None:

@@ -1,6 +1,5 @@
 """Schema extensions: operation metrics, and the safety limits built from settings."""
 
-import re
 import time
 from collections.abc import Callable, Iterator
 
@@ -17,10 +16,8 @@ from gateway.graphql_errors import INTERNAL_MESSAGE, is_unexpected
 from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
 from schema.document_cache import DocumentCache, DocumentStore
-from schema.document_limits import document_limits_rule
+from schema.document_limits import NonEmptySelectionSets, document_limits_rule
 from schema.provenance import Provenance
-
-_OPERATION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 class OperationMetrics(SchemaExtension):
@@ -34,9 +31,7 @@ class OperationMetrics(SchemaExtension):
         started = time.perf_counter()
         yield
         context = self.execution_context
-        name = context.operation_name or "anonymous"
-        if not _OPERATION_NAME.match(name):
-            name = "invalid"
+        name = self.metrics.operation_label(context.operation_name)
         try:
             kind = context.operation_type.value
         except RuntimeError:  # the document did not parse, so it has no operation type
@@ -75,7 +70,8 @@ def limit_extensions(
     The validation rules and the document store are built once, shared by every request.
     """
     rules: list[type[ASTValidationRule]] = [
-        document_limits_rule(limits.max_depth, limits.max_aliases)
+        document_limits_rule(limits.max_depth, limits.max_aliases),
+        NonEmptySelectionSets,
     ]
     if not limits.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)

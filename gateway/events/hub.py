@@ -9,7 +9,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Gauge
 from redis.exceptions import RedisError
 
-from gateway.errors import BadUserInput, UpstreamUnavailable
+from gateway.errors import BadUserInput, UpstreamUnavailable, shown
 from gateway.events import (
     EventConsumer,
     EventMetrics,
@@ -194,5 +194,5 @@ class EventHub:
 def _check_name(what: str, name: str) -> None:
     if not GROUP_NAME.match(name):
         raise BadUserInput(
-            f"{what} must be 1-100 letters, digits, '.', '_', ':' or '-', not {name!r}"
+            f"{what} must be 1-100 letters, digits, '.', '_', ':' or '-', not {shown(name)}"
         )

@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 import structlog
 from pydantic import ValidationError
 
-from gateway.errors import BadUserInput
+from gateway.errors import BadUserInput, shown
 from gateway.events.base import UNKNOWN_EVENT_TYPE, EventMetrics, ReceivedEvent
 from gateway.events.redis_streams import (
     TYPE_FIELD,
@@ -186,7 +186,7 @@ class StreamFanout:
         """A subscription for the `async with` block; `since` (exclusive) replays from that id."""
         if since is not None and not is_stream_id(since):
             raise BadUserInput(
-                f"since must be a stream id like '1700000000000-0', not {since[:40]!r}"
+                f"since must be a stream id like '1700000000000-0', not {shown(since)}"
             )
         await self.start()
         subscription = FanoutSubscription(

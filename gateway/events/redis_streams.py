@@ -12,7 +12,7 @@ import structlog
 from pydantic import ValidationError
 from redis.exceptions import ResponseError
 
-from gateway.errors import BadUserInput
+from gateway.errors import BadUserInput, shown
 from gateway.events.base import (
     UNKNOWN_EVENT_TYPE,
     Delivery,
@@ -210,7 +210,7 @@ class RedisStreamConsumer:
             elif is_stream_id(delivery):
                 by_type[UNKNOWN_EVENT_TYPE].append(delivery)
             else:
-                raise BadUserInput(f"{delivery[:40]!r} is not a stream entry id")
+                raise BadUserInput(f"{shown(delivery)} is not a stream entry id")
         if not by_type:
             return 0
         pipe = self._client.pipeline(transaction=False)

@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-from gateway.errors import NotFound, UpstreamUnavailable
+from gateway.errors import NotFound, UpstreamUnavailable, shown
 from gateway.runtime import Runtime
 from gateway.settings import TaskSettings
 from gateway.tasks.changes import TaskChanges
@@ -129,7 +129,7 @@ class TaskQueue:
         """The task's record (a lost run is reaped first); NOT_FOUND for an unknown id."""
         record = await self._store.read(task_id)
         if record is None:
-            raise NotFound(f"no task {task_id!r} (unknown, or its record expired)")
+            raise NotFound(f"no task {shown(task_id)} (unknown, or its record expired)")
         return await self._reaper.reap(record)
 
     async def wait(self, task_id: str, seconds: float) -> TaskRecord:

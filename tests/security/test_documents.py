@@ -97,6 +97,15 @@ def test_undefined_fragment_is_a_validation_error(secured: ServerThread) -> None
     assert error["message"] == "Unknown fragment 'Missing'."
 
 
+@pytest.mark.parametrize(
+    "query", ["{}", "query Q { gateway_info_v1 { } }", "{ ...E } fragment E on Query {}"]
+)
+def test_empty_selection_set_is_a_validation_error(secured: ServerThread, query: str) -> None:
+    error = only_error(post(secured, {"query": query}))
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "at least one field" in error["message"]
+
+
 def test_fragment_cycle_is_a_validation_error(secured: ServerThread) -> None:
     query = "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A __typename }"
     body = post(secured, {"query": query}).json()

@@ -5,6 +5,7 @@ from typing import Any
 import httpx
 
 from gateway.app import create_app
+from gateway.http_protocol import bounded_http_protocol
 from gateway.settings import Settings
 from tests.support.server_thread import ServerThread
 
@@ -16,8 +17,12 @@ def gateway_settings(redis_url: str, namespace: str, **overrides: Any) -> Settin
 
 
 def start_gateway(settings: Settings) -> ServerThread:
-    """A running gateway for `settings` on a free port, sized as `serve` sizes it; stop() it."""
-    return ServerThread(create_app(settings), ws_max_size=settings.limits.max_body_bytes).start()
+    """A running gateway for `settings` on a free port, under `serve`'s HTTP protocol and sizes."""
+    return ServerThread(
+        create_app(settings),
+        http=bounded_http_protocol(settings.http),
+        ws_max_size=settings.limits.max_body_bytes,
+    ).start()
 
 
 def graphql(

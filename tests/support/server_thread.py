@@ -1,6 +1,8 @@
 """Run an ASGI app under real uvicorn on a free loopback port, in a thread with its own loop."""
 
+import asyncio
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
 import uvicorn
@@ -18,6 +20,7 @@ class ServerThread:
         app: ASGIApp,
         port: int | None = None,
         lifespan: str = "on",
+        http: Callable[..., asyncio.Protocol] | str = "auto",
         ws_max_size: int = 16 * 1024 * 1024,
     ) -> None:
         self.port = port or free_port()
@@ -29,6 +32,7 @@ class ServerThread:
             log_level="warning",
             loop="asyncio",
             ws="websockets-sansio",
+            http=http,  # type: ignore[arg-type]
             ws_max_size=ws_max_size,
         )
         self._server = uvicorn.Server(config)

@@ -22,7 +22,7 @@ def bounded(message: str) -> str:
     """`message`, cut to MAX_MESSAGE_CHARS: names a caller sent are echoed, never in full."""
     if len(message) <= MAX_MESSAGE_CHARS:
         return message
-    return message[: MAX_MESSAGE_CHARS - 15] + "... (truncated)"
+    return message[: MAX_MESSAGE_CHARS - 1] + "…"
 
 
 def is_unexpected(error: GraphQLError) -> bool:

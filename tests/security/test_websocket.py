@@ -14,6 +14,7 @@ from gateway.app import create_app
 from gateway.auth import mint_token
 from tests.support.gateway import gateway_settings
 from tests.support.graphql_ws import SUBPROTOCOL, GraphQLWebSocket
+from tests.support.serve_process import serving
 from tests.support.server_thread import ServerThread
 
 SECRET = "test-secret-not-for-production-0123456789"
@@ -243,3 +244,20 @@ async def test_largest_stream_id_is_accepted(secured: ServerThread, listener_tok
     with pytest.raises(AssertionError, match="no message"):
         await client.message(operation, timeout=1)
     await client.close()
+
+
+async def test_serve_closes_an_oversize_message_with_1009(redis_url: str, namespace: str) -> None:
+    settings = {
+        "QONTRACT_GATEWAY_REDIS__URL": redis_url,
+        "QONTRACT_GATEWAY_REDIS__NAMESPACE": namespace,
+        "QONTRACT_GATEWAY_LIMITS__MAX_BODY_BYTES": "65536",
+    }
+    with serving(**settings) as (_, url):
+        socket = await connect(
+            url.replace("http://", "ws://", 1) + "/graphql",
+            subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+            max_size=None,
+            proxy=None,
+        )
+        await socket.send(json.dumps({"type": "connection_init", "payload": {"p": "x" * 100_000}}))
+        assert await close_code(socket) == 1009

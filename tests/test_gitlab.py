@@ -53,7 +53,6 @@ def served() -> Iterator[tuple[GitLabEmulator, str]]:
 @pytest.fixture
 def emulator(served: tuple[GitLabEmulator, str]) -> GitLabEmulator:
     served[0].reset()
-    served[0].state.throttled = 0
     return served[0]
 
 

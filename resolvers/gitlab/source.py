@@ -92,9 +92,7 @@ class GitLabSource(AccountSource[GitLabApi]):
             exists = await self.ref_exists(project, ref)
             lookups.append(exists.lookup)
             if not exists.value:
-                raise NotFound(
-                    f"GitLab project {shown(project)} or its ref {shown(ref)} not found"
-                )
+                raise NotFound(f"GitLab project {shown(project)} or its ref {shown(ref)} not found")
         return Owners(approvers, reviewers, lookups)
 
     async def project_members(self, project: str) -> Cached[list[GitLabMember]]:

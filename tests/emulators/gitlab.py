@@ -60,7 +60,9 @@ class GitLabState:
     throttled: int = 0
     throttle_retry_after: float = 1.0
 
-    def add_project(self, path_with_namespace: str, default_branch: str = "master") -> GitLabProject:
+    def add_project(
+        self, path_with_namespace: str, default_branch: str = "master"
+    ) -> GitLabProject:
         """A new project with the next numeric id."""
         project = GitLabProject(len(self.projects) + 1, path_with_namespace, default_branch)
         self.projects.append(project)
@@ -91,6 +93,11 @@ class GitLabEmulator(UpstreamEmulator):
     def __init__(self, state: GitLabState | None = None) -> None:
         self.state = state or GitLabState()
         super().__init__([Route(PREFIX + "/{rest:path}", self.dispatch)])
+
+    def reset(self) -> None:
+        """Forget counters, faults, the rate limit and planned throttling."""
+        super().reset()
+        self.state.throttled = 0
 
     def throttle(self, times: int, retry_after: float = 1.0) -> None:
         """Answer the next `times` authenticated calls with GitLab's 429."""

@@ -224,6 +224,16 @@ async def test_long_retry_after_is_rate_limited_and_pauses_every_caller(
     assert emulator.total_calls() == 1, "the 429 paused the instance's bucket"
 
 
+async def test_last_request_of_the_quota_pauses_the_bucket_until_the_reset(
+    source: GitLabSource, emulator: GitLabEmulator
+) -> None:
+    emulator.state.quota = 1
+    assert (await source.file_text(PROJECT, "data/app.yml", "master")).value == "name: app\n"
+    with pytest.raises(UpstreamRateLimited):
+        await source.ref_exists(PROJECT, "master")
+    assert emulator.total_calls() == 1, "RateLimit-Remaining: 0 paused the instance's bucket"
+
+
 HOSTILE_PROJECTS = ["service/../members", "service/app-interface/../x", "-x/y", "a/b.git", "a"]
 HOSTILE_REFS = ["../members/all", "master/../x", "ref with space", "a?b", "x~1", "a:b"]
 HOSTILE_PATHS = ["../OWNERS", "docs/../../members/all", "docs/./OWNERS", "a\x00b", "", "//"]

@@ -50,18 +50,19 @@ class GitLabSource(AccountSource[GitLabApi]):
         BAD_USER_INPUT before any lookup; an upstream failure of any file is raised."""
         PROJECT.check(project)
         REF.check(ref)
-        keys = {self.key("files", f"{project}@{ref}:{file_path(p)}"): file_path(p) for p in paths}
+        normalised = [file_path(p) for p in paths]
+        keys = {self.key("files", f"{project}@{ref}:{p}"): p for p in normalised}
 
         async def fetch(key: CacheKey) -> str | None:
             return await self.api.file_text(project, keys[key], ref)
 
         found = await get_or_fetch_many(self.cache, keys, fetch, self.ttl["files"])
         texts: dict[str, Cached[str | None]] = {}
-        for key, normalised in keys.items():
+        for key, path in keys.items():
             result = found[key]
             if isinstance(result, GatewayError):
                 raise result
-            texts[normalised] = result
+            texts[path] = result
         return texts
 
     async def ref_exists(self, project: str, ref: str) -> Cached[bool]:

@@ -53,12 +53,14 @@ class GitLabProject:
 
 @dataclass
 class GitLabState:
-    """What the emulated GitLab holds, and how many of the next calls it throttles."""
+    """What the emulated GitLab holds, how many of the next calls it throttles, and the
+    requests left this minute (`quota`, None: unlimited, no RateLimit headers)."""
 
     token: str = "glpat-test-token"
     projects: list[GitLabProject] = field(default_factory=list)
     throttled: int = 0
     throttle_retry_after: float = 1.0
+    quota: int | None = None
 
     def add_project(
         self, path_with_namespace: str, default_branch: str = "master"
@@ -76,6 +78,19 @@ class GitLabState:
             if project.path_with_namespace == ident:
                 return project
         return None
+
+
+def _rate_headers(remaining: int, reset_in: int) -> dict[str, str]:
+    """GitLab's `RateLimit-*` headers for the authenticated API throttle (2,000 a minute)."""
+    reset = int(time.time()) + reset_in
+    return {
+        "RateLimit-Name": "throttle_authenticated_api",
+        "RateLimit-Limit": "2000",
+        "RateLimit-Observed": str(2000 - remaining),
+        "RateLimit-Remaining": str(remaining),
+        "RateLimit-Reset": str(reset),
+        "RateLimit-ResetTime": time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(reset)),
+    }
 
 
 def _message(status: int, message: str) -> JSONResponse:
@@ -98,6 +113,7 @@ class GitLabEmulator(UpstreamEmulator):
         """Forget counters, faults, the rate limit and planned throttling."""
         super().reset()
         self.state.throttled = 0
+        self.state.quota = None
 
     def throttle(self, times: int, retry_after: float = 1.0) -> None:
         """Answer the next `times` authenticated calls with GitLab's 429."""
@@ -105,12 +121,20 @@ class GitLabEmulator(UpstreamEmulator):
         self.state.throttle_retry_after = retry_after
 
     async def dispatch(self, request: Request) -> Response:
-        """Authenticate, throttle, then route `/projects/:id/...`."""
+        """Authenticate, throttle, route, then count the call against the quota (if any)."""
         if not self._authenticated(request):
             return _message(401, "401 Unauthorized")
-        if self.state.throttled > 0:
-            self.state.throttled -= 1
+        if self.state.throttled > 0 or self.state.quota == 0:
+            self.state.throttled = max(0, self.state.throttled - 1)
             return self._too_many_requests()
+        response = self._route(request)
+        if self.state.quota is not None:
+            self.state.quota -= 1
+            response.headers.update(_rate_headers(self.state.quota, 60))
+        return response
+
+    def _route(self, request: Request) -> Response:
+        """`/projects/:id/...` with `:id` and `:file_path` decoded from the raw path."""
         raw = request.scope["raw_path"].decode("ascii").split("?", 1)[0]
         segments = [unquote(part) for part in raw[len(PREFIX) :].split("/")[1:]]
         if len(segments) < 2 or segments[0] != "projects":
@@ -141,16 +165,7 @@ class GitLabEmulator(UpstreamEmulator):
 
     def _too_many_requests(self) -> Response:
         wait = max(1, math.ceil(self.state.throttle_retry_after))
-        reset = int(time.time()) + wait
-        headers = {
-            "Retry-After": str(wait),
-            "RateLimit-Name": "throttle_authenticated_api",
-            "RateLimit-Limit": "2000",
-            "RateLimit-Observed": "2001",
-            "RateLimit-Remaining": "0",
-            "RateLimit-Reset": str(reset),
-            "RateLimit-ResetTime": time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(reset)),
-        }
+        headers = {"Retry-After": str(wait), **_rate_headers(0, wait)}
         return PlainTextResponse("Retry later\n", status_code=429, headers=headers)
 
     def _project(self, project: GitLabProject) -> JSONResponse:

@@ -135,7 +135,7 @@ class GitLabEmulator(UpstreamEmulator):
 
     def _route(self, request: Request) -> Response:
         """`/projects/:id/...` with `:id` and `:file_path` decoded from the raw path."""
-        raw = request.scope["raw_path"].decode("ascii").split("?", 1)[0]
+        raw = request.scope["raw_path"].decode("ascii", "replace").split("?", 1)[0]
         segments = [unquote(part) for part in raw[len(PREFIX) :].split("/")[1:]]
         if len(segments) < 2 or segments[0] != "projects":
             return JSONResponse({"error": "404 Not Found"}, status_code=404)

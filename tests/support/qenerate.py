@@ -57,21 +57,25 @@ def installed(directory: Path) -> bool:
     return executable(directory).is_file() and stamp.is_file() and stamp.read_text() == REQUIREMENT
 
 
+def _run(command: list[str], what: str) -> None:
+    """Run `command`; QenerateUnavailable with its stderr when it fails."""
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False
+    )
+    if result.returncode != 0:
+        raise QenerateUnavailable(f"{what} failed:\n{result.stderr.strip()}")
+
+
 def ensure_installed(directory: Path) -> Path:
     """`directory` with a venv holding REQUIREMENT, pip-installed if missing or stale."""
     if installed(directory):
         return directory
     (directory / STAMP).unlink(missing_ok=True)
     venv.create(directory, with_pip=True, clear=True)
-    result = subprocess.run(
+    _run(
         [str(directory / "bin" / "python"), "-m", "pip", "install", "-q", REQUIREMENT],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_SECONDS,
-        check=False,
+        f"pip install {REQUIREMENT}",
     )
-    if result.returncode != 0:
-        raise QenerateUnavailable(f"pip install {REQUIREMENT} failed:\n{result.stderr.strip()}")
     (directory / STAMP).write_text(REQUIREMENT)
     return directory
 
@@ -105,15 +109,10 @@ def generate(directory: Path, target: Path) -> dict[Path, str]:
                 shutil.copyfile(source, work / source.name)
             schema_file = Path(scratch) / f"{name}.json"
             schema_file.write_text(json.dumps(introspection))
-            result = subprocess.run(
+            _run(
                 [str(executable(directory)), "code", "-i", str(schema_file), str(work)],
-                capture_output=True,
-                text=True,
-                timeout=TIMEOUT_SECONDS,
-                check=False,
+                f"qenerate on {name}",
             )
-            if result.returncode != 0:
-                raise QenerateUnavailable(f"qenerate on {name} failed:\n{result.stderr.strip()}")
             for module in sorted(work.glob("*.py")):
                 generated[target / name / module.name] = module.read_text()
     return generated

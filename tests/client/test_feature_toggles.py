@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from reconcile_client.config import ClientConfig, Endpoint
+from reconcile_client.errors import ConfigError
 from reconcile_client.flags import (
     DisableClusterStrategy,
     EnableClusterStrategy,
@@ -162,6 +163,12 @@ def test_a_refused_token_is_unleash_down(
     assert asyncio.run(feature_toggle_state(NAME, config, default=True)) is True
     assert "could not be read" in caplog.text
     assert "wrong-token" not in caplog.text
+
+
+def test_an_unusable_unleash_url_is_a_config_error() -> None:
+    """qontract-reconcile lets UnleashClient's registration error escape; here it is exit 2."""
+    with pytest.raises(ConfigError, match=r"Unleash URL 'ftp://127\.0\.0\.1:1/api' is not usable"):
+        asyncio.run(feature_toggle_state(NAME, unleash_config("ftp://127.0.0.1:1/api")))
 
 
 @pytest.mark.parametrize("token", [None, ""])

@@ -159,7 +159,7 @@ class GatewayClient:
         except ValidationError as error:
             problem = error.errors(include_url=False, include_input=False)[0]
             where = ".".join(str(part) for part in problem["loc"])
-            message = f"{operation.path}: unexpected data at {where}: {problem['msg']}"
+            message = f"operation {operation.name}: unexpected data at {where}: {problem['msg']}"
             raise GatewayQueryError(self.service, "BAD_RESPONSE", message, []) from None
 
 

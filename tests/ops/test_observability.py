@@ -284,3 +284,26 @@ def test_redis_up_follows_readiness(gateway_factory: Callable[..., ServerThread]
             for s in family.samples
         }
         assert values["qontract_gateway_redis_up"] == up
+
+
+def test_dashboard_panels_are_well_formed() -> None:
+    """Unique panel ids, every query on the datasource variable with a refId, no overlap."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    panels = dashboard["panels"]
+    assert len({panel["id"] for panel in panels}) == len(panels)
+    cells: set[tuple[int, int]] = set()
+    for panel in panels:
+        grid = panel["gridPos"]
+        covered = {
+            (x, y)
+            for x in range(grid["x"], grid["x"] + grid["w"])
+            for y in range(grid["y"], grid["y"] + grid["h"])
+        }
+        assert not covered & cells, panel["title"]
+        cells |= covered
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"]["uid"] == "${datasource}"
+        refs = [target["refId"] for target in panel["targets"]]
+        assert len(set(refs)) == len(refs) > 0
+        assert all('namespace="$namespace"' in t["expr"] for t in panel["targets"])

@@ -18,6 +18,7 @@ from gateway.tasks.celery_app import RUN_TASK, create_celery_app
 from gateway.tasks.engine import QUEUES
 from gateway.tasks.keys import TaskKeys
 from tests.ops.template import (
+    REPO,
     TemplateError,
     load_template,
     parameter_values,
@@ -265,3 +266,18 @@ def test_defaults_need_only_the_image_tag() -> None:
     """Every parameter but IMAGE_TAG has a default, so the README's one-liner works."""
     values = parameter_values(load_template(), PARAMETERS)
     assert all(values.values())
+
+
+def test_readme_lists_every_parameter_with_its_default() -> None:
+    """The README's Deploying table names each parameter and shows its default."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Deploying") :]
+    table = [line for line in section.splitlines() if line.startswith("| `")]
+    for parameter in load_template()["parameters"]:
+        row = next((line for line in table if f"`{parameter['name']}`" in line), None)
+        assert row is not None, parameter["name"]
+        cells = [cell.strip() for cell in row.split("|")]
+        names = [name.strip(" `") for name in cells[1].split(" / ")]
+        defaults = [value.strip(" `") for value in cells[2].split(" / ")]
+        expected = parameter.get("value", "required")
+        assert defaults[names.index(parameter["name"])] == expected, parameter["name"]

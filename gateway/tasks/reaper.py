@@ -78,7 +78,7 @@ class Reaper:
             await self._dispatch(record)
 
     async def sweep_periodically(self, observe: Observe) -> None:
-        """Sweep every half heartbeat timeout, forever; then `observe` (the backlog gauges)."""
+        """Sweep every half heartbeat timeout, forever; then `observe` (task and event backlog)."""
         while True:
             await asyncio.sleep(self._settings.heartbeat_timeout / 2)
             try:

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.events.model import Event
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.tasks.engine import DRY_RUN_QUEUE, QUEUES
@@ -224,6 +225,8 @@ def test_every_metric_the_dashboard_and_alerts_name_is_exported(
         "qontract_gateway_tasks",
         "qontract_gateway_task_oldest_seconds",
         "qontract_gateway_task_queue_messages",
+        "qontract_gateway_events_group_lag_max",
+        "qontract_gateway_events_dead_letters",
     }
     assert lookup - sampled == set()
     assert lookup <= named
@@ -307,3 +310,31 @@ def test_dashboard_panels_are_well_formed() -> None:
         refs = [target["refId"] for target in panel["targets"]]
         assert len(set(refs)) == len(refs) > 0
         assert all('namespace="$namespace"' in t["expr"] for t in panel["targets"])
+
+
+async def test_event_backlog_gauges_show_lag_pending_and_dead_letters(
+    redis_url: str, namespace: str
+) -> None:
+    """Three events, a group that took two and dead-lettered one: lag 1, pending 1, 1 dead."""
+    settings = Settings(
+        redis={"url": redis_url, "namespace": namespace}, events={"max_deliveries": 1}
+    )
+    runtime = Runtime.create(settings)
+    try:
+        await runtime.events.observe_backlog()
+        assert sample(runtime, "qontract_gateway_events_dead_letters") == 0
+        for number in range(3):
+            event = Event(event_type="ops.test", source="tests", payload={"n": number})
+            await runtime.events.publisher.publish(event)
+        async with runtime.events.durable("ops-group", "consumer-1") as consumer:
+            received = await consumer.receive(2)
+            assert len(received) == 2
+            await consumer.reject(received[0], "test failure")
+        await runtime.events.observe_backlog()
+        assert sample(runtime, "qontract_gateway_events_dead_letters") == 1
+        assert sample(runtime, "qontract_gateway_events_group_lag_max") == 1
+        assert sample(runtime, "qontract_gateway_events_group_pending") == 1
+    finally:
+        for key in [k async for k in runtime.redis.scan_iter(f"{namespace}:*")]:
+            await runtime.redis.delete(key)
+        await runtime.aclose()

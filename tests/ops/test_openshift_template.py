@@ -100,6 +100,14 @@ def test_the_validators_catch_mistakes() -> None:
 def test_parameters_are_declared_used_and_substituted() -> None:
     """Every parameter is used, IMAGE_TAG is required, ${{...}} values become numbers."""
     template = load_template()
+    assert template["apiVersion"] == "template.openshift.io/v1"
+    assert template["kind"] == "Template"
+    assert set(template) == {"apiVersion", "kind", "metadata", "parameters", "objects"}
+    fields = {"name", "displayName", "description", "value", "required", "generate", "from"}
+    for parameter in template["parameters"]:
+        assert set(parameter) <= fields, parameter
+        assert re.fullmatch(r"[A-Z0-9_]+", parameter["name"]), parameter
+        assert isinstance(parameter.get("value", ""), str), f"{parameter['name']}: quote it"
     text = str(template["objects"])
     for parameter in template["parameters"]:
         assert re.search(r"\$\{\{?" + parameter["name"] + r"\}", text), parameter["name"]

@@ -28,15 +28,15 @@ class TaskStats:
             for queue in self._broker_queues:
                 pipe.llen(keys.celery_prefix() + queue)
             pending, running, oldest_pending, oldest_running, *lengths = await pipe.execute()
+        submitted = await self._submitted_at(oldest_pending)
+        # Every gauge is set after the last await, so a scrape sees one consistent reading.
         now = time.time()
+        started = oldest_running[0][1] if oldest_running else now
+        pending_age = max(0.0, now - submitted) if submitted is not None else 0.0
         self._metrics.tasks.labels(TaskStatus.PENDING.value).set(pending)
         self._metrics.tasks.labels(TaskStatus.RUNNING.value).set(running)
-        started = oldest_running[0][1] if oldest_running else now
+        self._metrics.task_oldest_seconds.labels(TaskStatus.PENDING.value).set(pending_age)
         self._metrics.task_oldest_seconds.labels(TaskStatus.RUNNING.value).set(now - started)
-        submitted = await self._submitted_at(oldest_pending)
-        self._metrics.task_oldest_seconds.labels(TaskStatus.PENDING.value).set(
-            max(0.0, now - submitted) if submitted is not None else 0.0
-        )
         for queue, length in zip(self._broker_queues, lengths, strict=True):
             self._metrics.task_queue_messages.labels(queue).set(length)
 

@@ -28,7 +28,9 @@ class HealthEndpoints:
                 await self.runtime.reserved_redis.ping()
         except (RedisError, OSError, TimeoutError) as error:
             reason = f"redis unreachable: {type(error).__name__}"
+            self.runtime.metrics.redis_up.set(0)
             return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
+        self.runtime.metrics.redis_up.set(1)
         return JSONResponse({"status": "ready"})
 
     async def metrics(self, request: Request) -> Response:

@@ -5,7 +5,7 @@ from importlib.abc import Traversable
 from importlib.resources import files
 
 from graphql import GraphQLError, OperationDefinitionNode, parse
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # reconcile_client operations whose documents are built in code, not shipped as .gql files.
 CLIENT_OPERATIONS_BUILT_IN_CODE = ("SlackUsergroupsLookups", "EventLogSink", "EventLogSinkAck")
@@ -13,7 +13,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 
 
 class GatewayMetrics:
-    """HTTP requests, GraphQL operations and GraphQL errors by code."""
+    """HTTP requests, GraphQL operations and errors by code, Redis readiness, task backlog."""
 
     def __init__(
         self, registry: CollectorRegistry, operation_names: Iterable[str] = frozenset()
@@ -43,6 +43,29 @@ class GatewayMetrics:
             "qontract_gateway_graphql_errors",
             "GraphQL errors by extensions.code",
             ["code"],
+            registry=registry,
+        )
+        self.redis_up = Gauge(
+            "qontract_gateway_redis_up",
+            "1 when Redis answered the last /readyz PING in time, else 0",
+            registry=registry,
+        )
+        self.tasks = Gauge(
+            "qontract_gateway_tasks",
+            "Tasks in the shared task indexes by state (pending, running), read by the sweep",
+            ["state"],
+            registry=registry,
+        )
+        self.task_oldest_seconds = Gauge(
+            "qontract_gateway_task_oldest_seconds",
+            "Age of the oldest task by state: since submission (pending), since start (running)",
+            ["state"],
+            registry=registry,
+        )
+        self.task_queue_messages = Gauge(
+            "qontract_gateway_task_queue_messages",
+            "Delivery messages waiting in each Celery broker queue (serve --role api)",
+            ["queue"],
             registry=registry,
         )
 

@@ -73,6 +73,7 @@ def create_app(settings: Settings, graphiql_assets: Path = ASSETS_DIR) -> Starle
             Middleware(
                 BodyLimitMiddleware,
                 max_bytes=settings.limits.max_body_bytes,
+                max_compressed_bytes=settings.limits.max_compressed_body_bytes,
                 read_timeout=settings.http.body_timeout,
             ),
             Middleware(WebSocketMessageLimitMiddleware, max_bytes=settings.limits.max_body_bytes),

@@ -42,7 +42,12 @@ class AuthSettings(BaseModel):
 class QueryLimits(BaseModel):
     """Bounds on what one GraphQL request may ask for."""
 
-    max_body_bytes: int = 1_048_576
+    max_body_bytes: int = Field(
+        1_048_576, ge=1, description="a request body, inflated when sent compressed (413 above)"
+    )
+    max_compressed_body_bytes: int = Field(
+        1_048_576, ge=1, description="a gzip or deflate request body as sent (413 above)"
+    )
     max_json_depth: int = Field(64, ge=1, description="nesting of the body's (or GET's) JSON")
     max_depth: int = 15
     max_aliases: int = 30

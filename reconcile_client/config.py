@@ -66,6 +66,9 @@ class GatewayEndpoint(Endpoint):
     """The qontract-gateway; `ws_url` defaults to the URL with ws:// or wss://."""
 
     ws_url: str | None = None
+    compress_min_bytes: int = Field(
+        65_536, ge=0, description="request bodies this large or larger are sent gzip; 0 = never"
+    )
 
     def websocket_url(self) -> str:
         """Where subscriptions connect (graphql-transport-ws)."""

@@ -9,11 +9,14 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 
+from gateway.federation.http import FederatedEndpoint
+from gateway.federation.service import Federation
 from gateway.graphiql import ASSETS_URL, offline_graphiql_html
 from gateway.graphiql.assets import ASSETS_DIR
-from gateway.graphql_view import GatewayGraphQL
+from gateway.graphql_view import GatewayGraphQL, request_id_of
 from gateway.health import HealthEndpoints
 from gateway.middleware import BodyLimitMiddleware, HttpMetricsMiddleware, RequestIdMiddleware
 from gateway.runtime import Runtime
@@ -21,6 +24,7 @@ from gateway.settings import Settings, load_settings
 from gateway.tasks.queue import TaskQueue
 from resolvers import Sources
 from schema import build_schema
+from schema.app_interface import APP_INTERFACE_SCOPE, build_federation, limit_rules
 from schema.context import RequestContext
 
 
@@ -37,10 +41,44 @@ def create_app(settings: Settings) -> Starlette:
         return RequestContext(runtime, sources, tasks, request, request_id, authorization)
 
     graphql = GatewayGraphQL(schema, runtime, make_context, offline_graphiql_html())
-    health = HealthEndpoints(runtime)
+    endpoint: ASGIApp = graphql
+    federation_routes: list[BaseRoute] = []
+    federation: Federation | None = None
+    if sources.qontract_server is not None:
+        configured = settings.upstreams.qontract_server
+        assert configured is not None
+        federation, federated = build_federation(
+            settings.limits, runtime.metrics, sources.qontract_server, configured.poll_interval
+        )
+        federated_endpoint = FederatedEndpoint(
+            federation,
+            graphql,
+            GatewayGraphQL(federated, runtime, make_context, offline_graphiql_html()),
+            frozenset(schema._schema.query_type.fields),  # type: ignore[union-attr]
+            runtime.verifier,
+            APP_INTERFACE_SCOPE,
+            limit_rules(federated),
+            settings.limits.max_tokens,
+            runtime.metrics,
+            request_id_of,
+        )
+        endpoint = federated_endpoint
+        federation_routes = [
+            Route("/graphqlsha/{sha}", federated_endpoint, methods=["POST"]),
+            Route("/sha256", federated_endpoint.sha256),
+            Route("/git-commit-info/{sha}", federated_endpoint.git_commit_info),
+        ]
+
+    def degraded() -> dict[str, str]:
+        if federation is None or federation.degraded is None:
+            return {}
+        return {federation.source.upstream: federation.degraded}
+
+    health = HealthEndpoints(runtime, degraded=degraded)
     path = settings.graphql_path
     routes: list[BaseRoute] = [
-        Route(path, graphql, methods=["GET", "POST"]),
+        Route(path, endpoint, methods=["GET", "POST"]),
+        *federation_routes,
         WebSocketRoute(path, graphql),
         Route("/healthz", health.healthz),
         Route("/readyz", health.readyz),
@@ -54,7 +92,11 @@ def create_app(settings: Settings) -> Starlette:
         gc.collect()
         gc.freeze()
         await tasks.start()
+        if federation is not None:
+            await federation.start()
         yield
+        if federation is not None:
+            await federation.aclose()
         await tasks.aclose()
         await sources.aclose()
         await runtime.aclose()

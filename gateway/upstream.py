@@ -114,6 +114,7 @@ class _Body:
     params: "Params | None"
     json: Any
     data: Mapping[str, str] | None
+    answers: frozenset[int] = frozenset()
 
 
 class _Retryable(Exception):
@@ -169,6 +170,7 @@ class UpstreamClient:
         idempotent: bool | None = None,
         deadline: float | None = None,
         bucket: Bucket | None = None,
+        answers: frozenset[int] = frozenset(),
     ) -> httpx.Response:
         """Send one logical request and return its 2xx/3xx response, or raise a `GatewayError`.
 
@@ -177,7 +179,8 @@ class UpstreamClient:
         also pause the shared bucket for every caller) with jittered backoff;
         `deadline` (a `time.monotonic()` instant) bounds the whole, waits for tokens included.
         `data` is sent as a form body. `bucket` replaces the account's bucket for upstreams whose
-        limits are per method (Slack); a 429 then pauses only that bucket.
+        limits are per method (Slack); a 429 then pauses only that bucket. 4xx statuses in
+        `answers` are returned as answers rather than raised (qontract-server's 400 and 404).
         """
         method = method.upper()
         retry = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
@@ -201,7 +204,7 @@ class UpstreamClient:
                 operation,
                 method,
                 path,
-                _Body(params, json, data),
+                _Body(params, json, data, answers),
                 until,
                 bucket or self.account.bucket,
             )
@@ -263,7 +266,7 @@ class UpstreamClient:
                         f"{self._label}: {operation} answered HTTP {status}", status=status
                     )
                 )
-            if status >= 400:
+            if status >= 400 and status not in body.answers:
                 raise UpstreamError(
                     f"{self._label}: {operation} answered HTTP {status}", status=status
                 )

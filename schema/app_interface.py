@@ -1,0 +1,273 @@
+"""app-interface types extended with live fields: which field, its keys, and what serves it.
+
+Each live field names the key selection it needs from its app-interface parent and the
+gateway list field that serves it in batches (one per system, account and kind per request);
+results map back by key. `FederatedExecution` runs requests that read qontract-server.
+"""
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from inspect import isawaitable
+from typing import Any
+
+from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLSchema
+from graphql import execute as graphql_execute
+from strawberry.extensions import AddValidationRules, SchemaExtension
+from strawberry.types.graphql import OperationType
+
+from gateway.errors import Forbidden, GatewayError
+from gateway.federation.service import Federation, RemoteSource
+from gateway.federation.table import Call, ExtensionTable, Kind, LiveField, Lookup
+from gateway.metrics import GatewayMetrics
+from gateway.settings import QueryLimits
+from schema import GatewaySchema, build_schema
+
+APP_INTERFACE_SCOPE = "app-interface:read"
+DEFAULT_OWNERS_REF = "master"
+
+
+def owners_ref(entry: str) -> tuple[str, str]:
+    """(repo_url, ref) of an `ownersFromRepos` entry `https://host/org/repo[:ref]`."""
+    if entry.count(":") == 2:
+        url, ref = entry.rsplit(":", 1)
+        return url, ref
+    return entry, DEFAULT_OWNERS_REF
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _oncall(keys: Mapping[str, Any], args: Mapping[str, Any]) -> Lookup | None:
+    instance = _text((keys.get("instance") or {}).get("name"))
+    if instance is None:
+        return None
+    if schedule := _text(keys.get("scheduleID")):
+        return Lookup(("pagerduty", instance, "schedules"), (schedule,))
+    if policy := _text(keys.get("escalationPolicyID")):
+        return Lookup(("pagerduty", instance, "escalation_policies"), (policy,))
+    return None
+
+
+def _repo_owners(keys: Mapping[str, Any], args: Mapping[str, Any]) -> Lookup | None:
+    entries = keys.get("ownersFromRepos")
+    if not isinstance(entries, list):
+        return None
+    return Lookup(("github", "vcs", "owners"), tuple(e for e in entries if isinstance(e, str)))
+
+
+def _workspace(kind: str, argument: str, strip: str = "") -> Any:
+    def lookup(keys: Mapping[str, Any], args: Mapping[str, Any]) -> Lookup | None:
+        name = _text(keys.get("name"))
+        if name is None:
+            return None
+        asked = args.get(argument)
+        wanted = None if asked is None else tuple(a.removeprefix(strip) for a in asked)
+        return Lookup(("slack", name, kind), wanted)
+
+    return lookup
+
+
+def _slack_user(keys: Mapping[str, Any], args: Mapping[str, Any]) -> Lookup | None:
+    login = _text(keys.get("org_username"))
+    return None if login is None else Lookup(("slack", args["workspace"], "users"), (login,))
+
+
+def _org_members(keys: Mapping[str, Any], args: Mapping[str, Any]) -> Lookup | None:
+    name = _text(keys.get("name"))
+    return None if name is None else Lookup(("github", name, "members"), None)
+
+
+def _list_call(account_arg: str, keys_arg: str | None) -> Any:
+    def calls(account: str, keys: tuple[str, ...] | None) -> Sequence[Call]:
+        args: dict[str, Any] = {account_arg: account}
+        if keys_arg is not None:
+            args[keys_arg] = None if keys is None else list(keys)
+        return [Call(args, keys)]
+
+    return calls
+
+
+def _owners_calls(account: str, keys: tuple[str, ...] | None) -> Sequence[Call]:
+    calls = []
+    for key in keys or ():
+        url, ref = owners_ref(key)
+        calls.append(Call({"repo_url": url, "path": "/", "ref": ref}, (key,)))
+    return calls
+
+
+TABLE = ExtensionTable(
+    fields=(
+        LiveField(
+            "PagerDutyTarget_v1",
+            "oncall_users",
+            '"""Live: the users on call now in this target\'s schedule (or, without one, its '
+            'escalation policy) on its PagerDuty instance; cached, batched per instance"""\n'
+            "oncall_users: [PagerDutyUser_v1!]",
+            "instance { name } scheduleID escalationPolicyID",
+            _oncall,
+        ),
+        LiveField(
+            "PermissionSlackUsergroup_v1",
+            "repo_owners",
+            '"""Live: approvers and reviewers of the root OWNERS of each `ownersFromRepos` '
+            'entry (`url[:ref]`, ref default master), in order; cached"""\n'
+            "repo_owners: [VcsOwners_v1!]",
+            "ownersFromRepos",
+            _repo_owners,
+            many=True,
+        ),
+        LiveField(
+            "SlackWorkspace_v1",
+            "live_usergroups",
+            '"""Live: this workspace\'s usergroups (all, or those with `handles`), cached"""\n'
+            "live_usergroups(handles: [String!]): [SlackUsergroup_v1!]",
+            "name",
+            _workspace("usergroups", "handles"),
+            many=True,
+        ),
+        LiveField(
+            "SlackWorkspace_v1",
+            "live_users",
+            '"""Live: this workspace\'s active users (all, or by `org_usernames`), cached"""\n'
+            "live_users(org_usernames: [String!]): [SlackUser_v1!]",
+            "name",
+            _workspace("users", "org_usernames"),
+            many=True,
+        ),
+        LiveField(
+            "SlackWorkspace_v1",
+            "live_channels",
+            '"""Live: this workspace\'s unarchived channels (all, or by `names`), cached"""\n'
+            "live_channels(names: [String!]): [SlackChannel_v1!]",
+            "name",
+            _workspace("channels", "names", "#"),
+            many=True,
+        ),
+        LiveField(
+            "User_v1",
+            "slack_user",
+            '"""Live: this user\'s active Slack user in `workspace` (by org username), cached; '
+            'null with NOT_FOUND when there is none"""\n'
+            "slack_user(workspace: String!): SlackUser_v1",
+            "org_username",
+            _slack_user,
+        ),
+        LiveField(
+            "GithubOrg_v1",
+            "live_members",
+            '"""Live: the members of this GitHub org (read with the gateway account of the '
+            'same name), cached"""\n'
+            "live_members: [GitHubUser_v1!]",
+            "name",
+            _org_members,
+            many=True,
+        ),
+    ),
+    kinds={
+        ("pagerduty", "schedules"): Kind(
+            "pagerduty_schedules_v1", _list_call("instance", "ids"), None, "users", "schedule"
+        ),
+        ("pagerduty", "escalation_policies"): Kind(
+            "pagerduty_escalation_policies_v1",
+            _list_call("instance", "ids"),
+            None,
+            "users",
+            "escalation policy",
+        ),
+        ("github", "owners"): Kind("vcs_owners_v1", _owners_calls, None, None, "repository"),
+        ("github", "members"): Kind(
+            "github_org_members_v1", _list_call("org", None), "login", None, "member"
+        ),
+        ("slack", "usergroups"): Kind(
+            "slack_usergroups_v1", _list_call("workspace", "handles"), "handle", None, "usergroup"
+        ),
+        ("slack", "users"): Kind(
+            "slack_users_v1", _list_call("workspace", "org_usernames"), "org_username", None, "user"
+        ),
+        ("slack", "channels"): Kind(
+            "slack_channels_v1", _list_call("workspace", "names"), "name", None, "channel"
+        ),
+    },
+)
+"""Every live field on an app-interface type, and the gateway list fields serving them."""
+
+
+def build_federation(
+    limits: QueryLimits, metrics: GatewayMetrics, source: RemoteSource, poll_interval: float
+) -> tuple[Federation, GatewaySchema]:
+    """The federation over `source` and the federated copy of the gateway schema it serves.
+
+    The copy's graphql-core schema is replaced by each merged schema the federation builds.
+    """
+    federations: list[Federation] = []
+    federated = build_schema(limits, metrics, extra=[lambda: FederatedExecution(federations[0])])
+
+    def install(merged: GraphQLSchema) -> None:
+        federated._schema = merged
+        setattr(merged, "_strawberry_schema", federated)  # noqa: B010 - what Strawberry sets
+
+    federation = Federation(source, federated._schema, TABLE, poll_interval, install)
+    federations.append(federation)
+    return federation, federated
+
+
+def limit_rules(schema: GatewaySchema) -> list[Any]:
+    """The validation rules the schema's limit extensions add (depth, aliases, introspection)."""
+    rules: list[Any] = []
+    for factory in schema.extensions:
+        extension = factory() if callable(factory) else factory
+        if isinstance(extension, AddValidationRules):
+            rules.extend(extension.validation_rules)
+    return rules
+
+
+class FederatedExecution(SchemaExtension):
+    """Runs a query that reads qontract-server: forwarded once, live fields spliced in.
+
+    Set as the execution result, so Strawberry's parsing, validation limits, metrics and error
+    masking still apply; queries without a qontract-server field execute as usual.
+    """
+
+    def __init__(self, federation: Federation) -> None:
+        self.federation = federation
+        self.extensions: dict[str, Any] = {}
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        """Set the result for a query with a qontract-server part; otherwise do nothing."""
+        context = self.execution_context
+        document = context.graphql_document
+        if (
+            self.federation.merged is None
+            or document is None
+            or context.operation_type is not OperationType.QUERY
+        ):
+            yield
+            return
+        try:
+            plan = self.federation.plan(document, context.operation_name, context.query or "")
+            if plan.forwarded is None:
+                yield
+                return
+            request = context.context
+            if not request.identity.has_scope(APP_INTERFACE_SCOPE):
+                raise Forbidden(f"reading app-interface needs the '{APP_INTERFACE_SCOPE}' scope")
+            sha = request.request.scope.get("state", {}).get("qontract_sha")
+
+            async def run(schema: GraphQLSchema, gateway: DocumentNode) -> ExecutionResult:
+                result = graphql_execute(
+                    schema, gateway, context_value=request, variable_values=context.variables
+                )
+                return await result if isawaitable(result) else result
+
+            outcome = await self.federation.execute(plan, sha, context.variables, run)
+            self.extensions = outcome.extensions
+            context.result = outcome.result
+        except GatewayError as error:
+            context.result = ExecutionResult(
+                None, [GraphQLError(error.message, original_error=error)]
+            )
+        yield
+
+    def get_results(self) -> dict[str, Any]:
+        """`schemas` (as qontract-server listed them) and `bundle_sha`, for federated queries."""
+        return self.extensions

@@ -29,7 +29,7 @@ from graphql import (
 from graphql.validation import ASTValidationRule
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.auth import TokenVerifier
 from gateway.errors import (
@@ -91,8 +91,18 @@ class FederatedEndpoint:
         target = await self._route(request, pinned)
         if isinstance(target, Response):
             await target(scope, receive, send)
-        else:
-            await target(scope, request.receive, send)
+            return
+        body = await request.body()
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await target(scope, replay, send)
 
     async def _route(self, request: Request, pinned: str | None) -> ASGIApp | Response:
         payload = await _payload(request)

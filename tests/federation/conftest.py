@@ -1,0 +1,71 @@
+"""Real parts for federation tests: the qontract-server stand-in, PagerDuty, and gateways."""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.emulators.pagerduty import PagerDutyEmulator
+from tests.emulators.qontract_bundle import BUNDLE_PATH
+from tests.emulators.qontract_server_standin import QontractServerStandin
+from tests.support.server_thread import ServerThread
+
+PD_TOKEN = "pd-federation-token-123"
+
+
+@pytest.fixture
+def standin() -> Iterator[QontractServerStandin]:
+    """The stand-in serving the recorded bundle.json."""
+    with QontractServerStandin(BUNDLE_PATH) as server:
+        yield server
+
+
+def pagerduty_state(emulator: PagerDutyEmulator, prefix: str = "") -> None:
+    """On-call users for the recorded bundle's schedules and policies (and the scaled ones)."""
+    state = emulator.state
+    state.token = PD_TOKEN
+    for name in ("alice", "bob", "carol", "gen.user5"):
+        state.add_user(f"{prefix}U-{name}", f"{name}@example.com")
+    state.oncall = {"PSCHED1": [f"{prefix}U-alice", f"{prefix}U-bob"]}
+    state.policies = {"PESCAL1": [(0, [("user", f"{prefix}U-carol")])]}
+    for i in range(0, 200):
+        state.oncall[f"PGS{i:03d}"] = [f"{prefix}U-gen.user5"]
+        state.oncall[f"PSS{i:04d}"] = [f"{prefix}U-alice"]
+        state.policies[f"PGE{i:03d}"] = [(0, [("user", f"{prefix}U-bob")])]
+        state.policies[f"PSE{i:04d}"] = [(0, [("user", f"{prefix}U-carol")])]
+
+
+@pytest.fixture
+def pagerduty() -> Iterator[tuple[PagerDutyEmulator, ServerThread]]:
+    """A PagerDuty emulator for instance `app-sre`."""
+    emulator = PagerDutyEmulator()
+    pagerduty_state(emulator)
+    with ServerThread(emulator.app) as server:
+        yield emulator, server
+
+
+@pytest.fixture
+def federated_factory(
+    gateway_factory: Callable[..., ServerThread],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[..., ServerThread]:
+    """Gateways federating `standin_url` with PagerDuty accounts `{name: url}`."""
+    monkeypatch.setenv("QGW_TEST_PD_TOKEN", PD_TOKEN)
+
+    def factory(
+        standin_url: str, pagerduty: dict[str, str] | None = None, **overrides: Any
+    ) -> ServerThread:
+        qontract_server = {
+            "url": standin_url,
+            "poll_interval": 0.3,
+            "unknown_sha_wait": 0.3,
+            **overrides.pop("qontract_server", {}),
+        }
+        accounts = [
+            {"name": name, "api_url": url, "token": {"env": "QGW_TEST_PD_TOKEN"}}
+            for name, url in (pagerduty or {}).items()
+        ]
+        upstreams = {"qontract_server": qontract_server, "pagerduty": accounts}
+        return gateway_factory(upstreams=upstreams, **overrides)
+
+    return factory

@@ -191,11 +191,15 @@ class Federation:
             return Outcome(ExecutionResult(None, errors or None), extensions)
         splicer = Splicer(plan, self.table, merged.schema, variables)
         splicer.collect(data)
-        document = splicer.gateway_document()
-        gateway = (
-            ExecutionResult({}, None) if document is None else await run(merged.schema, document)
+        results = await asyncio.gather(
+            *(run(merged.schema, document) for document in splicer.gateway_documents())
         )
-        errors += splicer.splice(data, gateway.data, list(gateway.errors or []))
+        answered: dict[str, Any] = {}
+        failures: list[GraphQLError] = []
+        for result in results:
+            answered.update(result.data or {})
+            failures.extend(result.errors or [])
+        errors += splicer.splice(data, answered, failures)
         ordered = {key: data[key] for key in plan.root_keys if key in data}
         ordered.update((key, value) for key, value in data.items() if key not in ordered)
         return Outcome(ExecutionResult(ordered, errors or None), extensions)

@@ -127,9 +127,15 @@ class Splicer:
                 else:
                     batch.keys.update(lookup.keys)
 
-    def gateway_document(self) -> DocumentNode | None:
-        """The caller's gateway root fields and one call per batch, or None with nothing to run."""
-        selections: list[SelectionNode] = list(self.plan.gateway_fields)
+    def gateway_documents(self) -> list[DocumentNode]:
+        """The caller's gateway root fields, and one document per batch call.
+
+        Calls are separate documents, run together, so one failing call (a non-null root field)
+        nulls only its own values; the request's loaders still gather their keys in one batch.
+        """
+        documents: list[DocumentNode] = []
+        if self.plan.gateway_fields:
+            documents.append(self._document(list(self.plan.gateway_fields)))
         number = 0
         for batch in self.batches.values():
             occurrence = self.plan.occurrences[batch.occurrence]
@@ -138,9 +144,11 @@ class Splicer:
                 alias = f"{PREFIX}b{number}"
                 number += 1
                 batch.calls.append((alias, call))
-                selections.append(_call_node(alias, batch.kind, call, occurrence.node))
-        if not selections:
-            return None
+                node = _call_node(alias, batch.kind, call, occurrence.node)
+                documents.append(self._document([node]))
+        return documents
+
+    def _document(self, selections: list[SelectionNode]) -> DocumentNode:
         operation = self.plan.operation
         fragments = [
             d for d in self.plan.document.definitions if isinstance(d, FragmentDefinitionNode)

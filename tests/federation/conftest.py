@@ -5,12 +5,15 @@ from typing import Any
 
 import pytest
 
+from tests.emulators.github import GitHubEmulator
 from tests.emulators.pagerduty import PagerDutyEmulator
 from tests.emulators.qontract_bundle import BUNDLE_PATH
 from tests.emulators.qontract_server_standin import QontractServerStandin
 from tests.support.server_thread import ServerThread
 
 PD_TOKEN = "pd-federation-token-123"
+GH_TOKEN = "ghp-federation-token-456"
+ROOT_OWNERS = "approvers: [alice, carol]\nreviewers: [dave]\n"
 
 
 @pytest.fixture
@@ -45,15 +48,31 @@ def pagerduty() -> Iterator[tuple[PagerDutyEmulator, ServerThread]]:
 
 
 @pytest.fixture
+def github() -> Iterator[tuple[GitHubEmulator, ServerThread]]:
+    """A GitHub emulator with the OWNERS of app-sre/qontract-reconcile (the bundle's entry)."""
+    emulator = GitHubEmulator()
+    emulator.state.token = GH_TOKEN
+    emulator.state.files[("app-sre/qontract-reconcile", "master")] = {"OWNERS": ROOT_OWNERS}
+    for n in (5, 9, 16):
+        emulator.state.files[(f"app-sre/gen-repo-{n}", "master")] = {"OWNERS": f"approvers: [g{n}]"}
+    with ServerThread(emulator.app) as server:
+        yield emulator, server
+
+
+@pytest.fixture
 def federated_factory(
     gateway_factory: Callable[..., ServerThread],
     monkeypatch: pytest.MonkeyPatch,
 ) -> Callable[..., ServerThread]:
     """Gateways federating `standin_url` with PagerDuty accounts `{name: url}`."""
     monkeypatch.setenv("QGW_TEST_PD_TOKEN", PD_TOKEN)
+    monkeypatch.setenv("QGW_TEST_GH_TOKEN", GH_TOKEN)
 
     def factory(
-        standin_url: str, pagerduty: dict[str, str] | None = None, **overrides: Any
+        standin_url: str,
+        pagerduty: dict[str, str] | None = None,
+        github: dict[str, str] | None = None,
+        **overrides: Any,
     ) -> ServerThread:
         qontract_server = {
             "url": standin_url,
@@ -65,7 +84,15 @@ def federated_factory(
             {"name": name, "api_url": url, "token": {"env": "QGW_TEST_PD_TOKEN"}}
             for name, url in (pagerduty or {}).items()
         ]
-        upstreams = {"qontract_server": qontract_server, "pagerduty": accounts}
+        github_accounts = [
+            {"name": name, "api_url": url, "token": {"env": "QGW_TEST_GH_TOKEN"}}
+            for name, url in (github or {}).items()
+        ]
+        upstreams = {
+            "qontract_server": qontract_server,
+            "pagerduty": accounts,
+            "github": github_accounts,
+        }
         return gateway_factory(upstreams=upstreams, **overrides)
 
     return factory

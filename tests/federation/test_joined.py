@@ -68,9 +68,9 @@ def test_joined_query_equals_the_two_round_trip_flow(joined: Servers) -> None:
     assert body["extensions"]["bundle_sha"] == SHA
     assert body["extensions"]["schemas"] == GOLDEN["response"]["body"]["extensions"]["schemas"]
     # first round trip: qontract-server alone
-    assert without(body["data"], {"oncall_users", "repo_owners"}) == GOLDEN["response"]["body"][
-        "data"
-    ]
+    assert (
+        without(body["data"], {"oncall_users", "repo_owners"}) == GOLDEN["response"]["body"]["data"]
+    )
     # second round trip: the gateway's own fields for every key the desired state names
     schedules: dict[tuple[str, str], Any] = {}
     owners: dict[str, Any] = {}
@@ -80,7 +80,9 @@ def test_joined_query_equals_the_two_round_trip_flow(joined: Servers) -> None:
             ident = target["scheduleID"] or target["escalationPolicyID"]
             schedules[(kind, ident)] = target["oncall_users"]
         for entry, value in zip(
-            permission.get("ownersFromRepos") or [], permission.get("repo_owners") or [], strict=True
+            permission.get("ownersFromRepos") or [],
+            permission.get("repo_owners") or [],
+            strict=True,
         ):
             owners[entry] = value
     assert schedules and owners

@@ -31,7 +31,7 @@ def pagerduty_state(emulator: PagerDutyEmulator, prefix: str = "") -> None:
         state.add_user(f"{prefix}U-{name}", f"{name}@example.com")
     state.oncall = {"PSCHED1": [f"{prefix}U-alice", f"{prefix}U-bob"]}
     state.policies = {"PESCAL1": [(0, [("user", f"{prefix}U-carol")])]}
-    for i in range(0, 200):
+    for i in range(200):
         state.oncall[f"PGS{i:03d}"] = [f"{prefix}U-gen.user5"]
         state.oncall[f"PSS{i:04d}"] = [f"{prefix}U-alice"]
         state.policies[f"PGE{i:03d}"] = [(0, [("user", f"{prefix}U-bob")])]

@@ -85,7 +85,8 @@ def test_joined_query_equals_the_two_round_trip_flow(joined: Servers) -> None:
             strict=True,
         ):
             owners[entry] = value
-    assert schedules and owners
+    assert schedules
+    assert owners
     ids_s = sorted(i for k, i in schedules if k == "s")
     ids_p = sorted(i for k, i in schedules if k == "p")
     repos = sorted(owners)
@@ -96,7 +97,8 @@ def test_joined_query_equals_the_two_round_trip_flow(joined: Servers) -> None:
     lookups = post(
         gateway.url,
         f"""query L($s: [String!]!, $p: [String!]!) {{
-          s: pagerduty_schedules_v1(instance: "app-sre", ids: $s) {{ id users {{ username email }} }}
+          s: pagerduty_schedules_v1(instance: "app-sre", ids: $s) {{
+            id users {{ username email }} }}
           p: pagerduty_escalation_policies_v1(instance: "app-sre", ids: $p) {{
             id users {{ username email }} }}
           {owner_fields}

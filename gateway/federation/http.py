@@ -40,7 +40,7 @@ from gateway.errors import (
     GatewayError,
     UpstreamUnavailable,
 )
-from gateway.federation.plan import INTROSPECTION_ROOTS
+from gateway.federation.plan import INTROSPECTION_ROOTS, ReservedAlias, check_aliases
 from gateway.federation.service import Federation, RemoteAnswer
 from gateway.metrics import GatewayMetrics
 
@@ -157,6 +157,10 @@ class FederatedEndpoint:
             identity = self.verifier.identify(request.headers.get("authorization"))
             if not identity.has_scope(self.scope_name):
                 raise Forbidden(f"reading app-interface needs the '{self.scope_name}' scope")
+            try:
+                check_aliases(document)
+            except ReservedAlias as error:
+                raise BadUserInput(str(error)) from None
             merged = self.federation.merged
             assert merged is not None
             problems = validate(merged.schema, document, self.limit_rules)

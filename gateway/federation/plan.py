@@ -174,7 +174,7 @@ def plan_operation(
     table: ExtensionTable,
 ) -> Plan:
     """The plan of `operation_name` in a document already validated against `schema`."""
-    _check_aliases(document)
+    check_aliases(document)
     operation = get_operation_ast(document, operation_name)
     if operation is None:
         raise ValueError("the document has no such operation")
@@ -262,7 +262,8 @@ class _Aliases(Visitor):
             raise ReservedAlias(f"aliases starting with {PREFIX!r} are reserved for the gateway")
 
 
-def _check_aliases(document: DocumentNode) -> None:
+def check_aliases(document: DocumentNode) -> None:
+    """Raise ReservedAlias when an alias of `document` uses the gateway's reserved prefix."""
     visit(document, _Aliases())
 
 

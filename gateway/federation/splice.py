@@ -35,9 +35,13 @@ from graphql import (
     StringValueNode,
     ValueNode,
 )
-from graphql.execution.values import get_argument_values, get_directive_values
+from graphql.execution.values import (
+    get_argument_values,
+    get_directive_values,
+    get_variable_values,
+)
 
-from gateway.errors import NotFound
+from gateway.errors import BadUserInput, NotFound
 from gateway.federation.plan import PREFIX, TYPENAME, Occurrence, Plan
 from gateway.federation.table import Call, ExtensionTable, Group, Kind, Lookup
 
@@ -92,7 +96,12 @@ class Splicer:
         self.plan = plan
         self.table = table
         self.schema = schema
-        self.variables = dict(variables or {})
+        coerced = get_variable_values(
+            schema, plan.operation.variable_definitions or (), dict(variables or {})
+        )
+        if isinstance(coerced, list):
+            raise BadUserInput(coerced[0].message)
+        self.variables = coerced
         self.needs: list[_Need] = []
         self.parents: list[_Parent] = []
         self.batches: dict[tuple[int, Group], _Batch] = {}
@@ -109,7 +118,7 @@ class Splicer:
                 continue
             live = occurrence.live
             definition = self.schema.get_type(live.type_name).fields[live.field_name]  # type: ignore[union-attr]
-            args = get_argument_values(definition, occurrence.node, self.variables)  # type: ignore[arg-type]
+            args = get_argument_values(definition, occurrence.node, self.variables)
             for parent in found:
                 if TYPENAME not in parent.obj:
                     continue  # under a skipped fragment: the keys were not selected
@@ -245,10 +254,10 @@ class Splicer:
                 container[:] = [item for item in container if item != {}]
 
     def _included(self, node: FieldNode) -> bool:
-        skip = get_directive_values(GraphQLSkipDirective, node, self.variables)  # type: ignore[arg-type]
+        skip = get_directive_values(GraphQLSkipDirective, node, self.variables)
         if skip and skip.get("if") is True:
             return False
-        include = get_directive_values(GraphQLIncludeDirective, node, self.variables)  # type: ignore[arg-type]
+        include = get_directive_values(GraphQLIncludeDirective, node, self.variables)
         return not (include and include.get("if") is False)
 
 

@@ -3,6 +3,7 @@
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.emulators.github import GitHubEmulator
@@ -96,3 +97,31 @@ def federated_factory(
         return gateway_factory(upstreams=upstreams, **overrides)
 
     return factory
+
+
+Servers = tuple[ServerThread, QontractServerStandin, PagerDutyEmulator, GitHubEmulator]
+
+
+@pytest.fixture
+def joined(
+    standin: QontractServerStandin,
+    pagerduty: tuple[PagerDutyEmulator, ServerThread],
+    github: tuple[GitHubEmulator, ServerThread],
+    federated_factory: Callable[..., ServerThread],
+) -> Servers:
+    """A gateway federating the stand-in, with PagerDuty `app-sre` and GitHub `app-sre`."""
+    gateway = federated_factory(
+        standin.url, {"app-sre": pagerduty[1].url}, {"app-sre": github[1].url}
+    )
+    return gateway, standin, pagerduty[0], github[0]
+
+
+def post(url: str, query: str, path: str = "/graphql", **variables: Any) -> dict[str, Any]:
+    """POST a query; the JSON body of a 200 answer."""
+    payload: dict[str, Any] = {"query": query}
+    if variables:
+        payload["variables"] = variables
+    response = httpx.post(url + path, json=payload, timeout=60)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body

@@ -1,17 +1,10 @@
 """Joined queries: app-interface desired state and live data in one request, one bundle sha."""
 
 import json
-from collections.abc import Callable
 from typing import Any
 
-import httpx
-import pytest
-
-from tests.emulators.github import GitHubEmulator
-from tests.emulators.pagerduty import PagerDutyEmulator
 from tests.emulators.qontract_bundle import GOLDENS_DIR
-from tests.emulators.qontract_server_standin import QontractServerStandin
-from tests.support.server_thread import ServerThread
+from tests.federation.conftest import Servers, post
 
 GOLDEN = json.loads((GOLDENS_DIR / "03-desired-state.json").read_text())
 DESIRED = GOLDEN["request"]["json"]["query"]
@@ -19,32 +12,6 @@ SHA = GOLDEN["request"]["path"].rsplit("/", 1)[1]
 JOINED = DESIRED.replace(
     "escalationPolicyID\n", "escalationPolicyID\n        oncall_users { username email }\n", 1
 ).replace("ownersFromRepos\n", "ownersFromRepos\n      repo_owners { approvers reviewers }\n", 1)
-Servers = tuple[ServerThread, QontractServerStandin, PagerDutyEmulator, GitHubEmulator]
-
-
-@pytest.fixture
-def joined(
-    standin: QontractServerStandin,
-    pagerduty: tuple[PagerDutyEmulator, ServerThread],
-    github: tuple[GitHubEmulator, ServerThread],
-    federated_factory: Callable[..., ServerThread],
-) -> Servers:
-    """A gateway federating the stand-in, with PagerDuty `app-sre` and GitHub `app-sre`."""
-    gateway = federated_factory(
-        standin.url, {"app-sre": pagerduty[1].url}, {"app-sre": github[1].url}
-    )
-    return gateway, standin, pagerduty[0], github[0]
-
-
-def post(url: str, query: str, path: str = "/graphql", **variables: Any) -> dict[str, Any]:
-    """POST a query; the JSON body of a 200 answer."""
-    payload: dict[str, Any] = {"query": query}
-    if variables:
-        payload["variables"] = variables
-    response = httpx.post(url + path, json=payload, timeout=60)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def without(data: Any, names: set[str]) -> Any:

@@ -102,7 +102,7 @@ def create_app(settings: Settings) -> Starlette:
         await runtime.aclose()
 
     known = frozenset({path, "/healthz", "/readyz", "/metrics"})
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[
             Middleware(RequestIdMiddleware),
@@ -111,6 +111,8 @@ def create_app(settings: Settings) -> Starlette:
         ],
         lifespan=lifespan,
     )
+    app.state.federation = federation
+    return app
 
 
 def app_from_environment() -> Starlette:

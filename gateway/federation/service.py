@@ -43,8 +43,8 @@ class RemoteSource(Protocol):
 
     upstream: str
 
-    async def latest_sha(self) -> str:
-        """The latest bundle sha."""
+    async def latest_sha(self, fresh: bool = False) -> str:
+        """The latest bundle sha (`fresh`: asked now, not reused from a moment ago)."""
 
     async def answer(self, sha: str, payload: dict[str, Any]) -> RemoteAnswer:
         """The answer to `payload` on bundle `sha`."""
@@ -92,6 +92,7 @@ class Federation:
         self._plans: OrderedDict[tuple[str, str | None, str], Plan] = OrderedDict()
         self._poller: asyncio.Task[None] | None = None
         self.builds = 0
+        self.sha: str | None = None
 
     async def start(self) -> None:
         """Learn the schema (else the last one in Redis) and start polling the latest sha."""
@@ -112,10 +113,11 @@ class Federation:
 
     async def refresh(self) -> None:
         """Read the latest sha; rebuild the merged schema if its fingerprint changed."""
-        sha = await self.source.latest_sha()
+        sha = await self.source.latest_sha(fresh=True)
         fingerprint, introspection = await self.source.introspection(sha)
         if self.merged is None or self.merged.fingerprint != fingerprint:
             await self._build(fingerprint, introspection)
+        self.sha = sha
         self.degraded = None
 
     async def _build(self, fingerprint: str, introspection: dict[str, Any]) -> None:

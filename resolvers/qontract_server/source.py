@@ -94,14 +94,15 @@ class QontractServerSource:
         self._latest_lock = asyncio.Lock()
         self.fetches = 0
 
-    async def latest_sha(self) -> str:
-        """The latest bundle sha, read at most once per `latest_ttl` seconds."""
+    async def latest_sha(self, fresh: bool = False) -> str:
+        """The latest bundle sha, read at most once per `latest_ttl` seconds (unless `fresh`)."""
         latest = self._latest
-        if latest is not None and time.monotonic() - latest[1] < self.settings.latest_ttl:
+        ttl = 0.0 if fresh else self.settings.latest_ttl
+        if latest is not None and time.monotonic() - latest[1] < ttl:
             return latest[0]
         async with self._latest_lock:
             latest = self._latest
-            if latest is not None and time.monotonic() - latest[1] < self.settings.latest_ttl:
+            if latest is not None and time.monotonic() - latest[1] < ttl:
                 return latest[0]
             try:
                 sha = await self.api.latest_sha()

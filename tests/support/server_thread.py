@@ -14,6 +14,7 @@ class ServerThread:
     """A uvicorn server for `app` on 127.0.0.1, started and stopped around a test."""
 
     def __init__(self, app: ASGIApp, port: int | None = None, lifespan: str = "on") -> None:
+        self.app = app
         self.port = port or free_port()
         config = uvicorn.Config(
             app,

@@ -5,7 +5,9 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+import requests
 
+from gateway.auth import mint_token
 from tests.emulators.qontract_bundle import BUNDLE_PATH, BUNDLE_V2_PATH, bundle_sha
 from tests.emulators.qontract_server_standin import QontractServerStandin
 from tests.support.qontract_goldens import load_goldens, mismatch, replay
@@ -105,3 +107,44 @@ def test_a_bundle_loaded_after_a_request_is_found_by_the_retry(
     finally:
         timer.join()
     assert body["data"]["users_v1"][0]["name"] == "Alice Archer-Smith"
+
+
+def test_qontract_reconciles_gql_flow_works_with_only_url_and_token_changed(
+    standin: QontractServerStandin,
+    federated_factory: Callable[..., ServerThread],
+) -> None:
+    """reconcile/utils/gql.py's exchanges, made as it makes them (requests, the token sent
+    verbatim in Authorization): /sha256, /git-commit-info/<sha>, then /graphqlsha/<sha>."""
+    secret = "federation-test-secret-0123456789abcdef"
+    gateway = federated_factory(standin.url, auth={"secret": secret})
+    token = "Bearer " + mint_token(secret, "qontract-reconcile", ["app-interface:read"], 1)
+    headers = {"Authorization": token}
+    response = requests.get(f"{gateway.url}/sha256", headers=headers, timeout=60)
+    response.raise_for_status()
+    sha = response.content.decode("utf-8")
+    assert sha == V1
+    info = requests.get(f"{gateway.url}/git-commit-info/{sha}", headers=headers, timeout=60)
+    info.raise_for_status()
+    assert info.json() == httpx.get(f"{standin.url}/git-commit-info/{sha}").json()
+    result = requests.post(
+        f"{gateway.url}/graphqlsha/{sha}",
+        json={"query": NAME, "variables": None},
+        headers=headers,
+        timeout=30,
+    ).json()
+    assert result["data"] == {"users_v1": [{"name": "Alice Archer"}]}
+    assert result["extensions"]["schemas"] == ["/access/user-1.yml"]
+
+
+def test_service_sdl_stays_gateway_only(
+    standin: QontractServerStandin, federated_factory: Callable[..., ServerThread]
+) -> None:
+    """The subgraph SDL never shows qontract-server's types, even from the merged schema."""
+    gateway = federated_factory(standin.url)
+    for path in ("/graphql", f"/graphqlsha/{V1}"):
+        sdl = httpx.post(f"{gateway.url}{path}", json={"query": "{ _service { sdl } }"}).json()
+        text = sdl["data"]["_service"]["sdl"]
+        assert "pagerduty_schedules_v1" in text
+        assert " users_v1(" not in text
+        assert "PagerDutyTarget_v1" not in text
+        assert "oncall_users" not in text

@@ -45,6 +45,7 @@ from gateway.federation.service import Federation, RemoteAnswer
 from gateway.metrics import GatewayMetrics
 
 SHA_HEADER = "x-qontract-bundle-sha"
+SUBGRAPH_ROOTS = frozenset({"_service", "_entities"})
 SHA = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -108,7 +109,7 @@ class FederatedEndpoint:
         payload = await _payload(request)
         query = payload.get("query") if payload else None
         if not isinstance(query, str):
-            return self.federated_view if pinned else self.gateway_view
+            return self.gateway_view
         try:
             document = parse(query, max_tokens=self.max_tokens)
         except GraphQLError:
@@ -138,7 +139,14 @@ class FederatedEndpoint:
         ):
             assert payload is not None
             return await self._pass_through(request, document, payload, pinned)
-        if remote or roots & INTROSPECTION_ROOTS or pinned:
+        if roots & SUBGRAPH_ROOTS:
+            if remote:
+                return self._error(
+                    request,
+                    BadUserInput("_service and _entities cannot be asked with app-interface"),
+                )
+            return self.gateway_view  # the subgraph SDL is the gateway's own, never merged
+        if remote or roots & INTROSPECTION_ROOTS:
             return self.federated_view
         return self.gateway_view
 

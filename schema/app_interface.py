@@ -174,7 +174,9 @@ TABLE = ExtensionTable(
             "users",
             "escalation policy",
         ),
-        ("github", "owners"): Kind("vcs_owners_v1", _owners_calls, None, None, "repository"),
+        ("github", "owners"): Kind(
+            "vcs_owners_v1", _owners_calls, None, None, "repository", per_key=True
+        ),
         ("github", "members"): Kind(
             "github_org_members_v1", _list_call("org", None), "login", None, "member"
         ),

@@ -61,6 +61,7 @@ class _Parent:
 class _Failure:
     error: GraphQLError
     rest: Path
+    whole: bool = False
 
 
 @dataclass
@@ -225,7 +226,7 @@ class Splicer:
         for position, key in enumerate(lookup.keys):
             entry = batch.found.get(key)
             if isinstance(entry, _Failure):
-                return self._fail(entry, [*at, position])
+                return self._fail(entry, at if entry.whole else [*at, position])
             if entry is not None:
                 values.append(_item_value(batch.kind, entry))
         return values
@@ -291,6 +292,8 @@ def _read(batch: _Batch, call: Call, value: Any, errors: list[GraphQLError]) -> 
         elif value is None or not isinstance(value, list):
             failures.setdefault(None, _Failure(error, path[1:]))
     whole = failures.get(None) if value is None else None
+    if whole is not None:
+        whole.whole = not batch.kind.per_key
     if call.keys is None:
         if whole is not None:
             batch.everything = whole

@@ -32,7 +32,8 @@ class Kind:
     `calls(account, keys)` are the calls of `field` for a batch (one for list fields, one per
     key for single-object fields). Items are matched to keys by their `item_key` field; a field
     answering one item per key asked (`item_key` None) matches by the key it was asked for.
-    The live value is the item's `value` field, or the item itself.
+    The live value is the item's `value` field, or the item itself. `per_key`: each call
+    answers one key (an object field), so a failed call is that key's failure only.
     """
 
     field: str
@@ -40,6 +41,7 @@ class Kind:
     item_key: str | None = None
     value: str | None = None
     what: str = "item"
+    per_key: bool = False
 
 
 @dataclass(frozen=True)

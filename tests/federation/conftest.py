@@ -93,6 +93,7 @@ def federated_factory(
             "qontract_server": qontract_server,
             "pagerduty": accounts,
             "github": github_accounts,
+            **overrides.pop("upstreams_extra", {}),
         }
         return gateway_factory(upstreams=upstreams, **overrides)
 

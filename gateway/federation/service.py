@@ -20,6 +20,8 @@ from gateway.federation.table import ExtensionTable
 log = structlog.get_logger("gateway.federation")
 
 MAX_PLANS = 512
+MAX_PLANNED_QUERY = 65_536
+"""Longer documents are planned every time rather than kept (bounds the plan cache's memory)."""
 
 
 class RemoteAnswer(Protocol):
@@ -153,6 +155,8 @@ class Federation:
                 )
             except ReservedAlias as error:
                 raise BadUserInput(str(error)) from None
+            if len(query) > MAX_PLANNED_QUERY:
+                return plan
             self._plans[cache_key] = plan
             while len(self._plans) > MAX_PLANS:
                 self._plans.popitem(last=False)

@@ -66,7 +66,6 @@ def test_joined_query_equals_the_two_round_trip_flow(joined: Servers) -> None:
         f"""query L($s: [String!]!, $p: [String!]!) {{
           s: pagerduty_schedules_v1(instance: "app-sre", ids: $s) {{
             id users {{ username email }} }}
-            id users {{ username email }} }}
           p: pagerduty_escalation_policies_v1(instance: "app-sre", ids: $p) {{
             id users {{ username email }} }}
           {owner_fields}

@@ -10,6 +10,7 @@ qontract-server fields, or introspection goes to the federated schema; others to
 import json
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -46,6 +47,10 @@ from gateway.metrics import GatewayMetrics
 
 SHA_HEADER = "x-qontract-bundle-sha"
 SUBGRAPH_ROOTS = frozenset({"_service", "_entities"})
+MAX_REMEMBERED = 1024
+MAX_REMEMBERED_BODY = 8192
+"""Bodies routed to the gateway's own schema are remembered (bounded) so a repeated
+gateway-only request (the result cache's traffic) is not parsed twice."""
 SHA = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -75,6 +80,7 @@ class FederatedEndpoint:
         self.max_tokens = max_tokens
         self.metrics = metrics
         self.request_id = request_id
+        self._gateway_only: OrderedDict[bytes, str | None] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pin the sha, then pass through, federate, or serve from the gateway's own schema."""
@@ -89,11 +95,18 @@ class FederatedEndpoint:
             )
             return
         scope.setdefault("state", {})["qontract_sha"] = pinned
-        target = await self._route(request, pinned)
+        body = await request.body()
+        merged = self.federation.merged
+        fingerprint = merged.fingerprint if merged else None
+        if pinned is None and self._gateway_only.get(body, "") == fingerprint:
+            target: ASGIApp | Response = self.gateway_view  # seen before: skip parsing it again
+        else:
+            target = await self._route(request, pinned)
+            if target is self.gateway_view and len(body) <= MAX_REMEMBERED_BODY:
+                self._remember(body, fingerprint)
         if isinstance(target, Response):
             await target(scope, receive, send)
             return
-        body = await request.body()
         replayed = False
 
         async def replay() -> Message:
@@ -196,6 +209,13 @@ class FederatedEndpoint:
             status_code=answer.status,
             headers={"content-type": answer.content_type, SHA_HEADER: sha},
         )
+
+    def _remember(self, body: bytes, fingerprint: str | None) -> None:
+        """Note a body the gateway's own schema answers, for this remote schema."""
+        self._gateway_only[body] = fingerprint
+        self._gateway_only.move_to_end(body)
+        while len(self._gateway_only) > MAX_REMEMBERED:
+            self._gateway_only.popitem(last=False)
 
     def _count(self, name: str, outcome: str, started: float) -> None:
         self.metrics.graphql_operations.labels(name, "query", outcome).inc()

@@ -187,7 +187,16 @@ class Federation:
         if plan.operation_name:
             payload["operationName"] = plan.operation_name
         answer = await self.source.answer(sha, payload)
-        body = json.loads(answer.body)
+        try:
+            body = json.loads(answer.body) if answer.status in (200, 400) else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise UpstreamError(
+                f"{self.source.upstream} answered HTTP {answer.status} without a GraphQL result",
+                upstream=self.source.upstream,
+                status=answer.status,
+            )
         extensions: dict[str, Any] = {"bundle_sha": sha}
         if isinstance(body.get("extensions"), dict) and "schemas" in body["extensions"]:
             extensions["schemas"] = body["extensions"]["schemas"]

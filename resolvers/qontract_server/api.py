@@ -15,8 +15,8 @@ SHA = re.compile(r"^[0-9a-f]{64}$")
 QONTRACT_SERVER = BucketSpec.within(6000, 60, burst=200)
 """qontract-server publishes no limit; this only keeps a runaway gateway from flooding it."""
 
-ANSWERED = frozenset({400, 404})
-"""Statuses qontract-server answers meaningfully (validation failure, unknown sha)."""
+ANSWERED = frozenset({400, 404, 413})
+"""Statuses qontract-server answers meaningfully (validation failure, unknown sha, too large)."""
 
 
 @dataclass(frozen=True)

@@ -5,21 +5,33 @@ gateway list field that serves it in batches (one per system, account and kind p
 results map back by key. `FederatedExecution` runs requests that read qontract-server.
 """
 
+import asyncio
+import hashlib
+import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from inspect import isawaitable
 from typing import Any
 
-from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLSchema
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    GraphQLError,
+    GraphQLResolveInfo,
+    GraphQLSchema,
+)
 from graphql import execute as graphql_execute
+from strawberry.dataloader import DataLoader
 from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.types.graphql import OperationType
 
-from gateway.errors import Forbidden, GatewayError
+from gateway.errors import Forbidden, GatewayError, NotFound
+from gateway.federation.reverse import KEY, keys_filter, remote_query
 from gateway.federation.service import Federation, RemoteSource
-from gateway.federation.table import Call, ExtensionTable, Kind, LiveField, Lookup
+from gateway.federation.table import Call, ExtensionTable, Kind, LiveField, Lookup, ReverseJoin
 from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
 from schema import GatewaySchema, build_schema
+from schema.context import RequestContext
 
 APP_INTERFACE_SCOPE = "app-interface:read"
 DEFAULT_OWNERS_REF = "master"
@@ -190,8 +202,79 @@ TABLE = ExtensionTable(
             "slack_channels_v1", _list_call("workspace", "names"), "name", None, "channel"
         ),
     },
+    reverse=(
+        ReverseJoin(
+            "PagerDutyUser_v1",
+            "app_interface_user",
+            '"""app-interface: the user whose `pagerduty_username` is this username (same bundle '
+            'sha as the request); null with NOT_FOUND when there is none"""\n'
+            "app_interface_user: User_v1",
+            "username",
+            "users_v1",
+            "pagerduty_username",
+        ),
+        ReverseJoin(
+            "GitHubUser_v1",
+            "app_interface_user",
+            '"""app-interface: the user whose `github_username` is this login (same bundle '
+            'sha as the request); null with NOT_FOUND when there is none"""\n'
+            "app_interface_user: User_v1",
+            "login",
+            "users_v1",
+            "github_username",
+        ),
+    ),
 )
 """Every live field on an app-interface type, and the gateway list fields serving them."""
+
+
+async def request_sha(context: RequestContext, federation: Federation) -> str:
+    """The one bundle sha of this request: pinned, else the latest, resolved once."""
+
+    async def resolve() -> str:
+        pinned = context.request.scope.get("state", {}).get("qontract_sha")
+        return str(pinned) if pinned else await federation.source.latest_sha()
+
+    task: asyncio.Future[str] = context.per_request(
+        "qontract_server/sha", lambda: asyncio.ensure_future(resolve())
+    )
+    return await task
+
+
+def _reverse_resolver(join: ReverseJoin, federations: list[Federation]) -> Any:
+    """The resolver of a reverse join: one remote fetch per request and sub-selection."""
+
+    async def resolve(parent: Any, info: GraphQLResolveInfo[RequestContext]) -> Any:
+        context = info.context
+        if not context.identity.has_scope(APP_INTERFACE_SCOPE):
+            raise Forbidden(f"reading app-interface needs the '{APP_INTERFACE_SCOPE}' scope")
+        federation = federations[0]
+        query = remote_query(join, info.field_nodes, info.fragments)
+
+        async def load(keys: list[str]) -> list[Any]:
+            sha = await request_sha(context, federation)
+            answer = await federation.source.answer(
+                sha, {"query": query, "variables": keys_filter(join, sorted(set(keys)))}
+            )
+            body = json.loads(answer.body) if answer.status == 200 else {}
+            items = (body.get("data") or {}).get(join.remote_root) or []
+            found = {item.pop(KEY): item for item in items if isinstance(item, dict)}
+            return [
+                found.get(key) or NotFound(f"no app-interface user with {join.remote_key} {key!r}")
+                for key in keys
+            ]
+
+        digest = hashlib.sha256(query.encode()).hexdigest()[:16]
+        loader: DataLoader[str, Any] = context.per_request(
+            f"qontract_server/reverse/{join.type_name}/{digest}",
+            lambda: DataLoader(load_fn=load),
+        )
+        value = await loader.load(str(getattr(parent, join.parent_key)))
+        if isinstance(value, GatewayError):
+            raise value
+        return value
+
+    return resolve
 
 
 def build_federation(
@@ -208,7 +291,11 @@ def build_federation(
         federated._schema = merged
         setattr(merged, "_strawberry_schema", federated)  # noqa: B010 - what Strawberry sets
 
-    federation = Federation(source, federated._schema, TABLE, poll_interval, install)
+    resolvers = {
+        (join.type_name, join.field_name): _reverse_resolver(join, federations)
+        for join in TABLE.reverse
+    }
+    federation = Federation(source, federated._schema, TABLE, poll_interval, install, resolvers)
     federations.append(federation)
     return federation, federated
 
@@ -253,7 +340,7 @@ class FederatedExecution(SchemaExtension):
             request = context.context
             if not request.identity.has_scope(APP_INTERFACE_SCOPE):
                 raise Forbidden(f"reading app-interface needs the '{APP_INTERFACE_SCOPE}' scope")
-            sha = request.request.scope.get("state", {}).get("qontract_sha")
+            sha = await request_sha(request, self.federation)
 
             async def run(schema: GraphQLSchema, gateway: DocumentNode) -> ExecutionResult:
                 result = graphql_execute(

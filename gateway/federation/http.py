@@ -159,7 +159,7 @@ class FederatedEndpoint:
                     BadUserInput("_service and _entities cannot be asked with app-interface"),
                 )
             return self.gateway_view  # the subgraph SDL is the gateway's own, never merged
-        if remote or roots & INTROSPECTION_ROOTS:
+        if remote or roots & INTROSPECTION_ROOTS or _uses(document, self.federation.live_names):
             return self.federated_view
         return self.gateway_view
 

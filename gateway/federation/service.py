@@ -82,12 +82,14 @@ class Federation:
         table: ExtensionTable,
         poll_interval: float,
         install: Callable[[GraphQLSchema], None],
+        resolvers: Mapping[tuple[str, str], Callable[..., Any]] | None = None,
     ) -> None:
         self.source = source
         self.base = base
         self.table = table
         self.poll_interval = poll_interval
         self._install = install
+        self._resolvers = dict(resolvers or {})
         self.merged: MergedSchema | None = None
         self.degraded: str | None = "not yet connected"
         self.live_names = table.names()
@@ -126,6 +128,9 @@ class Federation:
         merged = await asyncio.to_thread(
             merge_schema, self.base, introspection, self.table.sdl(), fingerprint
         )
+        for (type_name, field_name), resolve in self._resolvers.items():
+            parent = merged.schema.get_type(type_name)
+            parent.fields[field_name].resolve = resolve  # type: ignore[union-attr]
         self.merged = merged
         self._plans.clear()
         self._install(merged.schema)

@@ -62,16 +62,31 @@ class LiveField:
 
 
 @dataclass(frozen=True)
+class ReverseJoin:
+    """`type_name.field_name`: the remote `remote_root` item whose `remote_key` is the parent's
+    `parent_key` attribute (null with NOT_FOUND when there is none)."""
+
+    type_name: str
+    field_name: str
+    definition: str
+    parent_key: str
+    remote_root: str
+    remote_key: str
+
+
+@dataclass(frozen=True)
 class ExtensionTable:
     """Every live field, and every kind of batch serving them, by (system, kind)."""
 
     fields: Sequence[LiveField]
     kinds: Mapping[tuple[str, str], Kind]
+    reverse: Sequence[ReverseJoin] = ()
 
     def sdl(self) -> str:
         """`extend type` blocks adding every live field to its type."""
         by_type: dict[str, list[str]] = {}
-        for field in self.fields:
+        fields: list[LiveField | ReverseJoin] = [*self.fields, *self.reverse]
+        for field in fields:
             by_type.setdefault(field.type_name, []).append(field.definition)
         return "\n".join(
             f"extend type {name} {{\n" + "\n".join(defs) + "\n}" for name, defs in by_type.items()
@@ -87,4 +102,5 @@ class ExtensionTable:
 
     def names(self) -> frozenset[str]:
         """Every live field name (a cheap first test of whether a document uses one)."""
-        return frozenset(field.field_name for field in self.fields)
+        live = {field.field_name for field in self.fields}
+        return frozenset(live | {join.field_name for join in self.reverse})

@@ -5,12 +5,14 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.emulators.github import GitHubEmulator
-from tests.emulators.qontract_bundle import BUNDLE_PATH, add_datafile, load_bundle_dict
+from tests.emulators.pagerduty import PagerDutyEmulator
+from tests.emulators.qontract_bundle import BUNDLE_PATH, add_datafile, bundle_sha, load_bundle_dict
 from tests.emulators.qontract_server_standin import QontractServerStandin
 from tests.emulators.slack import SlackEmulator
 from tests.federation.conftest import post
 from tests.support.server_thread import ServerThread
 
+SHA = bundle_sha(BUNDLE_PATH)
 SLACK_TOKEN = "xoxb-federation-token"
 GENEROUS = {"requests": 6000, "per_seconds": 60, "burst": 100}
 
@@ -102,3 +104,41 @@ def test_github_org_live_members(live: tuple[ServerThread, SlackEmulator, GitHub
     assert body["data"]["githuborg_v1"] == [
         {"name": "app-sre", "live_members": [{"login": "alice-gh"}, {"login": "bob-gh"}]}
     ]
+
+
+def test_reverse_joins_fetch_app_interface_users_once_on_the_same_sha(
+    standin: QontractServerStandin,
+    pagerduty: tuple[PagerDutyEmulator, ServerThread],
+    federated_factory: Callable[..., ServerThread],
+) -> None:
+    """On-call users and schedule users back to their app-interface user: batched
+    qontract-server fetches with the generic filter, pinned to the request's sha."""
+    gateway = federated_factory(standin.url, {"app-sre": pagerduty[1].url})
+    standin.reset()
+    body = post(
+        gateway.url,
+        """{ permissions_v1 { ... on PermissionSlackUsergroup_v1 { handle pagerduty {
+          name oncall_users { username app_interface_user { who: org_username name } } } } }
+        direct: pagerduty_schedules_v1(instance: "app-sre", ids: ["PSCHED1"]) {
+          users { username app_interface_user { org_username } } } }""",
+        path=f"/graphqlsha/{SHA}",
+    )
+    targets = {
+        t["name"]: t["oncall_users"]
+        for p in body["data"]["permissions_v1"]
+        for t in p.get("pagerduty") or []
+    }
+    assert targets["app-sre-primary"] == [
+        {"username": "alice", "app_interface_user": {"who": "alice", "name": "Alice Archer"}},
+        {"username": "bob", "app_interface_user": None},
+    ]
+    direct = body["data"]["direct"][0]["users"]
+    assert direct[0] == {"username": "alice", "app_interface_user": {"org_username": "alice"}}
+    assert {tuple(e["path"][-3:]) for e in body["errors"]} >= {("users", 1, "app_interface_user")}
+    assert {e["extensions"]["code"] for e in body["errors"]} == {"NOT_FOUND"}
+    requests = standin.graphql_requests()
+    assert all(r.path == f"/graphqlsha/{SHA}" for r in requests)
+    reverse = [r for r in requests if b"GatewayReverseJoin" in r.body]
+    assert len(requests) == 1 + len(reverse)
+    assert any(b'["alice","bob"]' in r.body for r in reverse)  # keys of many parents, one fetch
+    assert len(reverse) <= 3  # batched per wave of on-call lookups, not per parent

@@ -89,6 +89,29 @@ def _org_members(keys: Mapping[str, Any], args: Mapping[str, Any]) -> Lookup | N
     return None if name is None else Lookup(("github", name, "members"), None)
 
 
+def _board(keys: Mapping[str, Any]) -> tuple[str, str] | None:
+    server = _text((keys.get("server") or {}).get("name"))
+    project = _text(keys.get("name"))
+    return None if server is None or project is None else (server, project)
+
+
+def _board_project(keys: Mapping[str, Any], args: Mapping[str, Any]) -> Lookup | None:
+    board = _board(keys)
+    return None if board is None else Lookup(("jira", board[0], "projects"), (board[1],))
+
+
+def _board_issues(keys: Mapping[str, Any], args: Mapping[str, Any]) -> Lookup | None:
+    board = _board(keys)
+    if board is None:
+        return None
+    jql = f"project = {board[1]}" + (f" AND {args['jql']}" if args.get("jql") else "")
+    return Lookup(("jira", board[0], "issues"), (jql,))
+
+
+def _jql_calls(account: str, keys: tuple[str, ...] | None) -> Sequence[Call]:
+    return [Call({"instance": account, "jql": jql}, (jql,)) for jql in keys or ()]
+
+
 def _list_call(account_arg: str, keys_arg: str | None) -> Any:
     def calls(account: str, keys: tuple[str, ...] | None) -> Sequence[Call]:
         args: dict[str, Any] = {account_arg: account}
@@ -174,6 +197,24 @@ TABLE = ExtensionTable(
             _org_members,
             many=True,
         ),
+        LiveField(
+            "JiraBoard_v1",
+            "live_project",
+            '"""Live: the Jira project of this board (its `name` is the project key) on the '
+            'gateway account named like its `server`, cached"""\n'
+            "live_project: JiraProject_v1",
+            "name server { name }",
+            _board_project,
+        ),
+        LiveField(
+            "JiraBoard_v1",
+            "live_issues",
+            '"""Live: the issues of this board\'s project, with `jql` added as `AND <jql>` '
+            '(parenthesise an OR), in Jira\'s order; cached"""\n'
+            "live_issues(jql: String): [JiraIssue_v1!]",
+            "name server { name }",
+            _board_issues,
+        ),
     ),
     kinds={
         ("pagerduty", "schedules"): Kind(
@@ -192,6 +233,10 @@ TABLE = ExtensionTable(
         ("github", "members"): Kind(
             "github_org_members_v1", _list_call("org", None), "login", None, "member"
         ),
+        ("jira", "projects"): Kind(
+            "jira_projects_v1", _list_call("instance", "keys"), None, None, "project"
+        ),
+        ("jira", "issues"): Kind("jira_issues_v1", _jql_calls, None, None, "jql", per_key=True),
         ("slack", "usergroups"): Kind(
             "slack_usergroups_v1", _list_call("workspace", "handles"), "handle", None, "usergroup"
         ),

@@ -80,7 +80,7 @@ class _Batch:
     kind: Kind
     keys: set[str] | None
     calls: list[tuple[str, Call]] = field(default_factory=list)
-    found: dict[str, dict[str, Any] | _Failure] = field(default_factory=dict)
+    found: dict[str, Any] = field(default_factory=dict)
     everything: list[dict[str, Any]] | _Failure | None = None
 
 
@@ -307,9 +307,12 @@ def _read(batch: _Batch, call: Call, value: Any, errors: list[GraphQLError]) -> 
         for key in call.keys:
             batch.found[key] = whole
         return
-    if not isinstance(value, list):
-        failure = failures.get(None)
-        batch.found[call.keys[0]] = failure if failure is not None else value
+    if batch.kind.per_key or not isinstance(value, list):
+        first = next(iter(failures.values()), None)
+        if value is not None:
+            batch.found[call.keys[0]] = value
+        elif first is not None:
+            batch.found[call.keys[0]] = first
         return
     for position, item in enumerate(value):
         if batch.kind.item_key is not None:
@@ -324,7 +327,11 @@ def _read(batch: _Batch, call: Call, value: Any, errors: list[GraphQLError]) -> 
                 batch.found[call.keys[position]] = failure
 
 
-def _item_value(kind: Kind, item: dict[str, Any]) -> Any:
+def _item_value(kind: Kind, item: Any) -> Any:
+    if isinstance(item, list):
+        return [_item_value(kind, one) for one in item]
+    if not isinstance(item, dict):
+        return item
     if kind.value is not None:
         return item.get(VALUE)
     return {name: value for name, value in item.items() if name != KEY}

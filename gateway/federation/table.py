@@ -33,7 +33,8 @@ class Kind:
     key for single-object fields). Items are matched to keys by their `item_key` field; a field
     answering one item per key asked (`item_key` None) matches by the key it was asked for.
     The live value is the item's `value` field, or the item itself. `per_key`: each call
-    answers one key (an object field), so a failed call is that key's failure only.
+    answers one key with its whole answer (an object, or a list), and a failed call is that
+    key's failure only.
     """
 
     field: str

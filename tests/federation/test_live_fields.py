@@ -5,8 +5,15 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.emulators.github import GitHubEmulator
+from tests.emulators.jira import JiraEmulator
 from tests.emulators.pagerduty import PagerDutyEmulator
-from tests.emulators.qontract_bundle import BUNDLE_PATH, add_datafile, bundle_sha, load_bundle_dict
+from tests.emulators.qontract_bundle import (
+    BUNDLE_PATH,
+    add_datafile,
+    bundle_sha,
+    load_bundle_dict,
+    ref,
+)
 from tests.emulators.qontract_server_standin import QontractServerStandin
 from tests.emulators.slack import SlackEmulator
 from tests.federation.conftest import post
@@ -142,3 +149,65 @@ def test_reverse_joins_fetch_app_interface_users_once_on_the_same_sha(
     assert len(requests) == 1 + len(reverse)
     assert any(b'["alice","bob"]' in r.body for r in reverse)  # keys of many parents, one fetch
     assert len(reverse) <= 3  # batched per wave of on-call lookups, not per parent
+
+
+@pytest.fixture
+def with_board() -> Iterator[QontractServerStandin]:
+    """The recorded bundle plus Jira server `redhat` and boards APPSRE and GONE on it."""
+    bundle = load_bundle_dict(BUNDLE_PATH)
+    add_datafile(
+        bundle,
+        "/jira/servers/redhat.yml",
+        "/dependencies/jira-server-1.yml",
+        name="redhat",
+        description="Jira",
+        serverUrl="https://issues.example.com",
+        username="bot",
+        token={"path": "creds/jira", "field": "token"},
+        labels={},
+    )
+    for name in ("APPSRE", "GONE"):
+        add_datafile(
+            bundle,
+            f"/jira/boards/{name.lower()}.yml",
+            "/dependencies/jira-board-1.yml",
+            name=name,
+            description="board",
+            server=ref("/jira/servers/redhat.yml"),
+            severityPriorityMappings=ref("/jira/servers/redhat.yml"),
+            labels={},
+        )
+    with QontractServerStandin(bundle) as server:
+        yield server
+
+
+def test_jira_board_live_project_and_issues(
+    with_board: QontractServerStandin,
+    federated_factory: Callable[..., ServerThread],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A board's project by its key on the account named like its server, and its issues
+    narrowed by `jql`; an unknown project is null with NOT_FOUND."""
+    emulator = JiraEmulator()
+    emulator.state.token = "jira-federation-token"
+    emulator.state.add_project("APPSRE", "10001", "App SRE")
+    emulator.state.add_issue("APPSRE-1", "Rotate tokens", labels=["toil"])
+    emulator.state.add_issue("APPSRE-2", "Write docs")
+    monkeypatch.setenv("QGW_TEST_JIRA_TOKEN", "jira-federation-token")
+    with ServerThread(emulator.app) as jira:
+        account = {"name": "redhat", "api_url": jira.url, "token": {"env": "QGW_TEST_JIRA_TOKEN"}}
+        gateway = federated_factory(with_board.url, upstreams_extra={"jira": [account]})
+        body = post(
+            gateway.url,
+            """{ jira_boards_v1 { name live_project { key name }
+              live_issues(jql: "labels = toil") { key } } }""",
+        )
+    boards = {b["name"]: b for b in body["data"]["jira_boards_v1"]}
+    assert boards["APPSRE"] == {
+        "name": "APPSRE",
+        "live_project": {"key": "APPSRE", "name": "App SRE"},
+        "live_issues": [{"key": "APPSRE-1"}],
+    }
+    assert boards["GONE"]["live_project"] is None
+    codes = {tuple(e["path"][-1:]): e["extensions"]["code"] for e in body["errors"]}
+    assert codes[("live_project",)] == "NOT_FOUND"

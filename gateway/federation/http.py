@@ -98,11 +98,12 @@ class FederatedEndpoint:
         body = await request.body()
         merged = self.federation.merged
         fingerprint = merged.fingerprint if merged else None
-        if pinned is None and self._gateway_only.get(body, "") == fingerprint:
+        post = request.method == "POST"
+        if post and pinned is None and self._gateway_only.get(body, "") == fingerprint:
             target: ASGIApp | Response = self.gateway_view  # seen before: skip parsing it again
         else:
             target = await self._route(request, pinned)
-            if target is self.gateway_view and len(body) <= MAX_REMEMBERED_BODY:
+            if post and target is self.gateway_view and len(body) <= MAX_REMEMBERED_BODY:
                 self._remember(body, fingerprint)
         if isinstance(target, Response):
             await target(scope, receive, send)

@@ -149,3 +149,17 @@ def test_app_interface_needs_its_scope_and_the_callers_token_is_never_forwarded(
     assert sent == {"Basic cXM6c2VjcmV0"}
     anonymous = httpx.get(f"{gateway.url}/sha256")
     assert anonymous.status_code == 401
+
+
+def test_graphiql_sees_the_merged_schema_with_documented_live_fields(joined: Servers) -> None:
+    """Introspection (what GraphiQL sends) answers from the merged schema."""
+    gateway, _, _, _ = joined
+    body = post(
+        gateway.url,
+        """{ __schema { queryType { fields { name } } }
+        __type(name: "PagerDutyTarget_v1") { fields { name description } } }""",
+    )
+    roots = {f["name"] for f in body["data"]["__schema"]["queryType"]["fields"]}
+    assert {"users_v1", "permissions_v1", "pagerduty_schedules_v1"} <= roots
+    fields = {f["name"]: f["description"] for f in body["data"]["__type"]["fields"]}
+    assert "on call now" in fields["oncall_users"]

@@ -36,6 +36,10 @@ def test_goldens_replayed_through_the_gateway(
     two = federated_factory(two_bundles.url)
     problems = []
     with httpx.Client(timeout=30) as client:
+        for gateway in (one, two):  # GraphiQL's page first: a GET without a query
+            page = client.get(gateway.url + "/graphql", headers={"accept": "text/html"})
+            assert page.status_code == 200
+            assert "text/html" in page.headers["content-type"]
         for golden in GOLDENS:
             gateway = two if golden.latest_sha256 else one
             for exchange in golden.exchanges:

@@ -1,10 +1,14 @@
 """Joined queries: app-interface desired state and live data in one request, one bundle sha."""
 
 import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tests.emulators.qontract_bundle import GOLDENS_DIR
+from tests.emulators.qontract_server_standin import QontractServerStandin
 from tests.federation.conftest import Servers, post
+from tests.support.server_thread import ServerThread
 
 GOLDEN = json.loads((GOLDENS_DIR / "03-desired-state.json").read_text())
 DESIRED = GOLDEN["request"]["json"]["query"]
@@ -98,3 +102,25 @@ def test_a_repeated_pinned_query_makes_no_upstream_call(joined: Servers) -> None
     assert {p["outcome"] for p in again["extensions"]["provenance"]} == {"hit"}
     assert standin.count("/graphqlsha/") == 0
     assert pagerduty.total_calls() == 0
+
+
+def test_one_fetch_per_pinned_answer_across_replicas(
+    standin: QontractServerStandin, federated_factory: Callable[..., ServerThread]
+) -> None:
+    """Two replicas asked the same pinned query at once: qontract-server answers it once."""
+    replicas = [federated_factory(standin.url) for _ in range(2)]
+    standin.reset()
+    standin.delay_seconds = 0.5
+    query = '{ users_v1(org_username: "carol") { name } }'
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            bodies = list(
+                pool.map(
+                    lambda n: post(replicas[n % 2].url, query, path=f"/graphqlsha/{SHA}"),
+                    range(8),
+                )
+            )
+    finally:
+        standin.delay_seconds = 0
+    assert all(body == bodies[0] for body in bodies)
+    assert standin.count(f"/graphqlsha/{SHA}") == 1

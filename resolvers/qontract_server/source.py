@@ -92,7 +92,6 @@ class QontractServerSource:
         self._large: dict[str, Answer] = {}
         self._latest: tuple[str, float] | None = None
         self._latest_lock = asyncio.Lock()
-        self.fetches = 0
 
     async def latest_sha(self, fresh: bool = False) -> str:
         """The latest bundle sha, read at most once per `latest_ttl` seconds (unless `fresh`)."""
@@ -134,7 +133,7 @@ class QontractServerSource:
             )
             answer = self._large.pop(name, None) or _decode(cached.value)
         except UpstreamUnavailable as error:
-            if "Redis" not in error.message:
+            if not isinstance(error.__cause__, RedisError):
                 raise named(error) from None
             answer = await self._fetch(sha, payload)  # the shared cache is down: ask directly
         except GatewayError as error:
@@ -156,7 +155,6 @@ class QontractServerSource:
         deadline = time.monotonic() + self.settings.unknown_sha_wait
         pause = 0.05
         while True:
-            self.fetches += 1
             answer = await self.api.query(sha, payload)
             if answer.status != 404:
                 return answer

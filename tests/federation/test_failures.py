@@ -1,6 +1,7 @@
 """qontract-server down, restarted, reloaded: the gateway degrades, recovers and refreshes."""
 
 import copy
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -107,3 +108,47 @@ def test_a_new_field_is_queryable_after_a_reload_and_data_reloads_do_not_rebuild
     wait_until(lambda: "errors" not in post(gateway.url, query), 10, "the new field")
     assert post(gateway.url, query)["data"]["users_v1"] == [{"nickname": "ali"}]
     assert federation.builds == builds + 1
+
+
+def test_qontract_server_killed_and_restarted_under_load(
+    standin: QontractServerStandin, federated_factory: Callable[..., ServerThread]
+) -> None:
+    """Requests keep coming while qontract-server dies and comes back: every answer is data
+    or UPSTREAM_UNAVAILABLE (never a 5xx or INTERNAL), gateway fields never fail, and the
+    gateway serves app-interface again by itself."""
+    gateway = federated_factory(standin.url)
+    stop = threading.Event()
+    outcomes: list[str] = []
+    gateway_only: list[str] = []
+
+    def load(query: str) -> None:
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                response = client.post(f"{gateway.url}/graphql", json={"query": query})
+                if response.status_code != 200:
+                    outcomes.append(f"HTTP {response.status_code}")
+                    continue
+                body = response.json()
+                outcomes.append(
+                    body["errors"][0]["extensions"]["code"] if "errors" in body else "ok"
+                )
+
+    workers = [
+        threading.Thread(target=load, args=(query,)) for query in (NAME, JOINED, INFO, JOINED)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        wait_until(lambda: outcomes.count("ok") >= 20, 20, "load before the outage")
+        standin.go_down("refuse")
+        wait_until(lambda: "UPSTREAM_UNAVAILABLE" in outcomes, 20, "the outage to be seen")
+        standin.come_up()
+        seen = len(outcomes)
+        wait_until(lambda: outcomes[seen:].count("ok") >= 20, 30, "recovery under load")
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=30)
+    assert set(outcomes) <= {"ok", "UPSTREAM_UNAVAILABLE"}, set(outcomes)
+    assert gateway_only
+    assert set(gateway_only) == {"ok"}

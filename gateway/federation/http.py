@@ -152,7 +152,8 @@ class FederatedEndpoint:
             and not _uses(document, self.federation.live_names)
         ):
             assert payload is not None
-            return await self._pass_through(request, document, payload, pinned)
+            label = operation.name.value if operation.name else "anonymous"
+            return await self._pass_through(request, document, payload, pinned, label)
         if roots & SUBGRAPH_ROOTS:
             if remote:
                 return self._error(
@@ -170,11 +171,11 @@ class FederatedEndpoint:
         document: DocumentNode,
         payload: dict[str, Any],
         pinned: str | None,
+        label: str,
     ) -> Response:
         """qontract-server's answer as it gave it, after auth and the gateway's limits."""
         started = time.perf_counter()
-        operation = payload.get("operationName")
-        name = operation if isinstance(operation, str) and len(operation) < 64 else "anonymous"
+        name = label if len(label) <= 64 else "invalid"  # a GraphQL name: safe as a label
         try:
             identity = self.verifier.identify(request.headers.get("authorization"))
             if not identity.has_scope(self.scope_name):

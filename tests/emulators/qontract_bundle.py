@@ -195,8 +195,8 @@ def scaled_bundle(
     Adds `pagerduty_instances` PagerDuty instances (`scaled-pd-<i>`), `pagerduty_targets`
     targets spread over them in turn (even ones by schedule `PSS<n>`, odd ones by escalation
     policy `PSE<n>`), `usergroups` Slack usergroup permissions in the `coreos` workspace (each with
-    0-2 targets; their handles added to its `managedUsergroups`), `roles` roles (1-3 usergroups
-    each) and `users` users (1-3 roles each; every other one has a PagerDuty username).
+    0-2 targets; their handles added to its `managedUsergroups`), `roles` roles (1-4 usergroups
+    each) and `users` users (1-4 roles each; every other one has a PagerDuty username).
     """
     rng = random.Random(seed)
     bundle = copy.deepcopy(read_bundle(base)[1])
@@ -239,7 +239,7 @@ def scaled_bundle(
     role_paths = []
     for i in range(roles):
         path = f"/scaled/roles/r{i}.yml"
-        granted = rng.sample(permissions, k=min(len(permissions), rng.randint(1, 3)))
+        granted = rng.sample(permissions, k=min(len(permissions), rng.randint(1, 4)))
         add_datafile(
             bundle,
             path,
@@ -251,7 +251,7 @@ def scaled_bundle(
         )
         role_paths.append(path)
     for i in range(users):
-        held = rng.sample(role_paths, k=min(len(role_paths), rng.randint(1, 3)))
+        held = rng.sample(role_paths, k=min(len(role_paths), rng.randint(1, 4)))
         add_datafile(
             bundle,
             f"/scaled/users/u{i}.yml",

@@ -109,12 +109,8 @@ def _set_key(value: Any) -> tuple[str, Any] | None:
     return None
 
 
-def _js_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    return "object"
+def _js_type(value: bool | int | float) -> str:
+    return "boolean" if isinstance(value, bool) else "number"
 
 
 def _js_get(source: Any, name: str) -> Any:
@@ -155,7 +151,7 @@ class SchemaBuilder:
         if not isinstance(root, dict):
             return None
         schema = root.get("$schema")
-        if schema and touched is not None:
+        if schema and isinstance(schema, str) and touched is not None:
             touched.schemas[schema] = None
         if name == "schema":
             return schema
@@ -269,9 +265,11 @@ class SchemaBuilder:
         elif isinstance(candidates, list):
             members = candidates
         else:
+            shown = "object" if isinstance(candidates, dict) else _js_type(candidates)
+            if not isinstance(candidates, dict):
+                shown += " " + js_stringify(candidates)
             raise GraphQLError(
-                f"{_js_type(candidates)} {js_stringify(candidates)} is not iterable"
-                " (cannot read property Symbol(Symbol.iterator))",
+                f"{shown} is not iterable (cannot read property Symbol(Symbol.iterator))",
                 extensions={"code": "INTERNAL_SERVER_ERROR"},
             )
         keys = {key for key in map(_set_key, members) if key is not None}
@@ -281,17 +279,14 @@ class SchemaBuilder:
 
     def _nested(self, name: str, nested_filter: Any, field_type: Any) -> Predicate:
         def predicate(source: Any) -> bool:
+            if field_type not in self.confs:
+                raise GraphQLError("Cannot read properties of undefined (reading 'name')")
             value = self.resolve_value(source, name, False, None)
             if value is None:
                 return False
-            if field_type not in self.confs:
-                raise GraphQLError("Cannot read properties of undefined (reading 'name')")
             return self.object_predicate(field_type, nested_filter)(value)
 
         return predicate
-
-    def _searchable(self, name: str, value: Any) -> Predicate:
-        return lambda source: _strict_equal(_js_get(source, name), value)
 
     def _argument_predicates(self, type_name: str, args: Mapping[str, Any]) -> list[Predicate]:
         predicates = []
@@ -301,7 +296,7 @@ class SchemaBuilder:
             if key == "filter":
                 predicates.append(self.object_predicate(type_name, value))
             else:
-                predicates.append(self._searchable(key, value))
+                predicates.append(self._field_equal(key, value))
         return predicates
 
     # --- types ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ Public API (keep it stable: other branches build on it)::
                                         # a sha already loaded is skipped, as the real /reload does)
         standin.forget(sha)             # drop a pinned sha (an expired one, or replica lag)
         standin.go_down("refuse")       # close the socket: connections refused
+        standin.go_down("kill")         # the same, and requests in flight are dropped
         standin.go_down("503")          # keep the socket, answer every request 503
         standin.come_up()               # serve again on the same port
         standin.delay_seconds = 0.2     # delay every answer (0 to stop)
@@ -20,9 +21,14 @@ Public API (keep it stable: other branches build on it)::
         standin.requests                # RecordedRequest(method, path, query_string, headers, body)
         standin.graphql_requests()      # the recorded /graphql and /graphqlsha/* requests
         standin.reset()                 # forget counters, log and faults (UpstreamEmulator's too)
+        standin.bundle(sha=None)        # the parsed Bundle served for a sha (the latest)
+        standin.fail(503, times=2, path_prefix="/graphqlsha/")  # UpstreamEmulator's faults
+        standin.slow(1.5, times=1)      # and its one-off delays
 
 `bundles` default to the recorded `bundle.json`; the last one given is the latest. Bundles for
-tests are built with `tests/emulators/qontract_bundle.py` (`bundle_sha`, `add_datafile`, ...).
+tests are built with `tests/emulators/qontract_bundle.py` (`bundle_sha`, `add_datafile`,
+`with_datafiles`, `scaled_bundle` for 3,000 users and 100+ PagerDuty targets over 2 instances);
+the recorded exchanges are replayed with `tests/support/qontract_goldens.py`.
 Routes and answers follow qontract-server b0e04a7 (Express 5 + Apollo Server 5, production mode):
 POST/GET `/graphql` (latest), `/graphqlsha/<sha>`, `GET /sha256`, `/git-commit[/<sha>]`,
 `/git-commit-info[/<sha>]`, `/healthz`; Express's HTML 404 for anything else or an unknown sha;
@@ -36,29 +42,39 @@ import re
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote
 
 from graphql import (
     DocumentNode,
+    FieldNode,
     GraphQLError,
+    GraphQLList,
+    GraphQLScalarType,
     GraphQLSchema,
+    Node,
     OperationDefinitionNode,
     execute_sync,
+    get_nullable_type,
     get_operation_ast,
+    is_non_null_type,
     parse,
+    print_ast,
     validate,
 )
 from graphql.execution.values import get_variable_values
+from graphql.pyutils import Undefined
+from graphql.utilities import type_from_ast
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from tests.emulators.base import UpstreamEmulator
 from tests.emulators.qontract_bundle import BUNDLE_PATH, Bundle, BundleSource
-from tests.emulators.qontract_schema import Touched, build_schema
+from tests.emulators.qontract_execution import FallBack, FastExecution
+from tests.emulators.qontract_schema import Touched, build_schema, js_stringify
 from tests.support.ports import free_port
 from tests.support.server_thread import ServerThread
 
@@ -90,11 +106,12 @@ class RecordedRequest:
 
 @dataclass
 class _Served:
-    """A loaded bundle with its schema and the time it was last used."""
+    """A loaded bundle with its schema, the time it was last used, its introspection answers."""
 
     bundle: Bundle
     schema: GraphQLSchema
     last_used: float
+    introspection: dict[tuple[str, str, str], bytes] = field(default_factory=dict)
 
 
 class _HttpError(Exception):
@@ -155,8 +172,11 @@ def _bad_request(
 
 
 def graphql_js_message(message: str) -> str:
-    """A graphql-core message quoted as graphql-js 16 quotes it (`"name"`, not `'name'`)."""
-    return _QUOTED.sub(r'"\1"', message)
+    """A graphql-core message as graphql-js 16 words it (`"name"`, not `'name'`; its API names)."""
+    quoted = _QUOTED.sub(r'"\1"', message)
+    return quoted.replace('"resolve_type" function', '"resolveType" function').replace(
+        '"is_type_of" function', '"isTypeOf" function'
+    )
 
 
 def _formatted(
@@ -189,9 +209,13 @@ def without_empty_objects(data: Any) -> Any:
 
 
 def run_graphql(
-    schema: GraphQLSchema, query: Any, operation_name: Any, variables: Any
+    schema: GraphQLSchema, query: Any, operation_name: Any, variables: Any, fast: bool = True
 ) -> tuple[int, dict[str, Any]]:
-    """Apollo Server's request pipeline with qontract-server's plugin: (status, body)."""
+    """Apollo Server's request pipeline with qontract-server's plugin: (status, body).
+
+    `fast` tries `FastExecution` first (graphql-core runs when it falls back); without it
+    graphql-core always executes, the reference the fast walk is tested against.
+    """
     touched = Touched()
 
     def refused(errors: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
@@ -220,17 +244,104 @@ def run_graphql(
         return refused([_formatted(GraphQLError(message), "OPERATION_RESOLUTION_FAILURE")])
     coerced = get_variable_values(schema, operation.variable_definitions or (), variables or {})
     if isinstance(coerced, list):
-        return refused([_formatted(e, "BAD_USER_INPUT", js_quotes=True) for e in coerced])
+        graphql_js = _variable_errors(schema, operation, variables or {})
+        fallback = [_formatted(e, "BAD_USER_INPUT", js_quotes=True) for e in coerced]
+        return refused(graphql_js or fallback)
+    try:
+        if not fast:
+            raise FallBack
+        data = FastExecution(schema, document, coerced, touched).run(operation)
+    except FallBack:
+        touched = Touched()
+    else:
+        return 200, {
+            "data": data,
+            "extensions": {"schemas": list(touched.schemas)},
+        }
     result = execute_sync(
         schema, document, variable_values=variables, operation_name=name, context_value=touched
     )
-    exec_errors = [_formatted(e) for e in result.errors] if result.errors else None
     payload: dict[str, Any] = {}
-    if exec_errors:
-        payload["errors"] = exec_errors
+    if result.errors:
+        payload["errors"] = [_formatted(e, js_quotes=not e.extensions) for e in result.errors]
     payload["data"] = without_empty_objects(result.data)
     payload["extensions"] = {"schemas": list(touched.schemas)}
     return 200, payload
+
+
+def _introspection_only(query: Any) -> bool:
+    """Whether every operation in `query` selects only `__schema`, `__type` or `__typename`.
+
+    Such an answer depends on the schema alone, so the stand-in keeps it per bundle (graphql-core
+    takes ~0.3 s for it where the real server takes ~0.15 s).
+    """
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return False
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    return bool(operations) and all(
+        isinstance(s, FieldNode) and s.name.value.startswith("__")
+        for operation in operations
+        for s in operation.selection_set.selections
+    )
+
+
+def js_inspect(value: Any) -> str:
+    """A JSON value as graphql-js 16's `inspect` prints it in error messages."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(js_inspect(v) for v in value) + "]"
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        return "{ " + ", ".join(f"{k}: {js_inspect(v)}" for k, v in value.items()) + " }"
+    return js_stringify(value)
+
+
+def _variable_errors(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, inputs: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """graphql-js 16's variable coercion errors (qontract-server's variables are scalars or
+    lists of scalars); empty when a variable needs more than that."""
+    found: list[dict[str, Any]] = []
+    for definition in operation.variable_definitions or ():
+        name = definition.variable.name.value
+        var_type = type_from_ast(schema, definition.type)
+        shown = print_ast(definition.type)
+
+        def failed(message: str, node: Node = definition) -> None:
+            error = GraphQLError(message, node)
+            found.append(_formatted(error, "BAD_USER_INPUT"))
+
+        value = inputs.get(name, Undefined)
+        if value is Undefined:
+            if is_non_null_type(var_type) and definition.default_value is None:
+                failed(f'Variable "${name}" of required type "{shown}" was not provided.')
+            continue
+        if value is None:
+            if is_non_null_type(var_type):
+                failed(f'Variable "${name}" of non-null type "{shown}" must not be null.')
+            continue
+        nullable = get_nullable_type(var_type)  # type: ignore[arg-type]
+        items, scalar, at = [value], nullable, [""]
+        if isinstance(nullable, GraphQLList):
+            scalar = get_nullable_type(nullable.of_type)
+            if isinstance(value, list):
+                items, at = value, [f"[{i}]" for i in range(len(value))]
+        if not isinstance(scalar, GraphQLScalarType):
+            return []
+        for item, where in zip(items, at, strict=True):
+            if item is None:
+                continue
+            try:
+                scalar.parse_value(item)
+            except GraphQLError as error:
+                place = f' at "{name}{where}"' if where else ""
+                reason = error.message.split(": ", 1)[0] + ": " + js_inspect(item)
+                failed(f'Variable "${name}" got invalid value {js_inspect(item)}{place}; {reason}')
+    return found
 
 
 def _route_is(path: str, route: str) -> bool:
@@ -264,7 +375,7 @@ class QontractServerStandin(UpstreamEmulator):
         self.latest_sha = ""
         self._served: dict[str, _Served] = {}
         self._log: deque[RecordedRequest] = deque(maxlen=REQUEST_LOG_SIZE)
-        self._down: Literal["refuse", "503"] | None = None
+        self._down: Literal["refuse", "kill", "503"] | None = None
         self._server: ServerThread | None = None
         self._state_lock = threading.Lock()
         for bundle in bundles or (BUNDLE_PATH,):
@@ -285,7 +396,7 @@ class QontractServerStandin(UpstreamEmulator):
     def start(self) -> "QontractServerStandin":
         """Serve on 127.0.0.1:`port` until `stop`."""
         if self._server is None:
-            self._server = ServerThread(self.app, port=self.port).start()
+            self._server = ServerThread(self.app, port=self.port, lifespan="off").start()
         return self
 
     def stop(self) -> None:
@@ -300,10 +411,14 @@ class QontractServerStandin(UpstreamEmulator):
     def __exit__(self, *_: object) -> None:
         self.stop()
 
-    def go_down(self, mode: Literal["refuse", "503"] = "refuse") -> None:
-        """Become unavailable: close the socket ("refuse") or answer everything 503 ("503")."""
+    def go_down(self, mode: Literal["refuse", "kill", "503"] = "refuse") -> None:
+        """Become unavailable: close the socket after the answers in flight ("refuse"), drop
+        them too as a killed process would ("kill"), or answer everything 503 ("503")."""
         self._down = mode
-        if mode == "refuse":
+        if mode == "kill" and self._server is not None:
+            self._server.kill()
+            self._server = None
+        elif mode == "refuse":
             self.stop()
 
     def come_up(self) -> None:
@@ -451,7 +566,7 @@ class QontractServerStandin(UpstreamEmulator):
                 if served is not None:
                     served.last_used = time.monotonic()
             if served is not None:
-                return self._apollo(request, served.schema, body)
+                return self._apollo(request, served, body)
         if method in ("GET", "HEAD"):
             answer = self._info_route(path)
             if answer is not None:
@@ -490,7 +605,7 @@ class QontractServerStandin(UpstreamEmulator):
             json.dumps(info, separators=(",", ":")), status_code=200, media_type=_JSON_TYPE
         )
 
-    def _apollo(self, request: Request, schema: GraphQLSchema, body: Any) -> Response:
+    def _apollo(self, request: Request, served: _Served, body: Any) -> Response:
         """Apollo Server's HTTP handling of one GraphQL request."""
         if request.method == "POST":
             if body is None:
@@ -500,6 +615,8 @@ class QontractServerStandin(UpstreamEmulator):
                     status_code=500,
                     media_type=_HTML_TYPE,
                 )
+            if isinstance(body, list):
+                return _bad_request("Operation batching disabled.")
             if not isinstance(body, dict) or not body:
                 return _bad_request(
                     "POST body missing, invalid Content-Type, or JSON object has no keys."
@@ -517,7 +634,7 @@ class QontractServerStandin(UpstreamEmulator):
             params = {}
             for key, value in pairs:
                 params[key] = [params[key], value] if key in params else value
-            if "query" not in params and "text/html" in request.headers.get("accept", ""):
+            if "text/html" in request.headers.get("accept", "").lower():
                 return Response(
                     "<!DOCTYPE html><html><head><title>Apollo Server</title></head>"
                     "<body>Apollo Sandbox</body></html>",
@@ -541,10 +658,14 @@ class QontractServerStandin(UpstreamEmulator):
         query = params.get("query")
         if query and not isinstance(query, str):
             return _bad_request("GraphQL queries must be strings.")
-        status, payload = run_graphql(
-            schema,
-            query,
-            params.get("operationName"),
-            variables if isinstance(variables, dict) else None,
-        )
-        return _json_response(payload, status)
+        operation_name = params.get("operationName")
+        variables = variables if isinstance(variables, dict) else None
+        cache_key = (str(query), str(operation_name), json.dumps(variables, sort_keys=True))
+        cached = served.introspection.get(cache_key)
+        if cached is not None:
+            return Response(cached, media_type=_JSON_TYPE)
+        status, payload = run_graphql(served.schema, query, operation_name, variables)
+        response = _json_response(payload, status)
+        if status == 200 and _introspection_only(query) and len(served.introspection) < 8:
+            served.introspection[cache_key] = bytes(response.body)
+        return response

@@ -46,6 +46,16 @@ class ServerThread:
         self._server.should_exit = True
         self._thread.join(timeout=20)
 
+    def kill(self) -> None:
+        """Stop at once, as a killed process would: connections reset, answers in flight lost."""
+        for connection in list(self._server.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            loop = getattr(connection, "loop", None)
+            if transport is not None and loop is not None:
+                loop.call_soon_threadsafe(transport.abort)
+        self._server.force_exit = True
+        self.stop()
+
     def __enter__(self) -> "ServerThread":
         return self.start()
 

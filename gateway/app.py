@@ -3,18 +3,18 @@
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 
 from gateway.federation.http import FederatedEndpoint
 from gateway.federation.service import Federation
-from gateway.graphiql import ASSETS_URL, offline_graphiql_html
+from gateway.graphiql import ASSETS_URL, AssetFiles, offline_graphiql_html
 from gateway.graphiql.assets import ASSETS_DIR
 from gateway.graphql_view import GatewayGraphQL, request_id_of
 from gateway.health import HealthEndpoints
@@ -28,8 +28,8 @@ from schema.app_interface import APP_INTERFACE_SCOPE, build_federation, limit_ru
 from schema.context import RequestContext
 
 
-def create_app(settings: Settings) -> Starlette:
-    """A Starlette app serving GraphQL, GraphiQL, health and metrics for `settings`."""
+def create_app(settings: Settings, graphiql_assets: Path = ASSETS_DIR) -> Starlette:
+    """A Starlette app serving GraphQL, GraphiQL (files from `graphiql_assets`), health, metrics."""
     runtime = Runtime.create(settings)
     sources = Sources.create(runtime)
     tasks = TaskQueue.create(runtime)
@@ -40,7 +40,7 @@ def create_app(settings: Settings) -> Starlette:
     ) -> RequestContext:
         return RequestContext(runtime, sources, tasks, request, request_id, authorization)
 
-    graphql = GatewayGraphQL(schema, runtime, make_context, offline_graphiql_html())
+    graphql = GatewayGraphQL(schema, runtime, make_context, offline_graphiql_html(graphiql_assets))
     endpoint: ASGIApp = graphql
     federation_routes: list[BaseRoute] = []
     federation: Federation | None = None
@@ -53,12 +53,15 @@ def create_app(settings: Settings) -> Starlette:
         federated_endpoint = FederatedEndpoint(
             federation,
             graphql,
-            GatewayGraphQL(federated, runtime, make_context, offline_graphiql_html()),
+            GatewayGraphQL(
+                federated, runtime, make_context, offline_graphiql_html(graphiql_assets)
+            ),
             frozenset(schema._schema.query_type.fields),  # type: ignore[union-attr]
             runtime.verifier,
             APP_INTERFACE_SCOPE,
             limit_rules(federated),
             settings.limits.max_tokens,
+            settings.limits.max_json_depth,
             runtime.metrics,
             request_id_of,
         )
@@ -83,7 +86,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/healthz", health.healthz),
         Route("/readyz", health.readyz),
         Route("/metrics", health.metrics),
-        Mount(ASSETS_URL.rstrip("/"), StaticFiles(directory=ASSETS_DIR, check_dir=False)),
+        Mount(ASSETS_URL.rstrip("/"), AssetFiles(graphiql_assets)),
     ]
 
     @asynccontextmanager
@@ -107,7 +110,11 @@ def create_app(settings: Settings) -> Starlette:
         middleware=[
             Middleware(RequestIdMiddleware),
             Middleware(HttpMetricsMiddleware, metrics=runtime.metrics, routes=known),
-            Middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
+            Middleware(
+                BodyLimitMiddleware,
+                max_bytes=settings.limits.max_body_bytes,
+                read_timeout=settings.http.body_timeout,
+            ),
         ],
         lifespan=lifespan,
     )

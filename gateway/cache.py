@@ -21,6 +21,7 @@ from gateway.errors import (
     UpstreamError,
     UpstreamRateLimited,
     UpstreamUnavailable,
+    redis_unavailable,
 )
 from gateway.redis import key
 
@@ -87,6 +88,29 @@ class CacheLookup:
     key: str
     outcome: Outcome
     age_seconds: float
+
+
+@dataclass(frozen=True)
+class Derived(Generic[T]):
+    """A value built from other cached values: as old as its oldest input, stale if any was.
+
+    A build returns it (see `Cache.get_or_derive`) so the cache can tell the truth about it:
+    a derived value is reported with its oldest input's age, and one built from a stale input
+    is served with outcome `stale` but never stored, so no replica takes it for fresh.
+    """
+
+    value: T
+    inputs: tuple[CacheLookup, ...]
+
+    @property
+    def inputs_age(self) -> float:
+        """Seconds since the oldest input was fetched (0 without inputs)."""
+        return max((lookup.age_seconds for lookup in self.inputs), default=0.0)
+
+    @property
+    def stale(self) -> bool:
+        """True when any input was a stale copy."""
+        return any(lookup.outcome == "stale" for lookup in self.inputs)
 
 
 @dataclass(frozen=True)
@@ -165,9 +189,16 @@ class _Stored:
     value: Any
     fetched_at: float
     ttl: float
+    inputs_age: float = 0.0
 
     def age(self) -> float:
         return max(0.0, time.time() - self.fetched_at)
+
+    @property
+    def reported_at(self) -> float:
+        """When the oldest data in the value was fetched (earlier than `fetched_at` when the
+        value was derived from older cached inputs)."""
+        return self.fetched_at - self.inputs_age
 
 
 class Cache:
@@ -197,6 +228,7 @@ class Cache:
         poll_interval: float = 0.05,
         wait_timeout: float = 30.0,
         stale_on: tuple[type[BaseException], ...] = STALE_ON,
+        batch_concurrency: int = 8,
     ) -> None:
         self._redis = redis
         self._namespace = namespace
@@ -207,6 +239,7 @@ class Cache:
         self._poll_interval = poll_interval
         self._wait_timeout = wait_timeout
         self._stale_on = stale_on
+        self.batch_concurrency = batch_concurrency
         self._inflight: dict[str, asyncio.Task[Cached[Any]]] = {}
         self.writes = 0
         self._release = redis.register_script(_RELEASE)
@@ -236,6 +269,26 @@ class Cache:
         When the fetch fails with an upstream error, a copy up to `max_stale` seconds past its
         TTL is served with outcome `stale`; otherwise the error is raised.
         """
+        return await self._get(cache_key, fetch, ttl, max_stale)
+
+    async def get_or_derive(
+        self,
+        cache_key: CacheKey,
+        build: Callable[[], Awaitable[Derived[T]]],
+        ttl: float,
+        *,
+        max_stale: float | None = None,
+    ) -> Cached[T]:
+        """Like `get_or_fetch`, for a value built from other cached values (see `Derived`)."""
+        return await self._get(cache_key, build, ttl, max_stale)
+
+    async def _get(
+        self,
+        cache_key: CacheKey,
+        fetch: Callable[[], Awaitable[Any]],
+        ttl: float,
+        max_stale: float | None,
+    ) -> Cached[Any]:
         name = self.key_name(cache_key)
         entry = self._local.get(name)
         if entry is not None:
@@ -405,7 +458,14 @@ class Cache:
                 value = await fetch()
             except self._stale_on as exc:
                 return self._stale_or_raise(cache_key, name, stored, ttl, max_stale, exc)
-            fetched = _Stored(value, time.time(), ttl)
+            if isinstance(value, Derived):
+                if value.stale:
+                    return self._found(
+                        cache_key, name, "stale", value.value, time.time() - value.inputs_age
+                    )
+                fetched = _Stored(value.value, time.time(), ttl, value.inputs_age)
+            else:
+                fetched = _Stored(value, time.time(), ttl)
             await self._redis.set(name, _encode(fetched), px=_px(ttl + max_stale))
             return self._fresh(cache_key, name, fetched, "miss")
         finally:
@@ -422,8 +482,8 @@ class Cache:
     def _fresh(
         self, cache_key: CacheKey, name: str, stored: _Stored, outcome: Outcome
     ) -> Cached[Any]:
-        self._local.put(name, stored.value, stored.fetched_at, stored.ttl - stored.age())
-        return self._found(cache_key, name, outcome, stored.value, stored.fetched_at)
+        self._local.put(name, stored.value, stored.reported_at, stored.ttl - stored.age())
+        return self._found(cache_key, name, outcome, stored.value, stored.reported_at)
 
     def _stale_or_raise(
         self,
@@ -436,7 +496,7 @@ class Cache:
     ) -> Cached[Any]:
         if stored is None or stored.age() > ttl + max_stale:
             raise error
-        return self._found(cache_key, name, "stale", stored.value, stored.fetched_at)
+        return self._found(cache_key, name, "stale", stored.value, stored.reported_at)
 
     def _found(
         self, cache_key: CacheKey, name: str, outcome: Outcome, value: Any, fetched_at: float
@@ -452,20 +512,21 @@ class Cache:
         try:
             yield
         except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise UpstreamUnavailable("shared cache (Redis) unreachable") from exc
+            raise redis_unavailable(exc, "shared cache") from exc
 
 
 def _encode(stored: _Stored) -> str:
-    return json.dumps(
-        {"t": stored.fetched_at, "ttl": stored.ttl, "v": stored.value}, separators=(",", ":")
-    )
+    record = {"t": stored.fetched_at, "ttl": stored.ttl, "v": stored.value}
+    if stored.inputs_age:
+        record["a"] = stored.inputs_age
+    return json.dumps(record, separators=(",", ":"))
 
 
 def _decode(raw: bytes | str | None) -> _Stored | None:
     if raw is None:
         return None
     data = json.loads(raw)
-    return _Stored(data["v"], float(data["t"]), float(data["ttl"]))
+    return _Stored(data["v"], float(data["t"]), float(data["ttl"]), float(data.get("a", 0.0)))
 
 
 def _px(seconds: float) -> int:
@@ -496,16 +557,18 @@ async def _fill(
     cache: Cache,
     results: dict[CacheKey, "Cached[T] | GatewayError"],
     missing: list[CacheKey],
-    fetch: Callable[[CacheKey], Awaitable[T]],
-    ttl: float,
+    lookup: Callable[[CacheKey], Awaitable[Cached[T]]],
 ) -> None:
-    """One shared `get_or_fetch` per missing key; a key whose fetch fails maps to its error."""
+    """One shared lookup per missing key, `cache.batch_concurrency` at a time; a key whose
+    lookup fails maps to its error."""
+    slots = asyncio.Semaphore(cache.batch_concurrency)
 
     async def one(cache_key: CacheKey) -> None:
-        try:
-            results[cache_key] = await cache.get_or_fetch(cache_key, lambda: fetch(cache_key), ttl)
-        except GatewayError as error:
-            results[cache_key] = error
+        async with slots:
+            try:
+                results[cache_key] = await lookup(cache_key)
+            except GatewayError as error:
+                results[cache_key] = error
 
     await asyncio.gather(*(one(cache_key) for cache_key in missing))
 
@@ -520,8 +583,26 @@ async def get_or_fetch_many(
 
     A key whose fetch fails maps to its error, so one unknown id does not fail the batch.
     """
+    return await _many(cache, cache_keys, lambda k: cache.get_or_fetch(k, lambda: fetch(k), ttl))
+
+
+async def get_or_derive_many(
+    cache: Cache,
+    cache_keys: Iterable[CacheKey],
+    build: Callable[[CacheKey], Awaitable[Derived[T]]],
+    ttl: float,
+) -> dict[CacheKey, "Cached[T] | GatewayError"]:
+    """Like `get_or_fetch_many`, for values built from other cached values (see `Derived`)."""
+    return await _many(cache, cache_keys, lambda k: cache.get_or_derive(k, lambda: build(k), ttl))
+
+
+async def _many(
+    cache: Cache,
+    cache_keys: Iterable[CacheKey],
+    lookup: Callable[[CacheKey], Awaitable[Cached[T]]],
+) -> dict[CacheKey, "Cached[T] | GatewayError"]:
     results, missing = await _split(cache, cache_keys)
-    await _fill(cache, results, missing, fetch, ttl)
+    await _fill(cache, results, missing, lookup)
     return results
 
 
@@ -548,5 +629,7 @@ async def get_or_fetch_batch(
             raise value
         return value
 
-    await _fill(cache, results, missing, fetch, ttl)
+    await _fill(
+        cache, results, missing, lambda key: cache.get_or_fetch(key, lambda: fetch(key), ttl)
+    )
     return results

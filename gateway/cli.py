@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from gateway.auth import SCOPES, mint_token
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.graphiql.assets import ASSETS_DIR, AssetFetchError, fetch_assets
+from gateway.http_protocol import bounded_http_protocol
 from gateway.logging import configure_logging
 from gateway.metrics import GatewayMetrics
 from gateway.settings import CONFIG_FILE_VARIABLE, QueryLimits, Settings, load_settings
@@ -113,7 +114,7 @@ def serve(
             port=settings.port,
             workers=settings.workers,
             loop="uvloop",
-            http="httptools",
+            http=bounded_http_protocol(settings.http),  # type: ignore[arg-type]
             ws="websockets-sansio",
             lifespan="on",
             log_config=None,

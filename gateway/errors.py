@@ -3,6 +3,8 @@
 from enum import StrEnum
 from typing import Any
 
+from redis.exceptions import RedisError
+
 
 class ErrorCode(StrEnum):
     """The codes a client can rely on in `errors[].extensions.code`."""
@@ -17,6 +19,7 @@ class ErrorCode(StrEnum):
     TIMEOUT = "TIMEOUT"
     INTERNAL = "INTERNAL"
     SUBSCRIPTION_DROPPED = "SUBSCRIPTION_DROPPED"
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
     BUNDLE_NOT_FOUND = "BUNDLE_NOT_FOUND"
 
 
@@ -63,6 +66,15 @@ class UpstreamUnavailable(GatewayError):
     code = ErrorCode.UPSTREAM_UNAVAILABLE
 
 
+def redis_unavailable(
+    error: RedisError | OSError, what: str = "shared state store"
+) -> UpstreamUnavailable:
+    """The one form any Redis failure takes for a caller: UPSTREAM_UNAVAILABLE, upstream redis."""
+    return UpstreamUnavailable(
+        f"{what} (Redis) unreachable: {type(error).__name__}", upstream="redis"
+    )
+
+
 class UpstreamRateLimited(GatewayError):
     """The shared rate budget for an upstream account is spent past the caller's deadline."""
 
@@ -91,3 +103,21 @@ class Timeout(GatewayError):
     """The operation did not finish within its deadline."""
 
     code = ErrorCode.TIMEOUT
+
+
+class LimitExceeded(GatewayError):
+    """A bound on what one caller or one process may hold was reached; retry once some ends."""
+
+    code = ErrorCode.LIMIT_EXCEEDED
+
+
+SHOWN_CHARACTERS = 64
+
+
+def shown(text: str, limit: int = SHOWN_CHARACTERS) -> str:
+    """A caller-supplied string as an error may echo it: quoted, at most `limit` characters
+    of it (then an ellipsis), control characters escaped, so no echo outgrows its input's
+    first few bytes."""
+    cut = text[:limit]
+    quoted = repr(cut)
+    return f"{quoted[:-1]}…{quoted[-1]}" if len(text) > limit else quoted

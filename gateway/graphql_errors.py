@@ -3,10 +3,26 @@
 from typing import Any
 
 from graphql import GraphQLError
+from redis.exceptions import RedisError
 
-from gateway.errors import ErrorCode, GatewayError
+from gateway.errors import ErrorCode, GatewayError, redis_unavailable
 
 INTERNAL_MESSAGE = "Internal error; the gateway log has the details under this request id"
+
+
+def map_redis_failures(errors: list[GraphQLError]) -> None:
+    """Turn every error a Redis failure raised into UPSTREAM_UNAVAILABLE (upstream redis).
+
+    The errors are changed in place, before masking and before any transport formats them,
+    so HTTP and WebSocket callers see the same coded error and no traceback is logged.
+    """
+    for error in errors:
+        original = error.original_error
+        if isinstance(original, RedisError):
+            mapped = redis_unavailable(original)
+            error.message = mapped.message
+            error.original_error = mapped
+            error.extensions = dict(mapped.extensions)
 
 
 def is_unexpected(error: GraphQLError) -> bool:

@@ -3,22 +3,24 @@
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Protocol
 
 import structlog
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException, StarletteRequestAdapter
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema import BaseSchema
 from strawberry.types import ExecutionResult
 
 from gateway.auth import Identity
 from gateway.errors import ErrorCode, GatewayError
 from gateway.graphql_errors import error_code, format_error, http_error
+from gateway.graphql_request import check_body_headers, read_body, read_params
 from gateway.result_cache import ResultCache, StoredResult
 from gateway.runtime import Runtime
 
@@ -47,8 +49,19 @@ def request_id_of(request: Request | WebSocket) -> str:
     return str(request.scope.get("state", {}).get("request_id", ""))
 
 
+class GatewayRequestAdapter(StarletteRequestAdapter):
+    """Strawberry's view of a Starlette request, with the request itself at hand."""
+
+    @property
+    def request(self) -> Request:
+        """The Starlette request (its state holds what __call__ read from the body)."""
+        return self._request
+
+
 class GatewayGraphQL(GraphQL[ConnectionContext, None]):
     """POST/GET queries, graphql-transport-ws subscriptions and the offline GraphiQL page."""
+
+    request_adapter_class = GatewayRequestAdapter
 
     def __init__(
         self,
@@ -71,26 +84,38 @@ class GatewayGraphQL(GraphQL[ConnectionContext, None]):
         self._graphiql_html = graphiql_html
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """As Strawberry, but refusals come back as GraphQL-shaped JSON with a code."""
+        """As Strawberry, but the body is read once here and refusals are coded JSON."""
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
         request = Request(scope, receive)
-        if scope["method"] == "POST" and await self._serve_stored(request, send):
-            return
         try:
+            if scope["method"] == "POST":
+                check_body_headers(request.headers)
+                body = await request.body()
+                if await self._serve_stored(request, body, send):  # these bytes parsed before
+                    return
+                max_depth = self.runtime.settings.limits.max_json_depth
+                request.state.graphql_request = read_body(body, max_depth)
             response = await self.run(request)
         except HTTPException as refusal:
-            body = http_error(refusal.reason, request_id_of(request), ErrorCode.BAD_USER_INPUT)
+            error = http_error(refusal.reason, request_id_of(request), ErrorCode.BAD_USER_INPUT)
             self.runtime.metrics.graphql_errors.labels(ErrorCode.BAD_USER_INPUT.value).inc()
-            response = JSONResponse(body, status_code=refusal.status_code)
+            response = JSONResponse(error, status_code=refusal.status_code)
         await response(scope, receive, send)
 
-    async def _serve_stored(self, request: Request, send: Send) -> bool:
+    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:
+        """The request __call__ read from the body, or the checked GET parameters."""
+        transport = self._get_stream_transport_from_headers(request.headers)
+        if request.method == "GET":
+            data = read_params(request.query_params, self.runtime.settings.limits.max_json_depth)
+        else:
+            assert isinstance(request, GatewayRequestAdapter)
+            data = request.request.state.graphql_request
+        return replace(data, protocol=transport.protocol if transport else "http")
+
+    async def _serve_stored(self, request: Request, body: bytes, send: Send) -> bool:
         """Answer from the result cache when this caller sent this exact query before."""
-        if request.headers.get("content-type", "").split(";")[0] != "application/json":
-            return False
-        body = await request.body()
         try:
             identity = self.runtime.verifier.identify(request.headers.get("authorization"))
         except GatewayError:
@@ -149,14 +174,14 @@ class GatewayGraphQL(GraphQL[ConnectionContext, None]):
         if request.method != "POST" or None in expiries:
             return
         body = await request.body()
-        operation = json.loads(body).get("operationName") or "anonymous"
+        name = request.state.graphql_request.operation_name
         self.results.put(
             _scopes(context.identity),
             body,
             StoredResult(
                 data=json.dumps(result.data, separators=(",", ":")).encode(),
                 provenance=list(context.provenance),
-                operation=operation if isinstance(operation, str) else "anonymous",
+                operation=self.runtime.metrics.operation_label(name),
                 stored_at=time.monotonic(),
                 expires_at=min(e for e in expiries if e is not None),
                 writes=context.cache_writes,

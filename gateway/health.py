@@ -35,7 +35,7 @@ class HealthEndpoints:
         """
         try:
             async with asyncio.timeout(self.readiness_timeout):
-                await self.runtime.redis.ping()
+                await self.runtime.reserved_redis.ping()
         except (RedisError, OSError, TimeoutError) as error:
             reason = f"redis unreachable: {type(error).__name__}"
             return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)

@@ -1,5 +1,6 @@
 """Pure ASGI middleware: request ids, body size limit, HTTP metrics."""
 
+import asyncio
 import json
 import re
 import uuid
@@ -7,6 +8,8 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.errors import ErrorCode
+from gateway.graphql_errors import http_error
 from gateway.metrics import GatewayMetrics
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -44,28 +47,39 @@ class RequestIdMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Answers 413 to request bodies over `max_bytes`, before they are read into memory."""
+    """Answers 413 to bodies over `max_bytes` (before they are read into memory) and 408 to
+    bodies not received within `read_timeout` seconds."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, read_timeout: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.read_timeout = read_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Check Content-Length, then count streamed bytes."""
+        """Check Content-Length, then count streamed bytes against the size and the deadline."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(scope, send)
+                await self._refuse(scope, send, 413, f"request body exceeds {self.max_bytes} bytes")
                 return
         received = 0
+        body_complete = False
+        deadline = asyncio.get_running_loop().time() + self.read_timeout
 
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+        async def bounded_receive() -> Message:
+            nonlocal received, body_complete
+            if body_complete:  # later calls wait for the disconnect, which has no deadline
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise _BodyTooSlow from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_complete = not message.get("more_body", False)
                 if received > self.max_bytes:
                     raise _BodyTooLarge
             return message
@@ -78,38 +92,33 @@ class BodyLimitMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, bounded_receive, tracking_send)
         except _BodyTooLarge:
             if not response_started:
-                await self._refuse(scope, send)
+                await self._refuse(scope, send, 413, f"request body exceeds {self.max_bytes} bytes")
+        except _BodyTooSlow:
+            if not response_started:
+                message = f"request body not received within {self.read_timeout:g} s"
+                await self._refuse(scope, send, 408, message)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
+    async def _refuse(self, scope: Scope, send: Send, status: int, message: str) -> None:
         request_id = scope.get("state", {}).get("request_id", "")
-        body = json.dumps(
-            {
-                "errors": [
-                    {
-                        "message": f"request body exceeds {self.max_bytes} bytes",
-                        "extensions": {"code": "BAD_USER_INPUT", "request_id": request_id},
-                    }
-                ]
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
+        body = json.dumps(http_error(message, request_id, ErrorCode.BAD_USER_INPUT)).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),  # the rest of the body may be on its way: do not wait
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 
 class _BodyTooLarge(Exception):
     """Raised inside receive() to stop reading an oversize body."""
+
+
+class _BodyTooSlow(Exception):
+    """Raised inside receive() when the body is not complete by its deadline."""
 
 
 class HttpMetricsMiddleware:

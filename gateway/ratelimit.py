@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from gateway.errors import UpstreamRateLimited, UpstreamUnavailable
+from gateway.errors import UpstreamRateLimited, redis_unavailable
 from gateway.redis import key
 
 # GCRA form of a token bucket. KEYS: theoretical arrival time (ms), pause marker.
@@ -165,7 +165,7 @@ class RateLimiter:
         try:
             await self._pause(keys=self._keys(bucket)[1:], args=[max(1, int(retry_after * 1000))])
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise UpstreamUnavailable("shared rate limiter (Redis) unreachable") from exc
+            raise redis_unavailable(exc, "shared rate limiter") from exc
 
     async def _run_take(self, bucket: Bucket, max_wait: float) -> tuple[bool, int]:
         interval_ms = 1000.0 / bucket.spec.refill_per_second
@@ -175,5 +175,5 @@ class RateLimiter:
                 keys=self._keys(bucket), args=[interval_ms, tolerance_ms, max(0, max_wait * 1000)]
             )
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise UpstreamUnavailable("shared rate limiter (Redis) unreachable") from exc
+            raise redis_unavailable(exc, "shared rate limiter") from exc
         return bool(granted), int(wait_ms)

@@ -8,25 +8,31 @@ from prometheus_client import CollectorRegistry
 from gateway.auth import TokenVerifier
 from gateway.cache import Cache, CacheMetrics
 from gateway.events.hub import EventHub
-from gateway.metrics import GatewayMetrics
+from gateway.metrics import GatewayMetrics, client_operation_names
 from gateway.ratelimit import RateLimiter, RateLimitMetrics
 from gateway.redis import create_redis
 from gateway.settings import Settings
-from gateway.upstream import UpstreamMetrics
+from gateway.upstream import FetchSlots, UpstreamMetrics
 
 
 @dataclass
 class Runtime:
-    """Long-lived parts shared by every request of one app instance."""
+    """Long-lived parts shared by every request of one app instance.
+
+    `redis` is the shared pool; `reserved_redis`, a small pool of its own for readiness and
+    the rate limiter, so a busy shared pool never starves them.
+    """
 
     settings: Settings
     redis: "aioredis.Redis"
+    reserved_redis: "aioredis.Redis"
     metrics: GatewayMetrics
     verifier: TokenVerifier
     cache: Cache
     limiter: RateLimiter
     upstream_metrics: UpstreamMetrics
     events: EventHub
+    fetch_slots: FetchSlots
 
     @classmethod
     def create(cls, settings: Settings) -> "Runtime":
@@ -34,17 +40,26 @@ class Runtime:
         if settings.redis.url is None:
             raise ValueError("the runtime needs a Redis URL; `qontract-gateway serve` starts one")
         registry = CollectorRegistry()
-        redis = create_redis(
-            settings.redis.url,
-            socket_timeout=settings.redis.socket_timeout,
-            connect_timeout=settings.redis.connect_timeout,
+        options = settings.redis
+        redis, reserved = (
+            create_redis(
+                settings.redis.url,
+                socket_timeout=options.socket_timeout,
+                connect_timeout=options.connect_timeout,
+                max_connections=size,
+                pool_timeout=options.pool_timeout,
+            )
+            for size in (options.max_connections, options.reserved_connections)
         )
         namespace = settings.redis.namespace
         secret = settings.auth.secret.get_secret_value() if settings.auth.secret else None
         return cls(
             settings=settings,
             redis=redis,
-            metrics=GatewayMetrics(registry),
+            reserved_redis=reserved,
+            metrics=GatewayMetrics(
+                registry, client_operation_names() | set(settings.metrics.operation_names)
+            ),
             verifier=TokenVerifier(secret, settings.auth.revoked_subjects),
             cache=Cache(
                 redis,
@@ -54,8 +69,9 @@ class Runtime:
                 local_max_entries=settings.cache.local_max_entries,
                 max_stale=settings.cache.max_stale,
                 lease=settings.cache.lease,
+                batch_concurrency=settings.limits.max_concurrent_fetches_per_request,
             ),
-            limiter=RateLimiter(redis, namespace, RateLimitMetrics(registry)),
+            limiter=RateLimiter(reserved, namespace, RateLimitMetrics(registry)),
             upstream_metrics=UpstreamMetrics(registry),
             events=EventHub.create(
                 settings.events,
@@ -63,7 +79,12 @@ class Runtime:
                 redis_url=settings.redis.url,
                 namespace=namespace,
                 registry=registry,
-                connect_timeout=settings.redis.connect_timeout,
+                socket_timeout=options.socket_timeout,
+                connect_timeout=options.connect_timeout,
+            ),
+            fetch_slots=FetchSlots(
+                settings.limits.max_concurrent_fetches,
+                settings.limits.max_concurrent_fetches_per_request,
             ),
         )
 
@@ -75,3 +96,4 @@ class Runtime:
         """End event subscriptions, then close the Redis pools."""
         await self.events.close()
         await self.redis.aclose()
+        await self.reserved_redis.aclose()

@@ -43,6 +43,7 @@ class QueryLimits(BaseModel):
     """Bounds on what one GraphQL request may ask for."""
 
     max_body_bytes: int = 1_048_576
+    max_json_depth: int = Field(64, ge=1, description="nesting of the body's (or GET's) JSON")
     max_depth: int = 15
     max_aliases: int = 30
     max_tokens: int = 5_000
@@ -50,6 +51,47 @@ class QueryLimits(BaseModel):
     validation_cache_size: int = 512
     introspection: bool = True
     max_subscriptions_per_connection: int = 20
+    max_list_items: int = Field(1_000, ge=1, description="items in any one list argument")
+    max_request_items: int = Field(
+        5_000, ge=1, description="list items across every lookup field of one request"
+    )
+    max_string_length: int = Field(
+        256, ge=1, description="characters in a string argument or list item (ids, names...)"
+    )
+    max_jql_length: int = Field(4_096, ge=1, description="characters in a Jira `jql` argument")
+    max_path_length: int = Field(1_024, ge=1, description="characters in a `path` argument")
+    max_path_segments: int = Field(32, ge=1, description="directories in a `path` argument")
+    max_concurrent_fetches_per_request: int = Field(
+        8, ge=1, description="upstream HTTP requests one GraphQL request has in flight"
+    )
+    max_concurrent_fetches: int = Field(
+        64, ge=1, description="upstream HTTP requests one process has in flight"
+    )
+    max_entity_representations: int = Field(
+        1000, ge=1, description="representations one `_entities` call may resolve"
+    )
+
+
+class HttpSettings(BaseModel):
+    """How long and how much a client may take to send a request."""
+
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="seconds to send a request's headers (from connect or first byte)",
+    )
+    body_timeout: float = Field(30.0, gt=0, description="seconds to send a request's body")
+    max_header_bytes: int = Field(32_768, ge=1_024, description="request line and headers")
+
+
+class MetricsSettings(BaseModel):
+    """What may become a metric label."""
+
+    operation_names: list[str] = Field(
+        default_factory=list,
+        description="operation names counted by name, added to reconcile_client's own; "
+        "any other name is counted as `other`",
+    )
 
 
 class RedisSettings(BaseModel):
@@ -58,8 +100,17 @@ class RedisSettings(BaseModel):
     url: str | None = None
     embedded: bool = Field(False, description="set by `serve` when it started the Redis itself")
     namespace: str = "qgw"
-    socket_timeout: float = 5.0
-    connect_timeout: float = 1.0
+    socket_timeout: float = Field(
+        1.0, gt=0, description="seconds one command may wait for its reply (a hung Redis)"
+    )
+    connect_timeout: float = Field(1.0, gt=0, description="seconds to open a connection")
+    max_connections: int = Field(200, ge=1, description="connections of the shared pool")
+    pool_timeout: float = Field(
+        1.0, gt=0, description="seconds a command waits for a free pooled connection"
+    )
+    reserved_connections: int = Field(
+        16, ge=1, description="a pool of its own for /readyz and the rate limiter"
+    )
 
 
 class Credential(BaseModel):
@@ -196,6 +247,10 @@ class EventSettings(BaseModel):
         1_000, gt=0, description="live events that may wait for one subscriber before it is dropped"
     )
     durable_batch_size: int = Field(10, gt=0, description="deliveries fetched per group read")
+    max_durable_subscriptions: int = Field(
+        200, gt=0, description="durable subscriptions one process serves (one connection each)"
+    )
+    max_ack_ids: int = Field(1_000, gt=0, description="stream ids one events_ack_v1 may settle")
     sns_topic_arn: str | None = None
     sqs_queue_url: str | None = Field(None, description="the SQS queue subscribed to the topic")
     sqs_dead_letter_queue_url: str | None = None
@@ -232,6 +287,21 @@ class TaskSettings(BaseModel):
         "have died with its process); the claim keeps it to one run",
     )
     in_process_concurrency: int = Field(4, ge=1, description="task pool size in `serve --role all`")
+    max_input_bytes: int = Field(
+        1_048_576, gt=0, description="the JSON size of one task's input (one mutation)"
+    )
+    max_input_list_length: int = Field(
+        10_000, gt=0, description="items of any one list in a task's input"
+    )
+    max_input_string_length: int = Field(
+        4_096, gt=0, description="characters of any one string in a task's input"
+    )
+    caller_tasks: int = Field(
+        2_000, gt=0, description="tasks one caller (token subject) may submit per record_ttl"
+    )
+    caller_input_bytes: int = Field(
+        268_435_456, gt=0, description="input bytes one caller may store per record_ttl"
+    )
     visibility_timeout: float = Field(
         900.0,
         gt=0,
@@ -268,7 +338,9 @@ class Settings(BaseSettings):
     graphql_path: str = "/graphql"
     redis: RedisSettings = Field(default_factory=RedisSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
     limits: QueryLimits = Field(default_factory=QueryLimits)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     upstreams: UpstreamSettings = Field(default_factory=UpstreamSettings)
     events: EventSettings = Field(default_factory=EventSettings)

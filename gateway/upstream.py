@@ -1,11 +1,15 @@
 """Upstream HTTP policy: pooled client per account, a rate token per attempt, retries, breaker."""
 
 import asyncio
+import contextlib
+import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -19,6 +23,7 @@ from tenacity import (
 
 from gateway.breaker import BreakerState, CircuitBreaker
 from gateway.errors import (
+    BadUserInput,
     GatewayError,
     Timeout,
     UpstreamError,
@@ -36,6 +41,88 @@ RateLimitSignal = Callable[[httpx.Response], float | None]
 
 OutageSignal = Callable[[httpx.Response], str | None]
 """Why a successful HTTP answer is really a transient upstream failure, or None when it is not."""
+
+
+_TEMPLATE = re.compile(r"^(/([A-Za-z0-9_~-][A-Za-z0-9._~-]*|\{\}))*/?$")
+
+
+class UpstreamPath:
+    """A request path: a literal template whose `{}` slots take values percent-encoded one by one.
+
+    The only kind of path `UpstreamClient.request` accepts, so no system can paste a caller's
+    string into a URL: each value becomes exactly one segment (`/`, `?`, `#`, `%` and control
+    characters encoded), a value in a tuple becomes several (a file path), and `.`, `..` or
+    empty segments are refused. The template itself may hold only plain segments and slots.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, template: str, *values: str | tuple[str, ...]) -> None:
+        if not _TEMPLATE.match(template) or template.count("{}") != len(values):
+            raise ValueError(f"not an upstream path template: {template[:80]!r}")
+        encoded = [
+            "/".join(_segment(part) for part in value)
+            if isinstance(value, tuple)
+            else _segment(value)
+            for value in values
+        ]
+        self.text = template.format(*encoded)
+
+    @classmethod
+    def link(cls, url: str, base_url: str) -> "UpstreamPath":
+        """A URL the upstream gave (a next page), refused unless it stays under `base_url`."""
+        base = base_url.rstrip("/") + "/"
+        if not url.startswith(base):
+            raise UpstreamError("the upstream pointed outside its configured API URL")
+        path = cls("")
+        path.text = url
+        return path
+
+    def __repr__(self) -> str:
+        return f"UpstreamPath({self.text!r})"
+
+
+def _segment(value: str) -> str:
+    if value in ("", ".", ".."):
+        raise BadUserInput(f"{value!r} cannot be a segment of an upstream path")
+    return quote(value, safe="")
+
+
+_REQUEST_SLOTS: ContextVar[asyncio.Semaphore | None] = ContextVar(
+    "upstream_request_slots", default=None
+)
+
+
+class FetchSlots:
+    """Bounds upstream HTTP requests in flight: per process, and per GraphQL request.
+
+    A request's bound travels in a context variable (`enter_request`), so every task the request
+    starts (DataLoader batches, single-flight fetches) counts against it; work outside a request
+    (tasks, workers) is bounded by the process limit only.
+    """
+
+    def __init__(self, per_process: int, per_request: int) -> None:
+        self._process = asyncio.Semaphore(per_process)
+        self.per_request = per_request
+
+    def request_bound(self) -> asyncio.Semaphore:
+        """A fresh bound for one request, to pass to `enter_request` in each of its tasks."""
+        return asyncio.Semaphore(self.per_request)
+
+    @staticmethod
+    def enter_request(bound: asyncio.Semaphore) -> None:
+        """Count upstream requests made from here on (in this context) against `bound`."""
+        _REQUEST_SLOTS.set(bound)
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        """A slot of the current request (if any), then one of the process."""
+        bound = _REQUEST_SLOTS.get()
+        async with contextlib.AsyncExitStack() as stack:
+            if bound is not None:
+                await stack.enter_async_context(bound)
+            await stack.enter_async_context(self._process)
+            yield
 
 
 def no_outage(response: httpx.Response) -> None:
@@ -134,9 +221,11 @@ class UpstreamClient:
         limiter: RateLimiter,
         metrics: UpstreamMetrics,
         policy: UpstreamPolicy | None = None,
+        slots: FetchSlots | None = None,
     ) -> None:
         self.account = account
         self.policy = policy or UpstreamPolicy()
+        self._slots = slots or FetchSlots(self.policy.max_connections, self.policy.max_connections)
         self._limiter = limiter
         self._metrics = metrics
         self._label = f"{account.system} account {account.name!r}"
@@ -162,7 +251,7 @@ class UpstreamClient:
         self,
         operation: str,
         method: str,
-        path: str,
+        path: UpstreamPath,
         *,
         params: Params | None = None,
         json: Any = None,
@@ -179,9 +268,12 @@ class UpstreamClient:
         also pause the shared bucket for every caller) with jittered backoff;
         `deadline` (a `time.monotonic()` instant) bounds the whole, waits for tokens included.
         `data` is sent as a form body. `bucket` replaces the account's bucket for upstreams whose
-        limits are per method (Slack); a 429 then pauses only that bucket. 4xx statuses in
-        `answers` are returned as answers rather than raised (qontract-server's 400 and 404).
+        limits are per method (Slack); a 429 then pauses only that bucket. Each attempt holds a
+        fetch slot (`FetchSlots`) while it is on the wire. 4xx statuses in `answers` are returned
+        as answers rather than raised (qontract-server's 400, 404 and 413).
         """
+        if not isinstance(path, UpstreamPath):
+            raise TypeError("upstream requests take an UpstreamPath, never a plain string")
         method = method.upper()
         retry = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
         until = time.monotonic() + self.policy.max_total_seconds
@@ -219,7 +311,7 @@ class UpstreamClient:
         self,
         operation: str,
         method: str,
-        path: str,
+        path: UpstreamPath,
         body: "_Body",
         deadline: float,
         bucket: Bucket,
@@ -230,9 +322,9 @@ class UpstreamClient:
             await self._limiter.acquire(bucket, deadline)
             started = time.monotonic()
             try:
-                async with asyncio.timeout(max(0.0, deadline - started)):
+                async with asyncio.timeout(max(0.0, deadline - started)), self._slots.hold():
                     response = await self._client.request(
-                        method, path, params=body.params, json=body.json, data=body.data
+                        method, path.text, params=body.params, json=body.json, data=body.data
                     )
             except (httpx.TimeoutException, TimeoutError):
                 healthy = False

@@ -40,6 +40,24 @@ class Endpoint(BaseModel):
         except OSError as error:
             raise ConfigError(f"token file {self.token_file}: {error.strerror}") from None
 
+    def authorization(self) -> str | None:
+        """The `Authorization` header value: `Bearer <token>`, or None without a token."""
+        token = self.bearer_token()
+        return f"Bearer {token}" if token else None
+
+
+class QontractServerEndpoint(Endpoint):
+    """qontract-server as qontract-reconcile reads it: the token verbatim, one pinned bundle."""
+
+    pin_sha: bool = Field(True, description="GET /sha256 once, then query /graphqlsha/<sha>")
+    validate_schemas: bool = Field(
+        True, description="refuse answers touching schemas outside the integration's list"
+    )
+
+    def authorization(self) -> str | None:
+        """The token as configured (e.g. `Basic ...`), sent as qontract-reconcile sends it."""
+        return self.bearer_token()
+
 
 class GatewayEndpoint(Endpoint):
     """The qontract-gateway; `ws_url` defaults to the URL with ws:// or wss://."""
@@ -61,7 +79,7 @@ class ClientConfig(BaseSettings):
     )
 
     gateway: GatewayEndpoint | None = None
-    qontract_server: Endpoint | None = None
+    qontract_server: QontractServerEndpoint | None = None
     unleash: Endpoint | None = None
     flags: dict[str, bool] = Field(
         default_factory=dict, description="static toggles by integration name; win over Unleash"
@@ -85,7 +103,7 @@ class ClientConfig(BaseSettings):
             raise ConfigError(f"no gateway configured (gateway.url or {ENV_PREFIX}GATEWAY__URL)")
         return self.gateway
 
-    def require_qontract_server(self) -> Endpoint:
+    def require_qontract_server(self) -> QontractServerEndpoint:
         """The qontract-server endpoint, or ConfigError naming the setting to set."""
         if self.qontract_server is None:
             raise ConfigError(

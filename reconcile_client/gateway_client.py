@@ -62,16 +62,15 @@ class GatewayClient:
         self.service = service
         self.url = endpoint.url
         self._endpoint = endpoint
-        token = endpoint.bearer_token()
         self._headers = {**environment_headers(), **(headers or {})}
-        if token:
-            self._headers["Authorization"] = f"Bearer {token}"
+        authorization = endpoint.authorization()
+        if authorization:
+            self._headers["Authorization"] = authorization
         transport = HTTPXAsyncTransport(
             url=endpoint.url, headers=self._headers, timeout=endpoint.timeout
         )
         self._http = Client(transport=transport, execute_timeout=None)
         self._session: AsyncClientSession | None = None
-        self._token = token
 
     async def execute(
         self,
@@ -81,7 +80,7 @@ class GatewayClient:
     ) -> ResultT:
         """Run `operation` and validate its data into the operation's model."""
         data = await self.execute_document(operation.document, variables, read_timeout)
-        return self._validate(operation, data)
+        return self.validate(operation, data)
 
     async def execute_document(
         self,
@@ -90,21 +89,33 @@ class GatewayClient:
         read_timeout: float | None = None,
     ) -> dict[str, Any]:
         """Run a GraphQL document built at run time; its data as a dict, errors raised."""
+        data, _ = await self.execute_with_extensions(document, variables, read_timeout)
+        return data
+
+    async def execute_with_extensions(
+        self,
+        document: str,
+        variables: Mapping[str, Any] | None = None,
+        read_timeout: float | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Run a GraphQL document; its data and its `extensions`, errors raised."""
         request = GraphQLRequest(document, variable_values=dict(variables or {}))
         extra_args = {"timeout": read_timeout} if read_timeout is not None else {}
         try:
             if self._session is None:
                 self._session = await self._http.connect_async()  # type: ignore[no-untyped-call]
-            result = await self._session.execute(request, extra_args=extra_args)
+            result = await self._session.execute(
+                request, extra_args=extra_args, get_execution_result=True
+            )
         except TransportQueryError as error:
             raise _query_error(self.service, (error.errors or [{}])[0]) from None
         except TransportServerError as error:
-            raise self._http_error(error) from None
+            raise http_status_error(self.service, self.url, error.code or 0, str(error)) from None
         except TransportProtocolError as error:
             raise GatewayQueryError(self.service, "PROTOCOL", str(error), []) from None
         except (httpx.TransportError, TransportConnectionFailed, OSError) as error:
-            raise GatewayUnreachable(self.service, self.url, _reason(error)) from None
-        return dict(result)
+            raise GatewayUnreachable(self.service, self.url, reason(error)) from None
+        return dict(result.data or {}), dict(result.extensions or {})
 
     async def subscribe(
         self, operation: Operation[ResultT], variables: Mapping[str, Any] | None = None
@@ -114,7 +125,9 @@ class GatewayClient:
         transport = WebsocketsTransport(
             url=self._endpoint.websocket_url(),
             headers={k: v for k, v in self._headers.items() if k != "Authorization"},
-            init_payload={"Authorization": f"Bearer {self._token}"} if self._token else {},
+            init_payload={"Authorization": self._headers["Authorization"]}
+            if "Authorization" in self._headers
+            else {},
             subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
             connect_timeout=self._endpoint.timeout,
         )
@@ -123,7 +136,7 @@ class GatewayClient:
         try:
             async with Client(transport=transport, execute_timeout=None) as session:
                 async for data in session.subscribe(request):
-                    yield self._validate(operation, data)
+                    yield self.validate(operation, data)
         except TransportQueryError as error:
             raise _query_error(self.service, (error.errors or [{}])[0]) from None
         except InvalidStatus as error:
@@ -132,7 +145,7 @@ class GatewayClient:
                 raise AuthRefused(self.service, f"HTTP {status}", "WebSocket refused") from None
             raise GatewayUnreachable(self.service, url, f"HTTP {status}") from None
         except (TransportConnectionFailed, WebSocketException, OSError) as error:
-            raise GatewayUnreachable(self.service, url, _reason(error)) from None
+            raise GatewayUnreachable(self.service, url, reason(error)) from None
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool (idempotent)."""
@@ -140,7 +153,7 @@ class GatewayClient:
             self._session = None
             await self._http.close_async()  # type: ignore[no-untyped-call]
 
-    def _validate(self, operation: Operation[ResultT], data: Mapping[str, Any]) -> ResultT:
+    def validate(self, operation: Operation[ResultT], data: Mapping[str, Any]) -> ResultT:
         try:
             return operation.result.model_validate(data)
         except ValidationError as error:
@@ -149,16 +162,18 @@ class GatewayClient:
             message = f"{operation.path}: unexpected data at {where}: {problem['msg']}"
             raise GatewayQueryError(self.service, "BAD_RESPONSE", message, []) from None
 
-    def _http_error(self, error: TransportServerError) -> Exception:
-        status = error.code or 0
-        if status in (401, 403):
-            return AuthRefused(self.service, f"HTTP {status}", str(error))
-        if status >= 500:
-            return GatewayUnreachable(self.service, self.url, f"HTTP {status}")
-        return GatewayQueryError(self.service, f"HTTP_{status}", str(error), [])
+
+def http_status_error(service: str, url: str, status: int, message: str) -> Exception:
+    """The client error for an HTTP error status: refused token, unreachable, or a query error."""
+    if status in (401, 403):
+        return AuthRefused(service, f"HTTP {status}", message)
+    if status >= 500:
+        return GatewayUnreachable(service, url, f"HTTP {status}")
+    return GatewayQueryError(service, f"HTTP_{status}", message, [])
 
 
-def _reason(error: BaseException) -> str:
+def reason(error: BaseException) -> str:
+    """Why a connection failed, in a few words."""
     if isinstance(error, httpx.TimeoutException | asyncio.TimeoutError):
         return f"timed out ({type(error).__name__})"
     text = str(error) or type(error).__name__

@@ -6,6 +6,7 @@ from typing import Generic, TypeVar
 from reconcile_client.config import ClientConfig, load_config
 from reconcile_client.gateway_client import GatewayClient
 from reconcile_client.params import PydanticRunParams
+from reconcile_client.qontract_server import QontractServer
 
 ParamsT = TypeVar("ParamsT", bound=PydanticRunParams)
 
@@ -17,7 +18,7 @@ class QontractReconcileApiIntegration(ABC, Generic[ParamsT]):
         self.params = params
         self.config = config if config is not None else load_config()
         self._gateway: GatewayClient | None = None
-        self._qontract_server: GatewayClient | None = None
+        self._qontract_server: QontractServer | None = None
 
     @property
     @abstractmethod
@@ -36,11 +37,11 @@ class QontractReconcileApiIntegration(ABC, Generic[ParamsT]):
         return self._gateway
 
     @property
-    def qontract_server(self) -> GatewayClient:
-        """The qontract-server client for desired state (created on first use)."""
+    def qontract_server(self) -> QontractServer:
+        """The qontract-server client for desired state, pinned to one bundle per run."""
         if self._qontract_server is None:
             endpoint = self.config.require_qontract_server()
-            self._qontract_server = GatewayClient(endpoint, "qontract-server")
+            self._qontract_server = QontractServer(endpoint, self.name)
         return self._qontract_server
 
     async def aclose(self) -> None:

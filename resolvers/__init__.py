@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from gateway.errors import BadUserInput
+from gateway.errors import BadUserInput, shown
 from gateway.ratelimit import GITHUB, JIRA, PAGERDUTY, SLACK_TIER_2, Bucket, BucketSpec
 from gateway.runtime import Runtime
 from gateway.settings import UpstreamAccountSettings
@@ -65,6 +65,7 @@ def upstream_client(
         runtime.limiter,
         runtime.upstream_metrics,
         UpstreamPolicy(read_timeout=account.timeout),
+        runtime.fetch_slots,
     )
 
 
@@ -210,4 +211,4 @@ def _named(accounts: dict[str, T], what: str, name: str) -> T:
         return accounts[name]
     except KeyError:
         known = ", ".join(sorted(accounts)) or "none"
-        raise BadUserInput(f"unknown {what} {name!r}; configured: {known}") from None
+        raise BadUserInput(f"unknown {what} {shown(name)}; configured: {known}") from None

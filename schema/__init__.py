@@ -1,19 +1,23 @@
 """The GraphQL contract: types, root operations, extensions; `schema.graphql` is its export."""
 
+from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import structlog
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.federation import Schema
+from strawberry.federation.schema import FederationAny
 from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, Info
 
-from gateway.errors import GatewayError
-from gateway.graphql_errors import is_unexpected
+from gateway.errors import shown
+from gateway.graphql_errors import error_code, is_unexpected, map_redis_failures
 from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
+from schema.entities import Entity, entity_table, resolve_entities
 from schema.extensions import limit_extensions
 from schema.mutation import Mutation
 from schema.query import CACHE_BACKED_FIELDS, Query
@@ -22,23 +26,52 @@ from schema.slack_usergroups_types import TYPES as SLACK_USERGROUP_ACTIONS
 from schema.subscription import Subscription
 
 log = structlog.get_logger("gateway.graphql")
+LOGGED_TRACEBACKS = 5
 
 
 class GatewaySchema(Schema):
-    """The federation schema, logging errors by what they are rather than all as errors."""
+    """The federation schema: checked `_entities`, errors logged by what they are."""
+
+    def __init__(
+        self,
+        *args: Any,
+        max_representations: int = QueryLimits().max_entity_representations,
+        **kwargs: Any,
+    ) -> None:
+        self.max_representations = max_representations
+        super().__init__(*args, **kwargs)
+        self.entities: dict[str, Entity] = entity_table(self.schema_converter.type_map)
+
+    def entities_resolver(
+        self, info: Info, representations: list[FederationAny]
+    ) -> list[FederationAny]:
+        """`_entities`: each representation checked, then resolved through the loaders."""
+        items = resolve_entities(info, representations, self.entities, self.max_representations)
+        return [FederationAny(item) for item in items]
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        """Unexpected exceptions with their traceback; caller and upstream errors as facts."""
+        """One log line per request for caller and upstream errors (counts by code and the
+        first message), however many list items failed; unexpected exceptions with their
+        traceback, the first few of them. Redis failures are mapped first (see
+        `map_redis_failures`)."""
+        map_redis_failures(errors)
+        codes: Counter[str] = Counter()
+        first = ""
+        unexpected = 0
         for error in errors:
-            original = error.original_error
             if is_unexpected(error):
-                log.error("unexpected error", path=error.path, exc_info=original)
-            elif isinstance(original, GatewayError):
-                log.info("operation error", code=original.code.value, message=error.message)
-            else:
-                log.info("invalid request", message=error.message)
+                unexpected += 1
+                if unexpected <= LOGGED_TRACEBACKS:
+                    log.error("unexpected error", path=error.path, exc_info=error.original_error)
+                continue
+            codes[error_code(error).value] += 1
+            first = first or error.message
+        if unexpected > LOGGED_TRACEBACKS:
+            log.error("more unexpected errors", count=unexpected - LOGGED_TRACEBACKS)
+        if codes:
+            log.info("operation errors", codes=dict(codes), first=shown(first, 200))
 
 
 def build_schema(
@@ -59,6 +92,7 @@ def build_schema(
         config=StrawberryConfig(auto_camel_case=False, scalar_map=SCALARS),
         extensions=[*limit_extensions(limits, metrics, CACHE_BACKED_FIELDS), *extra],
         federation_version="2.7",
+        max_representations=limits.max_entity_representations,
     )
 
 

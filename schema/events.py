@@ -1,7 +1,6 @@
 """`events_v1` (live), `events_durable_v1` (consumer group) and `events_ack_v1`."""
 
 import asyncio
-import contextlib
 from collections.abc import AsyncGenerator
 from datetime import datetime
 
@@ -82,8 +81,8 @@ async def events_durable(
     """Deliveries to `consumer` of consumer `group`; each comes back until it is acknowledged."""
     wanted = None if types is None else frozenset(types)
     hub = info.context.runtime.events
-    reader = hub.durable(group, consumer)
-    try:
+    failing = False
+    async with hub.durable(group, consumer) as reader:
         while True:
             try:
                 batch = await reader.receive(hub.settings.durable_batch_size)
@@ -91,15 +90,17 @@ async def events_durable(
                 if unwanted:
                     await reader.ack(unwanted)
             except (RedisError, OSError) as error:
-                log.warning("durable event read failed; retrying", group=group, error=repr(error))
+                if not failing:  # once per outage, not once per retry
+                    log.warning(
+                        "durable event read failed; retrying", group=group, error=repr(error)
+                    )
+                failing = True
                 await asyncio.sleep(READ_RETRY_SECONDS)
                 continue
+            failing = False
             for received in batch:
                 if wanted is None or received.event.event_type in wanted:
                     yield event_v1(received)
-    finally:
-        with contextlib.suppress(Exception):
-            await reader.close()
 
 
 async def events_ack(info: Info[RequestContext, None], group: str, ids: list[str]) -> int:

@@ -1,6 +1,5 @@
 """Schema extensions: operation metrics, and the safety limits built from settings."""
 
-import re
 import time
 from collections.abc import Callable, Iterator
 
@@ -21,8 +20,6 @@ from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
 from schema.provenance import Provenance
 
-_OPERATION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-
 
 class OperationMetrics(SchemaExtension):
     """Counts each operation by name, type and outcome, and times it."""
@@ -35,9 +32,7 @@ class OperationMetrics(SchemaExtension):
         started = time.perf_counter()
         yield
         context = self.execution_context
-        name = context.operation_name or "anonymous"
-        if not _OPERATION_NAME.match(name):
-            name = "invalid"
+        name = self.metrics.operation_label(context.operation_name)
         try:
             kind = context.operation_type.value
         except RuntimeError:  # the document did not parse, so it has no operation type

@@ -5,7 +5,7 @@ from redis.exceptions import RedisError
 from strawberry.types import Info
 
 from gateway import __version__
-from gateway.errors import UpstreamUnavailable
+from gateway.errors import redis_unavailable
 from schema.context import RequestContext
 
 
@@ -31,10 +31,7 @@ class GatewayInfo:
         try:
             server = await info.context.runtime.redis.info("server")
         except (RedisError, OSError) as error:
-            raise UpstreamUnavailable(
-                f"shared state store (Redis) unreachable: {type(error).__name__}",
-                upstream="redis",
-            ) from None
+            raise redis_unavailable(error) from None
         return str(server.get("redis_version", "unknown"))
 
 

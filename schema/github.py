@@ -1,22 +1,40 @@
 """GitHub types and root fields: `github_org_members_v1`, `github_repo_collaborators_v1`."""
 
+import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
 import strawberry
 from strawberry.types import Info
 
-from gateway.errors import BadUserInput, GatewayError
+from gateway.errors import BadUserInput, GatewayError, NotFound, shown
 from schema.context import RequestContext
 from schema.loaders import Loaded, keyed_loader, unwrap
 
 
-@strawberry.type(name="GitHubUser_v1")
+@strawberry.federation.type(name="GitHubUser_v1", keys=["login"])
 class GitHubUser:
     """A GitHub account; `id` is GitHub's numeric id as a string (it outgrows GraphQL Int)."""
 
     login: str
     id: str
+
+    @classmethod
+    async def resolve_reference(cls, info: Info[RequestContext, None], login: str) -> "GitHubUser":
+        """The entity `login` (any case): a member of a configured org, else NOT_FOUND.
+
+        Each org's member list is read once per request, whatever the number of logins.
+        """
+        failure: GatewayError | None = None
+        for org in sorted(info.context.sources.github):
+            try:
+                members = await _org_members(info, org)
+            except GatewayError as error:
+                failure = failure or error
+                continue
+            if login.lower() in members:
+                return members[login.lower()]
+        raise failure or NotFound(f"GitHub user {login!r} is not a member of a configured org")
 
 
 @strawberry.type(name="GitHubPermissions_v1")
@@ -52,8 +70,21 @@ def split_repo(repo: str) -> tuple[str, str]:
     """(owner, name) of `owner/name`, or BAD_USER_INPUT."""
     owner, _, name = repo.partition("/")
     if not owner or not name or "/" in name:
-        raise BadUserInput(f"repository {repo!r} is not of the form owner/name")
+        raise BadUserInput(f"repository {shown(repo)} is not of the form owner/name")
     return owner, name
+
+
+async def _org_members(info: Info[RequestContext, None], org: str) -> dict[str, GitHubUser]:
+    """Members of `org` by lower-case login, read once per request."""
+
+    async def load() -> dict[str, GitHubUser]:
+        members = await github_org_members(info, org)
+        return {member.login.lower(): member for member in members}
+
+    task: asyncio.Future[dict[str, GitHubUser]] = info.context.per_request(
+        f"github/{org}/org_members", lambda: asyncio.ensure_future(load())
+    )
+    return await task
 
 
 async def github_org_members(info: Info[RequestContext, None], org: str) -> list[GitHubUser]:

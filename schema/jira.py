@@ -9,6 +9,7 @@ from strawberry.types import Info
 from gateway.cache import Cached
 from gateway.errors import BadUserInput, GatewayError
 from schema.context import RequestContext
+from schema.entities import only_item
 from schema.loaders import keyed_loader, unwrap
 
 
@@ -21,29 +22,46 @@ class JiraUser:
     email: str | None
 
 
-@strawberry.type(name="JiraIssue_v1")
+@strawberry.federation.type(name="JiraIssue_v1", keys=["instance key"])
 class JiraIssue:
     """An issue with the fields integrations read."""
 
+    instance: str = strawberry.field(description="The Jira instance (account) name")
     key: str
     summary: str
     status: str
     assignee: JiraUser | None
     labels: list[str]
 
+    @classmethod
+    async def resolve_reference(
+        cls, info: Info[RequestContext, None], instance: str, key: str
+    ) -> "JiraIssue":
+        """The entity `instance key`, through the request's issue loader."""
+        return only_item(await jira_issues(info, instance, keys=[key]))
 
-@strawberry.type(name="JiraProject_v1")
+
+@strawberry.federation.type(name="JiraProject_v1", keys=["instance key"])
 class JiraProject:
     """A project."""
 
+    instance: str = strawberry.field(description="The Jira instance (account) name")
     key: str
     id: str
     name: str
 
+    @classmethod
+    async def resolve_reference(
+        cls, info: Info[RequestContext, None], instance: str, key: str
+    ) -> "JiraProject":
+        """The entity `instance key`, through the request's project loader."""
+        return only_item(await jira_projects(info, instance, keys=[key]))
 
-def _issue(record: dict[str, Any]) -> JiraIssue:
+
+def _issue(instance: str, record: dict[str, Any]) -> JiraIssue:
     assignee = record["assignee"]
     return JiraIssue(
+        instance=instance,
         key=record["key"],
         summary=record["summary"],
         status=record["status"],
@@ -81,10 +99,10 @@ async def jira_issues(
         raise BadUserInput("jira_issues_v1 takes exactly one of `keys` or `jql`")
     source = info.context.sources.jira_instance(instance)
     if jql is not None:
-        return [_issue(r) for r in unwrap(info, await source.issues_by_jql(jql))]
+        return [_issue(instance, r) for r in unwrap(info, await source.issues_by_jql(jql))]
     assert keys is not None
     records = await _each(info, f"jira/{instance}/issues", source.issues_by_key, keys)
-    items: list[Any] = [r if isinstance(r, GatewayError) else _issue(r) for r in records]
+    items: list[Any] = [r if isinstance(r, GatewayError) else _issue(instance, r) for r in records]
     return items
 
 
@@ -95,7 +113,11 @@ async def jira_projects(
     NOT_FOUND), or every project the gateway's token can see."""
     source = info.context.sources.jira_instance(instance)
     if keys is None:
-        return [JiraProject(**r) for r in unwrap(info, await source.all_projects())]
+        return [
+            JiraProject(instance=instance, **r) for r in unwrap(info, await source.all_projects())
+        ]
     records = await _each(info, f"jira/{instance}/projects", source.projects_by_key, keys)
-    items: list[Any] = [r if isinstance(r, GatewayError) else JiraProject(**r) for r in records]
+    items: list[Any] = [
+        r if isinstance(r, GatewayError) else JiraProject(instance=instance, **r) for r in records
+    ]
     return items

@@ -4,7 +4,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.cache import CachePrefix
-from gateway.errors import BadUserInput
+from gateway.errors import BadUserInput, shown
 from schema.context import RequestContext
 from schema.events import events_ack
 from schema.permissions import scope
@@ -20,7 +20,7 @@ async def cache_invalidate(
     systems = sorted({name for name, _ in configured})
     if system not in systems:
         known = ", ".join(systems) or "none"
-        raise BadUserInput(f"unknown system {system!r}; configured: {known}")
+        raise BadUserInput(f"unknown system {shown(system)}; configured: {known}")
     accounts = sorted(name for sys_name, name in configured if sys_name == system)
     if account not in accounts:
         raise BadUserInput(

@@ -8,6 +8,7 @@ from strawberry.types import Info
 
 from gateway.errors import GatewayError
 from schema.context import RequestContext
+from schema.entities import only_item
 from schema.loaders import keyed_loader, unwrap
 
 T = TypeVar("T")
@@ -23,20 +24,36 @@ class PagerDutyUser:
     username: str
 
 
-@strawberry.type(name="PagerDutySchedule_v1")
+@strawberry.federation.type(name="PagerDutySchedule_v1", keys=["instance id"])
 class PagerDutySchedule:
     """A schedule and the users on call in it now (deleted users skipped)."""
 
+    instance: str = strawberry.field(description="The PagerDuty instance (account) name")
     id: str
     users: list[PagerDutyUser]
 
+    @classmethod
+    async def resolve_reference(
+        cls, info: Info[RequestContext, None], instance: str, id: str
+    ) -> "PagerDutySchedule":
+        """The entity `instance id`, through the request's schedule loader."""
+        return only_item(await pagerduty_schedules(info, instance, [id]))
 
-@strawberry.type(name="PagerDutyEscalationPolicy_v1")
+
+@strawberry.federation.type(name="PagerDutyEscalationPolicy_v1", keys=["instance id"])
 class PagerDutyEscalationPolicy:
     """An escalation policy and the users its rules page now."""
 
+    instance: str = strawberry.field(description="The PagerDuty instance (account) name")
     id: str
     users: list[PagerDutyUser]
+
+    @classmethod
+    async def resolve_reference(
+        cls, info: Info[RequestContext, None], instance: str, id: str
+    ) -> "PagerDutyEscalationPolicy":
+        """The entity `instance id`, through the request's escalation policy loader."""
+        return only_item(await pagerduty_escalation_policies(info, instance, [id]))
 
 
 async def _on_call(
@@ -64,7 +81,11 @@ async def pagerduty_schedules(
 ) -> list[PagerDutySchedule | None]:
     """Resolve `pagerduty_schedules_v1`: an unknown id is a null item with a NOT_FOUND error."""
     return await _on_call(
-        info, instance, ids, "schedule_users", lambda i, u: PagerDutySchedule(id=i, users=u)
+        info,
+        instance,
+        ids,
+        "schedule_users",
+        lambda i, u: PagerDutySchedule(instance=instance, id=i, users=u),
     )
 
 
@@ -77,5 +98,5 @@ async def pagerduty_escalation_policies(
         instance,
         ids,
         "escalation_policy_users",
-        lambda i, u: PagerDutyEscalationPolicy(id=i, users=u),
+        lambda i, u: PagerDutyEscalationPolicy(instance=instance, id=i, users=u),
     )

@@ -8,6 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.cache import Cached
+from gateway.errors import NotFound
 from resolvers.slack.source import (
     ChannelDirectory,
     SlackSource,
@@ -20,10 +21,11 @@ from schema.provenance import record
 T = TypeVar("T")
 
 
-@strawberry.type(name="SlackUsergroup_v1")
+@strawberry.federation.type(name="SlackUsergroup_v1", keys=["workspace handle"])
 class SlackUsergroup:
     """A usergroup: default channels by name, members by org username (deleted users left out)."""
 
+    workspace: str = strawberry.field(description="The Slack workspace (account) name")
     id: str
     handle: str
     name: str
@@ -32,16 +34,38 @@ class SlackUsergroup:
     users: list[str]
     disabled: bool
 
+    @classmethod
+    async def resolve_reference(
+        cls, info: Info[RequestContext, None], workspace: str, handle: str
+    ) -> "SlackUsergroup":
+        """The entity `workspace handle`, from the request's one usergroups lookup."""
+        return _found(await slack_usergroups(info, workspace, [handle]), "usergroup", handle)
 
-@strawberry.type(name="SlackUser_v1")
+
+@strawberry.federation.type(name="SlackUser_v1", keys=["workspace org_username"])
 class SlackUser:
     """An active user; `org_username` is the e-mail's local part, else the Slack name."""
 
+    workspace: str = strawberry.field(description="The Slack workspace (account) name")
     id: str
     enterprise_user_id: str | None
     org_username: str
     name: str
     email: str | None
+
+    @classmethod
+    async def resolve_reference(
+        cls, info: Info[RequestContext, None], workspace: str, org_username: str
+    ) -> "SlackUser":
+        """The entity `workspace org_username`, from the request's one users lookup."""
+        return _found(await slack_users(info, workspace, [org_username]), "user", org_username)
+
+
+def _found(items: list[T], what: str, name: str) -> T:
+    """The one item a lookup by `name` found, else NOT_FOUND."""
+    if not items:
+        raise NotFound(f"Slack {what} {name!r} not found")
+    return items[0]
 
 
 @strawberry.type(name="SlackChannel_v1")
@@ -89,14 +113,18 @@ async def slack_usergroups(
         _lookup(info, workspace, "users", SlackSource.users),
         _lookup(info, workspace, "channels", SlackSource.channels),
     )
-    return [_usergroup(groups[handle], users, channels) for handle in _wanted(handles, groups)]
+    return [
+        _usergroup(workspace, groups[handle], users, channels)
+        for handle in _wanted(handles, groups)
+    ]
 
 
 def _usergroup(
-    group: UsergroupRecord, users: UserDirectory, channels: ChannelDirectory
+    workspace: str, group: UsergroupRecord, users: UserDirectory, channels: ChannelDirectory
 ) -> SlackUsergroup:
     members = (users["ids"].get(user_id) for user_id in group["users"])
     return SlackUsergroup(
+        workspace=workspace,
         id=group["id"],
         handle=group["handle"],
         name=group["name"],
@@ -115,6 +143,7 @@ async def slack_users(
     members = directory["members"]
     return [
         SlackUser(
+            workspace=workspace,
             id=user["id"],
             enterprise_user_id=next((i for i in user["ids"] if i != user["id"]), None),
             org_username=user["org_username"],

@@ -79,5 +79,6 @@ async def slack_usergroups_reconcile(
         dry_run=request.dry_run,
         resource=None if request.dry_run else request.resource,
         request_id=info.context.request_id,
+        caller=info.context.identity.subject,
     )
     return ReconcileTask.of(record)

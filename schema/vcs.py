@@ -5,12 +5,12 @@ from urllib.parse import urlsplit
 import strawberry
 from strawberry.types import Info
 
-from gateway.errors import BadUserInput
+from gateway.errors import BadUserInput, shown
 from schema.context import RequestContext
 from schema.provenance import record
 
 
-@strawberry.type(name="VcsOwners_v1")
+@strawberry.federation.type(name="VcsOwners_v1", keys=["repo_url path ref"])
 class VcsOwners:
     """Who approves and reviews changes under `path` of a repository at `ref`."""
 
@@ -20,13 +20,22 @@ class VcsOwners:
     approvers: list[str]
     reviewers: list[str]
 
+    @classmethod
+    async def resolve_reference(
+        cls, info: Info[RequestContext, None], repo_url: str, path: str, ref: str
+    ) -> "VcsOwners":
+        """The entity `repo_url path ref`: OWNERS files shared through the cache."""
+        return await vcs_owners(info, repo_url, path, ref)
+
 
 def repo_of_url(repo_url: str) -> tuple[str, str]:
     """(owner, name) of `https://host/owner/name[.git]`, or BAD_USER_INPUT."""
     parts = urlsplit(repo_url)
     segments = [s for s in parts.path.split("/") if s]
     if parts.scheme not in ("http", "https") or not parts.netloc or len(segments) != 2:
-        raise BadUserInput(f"{repo_url!r} is not a repository URL like https://host/owner/name")
+        raise BadUserInput(
+            f"{shown(repo_url)} is not a repository URL like https://host/owner/name"
+        )
     return segments[0], segments[1].removesuffix(".git")
 
 

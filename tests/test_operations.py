@@ -1,5 +1,7 @@
 """Health, readiness, metrics and request ids as an operator sees them."""
 
+from collections.abc import Callable
+
 import httpx
 
 from tests.support.server_thread import ServerThread
@@ -27,8 +29,9 @@ def test_unsafe_request_id_is_replaced(gateway: ServerThread) -> None:
 
 
 def test_metrics_count_operations_by_name_type_outcome_and_errors_by_code(
-    gateway: ServerThread,
+    gateway_factory: Callable[..., ServerThread],
 ) -> None:
+    gateway = gateway_factory(metrics={"operation_names": ["Info"]})
     ok = {"query": "query Info { gateway_info_v1 { version } }", "operationName": "Info"}
     httpx.post(f"{gateway.url}/graphql", json=ok)
     httpx.post(f"{gateway.url}/graphql", json={"query": "{ nope }"})

@@ -1,6 +1,5 @@
 """`qontract-gateway serve` on its embedded defaults, as a newcomer runs it."""
 
-import os
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -10,11 +9,8 @@ import httpx
 import pytest
 
 from tests.support.ports import free_port
+from tests.support.serve_process import clean_env, serving
 from tests.support.wait import wait_until
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("QONTRACT_GATEWAY_")}
 
 
 def children_of(pid: int) -> list[int]:
@@ -30,32 +26,10 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 @pytest.fixture
 def serve() -> Iterator[tuple[subprocess.Popen[str], str]]:
-    port = free_port()
-    process = subprocess.Popen(
-        ["qontract-gateway", "serve", "--port", str(port)],
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: answers(url) or process.poll() is not None, 30, "serve to be ready")
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
-        yield process, url
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    with serving() as started:
+        yield started
 
 
 def test_serve_with_no_configuration_answers_and_exits_cleanly_on_sigterm(

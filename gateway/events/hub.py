@@ -1,5 +1,6 @@
 """The events of one gateway process: one publisher, one live fanout, durable group consumers."""
 
+import contextlib
 import re
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -9,7 +10,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Gauge
 from redis.exceptions import RedisError
 
-from gateway.errors import BadUserInput, UpstreamUnavailable
+from gateway.errors import BadUserInput, LimitExceeded, UpstreamUnavailable, shown
 from gateway.events import (
     EventConsumer,
     EventMetrics,
@@ -20,19 +21,21 @@ from gateway.events import (
     create_event_fanout,
     create_event_publisher,
 )
+from gateway.events.redis_streams import acknowledge, stream_keys
 from gateway.redis import create_redis
 from gateway.settings import EventSettings
 
 GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
-ACK_CONSUMER = "gateway-ack"
-BLOCKING_CONNECTIONS = 1_000
+# The live fanout's reader and a replay, besides one connection per durable subscription.
+FANOUT_CONNECTIONS = 2
 
 
 class EventHub:
     """Publishes this process's events and serves its live and durable subscribers.
 
     Live subscribers share one stream reader (Redis backend only); durable subscribers each
-    read through a consumer group on a client whose socket timeout outlasts a blocking read.
+    read through a consumer group on a client whose socket timeout outlasts a blocking read,
+    at most `max_durable_subscriptions` of them at once, one pooled connection each.
     """
 
     def __init__(
@@ -41,6 +44,7 @@ class EventHub:
         publisher: EventPublisher,
         metrics: EventMetrics,
         *,
+        shared: "aioredis.Redis",
         blocking: "aioredis.Redis | None",
         namespace: str,
         registry: CollectorRegistry,
@@ -48,8 +52,10 @@ class EventHub:
         self.settings = settings
         self.publisher = publisher
         self.metrics = metrics
+        self._shared = shared
         self._blocking = blocking
         self._namespace = namespace
+        self._durable_open = 0
         self._fanout: StreamFanout | None = None
         if blocking is not None:
             self._fanout = create_event_fanout(
@@ -65,6 +71,12 @@ class EventHub:
             registry=registry,
         )
         live.set_function(lambda: self._fanout.subscriber_count if self._fanout else 0)
+        durable = Gauge(
+            "qontract_gateway_events_durable_subscribers",
+            "Durable event subscriptions open in this process.",
+            registry=registry,
+        )
+        durable.set_function(lambda: self._durable_open)
 
     @classmethod
     def create(
@@ -75,16 +87,20 @@ class EventHub:
         redis_url: str,
         namespace: str,
         registry: CollectorRegistry,
+        socket_timeout: float = 1.0,
         connect_timeout: float = 1.0,
     ) -> "EventHub":
-        """The hub for `settings`: publishes on `redis` (or SNS), blocking reads on a new client."""
+        """The hub for `settings`: publishes on `redis` (or SNS), blocking reads on a new pool.
+
+        A blocking read may take `block_ms` plus the usual `socket_timeout` before it fails.
+        """
         blocking = None
         if settings.backend == "redis":
             blocking = create_redis(
                 redis_url,
-                socket_timeout=settings.block_ms / 1000 + 5,
+                socket_timeout=settings.block_ms / 1000 + socket_timeout,
                 connect_timeout=connect_timeout,
-                max_connections=BLOCKING_CONNECTIONS,
+                max_connections=settings.max_durable_subscriptions + FANOUT_CONNECTIONS,
             )
         metrics = EventMetrics(registry)
         publisher = create_event_publisher(
@@ -101,6 +117,7 @@ class EventHub:
             settings,
             publisher,
             metrics,
+            shared=redis,
             blocking=blocking,
             namespace=namespace,
             registry=registry,
@@ -133,10 +150,31 @@ class EventHub:
         async with self._fanout.subscribe(event_types=event_types, since=since) as subscription:
             yield subscription
 
-    def durable(self, group: str, consumer: str) -> EventConsumer:
-        """A consumer named `consumer` in consumer group `group` (made on first read)."""
+    @asynccontextmanager
+    async def durable(self, group: str, consumer: str) -> AsyncIterator[EventConsumer]:
+        """For the block, a consumer `consumer` in group `group` (made on first read).
+
+        LIMIT_EXCEEDED when this process already serves `max_durable_subscriptions`.
+        """
         _check_name("group", group)
         _check_name("consumer", consumer)
+        limit = self.settings.max_durable_subscriptions
+        if self._durable_open >= limit:
+            raise LimitExceeded(
+                f"this gateway process serves at most {limit} durable subscriptions; "
+                "retry later or on another replica",
+                limit="events.max_durable_subscriptions",
+            )
+        reader = self._consumer(group, consumer)
+        self._durable_open += 1
+        try:
+            yield reader
+        finally:
+            self._durable_open -= 1
+            with contextlib.suppress(Exception):
+                await reader.close()
+
+    def _consumer(self, group: str, consumer: str) -> EventConsumer:
         if self.settings.backend == "sns":
             return self._sqs_consumer(group)
         return create_event_consumer(
@@ -154,7 +192,16 @@ class EventHub:
 
     async def acknowledge(self, group: str, ids: list[str]) -> int:
         """Settle deliveries of `group`; how many were still pending (malformed: BAD_USER_INPUT)."""
-        consumer = self.durable(group, ACK_CONSUMER)
+        _check_name("group", group)
+        if len(ids) > self.settings.max_ack_ids:
+            raise BadUserInput(
+                f"at most {self.settings.max_ack_ids} ids per acknowledgement "
+                f"(events.max_ack_ids), not {len(ids)}"
+            )
+        if self.settings.backend == "redis":
+            keys = stream_keys(self._namespace)
+            return await acknowledge(self._shared, keys, group, ids, self.metrics)
+        consumer = self._sqs_consumer(group)
         try:
             return await consumer.ack(ids)
         finally:
@@ -194,5 +241,5 @@ class EventHub:
 def _check_name(what: str, name: str) -> None:
     if not GROUP_NAME.match(name):
         raise BadUserInput(
-            f"{what} must be 1-100 letters, digits, '.', '_', ':' or '-', not {name!r}"
+            f"{what} must be 1-100 letters, digits, '.', '_', ':' or '-', not {shown(name)}"
         )

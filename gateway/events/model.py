@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from gateway.errors import shown
+
 EVENT_TYPE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$")
 CLOUDEVENTS_SPEC_VERSION = "1.0"
 
@@ -38,7 +40,7 @@ class Event(BaseModel):
         if not EVENT_TYPE_PATTERN.match(value):
             raise ValueError(
                 "event_type must be dot-separated lowercase words, e.g. "
-                f"'slack-usergroups.update_users', not {value!r}"
+                f"'slack-usergroups.update_users', not {shown(value)}"
             )
         return value
 

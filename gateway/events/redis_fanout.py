@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 import structlog
 from pydantic import ValidationError
 
-from gateway.errors import BadUserInput
+from gateway.errors import BadUserInput, shown
 from gateway.events.base import UNKNOWN_EVENT_TYPE, EventMetrics, ReceivedEvent
 from gateway.events.redis_streams import (
     STREAM_ID,
@@ -185,7 +185,9 @@ class StreamFanout:
     ) -> AsyncIterator[FanoutSubscription]:
         """A subscription for the `async with` block; `since` (exclusive) replays from that id."""
         if since is not None and not STREAM_ID.match(since):
-            raise BadUserInput(f"since must be a stream id like '1700000000000-0', not {since!r}")
+            raise BadUserInput(
+                f"since must be a stream id like '1700000000000-0', not {shown(since)}"
+            )
         await self.start()
         subscription = FanoutSubscription(
             self,
@@ -238,6 +240,7 @@ class StreamFanout:
             self._drop(subscription, "closed", "the gateway is shutting down")
 
     async def _read_forever(self) -> None:
+        failing = False
         while True:
             try:
                 response: Any = await self._client.xread(
@@ -246,9 +249,14 @@ class StreamFanout:
                     block=self._block_ms,
                 )
             except Exception as error:
-                self._log.warning("event stream read failed; retrying", error=repr(error))
+                if not failing:  # once per outage, not once per retry
+                    self._log.warning("event stream read failed; retrying", error=repr(error))
+                failing = True
                 await asyncio.sleep(self._retry_delay)
                 continue
+            if failing:
+                self._log.info("event stream read recovered")
+                failing = False
             try:
                 for _stream, entries in response or ():
                     self._dispatch(entries)

@@ -12,7 +12,7 @@ import structlog
 from pydantic import ValidationError
 from redis.exceptions import ResponseError
 
-from gateway.errors import BadUserInput
+from gateway.errors import BadUserInput, shown
 from gateway.events.base import (
     UNKNOWN_EVENT_TYPE,
     Delivery,
@@ -79,6 +79,37 @@ def require_blocking_client(client: "aioredis.Redis", block_ms: int) -> None:
             f"a blocking read of {block_ms} ms needs a client whose socket_timeout exceeds it "
             f"(this one has {timeout} s); create one with create_redis(url, socket_timeout=...)"
         )
+
+
+async def acknowledge(
+    client: "aioredis.Redis",
+    keys: StreamKeys,
+    group: str,
+    deliveries: Sequence[Delivery],
+    metrics: EventMetrics,
+) -> int:
+    """XACK deliveries or entry ids of `group` (BadUserInput if malformed); how many were pending.
+
+    It never blocks, so any client will do (not only one made for blocking reads).
+    """
+    by_type: dict[str, list[str]] = defaultdict(list)
+    for delivery in deliveries:
+        if isinstance(delivery, ReceivedEvent):
+            by_type[delivery.event.event_type].append(delivery.delivery_id)
+        elif STREAM_ID.match(delivery):
+            by_type[UNKNOWN_EVENT_TYPE].append(delivery)
+        else:
+            raise BadUserInput(f"{shown(delivery)} is not a stream entry id")
+    if not by_type:
+        return 0
+    pipe = client.pipeline(transaction=False)
+    for ids in by_type.values():
+        pipe.xack(keys.stream, group, *ids)
+    counts: list[int] = await pipe.execute()
+    for event_type, count in zip(by_type, counts, strict=True):
+        if count:
+            metrics.acknowledged.labels(BACKEND, event_type).inc(count)
+    return sum(counts)
 
 
 class RedisStreamPublisher:
@@ -194,24 +225,7 @@ class RedisStreamConsumer:
 
     async def ack(self, deliveries: Sequence[Delivery]) -> int:
         """XACK deliveries or entry ids (BadUserInput if malformed); how many were pending."""
-        by_type: dict[str, list[str]] = defaultdict(list)
-        for delivery in deliveries:
-            if isinstance(delivery, ReceivedEvent):
-                by_type[delivery.event.event_type].append(delivery.delivery_id)
-            elif STREAM_ID.match(delivery):
-                by_type[UNKNOWN_EVENT_TYPE].append(delivery)
-            else:
-                raise BadUserInput(f"{delivery!r} is not a stream entry id")
-        if not by_type:
-            return 0
-        pipe = self._client.pipeline(transaction=False)
-        for ids in by_type.values():
-            pipe.xack(self._keys.stream, self._group, *ids)
-        counts: list[int] = await pipe.execute()
-        for event_type, count in zip(by_type, counts, strict=True):
-            if count:
-                self._metrics.acknowledged.labels(BACKEND, event_type).inc(count)
-        return sum(counts)
+        return await acknowledge(self._client, self._keys, self._group, deliveries, self._metrics)
 
     async def reject(self, received: ReceivedEvent, reason: str) -> None:
         """A failed attempt: dead-letter after the last allowed one, else leave it pending."""

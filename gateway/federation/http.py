@@ -7,13 +7,13 @@ gateway's query limits are checked. A query with live fields, gateway fields mix
 qontract-server fields, or introspection goes to the federated schema; others to the gateway's.
 """
 
-import json
 import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from cross_web import HTTPException
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -43,6 +43,7 @@ from gateway.errors import (
 )
 from gateway.federation.plan import INTROSPECTION_ROOTS, ReservedAlias, check_aliases
 from gateway.federation.service import Federation, RemoteAnswer
+from gateway.graphql_request import check_body_headers, read_body, read_params
 from gateway.metrics import GatewayMetrics
 
 SHA_HEADER = "x-qontract-bundle-sha"
@@ -67,6 +68,7 @@ class FederatedEndpoint:
         scope_name: str,
         limit_rules: Sequence[type[ASTValidationRule]],
         max_tokens: int,
+        max_json_depth: int,
         metrics: GatewayMetrics,
         request_id: Callable[[Request], str],
     ) -> None:
@@ -78,6 +80,7 @@ class FederatedEndpoint:
         self.scope_name = scope_name
         self.limit_rules = list(limit_rules)
         self.max_tokens = max_tokens
+        self.max_json_depth = max_json_depth
         self.metrics = metrics
         self.request_id = request_id
         self._gateway_only: OrderedDict[bytes, str | None] = OrderedDict()
@@ -120,7 +123,7 @@ class FederatedEndpoint:
         await target(scope, replay, send)
 
     async def _route(self, request: Request, pinned: str | None) -> ASGIApp | Response:
-        payload = await _payload(request)
+        payload = await _payload(request, self.max_json_depth)
         query = payload.get("query") if payload else None
         if not isinstance(query, str):
             return self.gateway_view
@@ -269,28 +272,25 @@ def _status(error: GatewayError) -> int:
     }.get(error.code, 503)
 
 
-async def _payload(request: Request) -> dict[str, Any] | None:
-    """The GraphQL request (POST JSON body, or GET query parameters), or None."""
-    if request.method == "GET":
-        params = request.query_params
-        if "query" not in params:
-            return None
-        payload: dict[str, Any] = {"query": params["query"]}
-        if params.get("operationName"):
-            payload["operationName"] = params["operationName"]
-        if params.get("variables"):
-            try:
-                payload["variables"] = json.loads(params["variables"])
-            except ValueError:
-                return None
-        return payload
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        return None
+async def _payload(request: Request, max_depth: int) -> dict[str, Any] | None:
+    """The GraphQL request (POST JSON body, or GET query parameters) as checked by the
+    gateway's one reader; None when absent or refused (the gateway's view answers that)."""
     try:
-        body = json.loads(await request.body())
-    except ValueError:
+        if request.method == "GET":
+            if "query" not in request.query_params:
+                return None
+            data = read_params(request.query_params, max_depth)
+        else:
+            check_body_headers(request.headers)
+            data = read_body(await request.body(), max_depth)
+    except HTTPException:
         return None
-    return body if isinstance(body, dict) else None
+    payload: dict[str, Any] = {"query": data.query}
+    if data.variables is not None:
+        payload["variables"] = data.variables
+    if data.operation_name is not None:
+        payload["operationName"] = data.operation_name
+    return payload
 
 
 def _root_fields(selection_set: SelectionSetNode, document: DocumentNode) -> frozenset[str]:

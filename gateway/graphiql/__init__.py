@@ -3,7 +3,10 @@
 from html import escape
 from pathlib import Path
 
+import anyio
 import structlog
+from starlette.exceptions import HTTPException
+from starlette.staticfiles import StaticFiles
 
 from gateway.graphiql.assets import (
     ASSETS_DIR,
@@ -43,3 +46,15 @@ def offline_graphiql_html(assets_dir: Path = ASSETS_DIR) -> str:
         log.warning("graphiql assets missing", missing=missing, fix=FETCH_COMMAND)
         return assets_missing_html(missing)
     return strawberry_graphiql_page().replace(CDN_PREFIX, ASSETS_URL)
+
+
+class AssetFiles(StaticFiles):
+    """The fetched GraphiQL files; every path is a 404 until the directory exists."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory=directory, check_dir=False)
+
+    async def check_config(self) -> None:
+        """A missing directory means the assets were not fetched yet: not found, not an error."""
+        if self.directory is not None and not await anyio.Path(self.directory).is_dir():
+            raise HTTPException(404)

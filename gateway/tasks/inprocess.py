@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 
 import structlog
+from redis.exceptions import RedisError
 
 from gateway.tasks.engine import QUEUES, queue_for
 from gateway.tasks.record import TaskRecord
@@ -50,5 +51,10 @@ class InProcessEngine:
             task_id, attempt = await queue.get()
             try:
                 await self._runner.run(task_id, attempt)
+            except (RedisError, OSError) as error:
+                # Not a bug: the sweep finds the task (pending or lost) and dispatches it again.
+                log.warning(
+                    "task delivery failed; Redis unavailable", task_id=task_id, error=repr(error)
+                )
             except Exception:
                 log.exception("task delivery crashed", task_id=task_id)

@@ -35,6 +35,10 @@ class TaskKeys:
         """Sorted set of pending task ids by when they were last dispatched."""
         return key(self.namespace, "tasks", "index", "pending")
 
+    def caller_inputs(self, caller_digest: str) -> str:
+        """Sorted set: `task_id:bytes` of a caller's submissions by time, for its input quota."""
+        return key(self.namespace, "tasks", "caller-" + caller_digest, "inputs")
+
     def lease(self, resource: str) -> str:
         """String: the id of the real run holding `resource` (e.g. `slack:coreos`)."""
         return key(self.namespace, "leases", resource, "holder")

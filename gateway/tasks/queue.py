@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -9,7 +10,7 @@ from typing import Any
 
 import structlog
 
-from gateway.errors import NotFound, UpstreamUnavailable
+from gateway.errors import NotFound, UpstreamUnavailable, shown
 from gateway.runtime import Runtime
 from gateway.settings import TaskSettings
 from gateway.tasks.changes import TaskChanges
@@ -18,6 +19,7 @@ from gateway.tasks.inprocess import InProcessEngine
 from gateway.tasks.keys import TaskKeys
 from gateway.tasks.kinds import load_kinds
 from gateway.tasks.lease import ResourceLeases
+from gateway.tasks.quota import CallerQuota, check_input_shape
 from gateway.tasks.reaper import Reaper
 from gateway.tasks.record import TaskRecord, utcnow
 from gateway.tasks.runner import TaskRunner
@@ -34,10 +36,12 @@ class TaskQueue:
         store: TaskStore,
         leases: ResourceLeases,
         changes: TaskChanges,
+        quota: CallerQuota,
         engine: TaskEngine,
         settings: TaskSettings,
     ) -> None:
         self.engine = engine
+        self._quota = quota
         self._store = store
         self._leases = leases
         self._changes = changes
@@ -60,7 +64,8 @@ class TaskQueue:
             from gateway.tasks.celery_engine import CeleryEngine
 
             engine = CeleryEngine(create_celery_app(settings))
-        return cls(store, leases, changes, engine, settings.tasks)
+        quota = CallerQuota(runtime.redis, store.keys, settings.tasks)
+        return cls(store, leases, changes, quota, engine, settings.tasks)
 
     async def start(self) -> None:
         """Start the engine and the periodic sweep for lost workers."""
@@ -68,12 +73,13 @@ class TaskQueue:
         self._sweeper = asyncio.create_task(self._reaper.sweep_periodically())
 
     async def aclose(self) -> None:
-        """Stop the sweep and the engine."""
+        """Stop the sweep, the engine and the change reader."""
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         await self.engine.aclose()
+        await self._changes.aclose()
 
     async def submit(
         self,
@@ -83,8 +89,15 @@ class TaskQueue:
         dry_run: bool,
         resource: str | None = None,
         request_id: str = "",
+        caller: str | None = None,
     ) -> TaskRecord:
-        """A new pending task; for a real run on a busy `resource`, the task already holding it."""
+        """A new pending task; for a real run on a busy `resource`, the task already holding it.
+
+        The input is bounded in shape and size (BAD_USER_INPUT); a `caller`'s stored inputs
+        are bounded per record lifetime (LIMIT_EXCEEDED).
+        """
+        check_input_shape(payload, self._settings)
+        encoded = json.dumps(payload, separators=(",", ":"))
         record = TaskRecord(
             id=str(uuid.uuid4()),
             kind=kind,
@@ -93,7 +106,9 @@ class TaskQueue:
             request_id=request_id,
             submitted_at=utcnow(),
         )
-        await self._store.create(record, payload)
+        if caller is not None:
+            await self._quota.admit(caller, record.id, len(encoded.encode()))
+        await self._store.create(record, encoded)
         if resource is not None and not dry_run:
             holder = await self._hold(resource, record.id)
             if holder is not None:
@@ -129,7 +144,7 @@ class TaskQueue:
         """The task's record (a lost run is reaped first); NOT_FOUND for an unknown id."""
         record = await self._store.read(task_id)
         if record is None:
-            raise NotFound(f"no task {task_id!r} (unknown, or its record expired)")
+            raise NotFound(f"no task {shown(task_id)} (unknown, or its record expired)")
         return await self._reaper.reap(record)
 
     async def wait(self, task_id: str, seconds: float) -> TaskRecord:
@@ -167,5 +182,5 @@ def task_parts(runtime: Runtime) -> tuple[TaskStore, ResourceLeases, TaskChanges
     return (
         TaskStore(runtime.redis, keys, runtime.settings.tasks.record_ttl),
         ResourceLeases(runtime.redis, keys),
-        TaskChanges(runtime.redis, keys),
+        TaskChanges(runtime.redis, keys, confirm_timeout=runtime.settings.redis.socket_timeout),
     )

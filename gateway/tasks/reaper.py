@@ -82,5 +82,5 @@ class Reaper:
             await asyncio.sleep(self._settings.heartbeat_timeout / 2)
             try:
                 await self.sweep()
-            except (RedisError, OSError):
-                log.warning("task sweep failed; retrying", exc_info=True)
+            except (RedisError, OSError) as error:
+                log.warning("task sweep failed; retrying", error=repr(error))

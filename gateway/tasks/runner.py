@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 from redis.exceptions import RedisError
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, redis_unavailable
 from gateway.runtime import Runtime
 from gateway.settings import TaskSettings
 from gateway.tasks.changes import TaskChanges
@@ -97,6 +97,8 @@ class TaskRunner:
             return
         except GatewayError as error:
             await self._end(record, token, error=error.message)
+        except RedisError as error:
+            await self._end(record, token, error=redis_unavailable(error).message)
         except Exception:
             log.exception("task failed")
             await self._end(record, token, error=f"internal error; see logs for {record.id}")
@@ -119,8 +121,8 @@ class TaskRunner:
                 held = await self._store.renew(record.id, token, timeout)
                 if held and record.resource is not None and not record.dry_run:
                     held = await self._leases.renew(record.resource, record.id, timeout)
-            except RedisError:
-                log.warning("heartbeat renewal failed; retrying", exc_info=True)
+            except RedisError as error:
+                log.warning("heartbeat renewal failed; retrying", error=repr(error))
                 continue
             if not held:
                 work.cancel()

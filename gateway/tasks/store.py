@@ -34,7 +34,8 @@ return 0
 
 # KEYS: record, heartbeat. ARGV: token, attempt, status, finished_at, result, error.
 # The run owns the task while its heartbeat holds its token, or, once the heartbeat has
-# expired, until a reaper has moved the task to its next attempt.
+# expired, until a reaper has moved the task to its next attempt. A finished task's input
+# (payload) is dropped: no run needs it again.
 _FINISH = """
 local holder = redis.call('GET', KEYS[2])
 if holder ~= ARGV[1] then
@@ -46,6 +47,7 @@ end
 redis.call('HSET', KEYS[1], 'status', ARGV[3], 'finished_at', ARGV[4])
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'result', ARGV[5]) end
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[6]) end
+redis.call('HDEL', KEYS[1], 'payload')
 redis.call('DEL', KEYS[2])
 return 1
 """
@@ -57,6 +59,7 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return 'alive' end
 local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt'))
 if attempt >= tonumber(ARGV[1]) then
   redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[2], 'error', ARGV[3])
+  redis.call('HDEL', KEYS[1], 'payload')
   return 'failed'
 end
 redis.call('HSET', KEYS[1], 'status', 'pending', 'attempt', tostring(attempt + 1))
@@ -85,13 +88,10 @@ class TaskStore:
         self._finish = redis.register_script(_FINISH)
         self._requeue = redis.register_script(_REQUEUE)
 
-    async def create(self, record: TaskRecord, payload: dict[str, Any]) -> None:
-        """Store a new record and its payload, expiring after the record TTL."""
+    async def create(self, record: TaskRecord, payload: str) -> None:
+        """Store a new record and its JSON `payload`, expiring after the record TTL."""
         name = self.keys.record(record.id)
-        fields: Mapping[Any, Any] = {
-            **record.to_fields(),
-            "payload": json.dumps(payload, separators=(",", ":")),
-        }
+        fields: Mapping[Any, Any] = {**record.to_fields(), "payload": payload}
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(name, mapping=fields)
             pipe.pexpire(name, _ms(self._record_ttl))

@@ -1,10 +1,11 @@
 """slack-usergroups-api: Slack usergroups from app-interface, reconciled by the qontract-gateway."""
 
 import asyncio
+import logging
 import math
 import time
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,23 +20,33 @@ from reconcile_client.gql.gateway.reconcile_task import (
     UsergroupUpdateUsers,
 )
 from reconcile_client.gql.gateway.slack_usergroups_reconcile import (
-    DesiredUsergroup,
     DesiredWorkspace,
     SlackUsergroupsReconcileInput,
-    UsergroupConfig,
 )
-from reconcile_client.gql.gateway.vcs_owners import OWNERS_APPROVERS
+from reconcile_client.gql.gateway.vcs_owners import OWNERS
 from reconcile_client.gql.qontract_server import slack_usergroups_desired_state as desired
 from reconcile_client.integration import QontractReconcileApiIntegration
+from reconcile_client.integrations.slack_usergroups_state import (
+    INTEGRATION,
+    DesiredStateInputs,
+    OwnersRef,
+    PagerDutyRef,
+    RepoOwners,
+    cluster_handle,
+    desired_workspaces,
+    selected_permissions,
+)
 from reconcile_client.operations import Fragment
 from reconcile_client.params import PydanticRunParams
 
-QONTRACT_INTEGRATION = "slack-usergroups-api"
-WORKSPACE_INTEGRATION = "slack-usergroups"
+logger = logging.getLogger(__name__)
+
 TASK_WAIT_SECONDS = 300
-SCHEDULE_TIME_FORMAT = "%Y-%m-%d %H:%M"
-DEFAULT_OWNERS_REF = "master"
 FINISHED = frozenset({"success", "failed"})
+PAGERDUTY_FIELDS: dict[str, tuple[str, Fragment[Any]]] = {
+    "schedule": ("pagerduty_schedules_v1", SCHEDULE_USERS),
+    "escalation_policy": ("pagerduty_escalation_policies_v1", ESCALATION_POLICY_USERS),
+}
 
 
 class SlackUsergroupsIntegrationParams(PydanticRunParams):
@@ -45,74 +56,57 @@ class SlackUsergroupsIntegrationParams(PydanticRunParams):
     usergroup_name: str | None = None
 
 
-@dataclass(frozen=True)
-class OwnersRef:
-    """A repository and the ref whose OWNERS approvers join a usergroup."""
-
-    repo_url: str
-    ref: str
-
-    @classmethod
-    def parse(cls, url_ref: str) -> "OwnersRef":
-        """`https://host/org/repo` or `https://host/org/repo:ref` (ref defaults to master)."""
-        if url_ref.count(":") == 2:
-            url, ref = url_ref.rsplit(":", 1)
-            return cls(url, ref)
-        return cls(url_ref, DEFAULT_OWNERS_REF)
-
-
 @dataclass
 class Lookups:
     """Every PagerDuty and OWNERS lookup of a run, asked of the gateway in one request."""
 
-    schedules: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    policies: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    pagerduty: set[PagerDutyRef] = field(default_factory=set)
     owners: set[OwnersRef] = field(default_factory=set)
 
-    def add(self, permission: desired.SlackUsergroupPermission) -> None:
-        """Remember what `permission` needs looked up."""
-        for target in permission.pagerduty or []:
-            if target.scheduleID:
-                self.schedules[target.instance.name].add(target.scheduleID)
-            if target.escalationPolicyID:
-                self.policies[target.instance.name].add(target.escalationPolicyID)
-        self.owners.update(OwnersRef.parse(url) for url in permission.ownersFromRepos or [])
+    @classmethod
+    def of(cls, permissions: Iterable[desired.SlackUsergroupPermission]) -> "Lookups":
+        """What `permissions` need looked up."""
+        lookups = cls()
+        for permission in permissions:
+            for target in permission.pagerduty or []:
+                lookups.pagerduty.update(PagerDutyRef.of_target(target))
+            lookups.owners.update(OwnersRef.parse(url) for url in permission.ownersFromRepos or [])
+        return lookups
 
-    def query(self) -> tuple[str, dict[str, Any], dict[str, tuple[str, Any]]] | None:
+    def query(self) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
         """The document, its variables and what each alias answers; None with nothing to ask."""
         fields: list[str] = []
         declarations: list[str] = []
         variables: dict[str, Any] = {}
-        aliases: dict[str, tuple[str, Any]] = {}
+        aliases: dict[str, Any] = {}
         used: list[Fragment[Any]] = []
-        lists = (
-            ("s", "pagerduty_schedules_v1", SCHEDULE_USERS, self.schedules),
-            ("p", "pagerduty_escalation_policies_v1", ESCALATION_POLICY_USERS, self.policies),
-        )
-        for prefix, root_field, fragment, by_instance in lists:
-            for n, instance in enumerate(sorted(by_instance)):
-                alias = f"{prefix}{n}"
-                declarations += [f"${alias}_instance: String!", f"${alias}_ids: [String!]!"]
-                variables[f"{alias}_instance"] = instance
-                variables[f"{alias}_ids"] = sorted(by_instance[instance])
-                fields.append(
-                    f"{alias}: {root_field}(instance: ${alias}_instance, ids: ${alias}_ids) "
-                    f"{{ ...{fragment.name} }}"
-                )
-                aliases[alias] = (prefix, instance)
-                if fragment not in used:
-                    used.append(fragment)
+        groups: dict[tuple[str, str], list[str]] = {}
+        for ref in self.pagerduty:
+            groups.setdefault((ref.kind, ref.instance), []).append(ref.id)
+        for n, (kind, instance) in enumerate(sorted(groups)):
+            root_field, fragment = PAGERDUTY_FIELDS[kind]
+            alias = f"p{n}"
+            declarations += [f"${alias}_instance: String!", f"${alias}_ids: [String!]!"]
+            variables[f"{alias}_instance"] = instance
+            variables[f"{alias}_ids"] = sorted(groups[(kind, instance)])
+            fields.append(
+                f"{alias}: {root_field}(instance: ${alias}_instance, ids: ${alias}_ids) "
+                f"{{ ...{fragment.name} }}"
+            )
+            aliases[alias] = (kind, instance)
+            if fragment not in used:
+                used.append(fragment)
         for n, owners in enumerate(sorted(self.owners, key=lambda o: (o.repo_url, o.ref))):
             alias = f"o{n}"
             declarations += [f"${alias}_repo: String!", f"${alias}_ref: String!"]
             variables.update({f"{alias}_repo": owners.repo_url, f"{alias}_ref": owners.ref})
             fields.append(
                 f'{alias}: vcs_owners_v1(repo_url: ${alias}_repo, path: "/", ref: ${alias}_ref) '
-                f"{{ ...{OWNERS_APPROVERS.name} }}"
+                f"{{ ...{OWNERS.name} }}"
             )
-            aliases[alias] = ("o", owners)
-            if OWNERS_APPROVERS not in used:
-                used.append(OWNERS_APPROVERS)
+            aliases[alias] = owners
+            if OWNERS not in used:
+                used.append(OWNERS)
         if not fields:
             return None
         body = "\n  ".join(fields)
@@ -122,137 +116,75 @@ class Lookups:
 
 @dataclass
 class LookupResults:
-    """PagerDuty usernames on call per (instance, id) and OWNERS approvers per repository."""
+    """PagerDuty usernames on call per target and the owners of each repository."""
 
-    schedules: dict[tuple[str, str], set[str]] = field(default_factory=dict)
-    policies: dict[tuple[str, str], set[str]] = field(default_factory=dict)
-    approvers: dict[OwnersRef, set[str]] = field(default_factory=dict)
+    oncall: dict[PagerDutyRef, list[str]] = field(default_factory=dict)
+    owners: dict[OwnersRef, RepoOwners] = field(default_factory=dict)
 
     @classmethod
-    def parse(
-        cls, data: Mapping[str, Any], aliases: Mapping[str, tuple[str, Any]]
-    ) -> "LookupResults":
+    def parse(cls, data: Mapping[str, Any], aliases: Mapping[str, Any]) -> "LookupResults":
         """Validate each alias's answer with its fragment's model."""
         results = cls()
-        for alias, (kind, key) in aliases.items():
-            if kind == "o":
-                owners = OWNERS_APPROVERS.result.model_validate(data[alias])
-                results.approvers[key] = set(owners.approvers)
+        for alias, key in aliases.items():
+            if isinstance(key, OwnersRef):
+                owners = OWNERS.result.model_validate(data[alias])
+                results.owners[key] = RepoOwners(tuple(owners.approvers), tuple(owners.reviewers))
                 continue
-            fragment: Fragment[Any] = SCHEDULE_USERS if kind == "s" else ESCALATION_POLICY_USERS
-            target = results.schedules if kind == "s" else results.policies
+            kind, instance = key
+            fragment = PAGERDUTY_FIELDS[kind][1]
             for item in data[alias]:
                 entry = fragment.result.model_validate(item)
-                target[(key, entry.id)] = {user.username for user in entry.users}
+                ref = PagerDutyRef(instance, kind, entry.id)
+                results.oncall[ref] = [user.username for user in entry.users]
         return results
 
 
-def active_slot_users(schedule: desired.Schedule | None, now: datetime) -> set[str]:
-    """Org usernames of the schedule slots that contain `now` (UTC)."""
-    users: set[str] = set()
-    for slot in schedule.schedule if schedule else []:
-        start = datetime.strptime(slot.start, SCHEDULE_TIME_FORMAT).replace(tzinfo=UTC)
-        end = datetime.strptime(slot.end, SCHEDULE_TIME_FORMAT).replace(tzinfo=UTC)
-        if start <= now <= end:
-            users.update(user.org_username for user in slot.users)
-    return users
-
-
-def usergroup_users(
-    permission: desired.SlackUsergroupPermission,
-    users: Iterable[desired.User],
-    lookups: LookupResults,
-    now: datetime,
-) -> list[str]:
-    """Role users, active slot users, on-call users (pagerduty_username) and OWNERS approvers."""
-    members = {user.org_username for role in permission.roles or [] for user in role.users}
-    members |= active_slot_users(permission.schedule, now)
-    on_call: set[str] = set()
-    for target in permission.pagerduty or []:
-        instance = target.instance.name
-        if target.scheduleID:
-            on_call |= lookups.schedules.get((instance, target.scheduleID), set())
-        if target.escalationPolicyID:
-            on_call |= lookups.policies.get((instance, target.escalationPolicyID), set())
-    approvers = {
-        name.lower()
-        for url in permission.ownersFromRepos or []
-        for name in lookups.approvers.get(OwnersRef.parse(url), set())
-    }
-    for user in users:
-        if (user.pagerduty_username or user.org_username) in on_call:
-            members.add(user.org_username)
-        if user.github_username.lower() in approvers:
-            members.add(user.org_username)
-    return sorted(members)
-
-
-def managed_permissions(
-    data: desired.SlackUsergroupsDesiredStateData, params: SlackUsergroupsIntegrationParams
-) -> list[desired.SlackUsergroupPermission]:
-    """Usergroup permissions of workspaces run by slack-usergroups, narrowed by the params."""
-    permissions = [
-        permission
-        for permission in data.permissions or []
-        if isinstance(permission, desired.SlackUsergroupPermission)
-        and not permission.skip
-        and any(i.name == WORKSPACE_INTEGRATION for i in permission.workspace.integrations or [])
-    ]
+def check_names(
+    data: desired.SlackUsergroupsDesiredStateData,
+    permissions: Sequence[desired.SlackUsergroupPermission],
+    params: SlackUsergroupsIntegrationParams,
+) -> None:
+    """ConfigError when `--workspace-name` or `--usergroup-name` names nothing in app-interface."""
+    managed = [p for p in permissions if not p.skip and p.workspace.managedUsergroups]
     if params.workspace_name is not None:
-        known = sorted({p.workspace.name for p in permissions})
-        permissions = [p for p in permissions if p.workspace.name == params.workspace_name]
-        if not permissions:
+        known = sorted({p.workspace.name for p in managed})
+        if params.workspace_name not in known:
             raise ConfigError(
-                f"workspace {params.workspace_name!r} has no usergroups managed by "
-                f"{WORKSPACE_INTEGRATION} in app-interface (known: {', '.join(known) or 'none'})"
+                f"workspace {params.workspace_name!r} has no usergroups in app-interface "
+                f"(known: {', '.join(known) or 'none'})"
             )
+        managed = [p for p in managed if p.workspace.name == params.workspace_name]
     if params.usergroup_name is not None:
-        known = sorted({p.handle for p in permissions})
-        permissions = [p for p in permissions if p.handle == params.usergroup_name]
-        if not permissions:
+        clusters = {cluster_handle(cluster.name) for cluster in data.clusters or []}
+        known = sorted({p.handle for p in managed} | clusters)
+        if params.usergroup_name not in known:
             raise ConfigError(
-                f"usergroup {params.usergroup_name!r} is not managed by {WORKSPACE_INTEGRATION} "
-                f"in app-interface (known: {', '.join(known) or 'none'})"
+                f"usergroup {params.usergroup_name!r} is not a usergroup in app-interface "
+                f"(known: {', '.join(known) or 'none'})"
             )
-    return permissions
 
 
-def desired_workspaces(
-    permissions: Iterable[desired.SlackUsergroupPermission],
-    users: Iterable[desired.User],
-    lookups: LookupResults,
-    now: datetime,
-) -> list[DesiredWorkspace]:
-    """The mutation's workspaces: usergroups with their users, description and channels."""
-    users = list(users)
-    workspaces: dict[str, DesiredWorkspace] = {}
-    groups: dict[tuple[str, str], DesiredUsergroup] = {}
-    for permission in permissions:
-        workspace = workspaces.setdefault(
-            permission.workspace.name,
-            DesiredWorkspace(
-                name=permission.workspace.name,
-                managed_usergroups=permission.workspace.managedUsergroups,
-                usergroups=[],
-            ),
-        )
-        members = usergroup_users(permission, users, lookups, now)
-        key = (workspace.name, permission.handle)
-        if key in groups:
-            config = groups[key].config
-            config.users = sorted({*config.users, *members})
-            continue
-        group = DesiredUsergroup(
-            handle=permission.handle,
-            config=UsergroupConfig(
-                description=permission.description or "",
-                users=members,
-                channels=sorted(set(permission.channels or [])),
-            ),
-        )
-        groups[key] = group
-        workspace.usergroups.append(group)
-    return list(workspaces.values())
+def reconcile_input(
+    workspaces: Iterable[DesiredWorkspace], dry_run: bool
+) -> SlackUsergroupsReconcileInput:
+    """The mutation's input; a handle listed twice in a workspace keeps its last config.
+
+    qontract-reconcile sends both and its server's diff keeps the last; the gateway refuses
+    duplicates, so they are collapsed here the same way.
+    """
+    collapsed = []
+    for workspace in workspaces:
+        counts = Counter(usergroup.handle for usergroup in workspace.usergroups)
+        repeated = sorted(handle for handle, count in counts.items() if count > 1)
+        if repeated:
+            logger.warning(
+                "%s: usergroups defined more than once, the last definition wins: %s",
+                workspace.name,
+                ", ".join(repeated),
+            )
+        by_handle = {usergroup.handle: usergroup for usergroup in workspace.usergroups}
+        collapsed.append(workspace.model_copy(update={"usergroups": list(by_handle.values())}))
+    return SlackUsergroupsReconcileInput(dry_run=dry_run, workspaces=collapsed)
 
 
 def channel_list(channels: list[str]) -> str:
@@ -291,23 +223,33 @@ class SlackUsergroupsIntegration(QontractReconcileApiIntegration[SlackUsergroups
     @property
     def name(self) -> str:
         """`slack-usergroups-api`."""
-        return QONTRACT_INTEGRATION
+        return INTEGRATION
 
     async def desired_state(self, now: datetime | None = None) -> list[DesiredWorkspace]:
-        """Desired workspaces from qontract-server plus one gateway request for all lookups."""
+        """Desired workspaces: app-interface from qontract-server, then one gateway lookup."""
         data = await self.qontract_server.execute(desired.OPERATION)
-        permissions = managed_permissions(data, self.params)
-        lookups = Lookups()
-        for permission in permissions:
-            lookups.add(permission)
+        permissions = [
+            p for p in data.permissions or [] if isinstance(p, desired.SlackUsergroupPermission)
+        ]
+        check_names(data, permissions, self.params)
+        workspace_name, usergroup_name = self.params.workspace_name, self.params.usergroup_name
+        selected = selected_permissions(permissions, workspace_name, usergroup_name)
         results = LookupResults()
-        query = lookups.query()
+        query = Lookups.of(selected).query()
         if query is not None:
             document, variables, aliases = query
             answer = await self.gateway.execute_document(document, variables)
             results = LookupResults.parse(answer, aliases)
+        inputs = DesiredStateInputs(
+            permissions=permissions,
+            users=data.users or [],
+            clusters=data.clusters or [],
+            roles=data.roles or [],
+            oncall=results.oncall,
+            owners=results.owners,
+        )
         return desired_workspaces(
-            permissions, data.users or [], results, now or datetime.now(tz=UTC)
+            inputs, now or datetime.now(tz=UTC), workspace_name, usergroup_name
         )
 
     async def async_run(self, dry_run: bool) -> None:
@@ -316,9 +258,10 @@ class SlackUsergroupsIntegration(QontractReconcileApiIntegration[SlackUsergroups
         if not workspaces:
             print("nothing to reconcile: no usergroups selected")
             return
-        request = SlackUsergroupsReconcileInput(dry_run=dry_run, workspaces=workspaces)
+        request = reconcile_input(workspaces, dry_run)
         accepted = await self.gateway.execute(
-            slack_usergroups_reconcile.OPERATION, {"input": request.model_dump()}
+            slack_usergroups_reconcile.OPERATION,
+            {"input": request.model_dump(exclude_none=True)},
         )
         task = accepted.slack_usergroups_reconcile_v1
         if not dry_run:

@@ -2,19 +2,53 @@
 
 import base64
 import binascii
+import re
 import time
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, Field
 
-from gateway.errors import NotFound, UpstreamError
-from gateway.upstream import UpstreamClient, retry_after
+from gateway.errors import BadUserInput, NotFound, UpstreamError
+from gateway.source import IdSyntax
+from gateway.upstream import UpstreamClient, UpstreamPath, retry_after
 
 API_VERSION = "2022-11-28"
 PER_PAGE = 100
 MAX_PAGES = 100
 SECONDARY_LIMIT_DEFAULT = 60.0
+REPO = IdSyntax(
+    "GitHub repository",
+    re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,38}/(?!\.\.?$)[A-Za-z0-9._-]{1,100}"),
+    140,
+    "owner/name, an owner of up to 39 letters, digits, '-' or '_' and a name of up to 100 "
+    "letters, digits, '.', '-' or '_'",
+)
+REF = IdSyntax(
+    "git ref",
+    re.compile(r"(?!/)(?!.*(?:\.\.|//|@\{|\.lock$|[/.]$))[^\x00-\x20\x7f~^:?*\[\\]+"),
+    255,
+    "a branch, tag or commit as git allows it (no spaces, control characters, '..', '~', '^', "
+    "':', '?', '*', '[' or '\\')",
+)
+_FILE_SEGMENT = re.compile(r"[^\x00-\x1f\x7f/]+")
+
+
+def file_segments(path: str) -> tuple[str, ...]:
+    """The directories of a repository path ("/a/b/" → ("a", "b")); BAD_USER_INPUT for `.`,
+    `..` or a control character, which name no file of a repository."""
+    parts = tuple(part for part in path.split("/") if part)
+    for part in parts:
+        if part in (".", "..") or not _FILE_SEGMENT.fullmatch(part):
+            raise BadUserInput(
+                "a repository path names directories: no '.', '..' or control characters"
+            )
+    return parts
+
+
+def _owner_name(repo: str) -> tuple[str, str]:
+    owner, _, name = REPO.check(repo).partition("/")
+    return owner, name
 
 
 class GitHubUser(BaseModel):
@@ -88,19 +122,21 @@ class GitHubApi:
 
     async def org_members(self, org: str) -> list[GitHubUser]:
         """Every member of `org`, all pages."""
-        items = await self._pages("orgs.members", f"/orgs/{org}/members", f"org {org}")
+        path = UpstreamPath("/orgs/{}/members", org)
+        items = await self._pages("orgs.members", path, f"org {org}")
         return [GitHubUser.model_validate(item) for item in items]
 
     async def repo_collaborators(self, repo: str) -> list[GitHubCollaborator]:
         """Every collaborator of `owner/name`, all pages."""
-        path = f"/repos/{repo}/collaborators"
+        path = UpstreamPath("/repos/{}/{}/collaborators", *_owner_name(repo))
         items = await self._pages("repos.collaborators", path, f"repository {repo}")
         return [GitHubCollaborator.model_validate(item) for item in items]
 
     async def ref_exists(self, repo: str, ref: str) -> bool:
         """True when `owner/name` exists and has commit, branch or tag `ref`."""
         try:
-            await self.client.request("repos.commit", "GET", f"/repos/{repo}/commits/{ref}")
+            path = UpstreamPath("/repos/{}/{}/commits/{}", *_owner_name(repo), REF.check(ref))
+            await self.client.request("repos.commit", "GET", path)
         except UpstreamError as error:
             if error.extensions.get("status") in (404, 422):
                 return False
@@ -112,9 +148,10 @@ class GitHubApi:
 
         GitHub answers 404 alike for a missing file, ref or repository: all read as no file.
         """
+        where = UpstreamPath("/repos/{}/{}/contents/{}", *_owner_name(repo), file_segments(path))
         try:
             response = await self.client.request(
-                "repos.contents", "GET", f"/repos/{repo}/contents/{path}", params={"ref": ref}
+                "repos.contents", "GET", where, params={"ref": REF.check(ref)}
             )
         except UpstreamError as error:
             if error.extensions.get("status") == 404:
@@ -130,10 +167,10 @@ class GitHubApi:
                 f"GitHub file {path} in {repo}@{ref} is not UTF-8 text in base64"
             ) from None
 
-    async def _pages(self, operation: str, path: str, what: str) -> list[dict[str, Any]]:
+    async def _pages(self, operation: str, path: UpstreamPath, what: str) -> list[dict[str, Any]]:
         """All items of a list endpoint, following `Link: <...>; rel="next"` headers."""
         items: list[dict[str, Any]] = []
-        url: str | None = path
+        url: UpstreamPath | None = path
         params: dict[str, str | list[str]] | None = {"per_page": str(PER_PAGE)}
         pages = 0
         while url is not None:
@@ -154,12 +191,9 @@ class GitHubApi:
             url, params, pages = self._next(response), None, pages + 1
         return items
 
-    def _next(self, response: httpx.Response) -> str | None:
+    def _next(self, response: httpx.Response) -> UpstreamPath | None:
         """The next page's URL, refused unless it stays on this account's API."""
         following = response.links.get("next", {}).get("url")
         if following is None:
             return None
-        base = self.client.account.base_url.rstrip("/") + "/"
-        if not following.startswith(base):
-            raise UpstreamError("GitHub pagination pointed outside the configured API URL")
-        return following
+        return UpstreamPath.link(following, self.client.account.base_url)

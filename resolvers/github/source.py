@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.cache import Cached, CacheKey, CacheLookup, get_or_fetch_many
-from gateway.errors import GatewayError, NotFound
+from gateway.errors import GatewayError, NotFound, shown
 from gateway.source import AccountSource
-from resolvers.github.api import GitHubApi
+from resolvers.github.api import REF, REPO, GitHubApi, file_segments
 from resolvers.github.owners import (
     OwnersRecord,
     directories,
@@ -58,15 +58,19 @@ class GitHubSource(AccountSource[GitHubApi]):
         return await self.cache.get_or_fetch(key, fetch, self.ttl["org_members"])
 
     async def repo_collaborators(self, repos: Sequence[str]) -> dict[str, Result]:
-        """Collaborators (login, id, role_name, permissions) per `owner/name`."""
+        """Collaborators (login, id, role_name, permissions) per `owner/name`; a malformed name
+        is its own BAD_USER_INPUT."""
 
         async def fetch(key: CacheKey) -> list[Record]:
             return [c.model_dump() for c in await self.api.repo_collaborators(key.ident)]
 
-        keys = [self.key("repo_collaborators", repo) for repo in repos]
+        valid, errors = REPO.split(repos)
+        keys = [self.key("repo_collaborators", repo) for repo in valid]
         ttl = self.ttl["repo_collaborators"]
         found = await get_or_fetch_many(self.cache, keys, fetch, ttl)
-        return {key.ident: found[key] for key in keys}
+        results: dict[str, Result] = dict(errors)
+        results.update((key.ident, found[key]) for key in keys)
+        return results
 
     async def owners(self, repo: str, path: str, ref: str) -> Owners:
         """Approvers and reviewers for `path` in `repo`@`ref`, with the cache lookups made.
@@ -74,8 +78,12 @@ class GitHubSource(AccountSource[GitHubApi]):
         Reads OWNERS in `path` and every parent directory (one cached entry per file, absent
         files cached as empty) and OWNERS_ALIASES at the root. GitHub answers 404 alike for a
         missing file, ref or repository, so when no owner is found the ref is looked up:
-        a missing repository or ref is NOT_FOUND, not "no owners".
+        a missing repository or ref is NOT_FOUND, not "no owners". A malformed repository, ref
+        or path is BAD_USER_INPUT before any lookup.
         """
+        REPO.check(repo)
+        REF.check(ref)
+        file_segments(path)
         ttl = self.ttl["owners"]
         dirs = {self.key("owners", f"file:{repo}@{ref}:{d}"): d for d in directories(path)}
 
@@ -111,5 +119,5 @@ class GitHubSource(AccountSource[GitHubApi]):
             )
             lookups.append(exists.lookup)
             if not exists.value:
-                raise NotFound(f"GitHub repository {repo} or its ref {ref!r} not found")
+                raise NotFound(f"GitHub repository {shown(repo)} or its ref {shown(ref)} not found")
         return Owners(approvers, reviewers, lookups)

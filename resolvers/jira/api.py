@@ -1,17 +1,34 @@
 """Typed async client of the Jira Cloud REST API v3 (no caching; the source adds that)."""
 
 import base64
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from gateway.errors import BadUserInput, UpstreamError
-from gateway.upstream import UpstreamClient
+from gateway.source import IdSyntax
+from gateway.upstream import UpstreamClient, UpstreamPath
 
 FIELDS = ["summary", "status", "assignee", "labels"]
 PAGE_SIZE = 100
 MAX_PAGES = 100
+ISSUE_KEY = IdSyntax(
+    "Jira issue key",
+    re.compile(r"[A-Za-z][A-Za-z0-9_]*-[0-9]+"),
+    255,
+    "a project key and a number, like APPSRE-123",
+)
+PROJECT_KEY = IdSyntax(
+    "Jira project key",
+    re.compile(r"[A-Za-z][A-Za-z0-9_]*"),
+    255,
+    "a letter, then letters, digits or '_', like APPSRE",
+)
+SEARCH = UpstreamPath("/rest/api/3/search/jql")
+BULK_FETCH = UpstreamPath("/rest/api/3/issue/bulkfetch")
+PROJECT_SEARCH = UpstreamPath("/rest/api/3/project/search")
 
 
 class JiraUser(BaseModel):
@@ -82,7 +99,7 @@ class JiraApi:
             body: dict[str, Any] = {"jql": jql, "fields": FIELDS, "maxResults": PAGE_SIZE}
             if token is not None:
                 body["nextPageToken"] = token
-            page = await self._post("search.jql", "/rest/api/3/search/jql", body, what="JQL")
+            page = await self._post("search.jql", SEARCH, body, what="JQL")
             issues.extend(JiraIssue.from_api(issue) for issue in page.get("issues", []))
             token = page.get("nextPageToken")
             if token is None or page.get("isLast", False):
@@ -94,7 +111,7 @@ class JiraApi:
         found: dict[str, JiraIssue] = {}
         for start in range(0, len(keys), PAGE_SIZE):
             body = {"issueIdsOrKeys": list(keys[start : start + PAGE_SIZE]), "fields": FIELDS}
-            page = await self._post("issue.bulkfetch", "/rest/api/3/issue/bulkfetch", body)
+            page = await self._post("issue.bulkfetch", BULK_FETCH, body)
             for issue in page.get("issues", []):
                 parsed = JiraIssue.from_api(issue)
                 found[parsed.key.upper()] = parsed
@@ -111,7 +128,7 @@ class JiraApi:
                 "keys": list(keys or []),
             }
             response = await self.client.request(
-                "project.search", "GET", "/rest/api/3/project/search", params=params
+                "project.search", "GET", PROJECT_SEARCH, params=params
             )
             page = response.json()
             values = page.get("values", [])
@@ -122,7 +139,7 @@ class JiraApi:
         raise UpstreamError(f"Jira project search: more than {MAX_PAGES} pages")
 
     async def _post(
-        self, operation: str, path: str, body: dict[str, Any], what: str = ""
+        self, operation: str, path: UpstreamPath, body: dict[str, Any], what: str = ""
     ) -> dict[str, Any]:
         try:
             response = await self.client.request(

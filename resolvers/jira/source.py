@@ -6,7 +6,7 @@ from typing import Any
 from gateway.cache import Cached, CacheKey, get_or_fetch_batch
 from gateway.errors import GatewayError, NotFound
 from gateway.source import AccountSource
-from resolvers.jira.api import JiraApi
+from resolvers.jira.api import ISSUE_KEY, PROJECT_KEY, JiraApi
 
 SYSTEM = "jira"
 DEFAULT_TTL = {"issues": 60.0, "projects": 3600.0}
@@ -23,8 +23,10 @@ class JiraSource(AccountSource[JiraApi]):
     default_ttl = DEFAULT_TTL
 
     async def issues_by_key(self, keys: Sequence[str]) -> dict[str, Result]:
-        """Each issue by key (case-insensitive); missing keys fetched in one bulk call."""
-        by_key = {self.key("issues", f"key:{key.upper()}"): key.upper() for key in keys}
+        """Each issue by key (case-insensitive); missing keys fetched in one bulk call; a
+        malformed key is its own BAD_USER_INPUT."""
+        valid, errors = ISSUE_KEY.split(keys)
+        by_key = {self.key("issues", f"key:{key.upper()}"): key.upper() for key in valid}
 
         async def fetch(missing: list[CacheKey]) -> dict[CacheKey, Record | GatewayError]:
             found = await self.api.issues([by_key[key] for key in missing])
@@ -35,8 +37,10 @@ class JiraSource(AccountSource[JiraApi]):
                 for key in missing
             }
 
-        results = await get_or_fetch_batch(self.cache, by_key, fetch, self.ttl["issues"])
-        return {key: results[self.key("issues", f"key:{key.upper()}")] for key in keys}
+        found = await get_or_fetch_batch(self.cache, by_key, fetch, self.ttl["issues"])
+        results: dict[str, Result] = dict(errors)
+        results.update((key, found[self.key("issues", f"key:{key.upper()}")]) for key in valid)
+        return results
 
     async def issues_by_jql(self, jql: str) -> Cached[list[Record]]:
         """The issues a JQL search returns, cached per query text."""
@@ -48,8 +52,10 @@ class JiraSource(AccountSource[JiraApi]):
         return await self.cache.get_or_fetch(key, fetch, self.ttl["issues"])
 
     async def projects_by_key(self, keys: Sequence[str]) -> dict[str, Result]:
-        """Each project by key; missing keys fetched in one search."""
-        by_key = {self.key("projects", f"key:{key.upper()}"): key.upper() for key in keys}
+        """Each project by key; missing keys fetched in one search; a malformed key is its own
+        BAD_USER_INPUT."""
+        valid, errors = PROJECT_KEY.split(keys)
+        by_key = {self.key("projects", f"key:{key.upper()}"): key.upper() for key in valid}
 
         async def fetch(missing: list[CacheKey]) -> dict[CacheKey, Record | GatewayError]:
             found = {
@@ -62,8 +68,10 @@ class JiraSource(AccountSource[JiraApi]):
                 for key in missing
             }
 
-        results = await get_or_fetch_batch(self.cache, by_key, fetch, self.ttl["projects"])
-        return {key: results[self.key("projects", f"key:{key.upper()}")] for key in keys}
+        found = await get_or_fetch_batch(self.cache, by_key, fetch, self.ttl["projects"])
+        results: dict[str, Result] = dict(errors)
+        results.update((key, found[self.key("projects", f"key:{key.upper()}")]) for key in valid)
+        return results
 
     async def all_projects(self) -> Cached[list[Record]]:
         """Every project the token can see."""

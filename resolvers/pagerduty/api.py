@@ -1,14 +1,20 @@
 """Typed async client of the PagerDuty REST API v2 (no caching; the source adds that)."""
 
 import datetime as dt
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from gateway.errors import NotFound, UpstreamError
-from gateway.upstream import UpstreamClient
+from gateway.source import IdSyntax
+from gateway.upstream import UpstreamClient, UpstreamPath
 
 ONCALL_WINDOW = dt.timedelta(seconds=60)
+_ID = re.compile(r"[A-Za-z0-9]+")
+_HINT = "letters and digits, like PABC123"
+SCHEDULE_ID = IdSyntax("PagerDuty schedule id", _ID, 64, _HINT)
+POLICY_ID = IdSyntax("PagerDuty escalation policy id", _ID, 64, _HINT)
 
 
 class PagerDutyUser(BaseModel):
@@ -62,7 +68,7 @@ class PagerDutyApi:
         }
         body = await self._get(
             "schedules.users",
-            f"/schedules/{schedule_id}/users",
+            UpstreamPath("/schedules/{}/users", schedule_id),
             params,
             what=f"schedule {schedule_id}",
         )
@@ -72,7 +78,7 @@ class PagerDutyApi:
         """The policy's rules in order."""
         body = await self._get(
             "escalation_policies.get",
-            f"/escalation_policies/{policy_id}",
+            UpstreamPath("/escalation_policies/{}", policy_id),
             {},
             what=f"escalation policy {policy_id}",
         )
@@ -80,12 +86,13 @@ class PagerDutyApi:
         return [EscalationRule.model_validate(rule) for rule in rules]
 
     async def user(self, user_id: str) -> PagerDutyUser:
-        """One user by id."""
-        body = await self._get("users.get", f"/users/{user_id}", {}, what=f"user {user_id}")
+        """One user by id; a deleted (off-boarded) user is NOT_FOUND, as PagerDuty answers 404."""
+        path = UpstreamPath("/users/{}", user_id)
+        body = await self._get("users.get", path, {}, what=f"user {user_id}")
         return PagerDutyUser.model_validate(body["user"])
 
     async def _get(
-        self, operation: str, path: str, params: dict[str, str], what: str
+        self, operation: str, path: UpstreamPath, params: dict[str, str], what: str
     ) -> dict[str, Any]:
         try:
             response = await self.client.request(operation, "GET", path, params=params)

@@ -5,10 +5,17 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.cache import Cached, CacheKey, get_or_fetch_many
-from gateway.errors import GatewayError
+from gateway.cache import (
+    Cached,
+    CacheKey,
+    CacheLookup,
+    Derived,
+    get_or_derive_many,
+    get_or_fetch_many,
+)
+from gateway.errors import GatewayError, NotFound
 from gateway.source import AccountSource
-from resolvers.pagerduty.api import PagerDutyApi, PagerDutyUser
+from resolvers.pagerduty.api import POLICY_ID, SCHEDULE_ID, PagerDutyApi, PagerDutyUser
 
 SYSTEM = "pagerduty"
 DEFAULT_TTL = {"schedule_users": 300.0, "escalation_policy_users": 600.0, "user": 43_200.0}
@@ -34,30 +41,43 @@ class PagerDutySource(AccountSource[PagerDutyApi]):
         return dt.datetime.now(dt.UTC)
 
     async def schedule_users(self, ids: Sequence[str]) -> dict[str, Result]:
-        """On-call users (deleted ones skipped) per schedule id."""
+        """On-call users (deleted ones skipped) per schedule id; a malformed id is its own
+        BAD_USER_INPUT."""
 
         async def fetch(key: CacheKey) -> list[UserRecord]:
             users = await self.api.schedule_oncall_users(key.ident, self.clock())
             return [user_record(u) for u in users if u.deleted_at is None]
 
-        keys = [self.key("schedule_users", i) for i in ids]
+        valid, errors = SCHEDULE_ID.split(ids)
+        keys = [self.key("schedule_users", i) for i in valid]
         found = await get_or_fetch_many(self.cache, keys, fetch, self.ttl["schedule_users"])
-        return {key.ident: found[key] for key in keys}
+        results: dict[str, Result] = dict(errors)
+        results.update((key.ident, found[key]) for key in keys)
+        return results
 
     async def escalation_policy_users(self, ids: Sequence[str]) -> dict[str, Result]:
-        """Users per escalation policy, by its rules (see `_policy_users`)."""
+        """Users per escalation policy, by its rules (see `_policy_users`); a malformed id is
+        its own BAD_USER_INPUT."""
 
-        async def fetch(key: CacheKey) -> list[UserRecord]:
+        async def build(key: CacheKey) -> Derived[list[UserRecord]]:
             return await self._policy_users(key.ident)
 
-        keys = [self.key("escalation_policy_users", i) for i in ids]
+        valid, errors = POLICY_ID.split(ids)
+        keys = [self.key("escalation_policy_users", i) for i in valid]
         ttl = self.ttl["escalation_policy_users"]
-        found = await get_or_fetch_many(self.cache, keys, fetch, ttl)
-        return {key.ident: found[key] for key in keys}
+        found = await get_or_derive_many(self.cache, keys, build, ttl)
+        results: dict[str, Result] = dict(errors)
+        results.update((key.ident, found[key]) for key in keys)
+        return results
 
-    async def _policy_users(self, policy_id: str) -> list[UserRecord]:
-        """Walk the rules in order; stop after the first rule with users unless its delay is 0."""
+    async def _policy_users(self, policy_id: str) -> Derived[list[UserRecord]]:
+        """Walk the rules in order; stop after the first rule with users unless its delay is 0.
+
+        The users come from cached schedules and users, so the result is `Derived` from them:
+        as old as the oldest, and stale (served, never stored) when any of them was.
+        """
         users: dict[str, UserRecord] = {}
+        inputs: list[CacheLookup] = []
         for rule in await self.api.escalation_rules(policy_id):
             schedule_ids = [t.id for t in rule.targets if t.kind == "schedule"]
             user_ids = [t.id for t in rule.targets if t.kind == "user"]
@@ -68,18 +88,24 @@ class PagerDutySource(AccountSource[PagerDutyApi]):
             for result in [*by_schedule.values(), *direct]:
                 if isinstance(result, GatewayError):
                     raise result
+                inputs.append(result.lookup)
                 for user in result.value:
                     users.setdefault(user["id"], user)
                     found += 1
             if found and rule.escalation_delay_in_minutes != 0:
                 break
-        return list(users.values())
+        return Derived(list(users.values()), tuple(inputs))
 
     async def _users(self, ids: Sequence[str]) -> list[Result]:
-        """Users by id (deleted ones as empty lists), cached for long."""
+        """Users by id, cached for long; deleted ones are empty lists, whether PagerDuty still
+        shows them (`deleted_at`) or answers 404 (off-boarded users that rules still target,
+        which PagerDuty's own on-call list skips)."""
 
         async def fetch(key: CacheKey) -> list[UserRecord]:
-            user = await self.api.user(key.ident)
+            try:
+                user = await self.api.user(key.ident)
+            except NotFound:
+                return []
             return [] if user.deleted_at else [user_record(user)]
 
         keys = [self.key("user", i) for i in ids]

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from gateway.errors import BadUserInput, UpstreamError
 from gateway.ratelimit import BucketSpec
-from gateway.upstream import UpstreamClient
+from gateway.upstream import UpstreamClient, UpstreamPath
 
 SHA = re.compile(r"^[0-9a-f]{64}$")
 """A bundle sha: sha256 hex, the only caller-supplied text that reaches a qontract-server URL."""
@@ -56,7 +56,7 @@ class QontractServerApi:
 
     async def latest_sha(self) -> str:
         """The sha of the bundle qontract-server serves as latest."""
-        response = await self.client.request("sha256", "GET", "/sha256")
+        response = await self.client.request("sha256", "GET", UpstreamPath("/sha256"))
         sha = response.text.strip()
         if not SHA.match(sha):
             raise UpstreamError("qontract-server answered /sha256 with something not a sha")
@@ -65,7 +65,10 @@ class QontractServerApi:
     async def commit_info(self, sha: str) -> Answer:
         """`GET /git-commit-info/<sha>` as answered (404 included)."""
         response = await self.client.request(
-            "git_commit_info", "GET", f"/git-commit-info/{checked_sha(sha)}", answers=ANSWERED
+            "git_commit_info",
+            "GET",
+            UpstreamPath("/git-commit-info/{}", checked_sha(sha)),
+            answers=ANSWERED,
         )
         return _answer(response.status_code, response.headers, response.content)
 
@@ -78,7 +81,7 @@ class QontractServerApi:
         response = await self.client.request(
             "graphqlsha",
             "POST",
-            f"/graphqlsha/{checked_sha(sha)}",
+            UpstreamPath("/graphqlsha/{}", checked_sha(sha)),
             json=payload,
             idempotent=True,
             answers=ANSWERED,

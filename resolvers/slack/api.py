@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from gateway.errors import UpstreamError
 from gateway.ratelimit import SLACK_POST_MESSAGE, SLACK_TIER_2, Bucket, BucketSpec
-from gateway.upstream import UpstreamClient
+from gateway.upstream import UpstreamClient, UpstreamPath
 
 PAGE_SIZE = 999  # Slack's largest page; fewer, larger pages spend less of the tier-2 budget
 
@@ -235,7 +235,7 @@ class SlackApi:
         response = await self.client.request(
             method,
             "POST",
-            f"/{method}",
+            UpstreamPath("/{}", method),
             data=args,
             idempotent=idempotent,
             bucket=self.bucket(method, scope),

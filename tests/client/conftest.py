@@ -11,12 +11,21 @@ from typing import Any
 import pytest
 
 from tests.emulators.pagerduty import PagerDutyEmulator
-from tests.emulators.qontract_server import QontractServerEmulator, user, usergroup, workspace
+from tests.emulators.qontract_server import (
+    QontractServerEmulator,
+    cluster,
+    integration,
+    role,
+    user,
+    usergroup,
+    workspace,
+)
 from tests.support.server_thread import ServerThread
 
 PD_TOKEN = "pd-secret-token-value-123"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SLOT_FORMAT = "%Y-%m-%d %H:%M"
+ONCALL_WELCOME = "You are on call now."
 
 
 def slot(start: datetime, end: datetime, *users: str) -> dict[str, Any]:
@@ -29,7 +38,11 @@ def slot(start: datetime, end: datetime, *users: str) -> dict[str, Any]:
 
 
 def app_interface_bundle() -> dict[str, Any]:
-    """Two workspaces (one not run by slack-usergroups), usergroups of every member source."""
+    """Two workspaces (one not run by slack-usergroups), usergroups of every member source.
+
+    The cluster `prod` gives dave (through a role's group access) the usergroup `prod-cluster`;
+    `oncall` asks for a DM to the users a run adds.
+    """
     now = datetime.now(tz=UTC)
     coreos = workspace("coreos", ["oncall", "rotation", "skipped"], ["slack-usergroups"])
     elsewhere = workspace("elsewhere", ["ignored"], ["other-integration"])
@@ -43,11 +56,23 @@ def app_interface_bundle() -> dict[str, Any]:
         user("frank"),
     ]
     return {
+        "integrations_v1": [integration("slack-usergroups-api")],
         "users_v1": users,
+        "clusters_v1": [cluster("prod")],
+        "roles_v1": [
+            role(
+                "prod-admins",
+                [user("dave")],
+                access=[{"cluster": {"name": "prod"}, "group": "admins", "namespace": None}],
+            )
+        ],
         "permissions_v1": [
             {
+                "$schema": "/access/permission-1.yml",
                 "__typename": "PermissionGithubOrgTeam_v1",
+                "path": "/permissions/gh.yml",
                 "name": "gh",
+                "description": "a GitHub team",
                 "service": "github-org-team",
                 "org": "app-sre",
                 "team": "t",
@@ -56,6 +81,7 @@ def app_interface_bundle() -> dict[str, Any]:
                 "oncall",
                 coreos,
                 channels=["sre", "#alerts"],
+                notifications=[{"action": "addUser", "message": ONCALL_WELCOME}],
                 roles=[{"name": "sre", "users": [user("dave")]}],
                 pagerduty=[
                     {
@@ -76,10 +102,13 @@ def app_interface_bundle() -> dict[str, Any]:
                 "rotation",
                 coreos,
                 schedule={
+                    "$schema": "/app-sre/schedule-1.yml",
+                    "path": "/schedules/rotation.yml",
+                    "name": "rotation",
                     "schedule": [
                         slot(now - timedelta(hours=1), now + timedelta(hours=1), "erin"),
                         slot(now - timedelta(days=2), now - timedelta(days=1), "frank"),
-                    ]
+                    ],
                 },
             ),
             usergroup(

@@ -5,7 +5,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from gateway.auth import mint_token
-from tests.client.conftest import run_cli
+from tests.client.conftest import app_interface_bundle, run_cli
 from tests.emulators.qontract_server import QontractServerEmulator
 from tests.emulators.unleash import UnleashEmulator
 from tests.support.ports import free_port
@@ -69,8 +69,38 @@ def test_unknown_workspace_exits_2_naming_the_known_workspaces(
     env = env_for(f"{pd_gateway.url}/graphql", qontract_server[1])
     result = run_cli(COMMAND, "--workspace-name", "nope", env=env)
     assert result.returncode == 2
-    assert "workspace 'nope' has no usergroups managed by slack-usergroups" in result.stderr
-    assert "known: coreos" in result.stderr
+    assert "workspace 'nope' has no usergroups in app-interface" in result.stderr
+    assert "(known: coreos, elsewhere)" in result.stderr
+
+
+def test_schedule_slot_in_another_time_format_exits_2_naming_the_datafile(
+    pd_gateway: ServerThread,
+) -> None:
+    bundle = app_interface_bundle()
+    rotation = next(p for p in bundle["permissions_v1"] if p.get("handle") == "rotation")
+    rotation["schedule"]["schedule"][0]["start"] = "2026-06-01T08:00:00Z"
+    emulator = QontractServerEmulator(bundle)
+    with ServerThread(emulator.app) as server:
+        result = run_cli(COMMAND, env=env_for(f"{pd_gateway.url}/graphql", server))
+    assert result.returncode == 2, result.stderr
+    assert "schedule /schedules/rotation.yml: slot '2026-06-01T08:00:00Z' to" in result.stderr
+    assert "is not in the format YYYY-MM-DD HH:MM (UTC)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_qontract_server_token_is_never_printed(
+    pd_gateway: ServerThread, qontract_server: tuple[QontractServerEmulator, ServerThread]
+) -> None:
+    qontract_server[0].token = "Basic c2VjcmV0LXZhbHVl"
+    env = env_for(
+        f"{pd_gateway.url}/graphql",
+        qontract_server[1],
+        QONTRACT_RECONCILE_API_QONTRACT_SERVER__TOKEN="Basic d3Jvbmc=",
+    )
+    result = run_cli(COMMAND, env=env)
+    assert result.returncode == 4
+    assert "qontract-server refused the token (HTTP 401)" in result.stderr
+    assert "d3Jvbmc" not in result.stderr + result.stdout
 
 
 def test_missing_configuration_exits_2_naming_the_variable() -> None:

@@ -6,8 +6,10 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
-from tests.client.conftest import run_cli
+from gateway.events.redis_streams import decode_entry, stream_keys
+from tests.client.conftest import ONCALL_WELCOME, run_cli
 from tests.client.test_cli import COMMAND, env_for
 from tests.client.test_slack_usergroups_api import graphql_posts
 from tests.emulators.qontract_server import QontractServerEmulator
@@ -21,6 +23,8 @@ EXPECTED_ACTIONS = {
     "[dry-run] update_users coreos/oncall: +dave +robert -frank",
     "[dry-run] update_metadata coreos/oncall: description='oncall team' channels=alerts,sre",
     "[dry-run] create coreos/rotation: +erin description='rotation team' channels=(none)",
+    "[dry-run] create coreos/prod-cluster: +dave "
+    "description='Users with access to the prod cluster' channels=(none)",
 }
 TASK = """query Task($id: String!) {
   reconcile_task_v1(id: $id, wait_seconds: 60) {
@@ -85,6 +89,13 @@ def finished_task(gateway: ServerThread, task_id: str) -> dict[str, Any]:
     return task
 
 
+def events(redis_url: str, namespace: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every event the gateway published, as (type, payload), oldest first."""
+    with redis.Redis.from_url(redis_url) as client:
+        entries: Any = client.xrange(stream_keys(namespace).stream)
+    return [(e.event_type, e.payload) for e in (decode_entry(fields) for _, fields in entries)]
+
+
 def members(slack: SlackEmulator, handle: str) -> set[str]:
     """The names of the usergroup's members in the emulated workspace."""
     return {SLACK_USERS[user_id] for user_id in slack.state.usergroup(handle)["users"]}
@@ -96,7 +107,7 @@ def test_dry_run_prints_every_action_and_exits_0(
     result = run_cli(COMMAND, env=env)
     assert result.returncode == 0, result.stderr
     assert dry_run_lines(result.stdout) == EXPECTED_ACTIONS
-    assert re.search(r"^task \S+: success, 3 action\(s\)$", result.stdout, re.MULTILINE)
+    assert re.search(r"^task \S+: success, 4 action\(s\)$", result.stdout, re.MULTILINE)
     assert writes(slack[0]) == 0
 
 
@@ -110,16 +121,20 @@ def test_dry_run_with_an_error_prints_it_and_exits_1(
     result = run_cli(COMMAND, env=env)
     assert result.returncode == 1
     assert dry_run_lines(result.stdout) == {
-        line for line in EXPECTED_ACTIONS if "coreos/oncall" in line
+        line for line in EXPECTED_ACTIONS if "coreos/rotation" not in line
     }
     assert "error: coreos/rotation: cannot remove all 1 members" in result.stdout
-    assert re.search(r"^task \S+: failed, 2 action\(s\)$", result.stdout, re.MULTILINE)
+    assert re.search(r"^task \S+: failed, 3 action\(s\)$", result.stdout, re.MULTILINE)
     assert "failed: 1 error(s)" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_real_run_returns_once_accepted_and_slack_then_matches_and_a_dry_run_finds_nothing(
-    env: dict[str, str], gateway: ServerThread, slack: tuple[SlackEmulator, ServerThread]
+    env: dict[str, str],
+    gateway: ServerThread,
+    slack: tuple[SlackEmulator, ServerThread],
+    redis_url: str,
+    namespace: str,
 ) -> None:
     emulator, _ = slack
     applied = run_cli("--no-dry-run", COMMAND, env=env)
@@ -129,11 +144,22 @@ def test_real_run_returns_once_accepted_and_slack_then_matches_and_a_dry_run_fin
     )
     assert accepted, applied.stdout
     task = finished_task(gateway, accepted.group(1))
-    assert task["slack_usergroups"] == {"applied_count": 3, "errors": []}
+    assert task["slack_usergroups"] == {"applied_count": 4, "errors": []}
     assert members(emulator, "oncall") == {"alice", "dave", "robert"}
     assert emulator.state.usergroup("oncall")["description"] == "oncall team"
     assert set(emulator.state.usergroup("oncall")["prefs"]["channels"]) == {"C1", "C2"}
     assert members(emulator, "rotation") == {"erin"}
+    assert members(emulator, "prod-cluster") == {"dave"}
+    notices = [p for t, p in events(redis_url, namespace) if t.endswith(".notify_add_user")]
+    assert notices == [
+        {
+            "workspace": "coreos",
+            "usergroup": "oncall",
+            "users": ["dave", "robert"],
+            "user_ids": ["U3", "U2"],
+            "message": ONCALL_WELCOME,
+        }
+    ], "oncall's addUser notification, for the users the run added"
     again = run_cli(COMMAND, env=env)
     assert again.returncode == 0, again.stderr
     assert dry_run_lines(again.stdout) == set()

@@ -33,7 +33,10 @@ class UpstreamEmulator:
 
     def __init__(self, routes: list[BaseRoute]) -> None:
         self.calls: Counter[str] = Counter()
+        self.raw_paths: Counter[str] = Counter()
         self.rate_limited_calls = 0
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._limit: tuple[int, float] | None = None
@@ -72,6 +75,8 @@ class UpstreamEmulator:
         """Forget counters, faults and the rate limit."""
         with self._lock:
             self.calls.clear()
+            self.raw_paths.clear()
+            self.peak_in_flight = 0
             self._faults.clear()
             self._limit = None
             self._window.clear()
@@ -109,35 +114,47 @@ class UpstreamEmulator:
             path = scope["path"]
             with self._lock:
                 self.calls[f"{scope['method']} {path}"] += 1
-            wait = self._over_limit()
-            if wait is not None:
-                retry_after = str(max(1, math.ceil(wait)))
-                response: Response = JSONResponse(
-                    {"ok": False, "error": "ratelimited"},
-                    status_code=429,
-                    headers={"Retry-After": retry_after},
+                self.raw_paths[scope["raw_path"].decode("ascii", "replace")] += 1
+                self.in_flight += 1
+                self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                await self._serve(inner, scope, receive, send)
+            finally:
+                with self._lock:
+                    self.in_flight -= 1
+
+        return app
+
+    async def _serve(self, inner: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        """One HTTP call: the rate limit window, then a planned fault, then the real route."""
+        path = scope["path"]
+        wait = self._over_limit()
+        if wait is not None:
+            retry_after = str(max(1, math.ceil(wait)))
+            response: Response = JSONResponse(
+                {"ok": False, "error": "ratelimited"},
+                status_code=429,
+                headers={"Retry-After": retry_after},
+            )
+            await response(scope, receive, send)
+            return
+        fault = self._next_fault(path)
+        if fault is not None:
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.status:
+                headers = {}
+                if fault.retry_after is not None:
+                    headers["Retry-After"] = str(math.ceil(fault.retry_after))
+                response = Response(
+                    json.dumps(fault.body or {"error": f"emulated {fault.status}"}),
+                    status_code=fault.status,
+                    headers=headers,
+                    media_type="application/json",
                 )
                 await response(scope, receive, send)
                 return
-            fault = self._next_fault(path)
-            if fault is not None:
-                if fault.delay:
-                    await asyncio.sleep(fault.delay)
-                if fault.status:
-                    headers = {}
-                    if fault.retry_after is not None:
-                        headers["Retry-After"] = str(math.ceil(fault.retry_after))
-                    response = Response(
-                        json.dumps(fault.body or {"error": f"emulated {fault.status}"}),
-                        status_code=fault.status,
-                        headers=headers,
-                        media_type="application/json",
-                    )
-                    await response(scope, receive, send)
-                    return
-            await inner(scope, receive, send)
-
-        return app
+        await inner(scope, receive, send)
 
 
 async def json_body(request: Request) -> dict[str, object]:

@@ -17,6 +17,8 @@ class PagerDutyState:
     users: dict[str, dict[str, object]] = field(default_factory=dict)
     oncall: dict[str, list[str]] = field(default_factory=dict)
     policies: dict[str, list[tuple[int, list[tuple[str, str]]]]] = field(default_factory=dict)
+    removed: dict[str, str] = field(default_factory=dict)
+    base_url: str = "https://api.pagerduty.com"
 
     def add_user(self, user_id: str, email: str, deleted: bool = False) -> None:
         """A user; a deleted one carries `deleted_at` as PagerDuty shows it."""
@@ -29,6 +31,11 @@ class PagerDutyState:
         if deleted:
             user["deleted_at"] = "2026-01-01T00:00:00Z"
         self.users[user_id] = user
+
+    def remove_user(self, user_id: str) -> None:
+        """Off-board a user: GET /users/{id} answers 404, while escalation rules that target
+        the user keep their `user_reference` (as PagerDuty's own `/oncalls` then skips it)."""
+        self.removed[user_id] = str(self.users.pop(user_id)["name"])
 
 
 def _not_found() -> JSONResponse:
@@ -82,15 +89,29 @@ class PagerDutyEmulator(UpstreamEmulator):
                         {
                             "id": f"R{index}",
                             "escalation_delay_in_minutes": delay,
-                            "targets": [
-                                {"id": tid, "type": f"{kind}_reference"} for kind, tid in targets
-                            ],
+                            "targets": [self._reference(kind, tid) for kind, tid in targets],
                         }
                         for index, (delay, targets) in enumerate(rules)
                     ],
                 }
             }
         )
+
+    def _reference(self, kind: str, target_id: str) -> dict[str, object]:
+        """A rule target as PagerDuty shows it: `{id, type: <kind>_reference, summary, self,
+        html_url}`; a removed user's reference stays, pointing at a user that answers 404."""
+        if kind == "user":
+            user = self.state.users.get(target_id)
+            summary = str(user["name"]) if user else self.state.removed.get(target_id, target_id)
+        else:
+            summary = f"Schedule {target_id}"
+        return {
+            "id": target_id,
+            "type": f"{kind}_reference",
+            "summary": summary,
+            "self": f"{self.state.base_url}/{kind}s/{target_id}",
+            "html_url": f"https://example.pagerduty.com/{kind}s/{target_id}",
+        }
 
     async def user(self, request: Request) -> JSONResponse:
         """GET /users/{id}."""

@@ -257,7 +257,7 @@ async def test_consumer_refuses_a_client_whose_socket_timeout_is_shorter_than_it
     keys: StreamKeys,
     metrics: EventMetrics,
 ) -> None:
-    client = create_redis(redis_url)  # the default 5 s socket timeout
+    client = create_redis(redis_url)  # the default 1 s socket timeout
     try:
         with pytest.raises(ValueError, match="socket_timeout"):
             RedisStreamConsumer(client, keys, GROUP, "c", metrics=metrics, block_ms=5_000)

@@ -11,7 +11,7 @@ import pytest
 from gateway.cache import CacheKey, CachePrefix
 from gateway.errors import UpstreamUnavailable
 from gateway.redis import key
-from gateway.upstream import UpstreamClient, UpstreamPolicy
+from gateway.upstream import UpstreamClient, UpstreamPath, UpstreamPolicy
 from tests.emulators.base import UpstreamEmulator
 from tests.primitives.conftest import SECRET, ReplicaFactory
 from tests.support.redis_server import PrivateRedis
@@ -25,7 +25,7 @@ def fetch_json(client: UpstreamClient, path: str) -> Any:
     """A fetch function that GETs `path` from the emulator and returns its JSON body."""
 
     async def fetch() -> Any:
-        return (await client.request("test.get", "GET", path)).json()
+        return (await client.request("test.get", "GET", UpstreamPath(path))).json()
 
     return fetch
 
@@ -229,7 +229,7 @@ async def test_token_never_appears_in_errors_or_cache_keys(
     errors = []
     for _ in range(2):
         with pytest.raises(Exception) as raised:  # noqa: PT011 - any error, checked below
-            await replica.client.request("test.get", "GET", "/items/1")
+            await replica.client.request("test.get", "GET", UpstreamPath("/items/1"))
         errors.append(raised.value)
     keys = [name async for name in replica.redis.scan_iter(match=f"{namespace}:*")]
     shown = " ".join(

@@ -8,6 +8,7 @@ import pytest
 
 from gateway.errors import Timeout, UpstreamRateLimited
 from gateway.ratelimit import Bucket, BucketSpec
+from gateway.upstream import UpstreamPath
 from tests.emulators.base import UpstreamEmulator
 from tests.primitives.conftest import Replica, ReplicaFactory
 from tests.support.wait import async_wait_until
@@ -20,7 +21,7 @@ async def hammer(replica: Replica, until: float) -> None:
     while time.monotonic() < until:
         try:
             await replica.client.request(
-                "items.get", "GET", f"/items/{uuid.uuid4().hex}", deadline=until
+                "items.get", "GET", UpstreamPath("/items/{}", uuid.uuid4().hex), deadline=until
             )
         except (UpstreamRateLimited, Timeout):
             return
@@ -44,7 +45,9 @@ async def test_upstream_429_pauses_the_bucket_for_every_replica(
 ) -> None:
     first, second = replicas(), replicas()
     emulator.fail(429, times=1, retry_after=1)
-    request = asyncio.ensure_future(first.client.request("items.get", "GET", "/items/1"))
+    request = asyncio.ensure_future(
+        first.client.request("items.get", "GET", UpstreamPath("/items/1"))
+    )
 
     async def answered_429() -> bool:
         return emulator.total_calls() >= 1

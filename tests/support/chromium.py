@@ -33,10 +33,10 @@ HEADLESS_FLAGS = (
 )
 
 
-def skip_unless_required(reason: str) -> NoReturn:
-    """Skip the test for `reason`, or fail it when the environment requires browser tests."""
-    if os.environ.get(REQUIRE_BROWSER_VARIABLE) == "1":
-        pytest.fail(f"{reason} ({REQUIRE_BROWSER_VARIABLE}=1)")
+def skip_unless_required(reason: str, variable: str = REQUIRE_BROWSER_VARIABLE) -> NoReturn:
+    """Skip the test for `reason`, or fail it when `variable` is 1 (the test is required)."""
+    if os.environ.get(variable) == "1":
+        pytest.fail(f"{reason} ({variable}=1)")
     pytest.skip(reason)
 
 

@@ -5,6 +5,7 @@ from typing import Any
 import httpx
 
 from gateway.app import create_app
+from gateway.http_protocol import bounded_http_protocol
 from gateway.settings import Settings
 from tests.support.server_thread import ServerThread
 
@@ -16,8 +17,8 @@ def gateway_settings(redis_url: str, namespace: str, **overrides: Any) -> Settin
 
 
 def start_gateway(settings: Settings) -> ServerThread:
-    """A running gateway for `settings` on a free port; stop() it when done."""
-    return ServerThread(create_app(settings)).start()
+    """A running gateway for `settings` on a free port, under `serve`'s HTTP protocol."""
+    return ServerThread(create_app(settings), http=bounded_http_protocol(settings.http)).start()
 
 
 def graphql(

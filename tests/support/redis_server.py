@@ -1,6 +1,8 @@
 """A private redis-server process for one test session or one test."""
 
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -62,9 +64,20 @@ class PrivateRedis:
     def stop(self) -> None:
         """Stop the server and wait for the process to exit."""
         if self._process is not None and self._process.poll() is None:
+            self.resume()
             self._process.terminate()
             self._process.wait(timeout=10)
         self._process = None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections are accepted, nothing is answered."""
+        assert self._process is not None, "the server is not running"
+        os.kill(self._process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server run again (SIGCONT)."""
+        assert self._process is not None, "the server is not running"
+        os.kill(self._process.pid, signal.SIGCONT)
 
     def close(self) -> None:
         """Stop the server and remove its directory."""

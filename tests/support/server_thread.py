@@ -1,6 +1,8 @@
 """Run an ASGI app under real uvicorn on a free loopback port, in a thread with its own loop."""
 
+import asyncio
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
 import uvicorn
@@ -13,7 +15,13 @@ from tests.support.wait import wait_until
 class ServerThread:
     """A uvicorn server for `app` on 127.0.0.1, started and stopped around a test."""
 
-    def __init__(self, app: ASGIApp, port: int | None = None, lifespan: str = "on") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        port: int | None = None,
+        lifespan: str = "on",
+        http: Callable[..., asyncio.Protocol] | str = "auto",
+    ) -> None:
         self.app = app
         self.port = port or free_port()
         config = uvicorn.Config(
@@ -24,6 +32,7 @@ class ServerThread:
             log_level="warning",
             loop="asyncio",
             ws="websockets-sansio",
+            http=http,  # type: ignore[arg-type]
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

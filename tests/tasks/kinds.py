@@ -18,7 +18,8 @@ async def gated(payload: dict[str, Any], context: TaskContext) -> dict[str, Any]
     redis = context.runtime.redis
     me = {"pid": os.getpid(), "attempt": context.attempt, "task_id": context.task_id}
     await redis.rpush(payload["started"], json.dumps(me))
-    while not await redis.blpop([payload["gate"]], timeout=1):
+    # The block stays under the client's 1 s socket timeout.
+    while not await redis.blpop([payload["gate"]], timeout=0.5):
         pass
     return me
 

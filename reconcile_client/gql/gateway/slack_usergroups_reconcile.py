@@ -5,12 +5,20 @@ from pydantic import BaseModel
 from reconcile_client.operations import Operation
 
 
+class Notifications(BaseModel):
+    """Messages for the users a real run adds or removes (published as events for DMs)."""
+
+    add_user: str | None = None
+    remove_user: str | None = None
+
+
 class UsergroupConfig(BaseModel):
     """What a usergroup should look like."""
 
     description: str
     users: list[str]
     channels: list[str]
+    notifications: Notifications | None = None
 
 
 class DesiredUsergroup(BaseModel):

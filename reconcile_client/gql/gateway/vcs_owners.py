@@ -1,14 +1,15 @@
-"""Model of `vcs_owners.gql`: the approvers of a repository's OWNERS files."""
+"""Model of `vcs_owners.gql`: the approvers and reviewers of a repository's OWNERS files."""
 
 from pydantic import BaseModel
 
 from reconcile_client.operations import Fragment
 
 
-class VcsOwnersApprovers(BaseModel):
-    """Fragment VcsOwnersApprovers: GitHub/GitLab usernames allowed to approve."""
+class VcsOwners(BaseModel):
+    """Fragment VcsOwners: GitHub logins allowed to approve and to review."""
 
     approvers: list[str]
+    reviewers: list[str]
 
 
-OWNERS_APPROVERS = Fragment("VcsOwnersApprovers", "gateway/vcs_owners.gql", VcsOwnersApprovers)
+OWNERS = Fragment("VcsOwners", "gateway/vcs_owners.gql", VcsOwners)

@@ -1,0 +1,173 @@
+"""Redis hung (SIGSTOP) or gone: every Redis-backed field answers UPSTREAM_UNAVAILABLE fast."""
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from gateway.auth import mint_token
+from gateway.events.model import Event
+from gateway.events.redis_streams import encode_entry, stream_keys
+from tests.support.gateway import gateway_settings, graphql, start_gateway
+from tests.support.graphql_ws import GraphQLWebSocket
+from tests.support.redis_server import PrivateRedis
+from tests.support.server_thread import ServerThread
+from tests.support.slack_workspace import coreos_slack
+from tests.support.wait import wait_until
+from tests.test_slack_reconcile import MANAGED
+
+SECRET = "redis-faults-test-secret-0123456789abcdef"
+SCOPES = ["read", "reconcile:dry-run", "events"]
+SUBMIT = """mutation Submit($input: SlackUsergroupsReconcileInput_v1!) {
+  slack_usergroups_reconcile_v1(input: $input) { id status }
+}"""
+READ = """query Read($id: String!) {
+  reconcile_task_v1(id: $id, wait_seconds: 5) { id status }
+}"""
+ACK = """mutation Ack { events_ack_v1(group: "faults", ids: ["1-0"]) }"""
+LIVE = """subscription { events_v1 { stream_id } }"""
+REPLAY = """subscription { events_v1(since: "0") { stream_id } }"""
+LOOKUP = """query Lookup { slack_usergroups_v1(workspace: "coreos") { handle } }"""
+DRY_RUN = {
+    "dry_run": True,
+    "workspaces": [{"name": "coreos", "managed_usergroups": MANAGED, "usergroups": []}],
+}
+# The issue asks for ~1 s; the bound leaves room for a loaded two-core machine.
+ANSWER_WITHIN = 3.0
+
+
+@pytest.fixture
+def own_redis() -> Iterator[PrivateRedis]:
+    with PrivateRedis() as server:
+        yield server
+
+
+@pytest.fixture
+def gateway(
+    own_redis: PrivateRedis, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ServerThread]:
+    with coreos_slack(monkeypatch) as (_, workspace):
+        settings = gateway_settings(
+            own_redis.url,
+            namespace,
+            auth={"secret": SECRET},
+            upstreams={"slack": [workspace]},
+            cache={"local_ttl": 0.05, "result_cache_entries": 0},
+        )
+        server = start_gateway(settings)
+        yield server
+        server.stop()
+
+
+def call(gateway: ServerThread, document: str, **variables: Any) -> dict[str, Any]:
+    token = mint_token(SECRET, "redis-faults", SCOPES, expires_days=1)
+    return graphql(gateway, document, token, **variables)
+
+
+def submitted_task(gateway: ServerThread) -> str:
+    body = call(gateway, SUBMIT, input=DRY_RUN)
+    assert "errors" not in body, body
+    task_id: str = body["data"]["slack_usergroups_reconcile_v1"]["id"]
+    return task_id
+
+
+def calls(task_id: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    return {
+        "reconcile_task_v1": (READ, {"id": task_id}),
+        "slack_usergroups_reconcile_v1": (SUBMIT, {"input": DRY_RUN}),
+        "events_ack_v1": (ACK, {}),
+        "slack_usergroups_v1": (LOOKUP, {}),
+    }
+
+
+def assert_all_redis_unavailable(gateway: ServerThread, task_id: str) -> dict[str, float]:
+    """Each field's coded answer, and how long it took."""
+    took_by_field: dict[str, float] = {}
+    for field, (document, variables) in calls(task_id).items():
+        started = time.monotonic()
+        body = call(gateway, document, **variables)
+        took = time.monotonic() - started
+        assert body.get("errors"), f"{field} answered without Redis: {body}"
+        extensions = body["errors"][0]["extensions"]
+        assert extensions["code"] == "UPSTREAM_UNAVAILABLE", (field, body)
+        assert extensions["upstream"] == "redis", (field, body)
+        assert extensions["request_id"], (field, body)
+        assert took < ANSWER_WITHIN, f"{field} took {took:.1f} s with Redis unavailable"
+        took_by_field[field] = round(took, 2)
+    return took_by_field
+
+
+def all_answer(gateway: ServerThread, task_id: str) -> Callable[[], bool]:
+    def check() -> bool:
+        return all(
+            "errors" not in call(gateway, document, **variables)
+            for document, variables in calls(task_id).values()
+        )
+
+    return check
+
+
+def assert_no_traceback_logged(capsys: pytest.CaptureFixture[str]) -> None:
+    logs = capsys.readouterr()
+    assert "Traceback" not in logs.out + logs.err
+    assert "unexpected error" not in logs.out + logs.err
+
+
+def test_hung_redis_gives_coded_errors_fast_without_tracebacks_then_recovers(
+    own_redis: PrivateRedis, gateway: ServerThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    task_id = submitted_task(gateway)
+    own_redis.pause()
+    try:
+        took = assert_all_redis_unavailable(gateway, task_id)
+        assert httpx.get(f"{gateway.url}/readyz", timeout=10).status_code == 503
+    finally:
+        own_redis.resume()
+
+    wait_until(all_answer(gateway, task_id), 15, "every field answering after SIGCONT")
+    assert_no_traceback_logged(capsys)
+    print(f"UPSTREAM_UNAVAILABLE after (s): {took}")
+
+
+async def test_a_subscription_failing_on_redis_gets_the_same_coded_error_over_websocket(
+    own_redis: PrivateRedis,
+    gateway: ServerThread,
+    namespace: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    token = mint_token(SECRET, "redis-faults", SCOPES, expires_days=1)
+    client = await GraphQLWebSocket.open(gateway.url, token)
+    try:
+        live = await client.subscribe(LIVE)
+        event = Event(event_type="faults.seen", source="test")
+        redis.Redis.from_url(own_redis.url).xadd(stream_keys(namespace).stream, encode_entry(event))  # type: ignore[arg-type]
+        await client.events(live, 1)  # the gateway's reader is past it: `since` must read Redis
+        own_redis.stop()
+        operation = await client.subscribe(REPLAY)
+        message = await client.message(operation)
+    finally:
+        await client.close()
+    errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+    assert errors[0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE", message
+    assert errors[0]["extensions"]["upstream"] == "redis", message
+    assert_no_traceback_logged(capsys)
+
+
+def test_stopped_redis_gives_coded_errors_fast_without_tracebacks_then_recovers(
+    own_redis: PrivateRedis, gateway: ServerThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    task_id = submitted_task(gateway)
+    own_redis.stop()
+    try:
+        took = assert_all_redis_unavailable(gateway, task_id)
+    finally:
+        own_redis.start()
+
+    wait_until(lambda: httpx.get(f"{gateway.url}/readyz").status_code == 200, 10, "readyz")
+    fresh_task = submitted_task(gateway)  # the restarted Redis kept nothing
+    wait_until(all_answer(gateway, fresh_task), 15, "every field answering after a restart")
+    assert_no_traceback_logged(capsys)
+    print(f"UPSTREAM_UNAVAILABLE after (s): {took}")

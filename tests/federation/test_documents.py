@@ -163,3 +163,18 @@ def test_graphiql_sees_the_merged_schema_with_documented_live_fields(joined: Ser
     assert {"users_v1", "permissions_v1", "pagerduty_schedules_v1"} <= roots
     fields = {f["name"]: f["description"] for f in body["data"]["__type"]["fields"]}
     assert "on call now" in fields["oncall_users"]
+
+
+def test_the_gateways_limits_apply_before_anything_is_forwarded(joined: Servers) -> None:
+    """Too many aliases (pass-through) or too deep (joined): refused, qontract-server not asked."""
+    gateway, standin, _, _ = joined
+    standin.reset()
+    aliases = " ".join(f"a{n}: users_v1 {{ org_username }}" for n in range(40))
+    many = post(gateway.url, f"{{ {aliases} }}")
+    assert many["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    deep = "roles { users { " * 8 + "org_username" + " } }" * 8
+    too_deep = post(
+        gateway.url, "{ users_v1 { " + deep + ' slack_user(workspace: "coreos") { id } } }'
+    )
+    assert too_deep["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert standin.count("/graphql") == 0

@@ -8,6 +8,8 @@ from typing import Any
 
 from graphql import (
     DocumentNode,
+    GraphQLError,
+    GraphQLObjectType,
     GraphQLSchema,
     NameNode,
     ObjectTypeDefinitionNode,
@@ -52,7 +54,10 @@ def merge_schema(
     name in both is a SchemaConflict; a remote root field whose name the gateway already has is
     left out. Gateway fields keep their resolvers; remote fields have none (never executed).
     """
-    remote = build_client_schema(introspection)  # type: ignore[arg-type]
+    try:
+        remote = build_client_schema(introspection)  # type: ignore[arg-type]
+    except (TypeError, GraphQLError) as error:
+        raise SchemaConflict(f"not a usable introspection: {error}") from None
     if remote.query_type is None or gateway.query_type is None:
         raise SchemaConflict("both schemas need a Query type")
     gateway_roots = set(gateway.query_type.fields)
@@ -81,8 +86,29 @@ def merge_schema(
         if hasattr(node, "name") and gateway.get_directive(name) is not None:
             continue
         definitions.append(node)
-    merged = extend_schema(gateway, DocumentNode(definitions=tuple(definitions)))
-    merged = extend_schema(merged, parse(extensions_sdl))
+    try:
+        merged = extend_schema(gateway, DocumentNode(definitions=tuple(definitions)))
+        merged = extend_schema(merged, _applicable(merged, parse(extensions_sdl)))
+    except (TypeError, GraphQLError) as error:
+        raise SchemaConflict(str(error)) from None
     return MergedSchema(
         merged, fingerprint or fingerprint_of(introspection), frozenset(remote_roots)
     )
+
+
+def _applicable(schema: GraphQLSchema, extensions: DocumentNode) -> DocumentNode:
+    """The extensions whose type the schema has, without fields it already has."""
+    kept: list[Any] = []
+    for node in extensions.definitions:
+        if not isinstance(node, ObjectTypeExtensionNode):
+            kept.append(node)
+            continue
+        target = schema.type_map.get(node.name.value)
+        if not isinstance(target, GraphQLObjectType):
+            continue  # this bundle's schema has no such type: its live fields are left out
+        fields = tuple(f for f in node.fields or () if f.name.value not in target.fields)
+        if fields:
+            kept.append(
+                ObjectTypeExtensionNode(name=node.name, directives=(), interfaces=(), fields=fields)
+            )
+    return DocumentNode(definitions=tuple(kept))

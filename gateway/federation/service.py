@@ -12,7 +12,7 @@ import structlog
 from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLSchema
 
 from gateway.errors import BadUserInput, GatewayError, UpstreamError
-from gateway.federation.merge import MergedSchema, merge_schema
+from gateway.federation.merge import MergedSchema, SchemaConflict, merge_schema
 from gateway.federation.plan import Plan, ReservedAlias, plan_operation
 from gateway.federation.splice import Splicer
 from gateway.federation.table import ExtensionTable
@@ -104,10 +104,13 @@ class Federation:
             await self.refresh()
         except GatewayError as error:
             self.degraded = error.message
+            log.warning("remote schema unavailable at start", reason=error.message)
             last = await self.source.last_schema()
             if last is not None:
-                await self._build(*last)
-            log.warning("remote schema unavailable at start", reason=error.message)
+                await self._guarded_build(*last)
+        except SchemaConflict as error:
+            self.degraded = f"remote schema not merged: {error}"
+            log.error("remote schema not merged", reason=str(error))
         self._poller = asyncio.ensure_future(self._poll())
 
     async def aclose(self) -> None:
@@ -137,6 +140,13 @@ class Federation:
         self.builds += 1
         log.info("merged schema built", fingerprint=fingerprint[:12])
 
+    async def _guarded_build(self, fingerprint: str, introspection: dict[str, Any]) -> None:
+        """Build from a stored schema; one that no longer merges is ignored."""
+        try:
+            await self._build(fingerprint, introspection)
+        except SchemaConflict as error:
+            log.error("stored remote schema not merged", reason=str(error))
+
     async def _poll(self) -> None:
         while True:
             await asyncio.sleep(self.poll_interval)
@@ -144,6 +154,8 @@ class Federation:
                 await self.refresh()
             except GatewayError as error:
                 self.degraded = error.message
+            except SchemaConflict as error:  # keep serving the last merged schema
+                self.degraded = f"remote schema not merged: {error}"
             except Exception:  # a bad remote schema must not stop the poller
                 log.exception("merged schema refresh failed")
 

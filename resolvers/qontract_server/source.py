@@ -131,13 +131,16 @@ class QontractServerSource:
                 self.settings.answer_ttl,
                 max_stale=0.0,
             )
-            answer = self._large.pop(name, None) or _decode(cached.value)
+            answer = _decode(cached.value)
         except UpstreamUnavailable as error:
             if not isinstance(error.__cause__, RedisError):
                 raise named(error) from None
-            answer = await self._fetch(sha, payload)  # the shared cache is down: ask directly
+            answer = self._large.pop(name, None) or await self._fetch(sha, payload)
         except GatewayError as error:
             raise named(error) from None
+        finally:
+            large = self._large.pop(name, None)
+        answer = answer or large or self.memory.get(name)
         if answer is None:  # another replica fetched an answer too large to share
             answer = await self._fetch(sha, payload)
         self.memory.put(name, answer)

@@ -7,9 +7,11 @@ import pytest
 from graphql import (
     GraphQLError,
     build_client_schema,
+    introspection_from_schema,
     parse,
     validate,
 )
+from graphql import build_schema as graphql_build_schema
 from prometheus_client import CollectorRegistry
 
 from gateway.federation.merge import MergedSchema, SchemaConflict, merge_schema
@@ -189,3 +191,18 @@ def test_a_failed_call_fails_each_of_its_parents_at_the_field(merged: MergedSche
         ["users_v1", 0, "slack_user"],
         ["users_v1", 1, "slack_user"],
     ]
+
+
+def test_live_fields_of_types_a_bundle_lacks_are_left_out() -> None:
+    """A qontract-server schema with only some app-interface types still merges; the live
+    fields of the types it has are there, the others left out."""
+    gateway = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()))
+    small = graphql_build_schema(
+        "scalar JSON type Query { users_v1(filter: JSON): [User_v1!] } "
+        "type User_v1 { org_username: String! slack_user: String }"
+    )
+    merged = merge_schema(gateway._schema, introspection_from_schema(small), TABLE.sdl())
+    assert merged.schema.get_type("PagerDutyTarget_v1") is None
+    user = merged.schema.get_type("User_v1")
+    assert str(user.fields["slack_user"].type) == "String"  # type: ignore[union-attr]
+    assert merged.remote_roots == frozenset({"users_v1"})

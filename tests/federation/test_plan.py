@@ -201,7 +201,8 @@ def test_live_fields_of_types_a_bundle_lacks_are_left_out() -> None:
         "scalar JSON type Query { users_v1(filter: JSON): [User_v1!] } "
         "type User_v1 { org_username: String! slack_user: String }"
     )
-    merged = merge_schema(gateway._schema, introspection_from_schema(small), TABLE.sdl())
+    remote = dict(introspection_from_schema(small))
+    merged = merge_schema(gateway._schema, remote, TABLE.sdl())
     assert merged.schema.get_type("PagerDutyTarget_v1") is None
     user = merged.schema.get_type("User_v1")
     assert str(user.fields["slack_user"].type) == "String"  # type: ignore[union-attr]

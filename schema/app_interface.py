@@ -25,7 +25,7 @@ from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from gateway.errors import Forbidden, GatewayError, NotFound
-from gateway.federation.reverse import KEY, keys_filter, remote_query
+from gateway.federation.reverse import KEY, decode_json_scalars, keys_filter, remote_query
 from gateway.federation.service import Federation, RemoteSource
 from gateway.federation.table import Call, ExtensionTable, Kind, LiveField, Lookup, ReverseJoin
 from gateway.metrics import GatewayMetrics
@@ -303,7 +303,11 @@ def _reverse_resolver(join: ReverseJoin, federations: list[Federation]) -> Any:
             )
             body = json.loads(answer.body) if answer.status == 200 else {}
             items = (body.get("data") or {}).get(join.remote_root) or []
-            found = {item.pop(KEY): item for item in items if isinstance(item, dict)}
+            found = {
+                item.pop(KEY): decode_json_scalars(item, info.return_type, info.schema)
+                for item in items
+                if isinstance(item, dict)
+            }
             return [
                 found.get(key) or NotFound(f"no app-interface user with {join.remote_key} {key!r}")
                 for key in keys

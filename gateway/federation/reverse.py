@@ -6,6 +6,7 @@ The caller's sub-selection is forwarded without aliases (the gateway resolves th
 field names) and with `__typename` in every selection set (the remote types are resolved by it).
 """
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,10 +14,17 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLList,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLScalarType,
+    GraphQLSchema,
     InlineFragmentNode,
     NameNode,
     SelectionNode,
     SelectionSetNode,
+    get_nullable_type,
+    is_abstract_type,
     print_ast,
 )
 
@@ -91,3 +99,25 @@ def _plain(
 def _with_typename(selection_set: SelectionSetNode) -> SelectionSetNode:
     typename = FieldNode(name=NameNode(value="__typename"), arguments=(), directives=())
     return SelectionSetNode(selections=(*selection_set.selections, typename))
+
+
+def decode_json_scalars(value: Any, type_: GraphQLOutputType, schema: GraphQLSchema) -> Any:
+    """`value` as the remote server answered it, with its JSON-scalar strings decoded, so the
+    gateway's own JSON scalar serialises them back to the same strings (not twice encoded)."""
+    named = get_nullable_type(type_)
+    if value is None:
+        return None
+    if isinstance(named, GraphQLList):
+        return [decode_json_scalars(item, named.of_type, schema) for item in value]
+    if isinstance(named, GraphQLScalarType):
+        return json.loads(value) if named.name == "JSON" and isinstance(value, str) else value
+    if not isinstance(value, dict):
+        return value
+    concrete = schema.get_type(str(value.get("__typename"))) if is_abstract_type(named) else named
+    if not isinstance(concrete, GraphQLObjectType):
+        return value
+    fields = concrete.fields
+    return {
+        name: decode_json_scalars(item, fields[name].type, schema) if name in fields else item
+        for name, item in value.items()
+    }

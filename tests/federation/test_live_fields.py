@@ -2,6 +2,7 @@
 
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 
 from tests.emulators.github import GitHubEmulator
@@ -113,7 +114,7 @@ def test_github_org_live_members(live: tuple[ServerThread, SlackEmulator, GitHub
     ]
 
 
-def test_reverse_joins_fetch_app_interface_users_once_on_the_same_sha(
+def test_reverse_joins_fetch_app_interface_users_batched_on_the_same_sha(
     standin: QontractServerStandin,
     pagerduty: tuple[PagerDutyEmulator, ServerThread],
     federated_factory: Callable[..., ServerThread],
@@ -125,25 +126,34 @@ def test_reverse_joins_fetch_app_interface_users_once_on_the_same_sha(
     body = post(
         gateway.url,
         """{ permissions_v1 { ... on PermissionSlackUsergroup_v1 { handle pagerduty {
-          name oncall_users { username app_interface_user { who: org_username name } } } } }
+          name oncall_users { username app_interface_user { who: org_username name labels } } } } }
         direct: pagerduty_schedules_v1(instance: "app-sre", ids: ["PSCHED1"]) {
           users { username app_interface_user { org_username } } } }""",
         path=f"/graphqlsha/{SHA}",
     )
+    requests = standin.graphql_requests()
+    direct_answer = httpx.post(
+        f"{standin.url}/graphqlsha/{SHA}",
+        json={"query": '{ users_v1(org_username: "alice") { labels } }'},
+    ).json()
+    labels = direct_answer["data"]["users_v1"][0]["labels"]  # a JSON scalar: a string
+    assert isinstance(labels, str)
     targets = {
         t["name"]: t["oncall_users"]
         for p in body["data"]["permissions_v1"]
         for t in p.get("pagerduty") or []
     }
     assert targets["app-sre-primary"] == [
-        {"username": "alice", "app_interface_user": {"who": "alice", "name": "Alice Archer"}},
+        {
+            "username": "alice",
+            "app_interface_user": {"who": "alice", "name": "Alice Archer", "labels": labels},
+        },
         {"username": "bob", "app_interface_user": None},
     ]
     direct = body["data"]["direct"][0]["users"]
     assert direct[0] == {"username": "alice", "app_interface_user": {"org_username": "alice"}}
     assert {tuple(e["path"][-3:]) for e in body["errors"]} >= {("users", 1, "app_interface_user")}
     assert {e["extensions"]["code"] for e in body["errors"]} == {"NOT_FOUND"}
-    requests = standin.graphql_requests()
     assert all(r.path == f"/graphqlsha/{SHA}" for r in requests)
     reverse = [r for r in requests if b"GatewayReverseJoin" in r.body]
     assert len(requests) == 1 + len(reverse)

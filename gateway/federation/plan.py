@@ -235,13 +235,16 @@ class _Collect(Visitor):
         self.spreads: list[str] = []
 
     def enter_variable(self, node: Any, *_: Any) -> None:
+        """A use of a variable."""
         self.variables.add(node.name.value)
 
     def enter_fragment_spread(self, node: Any, *_: Any) -> None:
+        """A use of a named fragment."""
         self.spreads.append(node.name.value)
 
     def enter_variable_definition(self, node: Any, *_: Any) -> Any:
-        return False  # the definition's own variable node is not a use
+        """Not a use: skip the definition's own variable node."""
+        return False
 
 
 def _variables(node: Any) -> set[str]:
@@ -258,6 +261,7 @@ def _spreads(node: Any) -> list[str]:
 
 class _Aliases(Visitor):
     def enter_field(self, node: FieldNode, *_: Any) -> None:
+        """Refuse an alias with the reserved prefix."""
         if node.alias is not None and node.alias.value.startswith(PREFIX):
             raise ReservedAlias(f"aliases starting with {PREFIX!r} are reserved for the gateway")
 

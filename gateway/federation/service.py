@@ -20,6 +20,8 @@ from gateway.federation.table import ExtensionTable
 log = structlog.get_logger("gateway.federation")
 
 MAX_PLANS = 512
+START_TIMEOUT = 10.0
+"""Start-up waits this long for the remote schema, then serves without it (the poller goes on)."""
 MAX_PLANNED_QUERY = 65_536
 """Longer documents are planned every time rather than kept (bounds the plan cache's memory)."""
 
@@ -101,10 +103,12 @@ class Federation:
     async def start(self) -> None:
         """Learn the schema (else the last one in Redis) and start polling the latest sha."""
         try:
-            await self.refresh()
-        except GatewayError as error:
-            self.degraded = error.message
-            log.warning("remote schema unavailable at start", reason=error.message)
+            async with asyncio.timeout(START_TIMEOUT):
+                await self.refresh()
+        except (GatewayError, TimeoutError) as error:
+            reason = error.message if isinstance(error, GatewayError) else "no answer in time"
+            self.degraded = reason
+            log.warning("remote schema unavailable at start", reason=reason)
             last = await self.source.last_schema()
             if last is not None:
                 await self._guarded_build(*last)

@@ -151,3 +151,19 @@ def test_qontract_server_killed_and_restarted_under_load(
     assert set(outcomes) <= {"ok", "UPSTREAM_UNAVAILABLE"}, set(outcomes)
     assert gateway_only
     assert set(gateway_only) == {"ok"}
+
+
+def test_a_hung_qontract_server_does_not_hold_start_up(
+    standin: QontractServerStandin, federated_factory: Callable[..., ServerThread]
+) -> None:
+    """qontract-server accepts but never answers in time: the gateway starts anyway (bounded
+    wait), serves its own fields, and names the degraded upstream."""
+    standin.delay_seconds = 25
+    try:
+        started = time.monotonic()
+        gateway = federated_factory(standin.url, qontract_server={"timeout": 20})
+        assert time.monotonic() - started < 20
+        assert post(gateway.url, INFO)["data"]["gateway_info_v1"]["redis_mode"]
+        assert "qontract-server" in readiness(gateway)["degraded"]
+    finally:
+        standin.delay_seconds = 0

@@ -18,7 +18,12 @@ from gateway.graphiql import ASSETS_URL, AssetFiles, offline_graphiql_html
 from gateway.graphiql.assets import ASSETS_DIR
 from gateway.graphql_view import GatewayGraphQL, request_id_of
 from gateway.health import HealthEndpoints
-from gateway.middleware import BodyLimitMiddleware, HttpMetricsMiddleware, RequestIdMiddleware
+from gateway.middleware import (
+    BodyLimitMiddleware,
+    HttpMetricsMiddleware,
+    RequestIdMiddleware,
+    WebSocketMessageLimitMiddleware,
+)
 from gateway.runtime import Runtime
 from gateway.settings import Settings, load_settings
 from gateway.tasks.queue import TaskQueue
@@ -115,6 +120,7 @@ def create_app(settings: Settings, graphiql_assets: Path = ASSETS_DIR) -> Starle
                 max_bytes=settings.limits.max_body_bytes,
                 read_timeout=settings.http.body_timeout,
             ),
+            Middleware(WebSocketMessageLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
         ],
         lifespan=lifespan,
     )

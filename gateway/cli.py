@@ -116,6 +116,7 @@ def serve(
             loop="uvloop",
             http=bounded_http_protocol(settings.http),  # type: ignore[arg-type]
             ws="websockets-sansio",
+            ws_max_size=settings.limits.max_body_bytes,
             lifespan="on",
             log_config=None,
             access_log=False,

@@ -4,10 +4,26 @@ from typing import Any
 
 from graphql import GraphQLError
 from redis.exceptions import RedisError
+from strawberry.exceptions import MissingQueryError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from gateway.errors import ErrorCode, GatewayError, redis_unavailable
 
 INTERNAL_MESSAGE = "Internal error; the gateway log has the details under this request id"
+MAX_MESSAGE_CHARS = 1000
+_REQUEST_MISTAKES = (
+    GraphQLError,
+    MissingQueryError,
+    CannotGetOperationTypeError,
+    InvalidOperationTypeError,
+)
+
+
+def bounded(message: str) -> str:
+    """`message`, cut to MAX_MESSAGE_CHARS: names a caller sent are echoed, never in full."""
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return message[: MAX_MESSAGE_CHARS - 1] + "…"
 
 
 def map_redis_failures(errors: list[GraphQLError]) -> None:
@@ -28,7 +44,7 @@ def map_redis_failures(errors: list[GraphQLError]) -> None:
 def is_unexpected(error: GraphQLError) -> bool:
     """True for errors raised by a bug rather than by the request or an upstream."""
     original = error.original_error
-    return original is not None and not isinstance(original, GatewayError | GraphQLError)
+    return original is not None and not isinstance(original, (GatewayError, *_REQUEST_MISTAKES))
 
 
 def error_code(error: GraphQLError) -> ErrorCode:
@@ -38,7 +54,7 @@ def error_code(error: GraphQLError) -> ErrorCode:
         return original.code
     if error.message == INTERNAL_MESSAGE:
         return ErrorCode.INTERNAL
-    if original is None or isinstance(original, GraphQLError):
+    if original is None or isinstance(original, _REQUEST_MISTAKES):
         return ErrorCode.BAD_USER_INPUT
     return ErrorCode.INTERNAL
 
@@ -46,6 +62,7 @@ def error_code(error: GraphQLError) -> ErrorCode:
 def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
     """The error as JSON, with `extensions.code` and `extensions.request_id`."""
     formatted: dict[str, Any] = dict(error.formatted)
+    formatted["message"] = bounded(error.message)
     extensions = dict(formatted.get("extensions") or {})
     original = error.original_error
     if isinstance(original, GatewayError):
@@ -60,6 +77,9 @@ def http_error(message: str, request_id: str, code: ErrorCode) -> dict[str, Any]
     """A GraphQL-shaped body for a request refused before execution."""
     return {
         "errors": [
-            {"message": message, "extensions": {"code": code.value, "request_id": request_id}}
+            {
+                "message": bounded(message),
+                "extensions": {"code": code.value, "request_id": request_id},
+            }
         ]
     }

@@ -8,19 +8,23 @@ from typing import Any, Protocol
 
 import structlog
 from cross_web import AsyncHTTPRequestAdapter, HTTPException, StarletteRequestAdapter
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema import BaseSchema
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
 from gateway.auth import Identity
 from gateway.errors import ErrorCode, GatewayError
 from gateway.graphql_errors import error_code, format_error, http_error
 from gateway.graphql_request import check_body_headers, read_body, read_params
+from gateway.graphql_ws import GatewayTransportWS
 from gateway.result_cache import ResultCache, StoredResult
 from gateway.runtime import Runtime
 
@@ -30,6 +34,7 @@ log = structlog.get_logger("gateway.graphql")
 class ConnectionContext(Protocol):
     """What the view needs of a context: credentials, and what decides result caching."""
 
+    request_id: str
     authorization: str | None
     connection_params: dict[str, object] | None
     provenance: list[dict[str, Any]]
@@ -62,6 +67,8 @@ class GatewayGraphQL(GraphQL[ConnectionContext, None]):
     """POST/GET queries, graphql-transport-ws subscriptions and the offline GraphiQL page."""
 
     request_adapter_class = GatewayRequestAdapter
+    stream_transport_classes_by_protocol = {}  # subscriptions stream over WebSocket only
+    graphql_transport_ws_handler_class = GatewayTransportWS
 
     def __init__(
         self,
@@ -76,6 +83,7 @@ class GatewayGraphQL(GraphQL[ConnectionContext, None]):
             allow_queries_via_get=True,
             keep_alive=True,
             keep_alive_interval=15,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             max_subscriptions_per_connection=runtime.settings.limits.max_subscriptions_per_connection,
         )
         self.runtime = runtime
@@ -143,12 +151,26 @@ class GatewayGraphQL(GraphQL[ConnectionContext, None]):
         return context
 
     async def on_ws_connect(self, context: ConnectionContext) -> dict[str, object] | None:
-        """Take the token from connection_init's payload when the handshake had none."""
+        """Take the token from connection_init's payload (else the handshake's); with auth on,
+        refuse the connection (4403) unless it is valid."""
         payload = context.connection_params or {}
-        token = payload.get("Authorization") or payload.get("authorization")
-        if isinstance(token, str):
+        token = payload.get("Authorization", payload.get("authorization"))
+        if token is not None and not isinstance(token, str):
+            raise ConnectionRejectionError
+        if token is not None:
             context.authorization = token
+        if self.runtime.verifier.enabled:
+            try:
+                context.identity  # noqa: B018 - checks the token
+            except GatewayError:
+                raise ConnectionRejectionError from None
         return None
+
+    def formatted_errors(self, errors: list[GraphQLError], request_id: str) -> list[dict[str, Any]]:
+        """Errors in the one shape every transport uses, counted by code."""
+        for error in errors:
+            self.runtime.metrics.graphql_errors.labels(error_code(error).value).inc()
+        return [format_error(error, request_id) for error in errors]
 
     async def process_result(
         self, request: Request, result: ExecutionResult
@@ -156,10 +178,7 @@ class GatewayGraphQL(GraphQL[ConnectionContext, None]):
         """data, errors with code and request id, and extensions."""
         response: dict[str, Any] = {"data": result.data}
         if result.errors:
-            request_id = request_id_of(request)
-            response["errors"] = [format_error(error, request_id) for error in result.errors]
-            for error in result.errors:
-                self.runtime.metrics.graphql_errors.labels(error_code(error).value).inc()
+            response["errors"] = self.formatted_errors(result.errors, request_id_of(request))
         if result.extensions:
             response["extensions"] = result.extensions
         await self._store(request, result)

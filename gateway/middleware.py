@@ -147,3 +147,40 @@ class HttpMetricsMiddleware:
             await self.app(scope, receive, recording_send)
         finally:
             self.metrics.http_requests.labels(route, scope["method"], str(status)).inc()
+
+
+class WebSocketMessageLimitMiddleware:
+    """Closes a WebSocket (1009) whose message exceeds `max_bytes`, under any ASGI server."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Measure each received message; past the limit, close and tell the app it is gone."""
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        closed = False
+
+        async def limited_receive() -> Message:
+            nonlocal closed
+            message = await receive()
+            if message["type"] == "websocket.receive" and self._too_large(message):
+                closed = True
+                reason = f"message exceeds {self.max_bytes} bytes"
+                await send({"type": "websocket.close", "code": 1009, "reason": reason})
+                return {"type": "websocket.disconnect", "code": 1009}
+            return message
+
+        async def open_send(message: Message) -> None:
+            if not closed:
+                await send(message)
+
+        await self.app(scope, limited_receive, open_send)
+
+    def _too_large(self, message: Message) -> bool:
+        text = message.get("text")
+        if text is not None:
+            return len(text) > self.max_bytes or len(text.encode()) > self.max_bytes
+        return len(message.get("bytes") or b"") > self.max_bytes

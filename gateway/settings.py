@@ -47,8 +47,10 @@ class QueryLimits(BaseModel):
     max_depth: int = 15
     max_aliases: int = 30
     max_tokens: int = 5_000
-    parser_cache_size: int = 512
-    validation_cache_size: int = 512
+    document_cache_entries: int = 512
+    document_cache_bytes: int = Field(
+        64 * 1024 * 1024, description="estimated memory of cached parsed and validated documents"
+    )
     introspection: bool = True
     max_subscriptions_per_connection: int = 20
     max_list_items: int = Field(1_000, ge=1, description="items in any one list argument")

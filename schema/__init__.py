@@ -1,7 +1,7 @@
 """The GraphQL contract: types, root operations, extensions; `schema.graphql` is its export."""
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import structlog
@@ -11,7 +11,8 @@ from strawberry.federation import Schema
 from strawberry.federation.schema import FederationAny
 from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext, Info
+from strawberry.types import ExecutionContext, ExecutionResult, Info
+from strawberry.types.graphql import OperationType
 
 from gateway.errors import shown
 from gateway.graphql_errors import error_code, is_unexpected, map_redis_failures
@@ -48,6 +49,28 @@ class GatewaySchema(Schema):
         """`_entities`: each representation checked, then resolved through the loaders."""
         items = resolve_entities(info, representations, self.entities, self.max_representations)
         return [FederationAny(item) for item in items]
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """As Strawberry, but a subscription is refused: it streams over WebSocket only."""
+        allowed = set(allowed_operation_types or OperationType) - {OperationType.SUBSCRIPTION}
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed,
+            operation_extensions,
+        )
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

@@ -3,21 +3,20 @@
 import time
 from collections.abc import Callable, Iterator
 
+from graphql import ASTValidationRule, GraphQLError, OperationDefinitionNode
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
 
 from gateway.graphql_errors import INTERNAL_MESSAGE, is_unexpected
 from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
+from schema.document_cache import DocumentCache, DocumentStore
+from schema.document_limits import NonEmptySelectionSets, document_limits_rule
 from schema.provenance import Provenance
 
 
@@ -43,26 +42,46 @@ class OperationMetrics(SchemaExtension):
         self.metrics.graphql_latency.labels(kind, outcome).observe(time.perf_counter() - started)
 
 
+class OperationChoice(SchemaExtension):
+    """Refuses a document of several operations when `operationName` does not pick one."""
+
+    def on_operation(self) -> Iterator[None]:
+        """Note the requested name: before parsing, the context knows only that one."""
+        self.requested = self.execution_context.operation_name
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        """A request error in place of validation when the operation is ambiguous."""
+        document = self.execution_context.graphql_document
+        if document is not None and self.requested is None:
+            operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+            if len(operations) > 1:
+                self.execution_context.pre_execution_errors = [
+                    GraphQLError("operationName is required: the document has several operations")
+                ]
+        yield
+
+
 def limit_extensions(
     limits: QueryLimits, metrics: GatewayMetrics, cache_backed: frozenset[str] = frozenset()
 ) -> list[Callable[[], SchemaExtension]]:
     """Extension factories: caches, depth/alias/token limits, masking, metrics, introspection.
 
-    The validation rules are built once: ValidationCache keys on them, so rule classes made
-    per request (as QueryDepthLimiter and MaxAliasesLimiter do) would defeat the cache.
+    The validation rules and the document store are built once, shared by every request.
     """
-    rules = [
-        *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
+    rules: list[type[ASTValidationRule]] = [
+        document_limits_rule(limits.max_depth, limits.max_aliases),
+        NonEmptySelectionSets,
     ]
     if not limits.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
+    documents = DocumentStore(limits.document_cache_entries, limits.document_cache_bytes)
     return [
         lambda: OperationMetrics(metrics),
         lambda: Provenance(cache_backed),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: ParserCache(maxsize=limits.parser_cache_size),
         lambda: AddValidationRules(rules),
-        lambda: ValidationCache(maxsize=limits.validation_cache_size),
+        lambda: DocumentCache(documents),
+        OperationChoice,
         lambda: MaskErrors(should_mask_error=is_unexpected, error_message=INTERNAL_MESSAGE),
     ]

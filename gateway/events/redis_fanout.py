@@ -12,11 +12,11 @@ from pydantic import ValidationError
 from gateway.errors import BadUserInput, shown
 from gateway.events.base import UNKNOWN_EVENT_TYPE, EventMetrics, ReceivedEvent
 from gateway.events.redis_streams import (
-    STREAM_ID,
     TYPE_FIELD,
     StreamKeys,
     decode_entry,
     entry_id,
+    is_stream_id,
     require_blocking_client,
     stream_id_key,
 )
@@ -184,7 +184,7 @@ class StreamFanout:
         queue_size: int | None = None,
     ) -> AsyncIterator[FanoutSubscription]:
         """A subscription for the `async with` block; `since` (exclusive) replays from that id."""
-        if since is not None and not STREAM_ID.match(since):
+        if since is not None and not is_stream_id(since):
             raise BadUserInput(
                 f"since must be a stream id like '1700000000000-0', not {shown(since)}"
             )

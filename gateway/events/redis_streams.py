@@ -28,7 +28,8 @@ from gateway.redis import key
 BACKEND = "redis"
 TYPE_FIELD = b"type"
 EVENT_FIELD = b"event"
-STREAM_ID = re.compile(r"^\d+(-\d+)?$")
+STREAM_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")
+_UINT64_MAX = 2**64 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,14 @@ def entry_id(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
+def is_stream_id(value: str) -> bool:
+    """True for an id Redis accepts: `<ms>` or `<ms>-<seq>`, each an unsigned 64-bit number."""
+    found = STREAM_ID.fullmatch(value)
+    return found is not None and all(
+        int(part) <= _UINT64_MAX for part in found.groups() if part is not None
+    )
+
+
 def stream_id_key(value: str) -> tuple[int, int]:
     """A stream id ("ms-seq" or "ms") as a tuple that sorts the way Redis orders entries."""
     milliseconds, _, sequence = value.partition("-")
@@ -96,7 +105,7 @@ async def acknowledge(
     for delivery in deliveries:
         if isinstance(delivery, ReceivedEvent):
             by_type[delivery.event.event_type].append(delivery.delivery_id)
-        elif STREAM_ID.match(delivery):
+        elif is_stream_id(delivery):
             by_type[UNKNOWN_EVENT_TYPE].append(delivery)
         else:
             raise BadUserInput(f"{shown(delivery)} is not a stream entry id")

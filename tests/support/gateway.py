@@ -17,8 +17,12 @@ def gateway_settings(redis_url: str, namespace: str, **overrides: Any) -> Settin
 
 
 def start_gateway(settings: Settings) -> ServerThread:
-    """A running gateway for `settings` on a free port, under `serve`'s HTTP protocol."""
-    return ServerThread(create_app(settings), http=bounded_http_protocol(settings.http)).start()
+    """A running gateway for `settings` on a free port, under `serve`'s HTTP protocol and sizes."""
+    return ServerThread(
+        create_app(settings),
+        http=bounded_http_protocol(settings.http),
+        ws_max_size=settings.limits.max_body_bytes,
+    ).start()
 
 
 def graphql(

@@ -21,6 +21,7 @@ class ServerThread:
         port: int | None = None,
         lifespan: str = "on",
         http: Callable[..., asyncio.Protocol] | str = "auto",
+        ws_max_size: int = 16 * 1024 * 1024,
     ) -> None:
         self.app = app
         self.port = port or free_port()
@@ -33,6 +34,7 @@ class ServerThread:
             loop="asyncio",
             ws="websockets-sansio",
             http=http,  # type: ignore[arg-type]
+            ws_max_size=ws_max_size,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

@@ -1,0 +1,1 @@
+"""GitLab: repository files, OWNERS, refs and project members of GitLab instances."""

@@ -1,0 +1,183 @@
+"""Hostile GraphQL documents: validation costs time linear in the document, mistakes are coded."""
+
+import gc
+import time
+import tracemalloc
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+
+from gateway.metrics import GatewayMetrics
+from gateway.settings import QueryLimits
+from schema import build_schema
+from tests.support.server_thread import ServerThread
+
+SECRET = "test-secret-not-for-production-0123456789"
+
+
+@pytest.fixture
+def secured(gateway_factory: Callable[..., ServerThread]) -> ServerThread:
+    """A gateway with auth on; every request below is anonymous."""
+    return gateway_factory(auth={"secret": SECRET})
+
+
+def post(server: ServerThread, body: dict[str, Any], timeout: float = 10) -> httpx.Response:
+    return httpx.post(f"{server.url}/graphql", json=body, timeout=timeout)
+
+
+def only_error(response: httpx.Response) -> dict[str, Any]:
+    """The single error of a response, checked to carry a code and the request id."""
+    body = response.json()
+    assert body.get("data") is None, body
+    assert len(body["errors"]) == 1, body
+    error: dict[str, Any] = body["errors"][0]
+    assert error["extensions"]["request_id"] == response.headers["x-request-id"]
+    return error
+
+
+def fragment_fan(levels: int, spreads: int = 3) -> str:
+    """`levels` fragments, each spreading the one below `spreads` times: 3^levels paths."""
+    fragments = ["fragment F0 on Query { __typename }"]
+    for level in range(1, levels + 1):
+        fan = " ".join(f"...F{level - 1}" for _ in range(spreads))
+        fragments.append(f"fragment F{level} on Query {{ {fan} }}")
+    return f"query Fan {{ ...F{levels} }}\n" + "\n".join(fragments)
+
+
+def test_fragment_fan_out_is_answered_quickly_and_does_not_block_healthz(
+    secured: ServerThread,
+) -> None:
+    assert post(secured, {"query": "{ __typename }"}).status_code == 200  # warm the connection
+    document = {"query": fragment_fan(20)}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(post, secured, document, 30)
+        health = httpx.get(f"{secured.url}/healthz", timeout=5)
+        assert health.status_code == 200
+        response = pending.result()
+    assert response.status_code == 200
+    assert response.json() == {"data": {"__typename": "Query"}}
+    fastest = min(_elapsed(secured, document) for _ in range(3))
+    assert fastest < 0.1, f"3 spreads x 20 levels took {fastest:.3f}s"
+
+
+def _elapsed(server: ServerThread, body: dict[str, Any]) -> float:
+    started = time.perf_counter()
+    assert post(server, body, 30).status_code == 200
+    return time.perf_counter() - started
+
+
+def test_depth_through_fragments_is_still_refused(
+    gateway_factory: Callable[..., ServerThread],
+) -> None:
+    server = gateway_factory(auth={"secret": SECRET}, limits={"max_depth": 1})
+    query = (
+        "query Deep { ...Info } fragment Info on Query { gateway_info_v1 { ...Accounts } } "
+        "fragment Accounts on GatewayInfo_v1 { upstream_accounts { name } }"
+    )
+    error = only_error(post(server, {"query": query}))
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["message"] == "'Deep' exceeds maximum operation depth of 1"
+
+
+def test_aliases_count_once_per_spread(gateway_factory: Callable[..., ServerThread]) -> None:
+    server = gateway_factory(auth={"secret": SECRET}, limits={"max_aliases": 5})
+    query = "{ ...Two ...Two ...Two } fragment Two on Query { a: __typename b: __typename }"
+    error = only_error(post(server, {"query": query}))
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["message"] == "6 aliases found. Allowed: 5"
+
+
+def test_undefined_fragment_is_a_validation_error(secured: ServerThread) -> None:
+    error = only_error(post(secured, {"query": "{ ...Missing }"}))
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["message"] == "Unknown fragment 'Missing'."
+
+
+@pytest.mark.parametrize(
+    "query", ["{}", "query Q { gateway_info_v1 { } }", "{ ...E } fragment E on Query {}"]
+)
+def test_empty_selection_set_is_a_validation_error(secured: ServerThread, query: str) -> None:
+    error = only_error(post(secured, {"query": query}))
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "at least one field" in error["message"]
+
+
+def test_fragment_cycle_is_a_validation_error(secured: ServerThread) -> None:
+    query = "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A __typename }"
+    body = post(secured, {"query": query}).json()
+    assert body.get("data") is None
+    assert {e["extensions"]["code"] for e in body["errors"]} == {"BAD_USER_INPUT"}
+    assert any("within itself" in e["message"] for e in body["errors"]), body
+
+
+def test_subscription_over_post_is_a_coded_client_error(secured: ServerThread) -> None:
+    response = post(secured, {"query": "subscription { events_v1 { id } }"})
+    assert 400 <= response.status_code < 500
+    error = only_error(response)
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "subscriptions are not allowed" in error["message"]
+
+
+def test_two_operations_without_operation_name_are_refused(secured: ServerThread) -> None:
+    query = "query A { __typename } query B { __typename }"
+    error = only_error(post(secured, {"query": query}))
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "operationName" in error["message"]
+
+
+def test_operation_name_naming_no_operation_is_refused(secured: ServerThread) -> None:
+    query = "query A { __typename }"
+    error = only_error(post(secured, {"query": query, "operationName": "B"}))
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "Unknown operation named" in error["message"]
+
+
+def test_named_operation_of_several_runs(secured: ServerThread) -> None:
+    query = "query A { a: __typename } query B { b: __typename }"
+    assert post(secured, {"query": query, "operationName": "B"}).json() == {"data": {"b": "Query"}}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"query": "query A { __typename }", "operationName": "B" * 300_000},
+        {"query": "{ " + "x" * 300_000 + " }"},
+        {"query": "{ ..." + "F" * 300_000 + " }"},
+    ],
+    ids=["operation-name", "field-name", "fragment-name"],
+)
+def test_long_names_are_not_echoed_in_full(secured: ServerThread, body: dict[str, Any]) -> None:
+    response = post(secured, body)
+    assert len(response.content) < 4096, response.content[:300]
+    error = only_error(response)
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_distinct_large_documents_are_not_kept_in_memory() -> None:
+    schema = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()))
+    assert (await schema.execute("{ __typename }")).data == {"__typename": "Query"}
+    gc.collect()
+    tracemalloc.start()
+    before, _ = tracemalloc.get_traced_memory()
+    for index in range(20):
+        padding = f"# {index} " + "x" * 200_000 + "\n"
+        result = await schema.execute(padding + "{ __typename }")
+        assert result.data == {"__typename": "Query"}
+    del result
+    gc.collect()
+    retained, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert retained - before < 1_000_000, f"{retained - before} bytes kept after 20 x 200 kB"
+
+
+async def test_repeated_documents_are_parsed_and_validated_once() -> None:
+    schema = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()))
+    first = await schema.execute("{ no_such_field }")
+    again = await schema.execute("{ no_such_field }")
+    assert first.errors is not None
+    assert again.errors is not None
+    assert first.errors[0] is again.errors[0]

@@ -22,6 +22,8 @@ from resolvers.jira import api as jira_api
 from resolvers.jira.source import JiraSource
 from resolvers.pagerduty.api import PagerDutyApi
 from resolvers.pagerduty.source import PagerDutySource
+from resolvers.qontract_server.api import QONTRACT_SERVER, QontractServerApi, auth_headers
+from resolvers.qontract_server.source import UPSTREAM, QontractServerSource
 from resolvers.slack.api import SlackApi, slack_outage
 from resolvers.slack.source import SlackSource
 
@@ -75,6 +77,7 @@ class Sources:
     slack: dict[str, SlackSource] = field(default_factory=dict)
     github: dict[str, GitHubSource] = field(default_factory=dict)
     jira: dict[str, JiraSource] = field(default_factory=dict)
+    qontract_server: QontractServerSource | None = None
     clients: list[UpstreamClient] = field(default_factory=list)
 
     @classmethod
@@ -85,7 +88,41 @@ class Sources:
         sources._add_slack(runtime)
         sources._add_github(runtime)
         sources._add_jira(runtime)
+        sources._add_qontract_server(runtime)
         return sources
+
+    def _add_qontract_server(self, runtime: Runtime) -> None:
+        """The federated qontract-server, when configured; its token is never the caller's."""
+        configured = runtime.settings.upstreams.qontract_server
+        if configured is None:
+            return
+        token = configured.token.read().get_secret_value() if configured.token else None
+        client = UpstreamClient(
+            UpstreamAccount(
+                system=UPSTREAM,
+                name="default",
+                base_url=configured.url,
+                bucket=Bucket(UPSTREAM, "default", "graphql", QONTRACT_SERVER),
+                headers=auth_headers(token, configured.auth_scheme),
+            ),
+            runtime.limiter,
+            runtime.upstream_metrics,
+            UpstreamPolicy(
+                read_timeout=configured.timeout,
+                max_attempts=3,
+                max_total_seconds=configured.timeout,
+                failure_threshold=3,
+                cool_down=configured.poll_interval,
+            ),
+        )
+        self.clients.append(client)
+        self.qontract_server = QontractServerSource(
+            QontractServerApi(client),
+            runtime.cache,
+            runtime.redis,
+            runtime.settings.redis.namespace,
+            configured,
+        )
 
     def _add_pagerduty(self, runtime: Runtime) -> None:
         """One source per PagerDuty instance."""

@@ -23,7 +23,8 @@ from gateway.errors import (
     UpstreamUnavailable,
     redis_unavailable,
 )
-from gateway.redis import key
+from gateway.owned_lease import OwnedLeases, ms
+from gateway.redis_keys import CacheKeys, tag
 
 T = TypeVar("T")
 Outcome = Literal["hit", "miss", "stale"]
@@ -34,22 +35,6 @@ STALE_ON: tuple[type[BaseException], ...] = (
     UpstreamError,
     Timeout,
 )
-
-# KEYS: lock. ARGV: token. Deletes the lock only while this holder still owns it.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-# KEYS: lock. ARGV: token, lease ms. Extends the lease only while this holder still owns it.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
 
 
 @dataclass(frozen=True)
@@ -68,7 +53,7 @@ class CacheKey:
     @property
     def tag(self) -> str:
         """The Redis hash tag shared by all keys of this system, account and data type."""
-        return f"{self.system}/{self.account}/{self.data_type}"
+        return tag(self.system, self.account, self.data_type)
 
 
 @dataclass(frozen=True)
@@ -242,19 +227,19 @@ class Cache:
         self.batch_concurrency = batch_concurrency
         self._inflight: dict[str, asyncio.Task[Cached[Any]]] = {}
         self.writes = 0
-        self._release = redis.register_script(_RELEASE)
-        self._renew = redis.register_script(_RENEW)
+        self._keys = CacheKeys(namespace)
+        self._leases = OwnedLeases(redis)
 
     def key_name(self, cache_key: CacheKey) -> str:
         """The Redis key holding the value of `cache_key`."""
-        return key(self._namespace, "cache", cache_key.tag, "value", cache_key.ident)
+        return self._keys.value(cache_key.tag, cache_key.ident)
 
     def local_expiry(self, name: str) -> float | None:
         """When this process's copy of the value under Redis key `name` expires (monotonic)."""
         return self._local.expiry(name)
 
     def _lock_name(self, cache_key: CacheKey) -> str:
-        return key(self._namespace, "cache", cache_key.tag, "lock", cache_key.ident)
+        return self._keys.lock(cache_key.tag, cache_key.ident)
 
     async def get_or_fetch(
         self,
@@ -358,7 +343,7 @@ class Cache:
                 pipe.set(
                     self.key_name(cache_key),
                     _encode(_Stored(value, now, ttl)),
-                    px=_px(ttl + stale_window),
+                    px=ms(ttl + stale_window),
                 )
             await pipe.execute()
         for cache_key, value in values.items():
@@ -397,11 +382,7 @@ class Cache:
         if prefix.account is None and prefix.data_type is not None:
             raise ValueError("a data type prefix needs its account")
         parts = [p for p in (prefix.system, prefix.account, prefix.data_type) if p is not None]
-        if prefix.data_type is not None:
-            start = key(self._namespace, "cache", "/".join(parts), "value", "")
-            return start, _glob_escape(start) + "*"
-        open_tag = key(self._namespace, "cache", "/".join(parts) + "/")[:-1]  # drop the "}"
-        return open_tag, _glob_escape(open_tag) + "*}:value:*"
+        return self._keys.values_under(tag(*parts), complete=prefix.data_type is not None)
 
     async def _lookup(
         self,
@@ -420,7 +401,7 @@ class Cache:
                 if last is not None and last.age() < ttl:
                     return self._fresh(cache_key, name, last, "hit")
                 token = secrets.token_hex(16)
-                if await self._redis.set(lock, token, nx=True, px=_px(self._lease)):
+                if not await self._leases.acquire([lock], token, self._lease):
                     return await self._fetch_holding(
                         cache_key, name, lock, token, fetch, ttl, max_stale
                     )
@@ -466,18 +447,18 @@ class Cache:
                 fetched = _Stored(value.value, time.time(), ttl, value.inputs_age)
             else:
                 fetched = _Stored(value, time.time(), ttl)
-            await self._redis.set(name, _encode(fetched), px=_px(ttl + max_stale))
+            await self._redis.set(name, _encode(fetched), px=ms(ttl + max_stale))
             return self._fresh(cache_key, name, fetched, "miss")
         finally:
             renewer.cancel()
             with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
-                await self._release(keys=[lock], args=[token])
+                await self._leases.release([lock], token)
 
     async def _renew_lease(self, lock: str, token: str) -> None:
         while True:
             await asyncio.sleep(self._lease / 3)
             with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
-                await self._renew(keys=[lock], args=[token, _px(self._lease)])
+                await self._leases.renew([lock], token, self._lease)
 
     def _fresh(
         self, cache_key: CacheKey, name: str, stored: _Stored, outcome: Outcome
@@ -527,14 +508,6 @@ def _decode(raw: bytes | str | None) -> _Stored | None:
         return None
     data = json.loads(raw)
     return _Stored(data["v"], float(data["t"]), float(data["ttl"]), float(data.get("a", 0.0)))
-
-
-def _px(seconds: float) -> int:
-    return max(1, int(seconds * 1000))
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
 
 
 async def _split(

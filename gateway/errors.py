@@ -21,6 +21,7 @@ class ErrorCode(StrEnum):
     SUBSCRIPTION_DROPPED = "SUBSCRIPTION_DROPPED"
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
     BUNDLE_NOT_FOUND = "BUNDLE_NOT_FOUND"
+    CONFLICT = "CONFLICT"
 
 
 class GatewayError(Exception):
@@ -109,6 +110,12 @@ class LimitExceeded(GatewayError):
     """A bound on what one caller or one process may hold was reached; retry once some ends."""
 
     code = ErrorCode.LIMIT_EXCEEDED
+
+
+class Conflict(GatewayError):
+    """Another run is changing part of what this one would change; retry once it has ended."""
+
+    code = ErrorCode.CONFLICT
 
 
 SHOWN_CHARACTERS = 64

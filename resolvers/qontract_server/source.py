@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 
 from gateway.cache import Cache, CacheKey
 from gateway.errors import BundleNotFound, GatewayError, UpstreamError, UpstreamUnavailable
-from gateway.redis import key
+from gateway.redis_keys import SchemaKeys
 from gateway.settings import QontractServerSettings
 from resolvers.qontract_server.api import Answer, QontractServerApi, checked_sha
 
@@ -86,7 +86,7 @@ class QontractServerSource:
         self.api = api
         self.cache = cache
         self.redis = redis
-        self.namespace = namespace
+        self.schema_keys = SchemaKeys(namespace, UPSTREAM)
         self.settings = settings
         self.memory = AnswerMemory(settings.answer_cache_bytes)
         self._large: dict[str, Answer] = {}
@@ -186,8 +186,8 @@ class QontractServerSource:
         The fingerprint is the sha256 of the introspection; a new bundle with the same schema
         (a data-only reload) costs one introspection per sha across all replicas, then none.
         """
-        by_sha = key(self.namespace, UPSTREAM, "schema", "sha", sha)
-        last = key(self.namespace, UPSTREAM, "schema", "last")
+        by_sha = self.schema_keys.by_sha(sha)
+        last = self.schema_keys.last()
         try:
             fingerprint = await self.redis.get(by_sha)
             if fingerprint is not None:
@@ -216,7 +216,7 @@ class QontractServerSource:
     async def last_schema(self) -> tuple[str, dict[str, Any]] | None:
         """The last schema any replica learned (start-up while qontract-server is down)."""
         try:
-            fingerprint = await self.redis.get(key(self.namespace, UPSTREAM, "schema", "last"))
+            fingerprint = await self.redis.get(self.schema_keys.last())
             if fingerprint is None:
                 return None
             stored = await self._stored_schema(_text(fingerprint))
@@ -225,7 +225,7 @@ class QontractServerSource:
         return None if stored is None else (_text(fingerprint), stored)
 
     def _schema_key(self, fingerprint: str) -> str:
-        return key(self.namespace, UPSTREAM, "schema", "fingerprint", fingerprint)
+        return self.schema_keys.by_fingerprint(fingerprint)
 
     async def _stored_schema(self, fingerprint: str) -> dict[str, Any] | None:
         raw = await self.redis.get(self._schema_key(fingerprint))

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.cache import CacheKey, CachePrefix
 from gateway.errors import UpstreamUnavailable
-from gateway.redis import key
+from gateway.redis_keys import CacheKeys
 from gateway.upstream import UpstreamClient, UpstreamPath, UpstreamPolicy
 from tests.emulators.base import UpstreamEmulator
 from tests.primitives.conftest import SECRET, ReplicaFactory
@@ -153,7 +153,7 @@ async def test_lock_of_a_killed_holder_is_taken_over_within_its_lease(
         env={**os.environ, "PYTHONPATH": os.getcwd()},
     )
     survivor = replicas()
-    lock = key(namespace, "cache", ITEM.tag, "lock", ITEM.ident)
+    lock = CacheKeys(namespace).lock(ITEM.tag, ITEM.ident)
     try:
 
         async def holder_locked() -> bool:

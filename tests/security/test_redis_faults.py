@@ -10,7 +10,8 @@ import redis
 
 from gateway.auth import mint_token
 from gateway.events.model import Event
-from gateway.events.redis_streams import encode_entry, stream_keys
+from gateway.events.redis_streams import encode_entry
+from gateway.redis_keys import stream_keys
 from tests.support.gateway import gateway_settings, graphql, start_gateway
 from tests.support.graphql_ws import GraphQLWebSocket
 from tests.support.redis_server import PrivateRedis

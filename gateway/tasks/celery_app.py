@@ -22,7 +22,7 @@ def broker_url(redis_url: str) -> str:
 
 
 def create_celery_app(settings: Settings) -> Celery:
-    """A Celery app on the gateway's Redis; its keys live under `<namespace>:celery:{broker}:` (one slot)."""
+    """A Celery app on the gateway's Redis; its keys live under `<ns>:celery:{broker}:`."""
     if settings.redis.url is None:
         raise ValueError("the Celery engine needs a Redis URL")
     app = Celery("qontract-gateway", set_as_current=False)

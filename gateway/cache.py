@@ -504,10 +504,14 @@ def _encode(stored: _Stored) -> str:
 
 
 def _decode(raw: bytes | str | None) -> _Stored | None:
+    """The stored record, or None for no entry or one this replica cannot read (a miss)."""
     if raw is None:
         return None
-    data = json.loads(raw)
-    return _Stored(data["v"], float(data["t"]), float(data["ttl"]), float(data.get("a", 0.0)))
+    try:
+        data = json.loads(raw)
+        return _Stored(data["v"], float(data["t"]), float(data["ttl"]), float(data.get("a", 0.0)))
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 async def _split(

@@ -177,7 +177,7 @@ class SchemaKeys:
         return key(self.namespace, self.upstream, "schema", "last")
 
 
-_PART = r"(?:[A-Za-z0-9\-._~/:@+=,]|%[0-9A-F]{2})+"
+_PART = r"(?:%h[0-9a-f]{64}|(?:[A-Za-z0-9\-._~/:@+=,]|%[0-9A-F]{2})+)"
 _TAGGED = r"[^{{}}]+:{area}:\{{{tag}\}}"
 PATTERNS: tuple[re.Pattern[str], ...] = tuple(
     re.compile(text)

@@ -12,6 +12,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Counter
+from pydantic import TypeAdapter
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -28,6 +29,11 @@ from gateway.redis_keys import CacheKeys, tag
 
 T = TypeVar("T")
 Outcome = Literal["hit", "miss", "stale"]
+
+FLAG: "TypeAdapter[bool]" = TypeAdapter(bool)
+"""The record of a cached yes/no (a ref exists)."""
+TEXT: "TypeAdapter[str | None]" = TypeAdapter(str | None)
+"""The record of a cached text, None when there is none (a file)."""
 
 STALE_ON: tuple[type[BaseException], ...] = (
     UpstreamUnavailable,
@@ -248,13 +254,16 @@ class Cache:
         ttl: float,
         *,
         max_stale: float | None = None,
+        record: "TypeAdapter[T] | None" = None,
     ) -> Cached[T]:
         """The fresh cached value, else one fetch shared by every caller on every replica.
 
         When the fetch fails with an upstream error, a copy up to `max_stale` seconds past its
-        TTL is served with outcome `stale`; otherwise the error is raised.
+        TTL is served with outcome `stale`; otherwise the error is raised. `record` is the
+        value's type: what Redis holds is checked against it on the way in and out (an entry
+        that does not fit is a miss); without it the value is JSON as is.
         """
-        return await self._get(cache_key, fetch, ttl, max_stale)
+        return await self._get(cache_key, fetch, ttl, max_stale, record)
 
     async def get_or_derive(
         self,
@@ -263,9 +272,10 @@ class Cache:
         ttl: float,
         *,
         max_stale: float | None = None,
+        record: "TypeAdapter[T] | None" = None,
     ) -> Cached[T]:
         """Like `get_or_fetch`, for a value built from other cached values (see `Derived`)."""
-        return await self._get(cache_key, build, ttl, max_stale)
+        return await self._get(cache_key, build, ttl, max_stale, record)
 
     async def _get(
         self,
@@ -273,6 +283,7 @@ class Cache:
         fetch: Callable[[], Awaitable[Any]],
         ttl: float,
         max_stale: float | None,
+        record: "TypeAdapter[Any] | None",
     ) -> Cached[Any]:
         name = self.key_name(cache_key)
         entry = self._local.get(name)
@@ -282,7 +293,9 @@ class Cache:
         task = self._inflight.get(name)
         if task is None:
             stale_window = self._max_stale if max_stale is None else max_stale
-            task = asyncio.ensure_future(self._lookup(cache_key, name, fetch, ttl, stale_window))
+            task = asyncio.ensure_future(
+                self._lookup(cache_key, name, fetch, ttl, stale_window, record)
+            )
             self._inflight[name] = task
             task.add_done_callback(lambda _: self._inflight.pop(name, None))
         try:
@@ -294,7 +307,7 @@ class Cache:
         return result
 
     async def get_many(
-        self, cache_keys: Iterable[CacheKey]
+        self, cache_keys: Iterable[CacheKey], record: "TypeAdapter[Any] | None" = None
     ) -> tuple[dict[CacheKey, Cached[Any]], list[CacheKey]]:
         """Fresh values of a batch (local tier, then one MGET per hash tag) and the keys missing."""
         found: dict[CacheKey, Cached[Any]] = {}
@@ -322,7 +335,7 @@ class Cache:
             replies = await pipe.execute()
         for group, raws in zip(groups.values(), replies, strict=True):
             for cache_key, raw in zip(group, raws, strict=True):
-                stored = _decode(raw)
+                stored = _decode(raw, record)
                 if stored is None or stored.age() >= stored.ttl:
                     missing.append(cache_key)
                     self._count(cache_key, "miss")
@@ -332,7 +345,12 @@ class Cache:
         return found, missing
 
     async def set_many(
-        self, values: Mapping[CacheKey, Any], ttl: float, *, max_stale: float | None = None
+        self,
+        values: Mapping[CacheKey, Any],
+        ttl: float,
+        *,
+        max_stale: float | None = None,
+        record: "TypeAdapter[Any] | None" = None,
     ) -> None:
         """Store a batch of freshly fetched values in one pipeline."""
         stale_window = self._max_stale if max_stale is None else max_stale
@@ -342,7 +360,7 @@ class Cache:
             for cache_key, value in values.items():
                 pipe.set(
                     self.key_name(cache_key),
-                    _encode(_Stored(value, now, ttl)),
+                    _encode(_Stored(value, now, ttl), record),
                     px=ms(ttl + stale_window),
                 )
             await pipe.execute()
@@ -350,11 +368,17 @@ class Cache:
             self._local.put(self.key_name(cache_key), value, now, ttl)
 
     async def put(
-        self, cache_key: CacheKey, value: Any, ttl: float, *, max_stale: float | None = None
+        self,
+        cache_key: CacheKey,
+        value: T,
+        ttl: float,
+        *,
+        max_stale: float | None = None,
+        record: "TypeAdapter[T] | None" = None,
     ) -> None:
         """Store `value` as freshly fetched, e.g. after a reconcile action changed it."""
         self.writes += 1
-        await self.set_many({cache_key: value}, ttl, max_stale=max_stale)
+        await self.set_many({cache_key: value}, ttl, max_stale=max_stale, record=record)
 
     async def invalidate(self, target: CacheKey | CachePrefix) -> None:
         """Delete one key, or every key under a prefix, from Redis and the local tier."""
@@ -391,19 +415,20 @@ class Cache:
         fetch: Callable[[], Awaitable[Any]],
         ttl: float,
         max_stale: float,
+        record: "TypeAdapter[Any] | None",
     ) -> Cached[Any]:
         lock = self._lock_name(cache_key)
         deadline = time.monotonic() + self._wait_timeout
         last: _Stored | None = None
         async with self._redis_errors():
             while True:
-                last = _decode(await self._redis.get(name)) or last
+                last = _decode(await self._redis.get(name), record) or last
                 if last is not None and last.age() < ttl:
                     return self._fresh(cache_key, name, last, "hit")
                 token = secrets.token_hex(16)
                 if not await self._leases.acquire([lock], token, self._lease):
                     return await self._fetch_holding(
-                        cache_key, name, lock, token, fetch, ttl, max_stale
+                        cache_key, name, lock, token, fetch, ttl, max_stale, record
                     )
                 while await self._redis.exists(lock):
                     if time.monotonic() >= deadline:
@@ -416,7 +441,7 @@ class Cache:
                             Timeout(f"{cache_key.system}: another replica's fetch took too long"),
                         )
                     await asyncio.sleep(self._poll_interval)
-                    stored = _decode(await self._redis.get(name))
+                    stored = _decode(await self._redis.get(name), record)
                     if stored is not None and stored.age() < ttl:
                         return self._fresh(cache_key, name, stored, "hit")
 
@@ -429,10 +454,11 @@ class Cache:
         fetch: Callable[[], Awaitable[Any]],
         ttl: float,
         max_stale: float,
+        record: "TypeAdapter[Any] | None",
     ) -> Cached[Any]:
         renewer = asyncio.ensure_future(self._renew_lease(lock, token))
         try:
-            stored = _decode(await self._redis.get(name))
+            stored = _decode(await self._redis.get(name), record)
             if stored is not None and stored.age() < ttl:
                 return self._fresh(cache_key, name, stored, "hit")
             try:
@@ -447,7 +473,7 @@ class Cache:
                 fetched = _Stored(value.value, time.time(), ttl, value.inputs_age)
             else:
                 fetched = _Stored(value, time.time(), ttl)
-            await self._redis.set(name, _encode(fetched), px=ms(ttl + max_stale))
+            await self._redis.set(name, _encode(fetched, record), px=ms(ttl + max_stale))
             return self._fresh(cache_key, name, fetched, "miss")
         finally:
             renewer.cancel()
@@ -496,26 +522,30 @@ class Cache:
             raise redis_unavailable(exc, "shared cache") from exc
 
 
-def _encode(stored: _Stored) -> str:
-    record = {"t": stored.fetched_at, "ttl": stored.ttl, "v": stored.value}
+def _encode(stored: _Stored, record: "TypeAdapter[Any] | None") -> str:
+    value = stored.value
+    if record is not None:  # by alias: what the record's type reads back
+        value = record.dump_python(value, mode="json", by_alias=True)
+    data = {"t": stored.fetched_at, "ttl": stored.ttl, "v": value}
     if stored.inputs_age:
-        record["a"] = stored.inputs_age
-    return json.dumps(record, separators=(",", ":"))
+        data["a"] = stored.inputs_age
+    return json.dumps(data, separators=(",", ":"))
 
 
-def _decode(raw: bytes | str | None) -> _Stored | None:
+def _decode(raw: bytes | str | None, record: "TypeAdapter[Any] | None" = None) -> _Stored | None:
     """The stored record, or None for no entry or one this replica cannot read (a miss)."""
     if raw is None:
         return None
     try:
         data = json.loads(raw)
-        return _Stored(data["v"], float(data["t"]), float(data["ttl"]), float(data.get("a", 0.0)))
+        value = data["v"] if record is None else record.validate_python(data["v"])
+        return _Stored(value, float(data["t"]), float(data["ttl"]), float(data.get("a", 0.0)))
     except (ValueError, TypeError, KeyError):
         return None
 
 
 async def _split(
-    cache: Cache, cache_keys: Iterable[CacheKey]
+    cache: Cache, cache_keys: Iterable[CacheKey], record: "TypeAdapter[Any] | None"
 ) -> tuple[dict[CacheKey, "Cached[Any] | GatewayError"], list[CacheKey]]:
     """Fresh values of a batch and the keys to fetch; with Redis down, every key is to fetch.
 
@@ -524,7 +554,7 @@ async def _split(
     """
     keys = list(dict.fromkeys(cache_keys))
     try:
-        found, missing = await cache.get_many(keys)
+        found, missing = await cache.get_many(keys, record)
     except UpstreamUnavailable:
         return {}, keys
     return dict(found), missing
@@ -555,12 +585,17 @@ async def get_or_fetch_many(
     cache_keys: Iterable[CacheKey],
     fetch: Callable[[CacheKey], Awaitable[T]],
     ttl: float,
+    record: "TypeAdapter[T] | None" = None,
 ) -> dict[CacheKey, "Cached[T] | GatewayError"]:
     """Values of a batch: one MGET for what is cached, one shared fetch per missing key.
 
     A key whose fetch fails maps to its error, so one unknown id does not fail the batch.
     """
-    return await _many(cache, cache_keys, lambda k: cache.get_or_fetch(k, lambda: fetch(k), ttl))
+
+    def lookup(key: CacheKey) -> Awaitable[Cached[T]]:
+        return cache.get_or_fetch(key, lambda: fetch(key), ttl, record=record)
+
+    return await _many(cache, cache_keys, lookup, record)
 
 
 async def get_or_derive_many(
@@ -568,17 +603,23 @@ async def get_or_derive_many(
     cache_keys: Iterable[CacheKey],
     build: Callable[[CacheKey], Awaitable[Derived[T]]],
     ttl: float,
+    record: "TypeAdapter[T] | None" = None,
 ) -> dict[CacheKey, "Cached[T] | GatewayError"]:
     """Like `get_or_fetch_many`, for values built from other cached values (see `Derived`)."""
-    return await _many(cache, cache_keys, lambda k: cache.get_or_derive(k, lambda: build(k), ttl))
+
+    def lookup(key: CacheKey) -> Awaitable[Cached[T]]:
+        return cache.get_or_derive(key, lambda: build(key), ttl, record=record)
+
+    return await _many(cache, cache_keys, lookup, record)
 
 
 async def _many(
     cache: Cache,
     cache_keys: Iterable[CacheKey],
     lookup: Callable[[CacheKey], Awaitable[Cached[T]]],
+    record: "TypeAdapter[T] | None",
 ) -> dict[CacheKey, "Cached[T] | GatewayError"]:
-    results, missing = await _split(cache, cache_keys)
+    results, missing = await _split(cache, cache_keys, record)
     await _fill(cache, results, missing, lookup)
     return results
 
@@ -588,6 +629,7 @@ async def get_or_fetch_batch(
     cache_keys: Iterable[CacheKey],
     fetch_many: Callable[[list[CacheKey]], Awaitable[Mapping[CacheKey, T | GatewayError]]],
     ttl: float,
+    record: "TypeAdapter[T] | None" = None,
 ) -> dict[CacheKey, "Cached[T] | GatewayError"]:
     """Like `get_or_fetch_many`, for upstreams that return many keys in one call.
 
@@ -595,7 +637,7 @@ async def get_or_fetch_batch(
     key keeps its own single flight, stale copy and error; a key `fetch_many` leaves out is
     an internal error, so it must map every key it is given to a value or an error.
     """
-    results, missing = await _split(cache, cache_keys)
+    results, missing = await _split(cache, cache_keys, record)
     batch: list[asyncio.Future[Mapping[CacheKey, T | GatewayError]]] = []
 
     async def fetch(cache_key: CacheKey) -> T:
@@ -607,6 +649,9 @@ async def get_or_fetch_batch(
         return value
 
     await _fill(
-        cache, results, missing, lambda key: cache.get_or_fetch(key, lambda: fetch(key), ttl)
+        cache,
+        results,
+        missing,
+        lambda key: cache.get_or_fetch(key, lambda: fetch(key), ttl, record=record),
     )
     return results

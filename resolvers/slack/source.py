@@ -1,7 +1,9 @@
 """Cached, rate-limited Slack data of one workspace: users, usergroups and channels."""
 
 from collections.abc import Sequence
-from typing import TypedDict
+
+from pydantic import TypeAdapter
+from typing_extensions import TypedDict
 
 from gateway.cache import Cached, CacheKey, CacheLookup
 from gateway.source import AccountSource
@@ -50,6 +52,9 @@ class ChannelDirectory(TypedDict):
 
 
 Usergroups = dict[str, UsergroupRecord]
+USERS = TypeAdapter(UserDirectory)
+USERGROUPS = TypeAdapter(Usergroups)
+CHANNELS = TypeAdapter(ChannelDirectory)
 
 
 def user_directory(users: Sequence[SlackUser]) -> UserDirectory:
@@ -111,7 +116,7 @@ class SlackSource(AccountSource[SlackApi]):
     async def users(self) -> Cached[UserDirectory]:
         """The workspace's users (one `users.list` walk per TTL across all replicas)."""
         return await self.cache.get_or_fetch(
-            self._key("users"), self._fetch_users, self.ttl["users"]
+            self._key("users"), self._fetch_users, self.ttl["users"], record=USERS
         )
 
     async def usergroups(self) -> Cached[Usergroups]:
@@ -121,7 +126,8 @@ class SlackSource(AccountSource[SlackApi]):
             groups = await self.api.usergroups()
             return {group.handle: usergroup_record(group, []) for group in groups}
 
-        return await self.cache.get_or_fetch(self._key("usergroups"), fetch, self.ttl["usergroups"])
+        key = self._key("usergroups")
+        return await self.cache.get_or_fetch(key, fetch, self.ttl["usergroups"], record=USERGROUPS)
 
     async def channels(self) -> Cached[ChannelDirectory]:
         """Unarchived channels by name and by id."""
@@ -129,13 +135,14 @@ class SlackSource(AccountSource[SlackApi]):
         async def fetch() -> ChannelDirectory:
             return channel_directory(await self.api.channels())
 
-        return await self.cache.get_or_fetch(self._key("channels"), fetch, self.ttl["channels"])
+        key = self._key("channels")
+        return await self.cache.get_or_fetch(key, fetch, self.ttl["channels"], record=CHANNELS)
 
     async def refresh_users(self) -> Cached[UserDirectory]:
         """Fetch the users now and replace the cached copy (after Slack said `invalid_users`)."""
         key = self._key("users")
         directory = await self._fetch_users()
-        await self.cache.put(key, directory, self.ttl["users"])
+        await self.cache.put(key, directory, self.ttl["users"], record=USERS)
         return Cached(directory, CacheLookup(SYSTEM, self.cache.key_name(key), "miss", 0.0))
 
     async def put_usergroup(self, usergroup: SlackUsergroup) -> None:
@@ -147,7 +154,7 @@ class SlackSource(AccountSource[SlackApi]):
         dropped, so the next read goes to Slack rather than serve the state before the change.
         """
         key = self._key("usergroups")
-        found, _ = await self.cache.get_many([key])
+        found, _ = await self.cache.get_many([key], USERGROUPS)
         cached = found.get(key)
         remaining = self.ttl["usergroups"] - cached.lookup.age_seconds if cached else 0.0
         if cached is None or remaining <= 0:
@@ -160,7 +167,7 @@ class SlackSource(AccountSource[SlackApi]):
         groups[usergroup.handle] = usergroup_record(
             usergroup, list(previous["users"]) if previous else []
         )
-        await self.cache.put(key, groups, remaining)
+        await self.cache.put(key, groups, remaining, record=USERGROUPS)
 
     async def _fetch_users(self) -> UserDirectory:
         return user_directory(await self.api.users())

@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 
-from gateway.errors import Conflict, NotFound, UpstreamUnavailable, shown
+from gateway.errors import Conflict, NotFound, redis_unavailable, shown
 from gateway.redis_keys import TaskKeys
 from gateway.runtime import Runtime
 from gateway.settings import TaskSettings
@@ -134,9 +134,7 @@ class TaskQueue:
             await self._store.delete(record.id)
             if resource is not None and not dry_run:
                 await self._leases.release(resource, record.id)
-            raise UpstreamUnavailable(
-                f"task broker unreachable: {type(error).__name__}", upstream="redis"
-            ) from None
+            raise redis_unavailable(error, "task broker") from None
         log.info("task submitted", task_id=record.id, kind=kind, dry_run=dry_run)
         return record
 

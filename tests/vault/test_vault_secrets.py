@@ -1,4 +1,4 @@
-"""The Vault system's Python API against a real OpenBao: KV v1/v2, writes, tokens, cache, outages."""
+"""The Vault system's Python API on a real OpenBao: KV v1/v2, writes, tokens, cache, outages."""
 
 import pytest
 

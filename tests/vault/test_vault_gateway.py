@@ -143,16 +143,20 @@ def test_serve_with_vault_down_exits_with_a_clear_error(redis_url: str, tmp_path
     assert "a-vault-token-never-shown" not in output
 
 
-def _redis_contents(client: "redis.Redis[bytes]") -> list[bytes]:
+def _raw(value: object) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def _redis_contents(client: redis.Redis) -> list[bytes]:
     """Every key of the Redis, each with its value read by type and as DUMP's serialised form."""
-    contents: list[bytes] = []
+    contents: list[object] = []
     for key in client.scan_iter(count=1000):
         contents.append(key)
-        kind = client.type(key)
+        kind = _raw(client.type(key))
         if kind == b"string":
-            contents.append(client.get(key) or b"")
+            contents.append(client.get(key))
         elif kind == b"hash":
-            contents.extend(b"%s=%s" % pair for pair in client.hgetall(key).items())
+            contents.extend(client.hgetall(key).items())
         elif kind == b"list":
             contents.extend(client.lrange(key, 0, -1))
         elif kind == b"set":
@@ -160,10 +164,9 @@ def _redis_contents(client: "redis.Redis[bytes]") -> list[bytes]:
         elif kind == b"zset":
             contents.extend(client.zrange(key, 0, -1))
         elif kind == b"stream":
-            for _, fields in client.xrange(key):
-                contents.extend(b"%s=%s" % pair for pair in fields.items())
-        contents.append(client.dump(key) or b"")
-    return contents
+            contents.extend(fields for _, fields in client.xrange(key) or [])
+        contents.append(client.dump(key))
+    return [_raw(item) for item in contents]
 
 
 def test_no_secret_reaches_logs_errors_responses_redis_or_metrics(

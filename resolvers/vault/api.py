@@ -9,7 +9,7 @@ import httpx
 from gateway.errors import BadUserInput, GatewayError, UpstreamError
 from gateway.ratelimit import BucketSpec
 from gateway.upstream import Params, UpstreamClient, UpstreamPath
-from resolvers.vault.errors import vault_errors
+from resolvers.vault.errors import json_data, vault_errors
 from resolvers.vault.token import VaultToken
 
 VAULT = BucketSpec.within(6_000, 60, burst=60)
@@ -41,14 +41,6 @@ def _segments(path: str) -> tuple[str, ...]:
 def _status(error: GatewayError) -> int | None:
     status = error.extensions.get("status")
     return status if isinstance(status, int) else None
-
-
-def _data(response: httpx.Response) -> dict[str, Any]:
-    body = response.json()
-    data = body.get("data") if isinstance(body, dict) else None
-    if not isinstance(data, dict):
-        raise UpstreamError("Vault answered without a `data` object")
-    return data
 
 
 class VaultApi:
@@ -94,7 +86,7 @@ class VaultApi:
                 ) from None
             raise
         with vault_errors():
-            data = _data(response)
+            data = json_data(response)
             options = data.get("options") or {}
             mount_path = data.get("path")
             if data.get("type") not in ("kv", "generic") or not isinstance(mount_path, str):
@@ -126,7 +118,7 @@ class VaultApi:
                 return None
             raise
         with vault_errors():
-            data = _data(response)
+            data = json_data(response)
             if mount.version == 2:
                 data = data.get("data") or {}
                 if not isinstance(data, dict):
@@ -155,7 +147,7 @@ class VaultApi:
                 return []
             raise
         with vault_errors():
-            keys = _data(response).get("keys") or []
+            keys = json_data(response).get("keys") or []
             if not isinstance(keys, list):
                 raise UpstreamError("Vault answered a list without `data.keys`")
         return [str(key) for key in keys]

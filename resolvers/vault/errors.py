@@ -2,8 +2,11 @@
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
-from gateway.errors import GatewayError, Timeout, UpstreamUnavailable
+import httpx
+
+from gateway.errors import GatewayError, Timeout, UpstreamError, UpstreamUnavailable
 
 UPSTREAM = "vault"
 
@@ -22,3 +25,22 @@ def vault_errors() -> Iterator[None]:
     except GatewayError as error:
         error.extensions["upstream"] = UPSTREAM
         raise
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The JSON object Vault answered, or UPSTREAM_ERROR naming Vault for anything else."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise UpstreamError("Vault answered a body that is not a JSON object", upstream=UPSTREAM)
+    return body
+
+
+def json_data(response: httpx.Response) -> dict[str, Any]:
+    """The `data` object of Vault's answer, or UPSTREAM_ERROR naming Vault when it has none."""
+    data = json_object(response).get("data")
+    if not isinstance(data, dict):
+        raise UpstreamError("Vault answered without a `data` object", upstream=UPSTREAM)
+    return data

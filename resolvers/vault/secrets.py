@@ -108,13 +108,13 @@ class VaultInstance:
         entry = self._secrets.get(name)
         if entry is not None:
             cached: Secret = entry.value
-            return cached
+            return dict(cached)
         read = self._reads.get(name)
         if read is None:
             read = asyncio.ensure_future(self._fetch(name, path, version))
             self._reads[name] = read
             read.add_done_callback(lambda _: self._reads.pop(name, None))
-        return await asyncio.shield(read)
+        return dict(await asyncio.shield(read))
 
     async def _fetch(self, name: str, path: str, version: int | None) -> Secret:
         mount = await self._mount(path)

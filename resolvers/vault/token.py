@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from gateway.errors import GatewayError, UpstreamError
 from gateway.upstream import UpstreamClient, UpstreamPath
-from resolvers.vault.errors import vault_errors
+from resolvers.vault.errors import json_data, json_object, vault_errors
 from resolvers.vault.settings import AppRoleAuth, TokenAuth
 
 log = structlog.get_logger("resolvers.vault")
@@ -33,9 +33,9 @@ class _Lease:
     renewable: bool
 
 
-def _auth_lease(body: Any, token: SecretStr | None = None) -> _Lease:
+def _auth_lease(body: dict[str, Any], token: SecretStr | None = None) -> _Lease:
     """The token of a login or renewal answer (`auth`), or UPSTREAM_ERROR if it has none."""
-    auth = body.get("auth") if isinstance(body, dict) else None
+    auth = body.get("auth")
     if not isinstance(auth, dict) or not isinstance(auth.get("client_token"), str):
         raise UpstreamError("Vault answered a login or renewal without a token")
     return _Lease(
@@ -120,7 +120,7 @@ class VaultToken:
                     },
                     credentials={},
                 )
-                lease = _auth_lease(response.json())
+                lease = _auth_lease(json_object(response))
                 self._hold(lease, lease.ttl)
             else:
                 assert self._given is not None
@@ -130,7 +130,7 @@ class VaultToken:
                     UpstreamPath("/v1/auth/token/lookup-self"),
                     credentials={"X-Vault-Token": self._given.get_secret_value()},
                 )
-                data = response.json().get("data") or {}
+                data = json_data(response)
                 ttl = float(data.get("ttl") or 0)
                 self._hold(
                     _Lease(self._given, ttl, bool(data.get("renewable"))),
@@ -153,7 +153,7 @@ class VaultToken:
                 idempotent=True,
                 credentials={"X-Vault-Token": lease.token.get_secret_value()},
             )
-            renewed = _auth_lease(response.json(), lease.token)
+            renewed = _auth_lease(json_object(response), lease.token)
         capped = renewed.ttl + 1 < self._granted
         if capped and self._approle is not None:
             renewed = _Lease(renewed.token, renewed.ttl, renewable=False)

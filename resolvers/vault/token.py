@@ -69,6 +69,7 @@ class VaultToken:
         self._lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._renewer: asyncio.Task[None] | None = None
+        self._failing = False
 
     async def start(self) -> None:
         """Log in (or look the token up) now; a GatewayError when Vault refuses or is down."""
@@ -141,7 +142,7 @@ class VaultToken:
     async def _renew(self) -> None:
         assert self._lease is not None
         lease = self._lease
-        if self._approle is not None and not lease.renewable:
+        if self._approle is not None and (not lease.renewable or self._expired()):
             await self._login()
             return
         with vault_errors():
@@ -186,8 +187,20 @@ class VaultToken:
                 async with self._lock:
                     await self._renew()
             except GatewayError as error:
-                log.warning(
-                    "vault token renewal failed", instance=self._instance, error=error.message
-                )
-                left = (self._expires or time.monotonic()) - time.monotonic()
-                self._due = time.monotonic() + max(0.1, min(RETRY_AFTER_FAILURE, left / 2))
+                self._renewal_failed(error)
+            else:
+                if self._failing:
+                    log.info("vault token renewal recovered", instance=self._instance)
+                self._failing = False
+
+    def _renewal_failed(self, error: GatewayError) -> None:
+        """Try again soon (logged once per outage); a given token that expired is left alone."""
+        if not self._failing:
+            log.warning("vault token renewal failed", instance=self._instance, error=error.message)
+        self._failing = True
+        if self._approle is None and self._expired():
+            self._due = None
+            return
+        left = (self._expires or time.monotonic()) - time.monotonic()
+        wait = min(RETRY_AFTER_FAILURE, max(0.5, left / 2)) if left > 0 else RETRY_AFTER_FAILURE
+        self._due = time.monotonic() + wait

@@ -12,9 +12,13 @@ COPY --from=node /usr/local/bin/node /usr/local/bin/node
 COPY --from=node /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/npm
 RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm
 RUN python -m venv /opt/venv
+# The locked dependencies first (uv.lock exported with hashes; pip checks every one), then the
+# server's own wheel without resolving anything again. The client (client/) is not installed.
+COPY requirements/server.txt /src/requirements/server.txt
+RUN /opt/venv/bin/pip install --no-cache-dir -r /src/requirements/server.txt
 COPY . /src
 RUN /opt/venv/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /dist /src \
-    && /opt/venv/bin/pip install --no-cache-dir /dist/*.whl
+    && /opt/venv/bin/pip install --no-cache-dir --no-deps /dist/*.whl
 # npm pack the files Strawberry's GraphiQL page loads, verified against the page's SRI hashes,
 # into the installed package's assets directory, where the gateway serves them from.
 RUN /opt/venv/bin/qontract-gateway fetch-graphiql-assets

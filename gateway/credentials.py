@@ -1,6 +1,6 @@
 """An account's auth headers from its credential: fixed for `env`/`file`, re-read from Vault."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from pydantic import SecretStr
@@ -54,9 +54,14 @@ class CredentialHeaders:
             secrets.check(self._reference)
 
     @property
-    def fixed(self) -> Mapping[str, str] | None:
-        """The headers when they never change (`env`/`file`), else None."""
-        return self._headers if self._reference is None else None
+    def fixed(self) -> Mapping[str, str]:
+        """The headers that never change: all of them for `env`/`file`, none for `vault`."""
+        return self._headers if self._reference is None else {}
+
+    @property
+    def changing(self) -> Callable[[], Awaitable[Mapping[str, str]]] | None:
+        """`current`, for an UpstreamAccount's `credential_headers`, when the value can change."""
+        return self.current if self._reference is not None else None
 
     async def current(self) -> Mapping[str, str]:
         """The headers for the credential's value now."""

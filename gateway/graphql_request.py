@@ -1,10 +1,12 @@
 """One reading of a GraphQL HTTP request (JSON body or GET parameters), checked before execution.
 
 Every refusal is a cross_web `HTTPException` with a 4xx status; the view answers it with the
-GraphQL-shaped error body. Nothing here is decompressed or parsed twice.
+GraphQL-shaped error body. Nothing here is parsed twice, and a compressed body is inflated only
+up to `limits.max_body_bytes`.
 """
 
 import json
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,16 +14,69 @@ from cross_web import HTTPException
 from strawberry.http import GraphQLRequestData
 
 IDENTITY_ENCODINGS = frozenset({"", "identity"})
+COMPRESSED_ENCODINGS = frozenset({"gzip", "deflate"})
+INFLATE_CHUNK_BYTES = 64 * 1024
 
 
-def check_body_headers(headers: Mapping[str, str]) -> None:
-    """Refuse (415) a POST body that is not uncompressed JSON."""
+class BodyTooLarge(HTTPException):
+    """413: the body, inflated when it was sent compressed, is over `limits.max_body_bytes`."""
+
+    setting = "limits.max_body_bytes"
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"The request body exceeds {self.setting} ({max_bytes} bytes)")
+
+
+def body_encoding(headers: Mapping[str, str]) -> str:
+    """The body's Content-Encoding (`identity`, `gzip` or `deflate`); 415 for anything else."""
     encoding = headers.get("content-encoding", "").strip().lower()
-    if encoding not in IDENTITY_ENCODINGS:
-        raise HTTPException(415, "Content-Encoding is not supported: send the body uncompressed")
+    if encoding not in IDENTITY_ENCODINGS | COMPRESSED_ENCODINGS:
+        raise HTTPException(
+            415, "Content-Encoding is not supported: send the body as identity, gzip or deflate"
+        )
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise HTTPException(415, "Unsupported content type: send application/json")
+    return encoding if encoding in COMPRESSED_ENCODINGS else "identity"
+
+
+def inflate(body: bytes, encoding: str, max_bytes: int) -> bytes:
+    """`body` decoded from `encoding`, refused (413) as soon as it inflates past `max_bytes`.
+
+    zlib hands out at most INFLATE_CHUNK_BYTES per call, so a decompression bomb costs the
+    limit plus one chunk of memory and time, never its inflated size.
+    """
+    if encoding == "identity":
+        if len(body) > max_bytes:
+            raise BodyTooLarge(max_bytes)
+        return body
+    inflater = zlib.decompressobj(_window_bits(encoding, body))
+    parts: list[bytes] = []
+    size = 0
+    pending = body
+    try:
+        while not inflater.eof:
+            part = inflater.decompress(pending, INFLATE_CHUNK_BYTES)
+            pending = inflater.unconsumed_tail
+            if not part and not pending:  # all input used, the stream's end not reached
+                break
+            size += len(part)
+            if size > max_bytes:
+                raise BodyTooLarge(max_bytes)
+            parts.append(part)
+    except zlib.error:
+        raise HTTPException(400, f"The request body is not valid {encoding} data") from None
+    if not inflater.eof or inflater.unused_data:
+        raise HTTPException(400, f"The request body is not one complete {encoding} stream")
+    return b"".join(parts)
+
+
+def _window_bits(encoding: str, body: bytes) -> int:
+    """gzip; deflate as RFC 9110 means it (zlib-wrapped) or raw, as some clients send it."""
+    if encoding == "gzip":
+        return 16 + zlib.MAX_WBITS
+    zlib_header = len(body) >= 2 and body[0] & 0x0F == 8 and (body[0] << 8 | body[1]) % 31 == 0
+    return zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS
 
 
 def read_body(body: bytes, max_depth: int) -> GraphQLRequestData:

@@ -23,7 +23,7 @@ from strawberry.types import ExecutionResult
 from gateway.auth import Identity
 from gateway.errors import ErrorCode, GatewayError
 from gateway.graphql_errors import error_code, format_error, http_error
-from gateway.graphql_request import check_body_headers, read_body, read_params
+from gateway.graphql_request import BodyTooLarge, body_encoding, inflate, read_body, read_params
 from gateway.graphql_ws import GatewayTransportWS
 from gateway.result_cache import ResultCache, StoredResult
 from gateway.runtime import Runtime
@@ -99,15 +99,18 @@ class GatewayGraphQL(GraphQL[ConnectionContext, None]):
         request = Request(scope, receive)
         try:
             if scope["method"] == "POST":
-                check_body_headers(request.headers)
-                body = await request.body()
+                encoding = body_encoding(request.headers)
+                limits = self.runtime.settings.limits
+                body = inflate(await request.body(), encoding, limits.max_body_bytes)
                 if await self._serve_stored(request, body, send):  # these bytes parsed before
                     return
-                max_depth = self.runtime.settings.limits.max_json_depth
-                request.state.graphql_request = read_body(body, max_depth)
+                request.state.graphql_body = body
+                request.state.graphql_request = read_body(body, limits.max_json_depth)
             response = await self.run(request)
         except HTTPException as refusal:
             error = http_error(refusal.reason, request_id_of(request), ErrorCode.BAD_USER_INPUT)
+            if isinstance(refusal, BodyTooLarge):
+                error["errors"][0]["extensions"]["limit"] = refusal.setting
             self.runtime.metrics.graphql_errors.labels(ErrorCode.BAD_USER_INPUT.value).inc()
             response = JSONResponse(error, status_code=refusal.status_code)
         await response(scope, receive, send)
@@ -192,11 +195,10 @@ class GatewayGraphQL(GraphQL[ConnectionContext, None]):
         expiries = [self.runtime.cache.local_expiry(p["key"]) for p in context.provenance]
         if request.method != "POST" or None in expiries:
             return
-        body = await request.body()
         name = request.state.graphql_request.operation_name
         self.results.put(
             _scopes(context.identity),
-            body,
+            request.state.graphql_body,
             StoredResult(
                 data=json.dumps(result.data, separators=(",", ":")).encode(),
                 provenance=list(context.provenance),

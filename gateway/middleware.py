@@ -13,6 +13,7 @@ from gateway.graphql_errors import http_error
 from gateway.metrics import GatewayMetrics
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_COMPRESSED = frozenset({b"gzip", b"deflate"})
 
 
 class RequestIdMiddleware:
@@ -47,12 +48,19 @@ class RequestIdMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Answers 413 to bodies over `max_bytes` (before they are read into memory) and 408 to
-    bodies not received within `read_timeout` seconds."""
+    """Answers 413 to bodies over their limit as sent (before they are read into memory) and 408
+    to bodies not received within `read_timeout` seconds.
 
-    def __init__(self, app: ASGIApp, max_bytes: int, read_timeout: float) -> None:
+    A gzip or deflate body may send `max_compressed_bytes`, any other `max_bytes`; the view
+    applies `max_bytes` to what a compressed body inflates to.
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, max_compressed_bytes: int, read_timeout: float
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_compressed_bytes = max_compressed_bytes
         self.read_timeout = read_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -60,10 +68,16 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(scope, send, 413, f"request body exceeds {self.max_bytes} bytes")
-                return
+        headers = dict(reversed(scope["headers"]))  # the first of repeated headers, as Starlette
+        if headers.get(b"content-encoding", b"").strip().lower() in _COMPRESSED:
+            max_bytes, setting = self.max_compressed_bytes, "limits.max_compressed_body_bytes"
+        else:
+            max_bytes, setting = self.max_bytes, "limits.max_body_bytes"
+        too_large = f"request body exceeds {setting} ({max_bytes} bytes)"
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > max_bytes:
+            await self._refuse(scope, send, 413, too_large, setting)
+            return
         received = 0
         body_complete = False
         deadline = asyncio.get_running_loop().time() + self.read_timeout
@@ -80,7 +94,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 body_complete = not message.get("more_body", False)
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise _BodyTooLarge
             return message
 
@@ -95,15 +109,20 @@ class BodyLimitMiddleware:
             await self.app(scope, bounded_receive, tracking_send)
         except _BodyTooLarge:
             if not response_started:
-                await self._refuse(scope, send, 413, f"request body exceeds {self.max_bytes} bytes")
+                await self._refuse(scope, send, 413, too_large, setting)
         except _BodyTooSlow:
             if not response_started:
                 message = f"request body not received within {self.read_timeout:g} s"
                 await self._refuse(scope, send, 408, message)
 
-    async def _refuse(self, scope: Scope, send: Send, status: int, message: str) -> None:
+    async def _refuse(
+        self, scope: Scope, send: Send, status: int, message: str, limit: str | None = None
+    ) -> None:
         request_id = scope.get("state", {}).get("request_id", "")
-        body = json.dumps(http_error(message, request_id, ErrorCode.BAD_USER_INPUT)).encode()
+        error = http_error(message, request_id, ErrorCode.BAD_USER_INPUT)
+        if limit:
+            error["errors"][0]["extensions"]["limit"] = limit
+        body = json.dumps(error).encode()
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry
 from gateway.auth import TokenVerifier
 from gateway.cache import Cache, CacheMetrics
 from gateway.events.hub import EventHub
-from gateway.metrics import GatewayMetrics, client_operation_names
+from gateway.metrics import CLIENT_OPERATIONS, GatewayMetrics
 from gateway.ratelimit import RateLimiter, RateLimitMetrics
 from gateway.redis import create_redis
 from gateway.settings import Settings
@@ -58,7 +58,7 @@ class Runtime:
             redis=redis,
             reserved_redis=reserved,
             metrics=GatewayMetrics(
-                registry, client_operation_names() | set(settings.metrics.operation_names)
+                registry, CLIENT_OPERATIONS | set(settings.metrics.operation_names)
             ),
             verifier=TokenVerifier(secret, settings.auth.revoked_subjects),
             cache=Cache(

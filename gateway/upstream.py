@@ -208,6 +208,7 @@ class _Body:
     params: "Params | None"
     json: Any
     data: Mapping[str, str] | None
+    answers: frozenset[int] = frozenset()
     headers: Mapping[str, str] | None = field(default=None, repr=False)
 
 
@@ -266,6 +267,7 @@ class UpstreamClient:
         idempotent: bool | None = None,
         deadline: float | None = None,
         bucket: Bucket | None = None,
+        answers: frozenset[int] = frozenset(),
         credentials: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Send one logical request and return its 2xx/3xx response, or raise a `GatewayError`.
@@ -276,8 +278,9 @@ class UpstreamClient:
         `deadline` (a `time.monotonic()` instant) bounds the whole, waits for tokens included.
         `data` is sent as a form body. `bucket` replaces the account's bucket for upstreams whose
         limits are per method (Slack); a 429 then pauses only that bucket. Each attempt holds a
-        fetch slot (`FetchSlots`) while it is on the wire. `credentials` replaces the account's
-        `credential_headers` for this call (Vault's own login and token renewal).
+        fetch slot (`FetchSlots`) while it is on the wire. 4xx statuses in `answers` are returned
+        as answers rather than raised (qontract-server's 400, 404 and 413). `credentials`
+        replaces the account's `credential_headers` for this call (Vault's login and renewal).
         """
         if not isinstance(path, UpstreamPath):
             raise TypeError("upstream requests take an UpstreamPath, never a plain string")
@@ -305,7 +308,7 @@ class UpstreamClient:
                 operation,
                 method,
                 path,
-                _Body(params, json, data, credentials),
+                _Body(params, json, data, answers, credentials),
                 until,
                 bucket or self.account.bucket,
             )
@@ -372,7 +375,7 @@ class UpstreamClient:
                         f"{self._label}: {operation} answered HTTP {status}", status=status
                     )
                 )
-            if status >= 400:
+            if status >= 400 and status not in body.answers:
                 raise UpstreamError(
                     f"{self._label}: {operation} answered HTTP {status}", status=status
                 )

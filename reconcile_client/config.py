@@ -1,5 +1,6 @@
 """Client configuration: environment (prefix QONTRACT_RECONCILE_API_) over a YAML or TOML file."""
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from reconcile_client.errors import ConfigError
 
 ENV_PREFIX = "QONTRACT_RECONCILE_API_"
+UNLEASH_URL_VARIABLE = "UNLEASH_API_URL"
+UNLEASH_TOKEN_VARIABLE = "UNLEASH_CLIENT_ACCESS_TOKEN"
 
 
 class Endpoint(BaseModel):
@@ -63,6 +66,9 @@ class GatewayEndpoint(Endpoint):
     """The qontract-gateway; `ws_url` defaults to the URL with ws:// or wss://."""
 
     ws_url: str | None = None
+    compress_min_bytes: int = Field(
+        65_536, ge=0, description="request bodies this large or larger are sent gzip; 0 = never"
+    )
 
     def websocket_url(self) -> str:
         """Where subscriptions connect (graphql-transport-ws)."""
@@ -127,9 +133,24 @@ def _read_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def _qontract_reconcile_unleash() -> dict[str, str] | None:
+    """Unleash from qontract-reconcile's UNLEASH_API_URL and UNLEASH_CLIENT_ACCESS_TOKEN."""
+    url = os.environ.get(UNLEASH_URL_VARIABLE)
+    if not url or any(key.upper().startswith(f"{ENV_PREFIX}UNLEASH") for key in os.environ):
+        return None
+    token = os.environ.get(UNLEASH_TOKEN_VARIABLE)
+    return {"url": url, "token": token} if token else {"url": url}
+
+
 def load_config(path: Path | None = None) -> ClientConfig:
-    """The configuration from `path` (YAML, or TOML by suffix) and the environment."""
+    """The configuration from `path` (YAML, or TOML by suffix) and the environment.
+
+    Unleash comes from QONTRACT_RECONCILE_API_UNLEASH__* or the file's `unleash:` table, else
+    from qontract-reconcile's UNLEASH_API_URL and UNLEASH_CLIENT_ACCESS_TOKEN.
+    """
     data = _read_file(path) if path is not None else {}
+    if "unleash" not in data and (unleash := _qontract_reconcile_unleash()) is not None:
+        data["unleash"] = unleash
     try:
         return ClientConfig(**data)
     except ValidationError as error:

@@ -1,110 +1,142 @@
-"""The feature-flag gate: a toggle named after the integration decides whether it runs."""
+"""The feature-toggle gate, read as qontract-reconcile reads it: the official UnleashClient."""
 
+import asyncio
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
-import httpx
+from requests.exceptions import RequestException
+from UnleashClient.cache import BaseCache
+from UnleashClient.clients.unleash_client import UnleashClient
+from UnleashClient.constants import FEATURES_URL
+from UnleashClient.utils import InstanceAllowType
 
 from reconcile_client.config import ClientConfig, Endpoint
-from reconcile_client.errors import AuthRefused, GatewayQueryError, ServiceUnreachable
+from reconcile_client.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-APP_NAME = "qontract-reconcile-api"
+APP_NAME = "qontract-reconcile"
+CLUSTER_PARAMETER = "cluster_name"
 
 
-class FlagProvider(Protocol):
-    """Answers whether a toggle is on; None when it does not know the toggle."""
-
-    async def is_enabled(self, name: str) -> bool | None:
-        """The toggle's state, or None when this provider has no such toggle."""
+def _cluster_names(parameters: Mapping[str, Any]) -> list[str]:
+    """The comma-separated `cluster_name` parameter of a cluster strategy, trimmed."""
+    return [name.strip() for name in str(parameters.get(CLUSTER_PARAMETER, "")).split(",")]
 
 
-class StaticFlagProvider:
-    """Toggles from the config file's `flags:` table or QONTRACT_RECONCILE_API_FLAGS (JSON)."""
+class EnableClusterStrategy:
+    """Custom strategy `enableCluster`: on only for a context naming a listed cluster."""
 
-    def __init__(self, flags: Mapping[str, bool]) -> None:
-        self._flags = dict(flags)
-
-    async def is_enabled(self, name: str) -> bool | None:
-        """The configured state, or None when the toggle is not listed."""
-        return self._flags.get(name)
-
-
-def _strategy_is_on(strategy: Mapping[str, Any]) -> bool:
-    if strategy.get("constraints"):
+    def apply(self, parameters: Mapping[str, Any], context: Mapping[str, Any] | None) -> bool:
+        """On when the context's cluster is listed; off without a cluster in the context."""
+        if context and CLUSTER_PARAMETER in context:
+            return context[CLUSTER_PARAMETER] in _cluster_names(parameters)
         return False
-    name = strategy.get("name")
-    if name == "default":
+
+
+class DisableClusterStrategy:
+    """Custom strategy `disableCluster`: off only for a context naming a listed cluster."""
+
+    def apply(self, parameters: Mapping[str, Any], context: Mapping[str, Any] | None) -> bool:
+        """Off when the context's cluster is listed; on without a cluster in the context."""
+        if context and CLUSTER_PARAMETER in context:
+            return context[CLUSTER_PARAMETER] not in _cluster_names(parameters)
         return True
-    if name == "flexibleRollout":
-        return str((strategy.get("parameters") or {}).get("rollout")) == "100"
-    return False
 
 
-def toggle_is_on(feature: Mapping[str, Any]) -> bool:
-    """Unleash semantics without a context: enabled, and no strategies or one that always holds."""
-    if not feature.get("enabled"):
-        return False
-    strategies: Sequence[Mapping[str, Any]] = feature.get("strategies") or []
-    return not strategies or any(_strategy_is_on(strategy) for strategy in strategies)
+CUSTOM_STRATEGIES = {
+    "enableCluster": EnableClusterStrategy,
+    "disableCluster": DisableClusterStrategy,
+}
 
 
-class UnleashFlagProvider:
-    """Reads toggles from Unleash's client API (`GET <url>/client/features`) with httpx."""
+class MemoryCache(BaseCache):
+    """UnleashClient's cache in memory (its default writes to disk); says whether a fetch worked."""
 
-    def __init__(self, endpoint: Endpoint) -> None:
-        self._endpoint = endpoint
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
 
-    async def is_enabled(self, name: str) -> bool | None:
-        """The toggle's state in Unleash, or None when Unleash has no toggle of that name."""
-        features = await self._features(name)
-        for feature in features:
-            if feature.get("name") == name:
-                state = toggle_is_on(feature)
-                if feature.get("enabled") and not state:
-                    logger.info("toggle %s: no strategy applies without a context", name)
-                return state
-        return None
+    def set(self, key: str, value: Any) -> None:
+        """Store one value."""
+        self._values[key] = value
 
-    async def _features(self, name: str) -> list[Mapping[str, Any]]:
-        url = f"{self._endpoint.url.rstrip('/')}/client/features"
-        headers = {"UNLEASH-APPNAME": APP_NAME}
-        token = self._endpoint.bearer_token()
-        if token:
-            headers["Authorization"] = token
+    def mset(self, data: dict[str, Any]) -> None:
+        """Store several values."""
+        self._values.update(data)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A stored value, or `default`."""
+        return self._values.get(key, default)
+
+    def exists(self, key: str) -> bool:
+        """Whether `key` is stored."""
+        return key in self._values
+
+    def destroy(self) -> None:
+        """Forget everything."""
+        self._values.clear()
+
+    @property
+    def fetched(self) -> bool:
+        """Whether Unleash answered a feature list (the client caches only an answer it got)."""
+        return bool(self._values.get(FEATURES_URL))
+
+
+def _read_toggle(endpoint: Endpoint, token: str, name: str, default: bool) -> tuple[bool, bool]:
+    """(state, fetched) of toggle `name` from one short-lived UnleashClient; blocks."""
+    cache = MemoryCache()
+    client = UnleashClient(
+        url=endpoint.url,
+        app_name=APP_NAME,
+        custom_headers={"Authorization": token},
+        cache=cache,
+        custom_strategies={key: strategy() for key, strategy in CUSTOM_STRATEGIES.items()},
+        request_timeout=max(1, round(endpoint.timeout)),
+        multiple_instance_mode=InstanceAllowType.SILENTLY_ALLOW,
+    )
+    try:
         try:
-            async with httpx.AsyncClient(timeout=self._endpoint.timeout) as client:
-                response = await client.get(url, headers=headers, params={"namePrefix": name})
-        except httpx.TransportError as error:
-            reason = "connection refused" if "refused" in str(error).lower() else repr(error)
-            raise ServiceUnreachable("Unleash", self._endpoint.url, reason) from None
-        if response.status_code in (401, 403):
-            raise AuthRefused("Unleash", f"HTTP {response.status_code}", "token refused")
-        if response.status_code != 200:
-            raise ServiceUnreachable("Unleash", self._endpoint.url, f"HTTP {response.status_code}")
-        try:
-            features = response.json()["features"]
-        except (ValueError, KeyError, TypeError):
-            raise GatewayQueryError("Unleash", "BAD_RESPONSE", "no features list", []) from None
-        return [feature for feature in features if isinstance(feature, Mapping)]
+            client.initialize_client()
+        except (RequestException, ValueError) as error:
+            raise ConfigError(f"Unleash URL {endpoint.url!r} is not usable: {error}") from None
+        state = client.is_enabled(name, fallback_function=lambda _name, _context: default)
+        return bool(state), cache.fetched
+    finally:
+        client.destroy()
 
 
-def flag_providers(config: ClientConfig) -> list[FlagProvider]:
-    """Static flags first (a local override), then Unleash when configured."""
-    providers: list[FlagProvider] = []
-    if config.flags:
-        providers.append(StaticFlagProvider(config.flags))
-    if config.unleash is not None:
-        providers.append(UnleashFlagProvider(config.unleash))
-    return providers
+def quiet_unleash_logs() -> None:
+    """UnleashClient logs fetch failures with tracebacks; the gate says it in one line instead."""
+    logging.getLogger("UnleashClient").setLevel(logging.CRITICAL)
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
 
 
-async def integration_enabled(name: str, providers: Sequence[FlagProvider]) -> bool:
-    """The first provider that knows toggle `name` decides; with none, the integration runs."""
-    for provider in providers:
-        state = await provider.is_enabled(name)
-        if state is not None:
-            return state
-    return True
+async def feature_toggle_state(name: str, config: ClientConfig, default: bool = True) -> bool:
+    """Whether toggle `name` is on, as qontract-reconcile's `get_feature_toggle_state` answers.
+
+    A static flag (config `flags:` or QONTRACT_RECONCILE_API_FLAGS) wins. Otherwise, without an
+    Unleash URL and token the toggle is on (whatever `default` says, as in qontract-reconcile);
+    with them, UnleashClient decides with the `enableCluster` and `disableCluster` strategies,
+    and a toggle Unleash does not have, or an Unleash it cannot read, gives `default`.
+    """
+    static = config.flags.get(name)
+    if static is not None:
+        return static
+    endpoint = config.unleash
+    if endpoint is None:
+        return True
+    token = endpoint.bearer_token()
+    if not token:
+        logger.warning("Unleash at %s has no client access token; toggles are on", endpoint.url)
+        return True
+    quiet_unleash_logs()
+    state, fetched = await asyncio.to_thread(_read_toggle, endpoint, token, name, default)
+    if not fetched:
+        logger.warning(
+            "Unleash at %s could not be read; toggle %s is %s by default",
+            endpoint.url,
+            name,
+            "on" if state else "off",
+        )
+    return state

@@ -1,6 +1,7 @@
 """An integration's GraphQL client: gql over HTTP and WebSocket, typed results, clear errors."""
 
 import asyncio
+import gzip
 import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, TypeVar
@@ -50,14 +51,47 @@ def _query_error(service: str, error: Mapping[str, Any]) -> GatewayQueryError | 
     return GatewayQueryError(service, code, message, list(error.get("path") or []))
 
 
+class GzipRequestBodies(httpx.AsyncBaseTransport):
+    """Sends request bodies of `min_bytes` or more gzip-compressed (the gateway inflates them)."""
+
+    def __init__(self, min_bytes: int, inner: httpx.AsyncBaseTransport | None = None) -> None:
+        self.min_bytes = min_bytes
+        self._inner = inner or httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Compress the body when it is large enough and not encoded already, then send it."""
+        body = await request.aread()
+        if len(body) >= self.min_bytes and "content-encoding" not in request.headers:
+            headers = request.headers.copy()
+            del headers["content-length"]
+            headers["content-encoding"] = "gzip"
+            request = httpx.Request(
+                request.method,
+                request.url,
+                headers=headers,
+                content=gzip.compress(body, mtime=0),
+                extensions=request.extensions,
+            )
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Close the wrapped transport's connections."""
+        await self._inner.aclose()
+
+
 class GatewayClient:
-    """One GraphQL endpoint (the gateway, or qontract-server) over HTTP, plus WebSocket."""
+    """One GraphQL endpoint (the gateway, or qontract-server) over HTTP, plus WebSocket.
+
+    With `compress_min_bytes`, request bodies of that size or more are sent gzip-compressed
+    (only the gateway accepts that; qontract-server does not).
+    """
 
     def __init__(
         self,
         endpoint: Endpoint,
         service: str = "qontract-gateway",
         headers: Mapping[str, str] | None = None,
+        compress_min_bytes: int = 0,
     ) -> None:
         self.service = service
         self.url = endpoint.url
@@ -67,7 +101,10 @@ class GatewayClient:
         if authorization:
             self._headers["Authorization"] = authorization
         transport = HTTPXAsyncTransport(
-            url=endpoint.url, headers=self._headers, timeout=endpoint.timeout
+            url=endpoint.url,
+            headers=self._headers,
+            timeout=endpoint.timeout,
+            transport=GzipRequestBodies(compress_min_bytes) if compress_min_bytes else None,
         )
         self._http = Client(transport=transport, execute_timeout=None)
         self._session: AsyncClientSession | None = None
@@ -159,7 +196,7 @@ class GatewayClient:
         except ValidationError as error:
             problem = error.errors(include_url=False, include_input=False)[0]
             where = ".".join(str(part) for part in problem["loc"])
-            message = f"{operation.path}: unexpected data at {where}: {problem['msg']}"
+            message = f"operation {operation.name}: unexpected data at {where}: {problem['msg']}"
             raise GatewayQueryError(self.service, "BAD_RESPONSE", message, []) from None
 
 

@@ -33,7 +33,10 @@ class QontractReconcileApiIntegration(ABC, Generic[ParamsT]):
     def gateway(self) -> GatewayClient:
         """The qontract-gateway client (created on first use, closed by the runner)."""
         if self._gateway is None:
-            self._gateway = GatewayClient(self.config.require_gateway(), "qontract-gateway")
+            endpoint = self.config.require_gateway()
+            self._gateway = GatewayClient(
+                endpoint, "qontract-gateway", compress_min_bytes=endpoint.compress_min_bytes
+            )
         return self._gateway
 
     @property

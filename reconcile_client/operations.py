@@ -1,4 +1,8 @@
-"""Typed GraphQL operations: a `.gql` document under reconcile_client/gql and its result model."""
+"""Typed GraphQL operations: qenerate's modules under reconcile_client/gql, bound for execution.
+
+Each `.gql` file has a module qenerate generated next to it (`python -m tests.support.qenerate`)
+with its `DEFINITION` (operations) and models; the bindings below are what the clients run.
+"""
 
 from dataclasses import dataclass
 from importlib.resources import files
@@ -6,25 +10,25 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel
 
+from reconcile_client.gql.gateway import (
+    pagerduty_escalation_policy_users,
+    pagerduty_schedule_users,
+    reconcile_task,
+    slack_usergroups_reconcile,
+    vcs_owners,
+)
+from reconcile_client.gql.qontract_server import integrations, slack_usergroups_desired_state
+
 ResultT = TypeVar("ResultT", bound=BaseModel)
-
-
-def load_document(relative_path: str) -> str:
-    """The text of `reconcile_client/gql/<relative_path>`."""
-    return files("reconcile_client").joinpath("gql", relative_path).read_text()
 
 
 @dataclass(frozen=True)
 class Operation(Generic[ResultT]):
-    """A GraphQL document and the pydantic model its `data` validates into."""
+    """A named GraphQL document and the pydantic model its `data` validates into."""
 
-    path: str
+    name: str
+    document: str
     result: type[ResultT]
-
-    @property
-    def document(self) -> str:
-        """The operation's GraphQL text, read from the package."""
-        return load_document(self.path)
 
 
 @dataclass(frozen=True)
@@ -37,5 +41,34 @@ class Fragment(Generic[ResultT]):
 
     @property
     def document(self) -> str:
-        """The fragment definition."""
-        return load_document(self.path)
+        """The fragment definition, read from `reconcile_client/gql/<path>`."""
+        return files("reconcile_client").joinpath("gql", self.path).read_text()
+
+
+RECONCILE_TASK = Operation(
+    "ReconcileTask", reconcile_task.DEFINITION, reconcile_task.ReconcileTaskQueryData
+)
+SLACK_USERGROUPS_RECONCILE = Operation(
+    "SlackUsergroupsReconcile",
+    slack_usergroups_reconcile.DEFINITION,
+    slack_usergroups_reconcile.SlackUsergroupsReconcileMutationResponse,
+)
+INTEGRATIONS = Operation(
+    "Integrations", integrations.DEFINITION, integrations.IntegrationsQueryData
+)
+SLACK_USERGROUPS_DESIRED_STATE = Operation(
+    "SlackUsergroupsDesiredState",
+    slack_usergroups_desired_state.DEFINITION,
+    slack_usergroups_desired_state.SlackUsergroupsDesiredStateQueryData,
+)
+SCHEDULE_USERS = Fragment(
+    "PagerDutyScheduleUsers",
+    "gateway/pagerduty_schedule_users.gql",
+    pagerduty_schedule_users.PagerDutyScheduleUsers,
+)
+ESCALATION_POLICY_USERS = Fragment(
+    "PagerDutyEscalationPolicyUsers",
+    "gateway/pagerduty_escalation_policy_users.gql",
+    pagerduty_escalation_policy_users.PagerDutyEscalationPolicyUsers,
+)
+OWNERS = Fragment("VcsOwners", "gateway/vcs_owners.gql", vcs_owners.VcsOwners)

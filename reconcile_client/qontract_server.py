@@ -16,8 +16,7 @@ from reconcile_client.gateway_client import (
     http_status_error,
     reason,
 )
-from reconcile_client.gql.qontract_server import integrations
-from reconcile_client.operations import Operation
+from reconcile_client.operations import INTEGRATIONS, Operation
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 
@@ -57,8 +56,8 @@ class QontractServer:
             forbidden = sorted({str(schema) for schema in touched} - allowed)
             if forbidden:
                 raise ConfigError(
-                    f"{operation.path} reads schemas outside the `schemas` of integration "
-                    f"{self.integration!r} in app-interface: {', '.join(forbidden)}"
+                    f"operation {operation.name} reads schemas outside the `schemas` of "
+                    f"integration {self.integration!r} in app-interface: {', '.join(forbidden)}"
                 )
         return client.validate(operation, data)
 
@@ -99,7 +98,7 @@ class QontractServer:
         if not self.endpoint.validate_schemas:
             return None
         if self._allowed is None:
-            data = await client.execute(integrations.OPERATION)
+            data = await client.execute(INTEGRATIONS)
             found = [i for i in data.integrations or [] if i.name == self.integration]
             if not found or not found[0].schemas:
                 raise ConfigError(

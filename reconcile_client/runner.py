@@ -5,7 +5,7 @@ import logging
 from typing import Any
 
 from reconcile_client.errors import ExitCode, IntegrationError
-from reconcile_client.flags import flag_providers, integration_enabled
+from reconcile_client.flags import feature_toggle_state
 from reconcile_client.integration import QontractReconcileApiIntegration
 
 logger = logging.getLogger(__name__)
@@ -13,7 +13,7 @@ logger = logging.getLogger(__name__)
 
 async def _gated_run(integration: QontractReconcileApiIntegration[Any], dry_run: bool) -> bool:
     try:
-        if not await integration_enabled(integration.name, flag_providers(integration.config)):
+        if not await feature_toggle_state(integration.name, integration.config):
             return False
         await integration.async_run(dry_run)
         return True

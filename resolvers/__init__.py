@@ -8,7 +8,7 @@ from gateway.credentials import CredentialHeaders, HeaderBuilder
 from gateway.errors import BadUserInput, shown
 from gateway.ratelimit import GITHUB, JIRA, PAGERDUTY, SLACK_TIER_2, Bucket, BucketSpec
 from gateway.runtime import Runtime
-from gateway.settings import UpstreamAccountSettings
+from gateway.settings import Credential, UpstreamAccountSettings
 from gateway.upstream import (
     OutageSignal,
     RateLimitSignal,
@@ -24,6 +24,8 @@ from resolvers.jira import api as jira_api
 from resolvers.jira.source import JiraSource
 from resolvers.pagerduty.api import PagerDutyApi
 from resolvers.pagerduty.source import PagerDutySource
+from resolvers.qontract_server.api import QONTRACT_SERVER, QontractServerApi, auth_headers
+from resolvers.qontract_server.source import UPSTREAM, QontractServerSource
 from resolvers.slack.api import SlackApi, slack_outage
 from resolvers.slack.source import SlackSource
 from resolvers.vault.secrets import VaultSecrets
@@ -63,10 +65,10 @@ def upstream_client(
             name=account.name,
             base_url=account.api_url,
             bucket=Bucket(system, account.name, tier, _spec(account, spec)),
-            headers=credential.fixed or {},
+            headers=credential.fixed,
             rate_limit_signal=rate_limit_signal,
             outage_signal=outage_signal,
-            credential_headers=credential.current if credential.fixed is None else None,
+            credential_headers=credential.changing,
         ),
         runtime.limiter,
         runtime.upstream_metrics,
@@ -83,6 +85,7 @@ class Sources:
     slack: dict[str, SlackSource] = field(default_factory=dict)
     github: dict[str, GitHubSource] = field(default_factory=dict)
     jira: dict[str, JiraSource] = field(default_factory=dict)
+    qontract_server: QontractServerSource | None = None
     clients: list[UpstreamClient] = field(default_factory=list)
     vault: VaultSecrets = field(default_factory=lambda: VaultSecrets({}))
     credentials: list[tuple[str, CredentialHeaders]] = field(default_factory=list)
@@ -96,6 +99,7 @@ class Sources:
         sources._add_slack(runtime)
         sources._add_github(runtime)
         sources._add_jira(runtime)
+        sources._add_qontract_server(runtime)
         return sources
 
     async def start(self) -> None:
@@ -105,20 +109,57 @@ class Sources:
             await credential.verify(owner)
 
     def _credential(
-        self, system: str, account: UpstreamAccountSettings, build: HeaderBuilder
+        self, owner: str, credential: Credential, build: HeaderBuilder
     ) -> CredentialHeaders:
-        """The headers `build` makes from the account's credential (Vault-backed or not)."""
-        credential = CredentialHeaders(account.token, build, self.vault)
-        if credential.fixed is None:
-            self.credentials.append((f"{system} account {account.name!r}", credential))
-        return credential
+        """The headers `build` makes from `owner`'s credential (Vault-backed or not)."""
+        headers = CredentialHeaders(credential, build, self.vault)
+        if headers.changing is not None:
+            self.credentials.append((owner, headers))
+        return headers
+
+    def _add_qontract_server(self, runtime: Runtime) -> None:
+        """The federated qontract-server, when configured; its token is never the caller's."""
+        configured = runtime.settings.upstreams.qontract_server
+        if configured is None:
+            return
+        credential = None
+        if configured.token is not None:
+            build = functools.partial(auth_headers, scheme=configured.auth_scheme)
+            credential = self._credential("qontract-server", configured.token, build)
+        client = UpstreamClient(
+            UpstreamAccount(
+                system=UPSTREAM,
+                name="default",
+                base_url=configured.url,
+                bucket=Bucket(UPSTREAM, "default", "graphql", QONTRACT_SERVER),
+                headers=credential.fixed if credential is not None else {},
+                credential_headers=credential.changing if credential is not None else None,
+            ),
+            runtime.limiter,
+            runtime.upstream_metrics,
+            UpstreamPolicy(
+                read_timeout=configured.timeout,
+                max_attempts=3,
+                max_total_seconds=configured.timeout,
+                failure_threshold=3,
+                cool_down=configured.poll_interval,
+            ),
+        )
+        self.clients.append(client)
+        self.qontract_server = QontractServerSource(
+            QontractServerApi(client),
+            runtime.cache,
+            runtime.redis,
+            runtime.settings.redis.namespace,
+            configured,
+        )
 
     def _add_pagerduty(self, runtime: Runtime) -> None:
         """One source per PagerDuty instance."""
         for account in runtime.settings.upstreams.pagerduty:
             headers = self._credential(
-                "pagerduty",
-                account,
+                _owner("pagerduty", account),
+                account.token,
                 lambda token: {
                     "Authorization": f"Token token={token}",
                     "Accept": "application/vnd.pagerduty+json;version=2",
@@ -140,7 +181,9 @@ class Sources:
                 "tier2",
                 SLACK_TIER_2,
                 self._credential(
-                    "slack", account, lambda token: {"Authorization": f"Bearer {token}"}
+                    _owner("slack", account),
+                    account.token,
+                    lambda token: {"Authorization": f"Bearer {token}"},
                 ),
                 outage_signal=slack_outage,
             )
@@ -157,7 +200,7 @@ class Sources:
                 account,
                 "rest",
                 GITHUB,
-                self._credential("github", account, github_api.headers),
+                self._credential(_owner("github", account), account.token, github_api.headers),
                 github_api.rate_limit_signal,
             )
             self.clients.append(client)
@@ -169,7 +212,7 @@ class Sources:
         """One source per Jira instance."""
         for account in runtime.settings.upstreams.jira:
             build = functools.partial(jira_api.headers, scheme=account.auth_scheme)
-            headers = self._credential("jira", account, build)
+            headers = self._credential(_owner("jira", account), account.token, build)
             client = upstream_client(runtime, "jira", account, "rest", JIRA, headers)
             self.clients.append(client)
             self.jira[account.name] = JiraSource(
@@ -197,6 +240,10 @@ class Sources:
         for client in self.clients:
             await client.aclose()
         await self.vault.aclose()
+
+
+def _owner(system: str, account: UpstreamAccountSettings) -> str:
+    return f"{system} account {account.name!r}"
 
 
 def _named(accounts: dict[str, T], what: str, name: str) -> T:

@@ -77,6 +77,21 @@ class EventHub:
             registry=registry,
         )
         durable.set_function(lambda: self._durable_open)
+        self._dead_letters = Gauge(
+            "qontract_gateway_events_dead_letters",
+            "Entries in the dead-letter stream (redis backend), read by the periodic sweep.",
+            registry=registry,
+        )
+        self._group_lag = Gauge(
+            "qontract_gateway_events_group_lag_max",
+            "Stream entries not yet delivered to the consumer group furthest behind.",
+            registry=registry,
+        )
+        self._group_pending = Gauge(
+            "qontract_gateway_events_group_pending",
+            "Deliveries awaiting acknowledgement, summed over consumer groups.",
+            registry=registry,
+        )
 
     @classmethod
     def create(
@@ -134,6 +149,24 @@ class EventHub:
                 "event stream reader not started; Redis unreachable",
                 error=repr(error),
             )
+
+    async def observe_backlog(self) -> None:
+        """Read the dead letters and the consumer groups' backlog into gauges (redis backend).
+
+        Group names are caller-chosen, so the gauges aggregate over groups instead of
+        labelling by group. A group whose lag Redis cannot tell (after trimming) counts as 0.
+        """
+        if self.settings.backend != "redis":
+            return
+        keys = stream_keys(self._namespace)
+        async with self._shared.pipeline(transaction=False) as pipe:
+            pipe.xlen(keys.dead_letter)
+            pipe.exists(keys.stream)
+            dead_letters, stream_exists = await pipe.execute()
+        groups = await self._shared.xinfo_groups(keys.stream) if stream_exists else []
+        self._dead_letters.set(dead_letters)
+        self._group_lag.set(max((group.get("lag") or 0 for group in groups), default=0))
+        self._group_pending.set(sum(group["pending"] for group in groups))
 
     @asynccontextmanager
     async def live(

@@ -20,9 +20,10 @@ from gateway.tasks.keys import TaskKeys
 from gateway.tasks.kinds import load_kinds
 from gateway.tasks.lease import ResourceLeases
 from gateway.tasks.quota import CallerQuota, check_input_shape
-from gateway.tasks.reaper import Reaper
+from gateway.tasks.reaper import Observe, Reaper
 from gateway.tasks.record import TaskRecord, utcnow
 from gateway.tasks.runner import TaskRunner
+from gateway.tasks.stats import TaskStats
 from gateway.tasks.store import TaskStore
 
 log = structlog.get_logger("gateway.tasks")
@@ -39,8 +40,10 @@ class TaskQueue:
         quota: CallerQuota,
         engine: TaskEngine,
         settings: TaskSettings,
+        observe: Observe,
     ) -> None:
         self.engine = engine
+        self._observe = observe
         self._quota = quota
         self._store = store
         self._leases = leases
@@ -65,12 +68,18 @@ class TaskQueue:
 
             engine = CeleryEngine(create_celery_app(settings))
         quota = CallerQuota(runtime.redis, store.keys, settings.tasks)
-        return cls(store, leases, changes, quota, engine, settings.tasks)
+        stats = TaskStats(store, runtime.metrics, broker_queues=settings.role == "api")
+
+        async def observe() -> None:
+            await stats.observe()
+            await runtime.events.observe_backlog()
+
+        return cls(store, leases, changes, quota, engine, settings.tasks, observe)
 
     async def start(self) -> None:
         """Start the engine and the periodic sweep for lost workers."""
         await self.engine.start()
-        self._sweeper = asyncio.create_task(self._reaper.sweep_periodically())
+        self._sweeper = asyncio.create_task(self._reaper.sweep_periodically(self._observe))
 
     async def aclose(self) -> None:
         """Stop the sweep, the engine and the change reader."""

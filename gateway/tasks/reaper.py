@@ -15,6 +15,7 @@ from gateway.tasks.store import TaskStore
 log = structlog.get_logger("gateway.tasks")
 
 Dispatch = Callable[[TaskRecord], Awaitable[None]]
+Observe = Callable[[], Awaitable[None]]
 
 
 class Reaper:
@@ -76,11 +77,12 @@ class Reaper:
             await self._store.mark_dispatched(task_id)
             await self._dispatch(record)
 
-    async def sweep_periodically(self) -> None:
-        """Sweep every half heartbeat timeout, forever."""
+    async def sweep_periodically(self, observe: Observe) -> None:
+        """Sweep every half heartbeat timeout, forever; then `observe` (task and event backlog)."""
         while True:
             await asyncio.sleep(self._settings.heartbeat_timeout / 2)
             try:
                 await self.sweep()
+                await observe()
             except (RedisError, OSError) as error:
                 log.warning("task sweep failed; retrying", error=repr(error))

@@ -1,5 +1,6 @@
 """Task records in Redis: create, read, claim, renew, finish, requeue; changes are published."""
 
+import datetime as dt
 import json
 import time
 from collections.abc import Mapping
@@ -113,6 +114,11 @@ class TaskStore:
         raw = await self.redis.hget(self.keys.record(task_id), "payload")
         value: dict[str, Any] = json.loads(raw) if raw else {}
         return value
+
+    async def submitted_at(self, task_id: str) -> float | None:
+        """When `task_id` was submitted (epoch seconds), without reading its payload."""
+        raw = await self.redis.hget(self.keys.record(task_id), "submitted_at")
+        return dt.datetime.fromisoformat(_text(raw)).timestamp() if raw is not None else None
 
     async def heartbeat_alive(self, task_id: str) -> bool:
         """True while some run holds the task's heartbeat."""

@@ -11,19 +11,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconcile_client.errors import ConfigError, IntegrationFailed
-from reconcile_client.gql.gateway import reconcile_task, slack_usergroups_reconcile
-from reconcile_client.gql.gateway.pagerduty_users import ESCALATION_POLICY_USERS, SCHEDULE_USERS
 from reconcile_client.gql.gateway.reconcile_task import (
-    UsergroupAction,
-    UsergroupCreate,
-    UsergroupUpdateMetadata,
-    UsergroupUpdateUsers,
+    ReconcileTaskV1,
+    SlackUsergroupActionV1,
+    SlackUsergroupCreateV1,
+    SlackUsergroupUpdateMetadataV1,
+    SlackUsergroupUpdateUsersV1,
 )
-from reconcile_client.gql.gateway.slack_usergroups_reconcile import (
-    DesiredWorkspace,
-    SlackUsergroupsReconcileInput,
-)
-from reconcile_client.gql.gateway.vcs_owners import OWNERS
+from reconcile_client.gql.inputs import DesiredWorkspace, SlackUsergroupsReconcileInput
 from reconcile_client.gql.qontract_server import slack_usergroups_desired_state as desired
 from reconcile_client.integration import QontractReconcileApiIntegration
 from reconcile_client.integrations.slack_usergroups_state import (
@@ -36,7 +31,15 @@ from reconcile_client.integrations.slack_usergroups_state import (
     desired_workspaces,
     selected_permissions,
 )
-from reconcile_client.operations import Fragment
+from reconcile_client.operations import (
+    ESCALATION_POLICY_USERS,
+    OWNERS,
+    RECONCILE_TASK,
+    SCHEDULE_USERS,
+    SLACK_USERGROUPS_DESIRED_STATE,
+    SLACK_USERGROUPS_RECONCILE,
+    Fragment,
+)
 from reconcile_client.params import PydanticRunParams
 
 logger = logging.getLogger(__name__)
@@ -64,13 +67,14 @@ class Lookups:
     owners: set[OwnersRef] = field(default_factory=set)
 
     @classmethod
-    def of(cls, permissions: Iterable[desired.SlackUsergroupPermission]) -> "Lookups":
+    def of(cls, permissions: Iterable[desired.PermissionSlackUsergroupV1]) -> "Lookups":
         """What `permissions` need looked up."""
         lookups = cls()
         for permission in permissions:
             for target in permission.pagerduty or []:
                 lookups.pagerduty.update(PagerDutyRef.of_target(target))
-            lookups.owners.update(OwnersRef.parse(url) for url in permission.ownersFromRepos or [])
+            owners = permission.owners_from_repos or []
+            lookups.owners.update(OwnersRef.parse(url) for url in owners)
         return lookups
 
     def query(self) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
@@ -134,18 +138,18 @@ class LookupResults:
             fragment = PAGERDUTY_FIELDS[kind][1]
             for item in data[alias]:
                 entry = fragment.result.model_validate(item)
-                ref = PagerDutyRef(instance, kind, entry.id)
+                ref = PagerDutyRef(instance, kind, entry.q_id)
                 results.oncall[ref] = [user.username for user in entry.users]
         return results
 
 
 def check_names(
-    data: desired.SlackUsergroupsDesiredStateData,
-    permissions: Sequence[desired.SlackUsergroupPermission],
+    data: desired.SlackUsergroupsDesiredStateQueryData,
+    permissions: Sequence[desired.PermissionSlackUsergroupV1],
     params: SlackUsergroupsIntegrationParams,
 ) -> None:
     """ConfigError when `--workspace-name` or `--usergroup-name` names nothing in app-interface."""
-    managed = [p for p in permissions if not p.skip and p.workspace.managedUsergroups]
+    managed = [p for p in permissions if not p.skip and p.workspace.managed_usergroups]
     if params.workspace_name is not None:
         known = sorted({p.workspace.name for p in managed})
         if params.workspace_name not in known:
@@ -192,27 +196,29 @@ def channel_list(channels: list[str]) -> str:
     return ",".join(channels) or "(none)"
 
 
-def describe(action: UsergroupAction) -> str:
+def describe(action: SlackUsergroupActionV1) -> str:
     """One readable line for an action: kind, workspace/handle and what changes."""
     details = ["(re-enable)"] if action.enable else []
     match action:
-        case UsergroupCreate():
+        case SlackUsergroupCreateV1():
             kind = "create"
             details += [f"+{user}" for user in action.users]
             details += [
                 f"description={action.description!r}",
                 f"channels={channel_list(action.channels)}",
             ]
-        case UsergroupUpdateUsers():
+        case SlackUsergroupUpdateUsersV1():
             kind = "update_users"
             details += [f"+{user}" for user in action.users_to_add]
             details += [f"-{user}" for user in action.users_to_remove]
-        case UsergroupUpdateMetadata():
+        case SlackUsergroupUpdateMetadataV1():
             kind = "update_metadata"
             if action.new_description is not None:
                 details.append(f"description={action.new_description!r}")
             if action.new_channels is not None:
                 details.append(f"channels={channel_list(action.new_channels)}")
+        case _:
+            kind = action.typename
     line = f"{kind} {action.workspace}/{action.usergroup}"
     return f"{line}: {' '.join(details)}" if details else line
 
@@ -227,9 +233,9 @@ class SlackUsergroupsIntegration(QontractReconcileApiIntegration[SlackUsergroups
 
     async def desired_state(self, now: datetime | None = None) -> list[DesiredWorkspace]:
         """Desired workspaces: app-interface from qontract-server, then one gateway lookup."""
-        data = await self.qontract_server.execute(desired.OPERATION)
+        data = await self.qontract_server.execute(SLACK_USERGROUPS_DESIRED_STATE)
         permissions = [
-            p for p in data.permissions or [] if isinstance(p, desired.SlackUsergroupPermission)
+            p for p in data.permissions if isinstance(p, desired.PermissionSlackUsergroupV1)
         ]
         check_names(data, permissions, self.params)
         workspace_name, usergroup_name = self.params.workspace_name, self.params.usergroup_name
@@ -260,43 +266,44 @@ class SlackUsergroupsIntegration(QontractReconcileApiIntegration[SlackUsergroups
             return
         request = reconcile_input(workspaces, dry_run)
         accepted = await self.gateway.execute(
-            slack_usergroups_reconcile.OPERATION,
+            SLACK_USERGROUPS_RECONCILE,
             {"input": request.model_dump(exclude_none=True)},
         )
         task = accepted.slack_usergroups_reconcile_v1
         if not dry_run:
-            print(f"reconcile task {task.id} accepted ({task.status})")
+            print(f"reconcile task {task.q_id} accepted ({task.status.value})")
             return
-        report(task.id, await self.wait_for(task.id))
+        report(task.q_id, await self.wait_for(task.q_id))
 
-    async def wait_for(self, task_id: str) -> reconcile_task.ReconcileTask:
+    async def wait_for(self, task_id: str) -> ReconcileTaskV1:
         """The task once finished, or as it is after TASK_WAIT_SECONDS."""
         deadline = time.monotonic() + TASK_WAIT_SECONDS
         while True:
             remaining = math.ceil(deadline - time.monotonic())
             data = await self.gateway.execute(
-                reconcile_task.OPERATION,
+                RECONCILE_TASK,
                 {"id": task_id, "wait_seconds": max(0, min(remaining, TASK_WAIT_SECONDS))},
                 read_timeout=max(remaining, 0) + 30,
             )
             task = data.reconcile_task_v1
-            if task.status in FINISHED or remaining <= 0:
+            if task.status.value in FINISHED or remaining <= 0:
                 return task
             await asyncio.sleep(min(1.0, max(remaining, 0)))
 
 
-def report(task_id: str, task: reconcile_task.ReconcileTask) -> None:
+def report(task_id: str, task: ReconcileTaskV1) -> None:
     """Print every action; IntegrationFailed on errors, a failed task or one still pending."""
-    if task.status not in FINISHED:
-        raise IntegrationFailed(f"task {task_id} still {task.status} after {TASK_WAIT_SECONDS} s")
+    status = task.status.value
+    if status not in FINISHED:
+        raise IntegrationFailed(f"task {task_id} still {status} after {TASK_WAIT_SECONDS} s")
     result = task.slack_usergroups
     actions = result.actions if result else []
     errors = result.errors if result else []
     for action in actions:
         print(f"[dry-run] {describe(action)}")
-    print(f"task {task_id}: {result.status if result else task.status}, {len(actions)} action(s)")
+    print(f"task {task_id}: {result.status if result else status}, {len(actions)} action(s)")
     for error in errors:
         print(f"error: {error}")
-    if task.status == "failed" or errors:
+    if status == "failed" or errors:
         reason = task.error or f"{len(errors)} error(s)"
         raise IntegrationFailed(f"task {task_id} failed: {reason}")

@@ -12,21 +12,35 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from reconcile_client.errors import ConfigError
-from reconcile_client.gql.gateway.slack_usergroups_reconcile import (
+from reconcile_client.gql.inputs import (
     DesiredUsergroup,
     DesiredWorkspace,
     Notifications,
     UsergroupConfig,
 )
 from reconcile_client.gql.qontract_server.slack_usergroups_desired_state import (
-    Cluster,
-    ClusterRoleUser,
-    PagerDutyTarget,
-    Role,
-    Schedule,
-    SlackUsergroupPermission,
-    SlackWorkspace,
-    User,
+    ClusterV1 as Cluster,
+)
+from reconcile_client.gql.qontract_server.slack_usergroups_desired_state import (
+    PagerDutyTargetV1 as PagerDutyTarget,
+)
+from reconcile_client.gql.qontract_server.slack_usergroups_desired_state import (
+    PermissionSlackUsergroupV1 as SlackUsergroupPermission,
+)
+from reconcile_client.gql.qontract_server.slack_usergroups_desired_state import (
+    ScheduleV1 as Schedule,
+)
+from reconcile_client.gql.qontract_server.slack_usergroups_desired_state import (
+    SlackUsergroupsDesiredState_RoleV1 as Role,
+)
+from reconcile_client.gql.qontract_server.slack_usergroups_desired_state import (
+    SlackUsergroupsDesiredState_RoleV1_UserV1 as ClusterRoleUser,
+)
+from reconcile_client.gql.qontract_server.slack_usergroups_desired_state import (
+    SlackUsergroupsDesiredState_UserV1 as User,
+)
+from reconcile_client.gql.qontract_server.slack_usergroups_desired_state import (
+    SlackWorkspaceV1 as SlackWorkspace,
 )
 
 logger = logging.getLogger(__name__)
@@ -68,10 +82,10 @@ class PagerDutyRef:
     def of_target(cls, target: PagerDutyTarget) -> list["PagerDutyRef"]:
         """The schedule and/or the escalation policy a target names (both when both are set)."""
         refs = []
-        if target.scheduleID:
-            refs.append(cls(target.instance.name, "schedule", target.scheduleID))
-        if target.escalationPolicyID:
-            refs.append(cls(target.instance.name, "escalation_policy", target.escalationPolicyID))
+        if target.schedule_id:
+            refs.append(cls(target.instance.name, "schedule", target.schedule_id))
+        if target.escalation_policy_id:
+            refs.append(cls(target.instance.name, "escalation_policy", target.escalation_policy_id))
         return refs
 
 
@@ -117,13 +131,13 @@ def selected_permissions(
     selected = []
     for permission in permissions:
         workspace = permission.workspace
-        if permission.skip or not workspace.managedUsergroups:
+        if permission.skip or not workspace.managed_usergroups:
             continue
         if workspace_name and workspace.name != workspace_name:
             continue
         if usergroup_name and permission.handle != usergroup_name:
             continue
-        if permission.handle not in workspace.managedUsergroups:
+        if permission.handle not in workspace.managed_usergroups:
             raise ConfigError(
                 f"[{workspace.name}] usergroup {shown(permission.handle)} is not in "
                 f"'managedUsergroups' of the Slack workspace {workspace.path}"
@@ -227,7 +241,7 @@ def permission_usergroup(
     """Role users, active slot users, OWNERS and on-call users of one permission."""
     members = {user.org_username for role in permission.roles or [] for user in role.users}
     members |= active_slot_users(permission.schedule, now)
-    members |= owners_users(permission.ownersFromRepos or [], inputs.owners, users)
+    members |= owners_users(permission.owners_from_repos or [], inputs.owners, users)
     members |= oncall_users(permission.pagerduty or [], inputs.oncall, users)
     return DesiredUsergroup(
         handle=permission.handle,
@@ -250,13 +264,13 @@ def default_channel(workspace: SlackWorkspace) -> str | None:
 
 def role_active(role: Role, now: datetime) -> bool:
     """False once `expirationDate` (YYYY-MM-DD, UTC) is today or past."""
-    if not role.expirationDate:
+    if not role.expiration_date:
         return True
     try:
-        expires = datetime.strptime(role.expirationDate, EXPIRATION_DATE_FORMAT).date()
+        expires = datetime.strptime(role.expiration_date, EXPIRATION_DATE_FORMAT).date()
     except ValueError:
         raise ConfigError(
-            f"role {role.path}: expirationDate {shown(role.expirationDate)} is not formatted "
+            f"role {role.path}: expirationDate {shown(role.expiration_date)} is not formatted "
             "as YYYY-MM-DD"
         ) from None
     return now.astimezone(UTC).date() < expires
@@ -283,7 +297,7 @@ def cluster_members(
         if not role_active(role, now):
             continue
         for access in role.access or []:
-            if access.namespace and access.namespace.managedRoles and not access.namespace.delete:
+            if access.namespace and access.namespace.managed_roles and not access.namespace.delete:
                 name = access.namespace.cluster.name
             elif access.cluster and access.group:
                 name = access.cluster.name
@@ -334,7 +348,7 @@ def desired_workspaces(
         if channel is None:
             logger.error("workspace %s has no slack-usergroups integration setting, skipping", name)
             continue
-        managed = [usergroup_name] if usergroup_name else by_name[name].managedUsergroups
+        managed = [usergroup_name] if usergroup_name else by_name[name].managed_usergroups
         workspaces.append(
             DesiredWorkspace(name=name, managed_usergroups=managed, usergroups=groups)
         )

@@ -32,10 +32,8 @@ def unleash() -> Iterator[tuple[UnleashEmulator, ServerThread]]:
 
 
 def unleash_env(server: ServerThread) -> dict[str, str]:
-    return {
-        "QONTRACT_RECONCILE_API_UNLEASH__URL": f"{server.url}/api",
-        "QONTRACT_RECONCILE_API_UNLEASH__TOKEN": UNLEASH_TOKEN,
-    }
+    """qontract-reconcile's variable names."""
+    return {"UNLEASH_API_URL": f"{server.url}/api", "UNLEASH_CLIENT_ACCESS_TOKEN": UNLEASH_TOKEN}
 
 
 def test_gateway_down_exits_3_with_one_line_and_no_traceback(
@@ -151,15 +149,52 @@ def test_unleash_toggle_unknown_runs_and_a_static_flag_overrides_it(
     assert run_cli(COMMAND, env=override).returncode == 0
 
 
-def test_unleash_unreachable_exits_3_rather_than_guessing(
+def test_unleash_unreachable_warns_in_one_line_and_runs_as_qontract_reconcile_does(
     qontract_server: tuple[QontractServerEmulator, ServerThread],
 ) -> None:
+    """qontract-reconcile's get_feature_toggle_state falls back to on when Unleash cannot answer."""
     unleash_url = f"http://127.0.0.1:{free_port()}/api"
     env = env_for("http://127.0.0.1:1/graphql", qontract_server[1])
-    env["QONTRACT_RECONCILE_API_UNLEASH__URL"] = unleash_url
+    env.update({"UNLEASH_API_URL": unleash_url, "UNLEASH_CLIENT_ACCESS_TOKEN": UNLEASH_TOKEN})
     result = run_cli(COMMAND, env=env)
-    assert result.returncode == 3
-    assert f"Unleash at {unleash_url} is unreachable" in result.stderr
+    assert result.returncode == 3, "it ran, and then found the gateway down"
+    assert f"Unleash at {unleash_url} could not be read; toggle {COMMAND} is on" in result.stderr
+    assert "qontract-gateway at http://127.0.0.1:1/graphql is unreachable" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert UNLEASH_TOKEN not in result.stderr
+
+
+def test_disable_cluster_toggle_runs_the_integration(
+    qontract_server: tuple[QontractServerEmulator, ServerThread],
+    unleash: tuple[UnleashEmulator, ServerThread],
+) -> None:
+    """The issue's case: a `disableCluster` toggle is on without a cluster; it used to skip."""
+    emulator, server = unleash
+    emulator.set_toggle(
+        COMMAND, enabled=True, strategy="disableCluster", parameters={"cluster_name": "c"}
+    )
+    down = f"http://127.0.0.1:{free_port()}/graphql"
+    result = run_cli(COMMAND, env=env_for(down, qontract_server[1], **unleash_env(server)))
+    assert result.returncode == 3, result.stderr
+    assert "is off" not in result.stderr
+
+
+def test_the_older_unleash_variables_still_configure_unleash(
+    qontract_server: tuple[QontractServerEmulator, ServerThread],
+    unleash: tuple[UnleashEmulator, ServerThread],
+) -> None:
+    """QONTRACT_RECONCILE_API_UNLEASH__URL/__TOKEN still work, and win over UNLEASH_API_URL."""
+    emulator, server = unleash
+    emulator.set_toggle(COMMAND, enabled=False)
+    down = f"http://127.0.0.1:{free_port()}/graphql"
+    older = {
+        "QONTRACT_RECONCILE_API_UNLEASH__URL": f"{server.url}/api",
+        "QONTRACT_RECONCILE_API_UNLEASH__TOKEN": UNLEASH_TOKEN,
+        "UNLEASH_API_URL": f"http://127.0.0.1:{free_port()}/api",
+    }
+    result = run_cli(COMMAND, env=env_for(down, qontract_server[1], **older))
+    assert result.returncode == 0, result.stderr
+    assert "feature toggle slack-usergroups-api is off" in result.stderr
 
 
 def test_graphql_error_from_the_gateway_exits_1_with_its_code(

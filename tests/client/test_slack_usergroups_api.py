@@ -9,7 +9,7 @@ import pytest
 
 from reconcile_client.config import ClientConfig
 from reconcile_client.errors import AuthRefused, ConfigError, GatewayQueryError
-from reconcile_client.gql.gateway.slack_usergroups_reconcile import DesiredWorkspace, Notifications
+from reconcile_client.gql.inputs import DesiredWorkspace, Notifications
 from reconcile_client.integrations.slack_usergroups_api import (
     SlackUsergroupsIntegration,
     SlackUsergroupsIntegrationParams,

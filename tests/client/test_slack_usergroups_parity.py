@@ -13,10 +13,10 @@ from typing import Any, Literal
 import pytest
 
 from reconcile_client.errors import ConfigError
-from reconcile_client.gql.gateway.slack_usergroups_reconcile import DesiredWorkspace
+from reconcile_client.gql.inputs import DesiredWorkspace
 from reconcile_client.gql.qontract_server.slack_usergroups_desired_state import (
-    SlackUsergroupPermission,
-    SlackUsergroupsDesiredStateData,
+    PermissionSlackUsergroupV1,
+    SlackUsergroupsDesiredStateQueryData,
 )
 from reconcile_client.integrations.slack_usergroups_api import reconcile_input
 from reconcile_client.integrations.slack_usergroups_state import (
@@ -80,12 +80,13 @@ def inputs(
     owners: dict[OwnersRef, RepoOwners] | None = None,
 ) -> DesiredStateInputs:
     """Typed inputs from qontract-server-shaped `data` and the live answers."""
-    parsed = SlackUsergroupsDesiredStateData.model_validate(
-        {"permissions": [], "users": [], "clusters": [], "roles": [], **data}
+    parsed = SlackUsergroupsDesiredStateQueryData.model_validate(
+        {"permissions": [], "users": [], "clusters": [], "roles": [], **data},
+        extra="ignore",  # golden data answers qontract-reconcile's query, which selects more
     )
     return DesiredStateInputs(
         permissions=[
-            p for p in parsed.permissions or [] if isinstance(p, SlackUsergroupPermission)
+            p for p in parsed.permissions or [] if isinstance(p, PermissionSlackUsergroupV1)
         ],
         users=parsed.users or [],
         clusters=parsed.clusters or [],

@@ -1,31 +1,35 @@
-"""Every `.gql` operation validates against its schema, and its pydantic model matches it."""
+"""Every `.gql` operation validates against its schema; its models are qenerate's, regenerated."""
 
-import types
-import typing
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 from graphql import (
-    FieldNode,
     FragmentDefinitionNode,
     GraphQLSchema,
-    InlineFragmentNode,
     OperationDefinitionNode,
-    SelectionSetNode,
     build_schema,
     parse,
     validate,
 )
-from pydantic import BaseModel
 
-from reconcile_client.gql.gateway import reconcile_task, slack_usergroups_reconcile
-from reconcile_client.gql.qontract_server import integrations, slack_usergroups_desired_state
 from reconcile_client.integrations.slack_usergroups_api import Lookups
 from reconcile_client.integrations.slack_usergroups_state import OwnersRef, PagerDutyRef
-from reconcile_client.operations import Operation
+from reconcile_client.operations import (
+    ESCALATION_POLICY_USERS,
+    INTEGRATIONS,
+    OWNERS,
+    RECONCILE_TASK,
+    SCHEDULE_USERS,
+    SLACK_USERGROUPS_DESIRED_STATE,
+    SLACK_USERGROUPS_RECONCILE,
+    Fragment,
+    Operation,
+)
 from tests.client.recordings import qontract_server_file
 from tests.emulators.qontract_server import SDL as QONTRACT_SERVER_SDL
+from tests.support import qenerate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_SCHEMA = build_schema(
@@ -36,7 +40,7 @@ REAL_QONTRACT_SERVER_SCHEMA = build_schema(qontract_server_file("schema.graphql"
 GQL_DIR = REPO_ROOT / "reconcile_client" / "gql"
 
 
-GATEWAY_OPERATIONS = [slack_usergroups_reconcile.OPERATION, reconcile_task.OPERATION]
+GATEWAY_OPERATIONS = [SLACK_USERGROUPS_RECONCILE, RECONCILE_TASK]
 
 
 def lookup_document(owners: bool) -> str:
@@ -61,7 +65,7 @@ def assert_valid(schema: GraphQLSchema, document: str) -> None:
     assert not errors, [error.message for error in errors]
 
 
-@pytest.mark.parametrize("operation", GATEWAY_OPERATIONS, ids=lambda operation: operation.path)
+@pytest.mark.parametrize("operation", GATEWAY_OPERATIONS, ids=lambda operation: operation.name)
 def test_gateway_operation_validates_against_the_exported_schema(operation: Operation[Any]) -> None:
     assert_valid(GATEWAY_SCHEMA, operation.document)
 
@@ -74,11 +78,11 @@ def test_lookup_query_with_owners_validates_against_the_exported_schema() -> Non
     assert_valid(GATEWAY_SCHEMA, lookup_document(owners=True))
 
 
-QONTRACT_SERVER_OPERATIONS = [slack_usergroups_desired_state.OPERATION, integrations.OPERATION]
+QONTRACT_SERVER_OPERATIONS = [SLACK_USERGROUPS_DESIRED_STATE, INTEGRATIONS]
 
 
 @pytest.mark.parametrize(
-    "operation", QONTRACT_SERVER_OPERATIONS, ids=lambda operation: operation.path
+    "operation", QONTRACT_SERVER_OPERATIONS, ids=lambda operation: operation.name
 )
 def test_qontract_server_operation_validates_against_the_real_servers_schema(
     operation: Operation[Any],
@@ -88,86 +92,57 @@ def test_qontract_server_operation_validates_against_the_real_servers_schema(
     assert_valid(REAL_QONTRACT_SERVER_SCHEMA, operation.document)
 
 
-def test_every_gql_file_is_used_by_a_model_module() -> None:
-    for path in GQL_DIR.rglob("*.gql"):
-        assert path.with_suffix(".py").exists() or any(
-            path.name in module.read_text() for module in GQL_DIR.rglob("*.py")
-        ), f"{path} has no model module"
-
-
-def models_in(annotation: Any) -> list[tuple[type[BaseModel], bool]]:
-    """The models inside an annotation, with whether the annotation allows None."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return models_in(typing.get_args(annotation)[0])
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(annotation)
-        nullable = type(None) in args
-        return [(m, nullable) for a in args if a is not type(None) for m, _ in models_in(a)]
-    if origin is list:
-        return models_in(typing.get_args(annotation)[0])
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [(annotation, False)]
-    return []
-
-
-def response_keys(selection_set: SelectionSetNode, typename: str | None) -> dict[str, FieldNode]:
-    keys: dict[str, FieldNode] = {}
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            keys[(selection.alias or selection.name).value] = selection
-        elif (
-            isinstance(selection, InlineFragmentNode)
-            and selection.type_condition is not None
-            and selection.type_condition.name.value == typename
-        ):
-            keys.update(response_keys(selection.selection_set, typename))
-    return keys
-
-
-def assert_model_matches(
-    model: type[BaseModel], selection_set: SelectionSetNode, where: str
-) -> None:
-    typename_field = model.model_fields.get("typename")
-    literal = typing.get_args(typename_field.annotation) if typename_field else ()
-    keys = response_keys(selection_set, literal[0] if literal else None)
-    fields = {(info.alias or name): info for name, info in model.model_fields.items()}
-    assert set(fields) == set(keys), f"{where}: model {model.__name__} vs selection"
-    for key, node in keys.items():
-        nested = models_in(fields[key].annotation)
-        if node.selection_set is not None:
-            assert nested, f"{where}.{key}: a selection without a model"
-            for nested_model, _ in nested:
-                assert_model_matches(nested_model, node.selection_set, f"{where}.{key}")
+FRAGMENTS = [SCHEDULE_USERS, ESCALATION_POLICY_USERS, OWNERS]
 
 
 @pytest.mark.parametrize(
-    "operation",
-    [
-        slack_usergroups_reconcile.OPERATION,
-        reconcile_task.OPERATION,
-        slack_usergroups_desired_state.OPERATION,
-        integrations.OPERATION,
-    ],
-    ids=lambda operation: operation.path,
+    "operation", GATEWAY_OPERATIONS + QONTRACT_SERVER_OPERATIONS, ids=lambda op: op.name
 )
-def test_result_model_has_exactly_the_fields_the_operation_selects(
-    operation: Operation[Any],
-) -> None:
+def test_each_binding_runs_the_operation_it_is_named_after(operation: Operation[Any]) -> None:
     definitions = parse(operation.document).definitions
-    op = next(d for d in definitions if isinstance(d, OperationDefinitionNode))
-    assert_model_matches(operation.result, op.selection_set, operation.path)
+    names = [d.name.value for d in definitions if isinstance(d, OperationDefinitionNode) and d.name]
+    assert names == [operation.name]
+    assert operation.result.__module__.startswith("reconcile_client.gql.")
 
 
-def test_fragment_models_have_exactly_the_fields_the_fragments_select() -> None:
-    from reconcile_client.gql.gateway.pagerduty_users import (
-        ESCALATION_POLICY_USERS,
-        SCHEDULE_USERS,
-    )
-    from reconcile_client.gql.gateway.vcs_owners import OWNERS
+@pytest.mark.parametrize("fragment", FRAGMENTS, ids=lambda fragment: fragment.name)
+def test_each_fragment_binding_reads_the_fragment_it_is_named_after(
+    fragment: Fragment[Any],
+) -> None:
+    node = parse(fragment.document).definitions[0]
+    assert isinstance(node, FragmentDefinitionNode)
+    assert node.name.value == fragment.name
+    assert fragment.result.__name__ == fragment.name
 
-    for fragment in (SCHEDULE_USERS, ESCALATION_POLICY_USERS, OWNERS):
-        node = parse(fragment.document).definitions[0]
-        assert isinstance(node, FragmentDefinitionNode)
-        assert node.name.value == fragment.name
-        assert_model_matches(fragment.result, node.selection_set, fragment.path)
+
+def test_every_gql_file_asks_qenerate_for_pydantic_v2_and_has_its_module() -> None:
+    sources = sorted(GQL_DIR.glob("*/*.gql"))
+    assert sources
+    for path in sources:
+        assert path.read_text().startswith("# qenerate: plugin=pydantic_v2\n"), path
+        assert (
+            path.with_suffix(".py")
+            .read_text()
+            .startswith('"""\nGenerated by qenerate plugin=pydantic_v2.')
+        ), f"{path.with_suffix('.py')} is not qenerate's"
+
+
+def test_regenerating_gives_exactly_the_committed_modules() -> None:
+    """Drift check: qenerate on the .gql files against today's schemas rewrites nothing.
+
+    The gateway's schema is its Strawberry schema's introspection; qontract-server's is the real
+    server's (tests/data/qontract_server/introspection.json).
+    """
+    directory = qenerate.install_dir()
+    if not qenerate.installed(directory):
+        if os.environ.get(qenerate.REQUIRE_VARIABLE):
+            pytest.fail(f"qenerate is not installed in {directory}")
+        pytest.skip("qenerate not installed: python -m tests.support.qenerate install")
+    generated = qenerate.generate(directory, GQL_DIR)
+    committed = {path: path.read_text() for path in GQL_DIR.glob("*/*.py")}
+    committed = {path: text for path, text in committed.items() if path.name != "__init__.py"}
+    assert set(generated) == set(committed)
+    stale = [
+        str(path.relative_to(REPO_ROOT)) for path in generated if generated[path] != committed[path]
+    ]
+    assert not stale, f"regenerate with python -m tests.support.qenerate: {stale}"

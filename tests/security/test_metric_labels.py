@@ -3,10 +3,12 @@
 import re
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 from graphql import DocumentNode, OperationDefinitionNode, parse
 
+import reconcile_client
 from reconcile_client import event_log_sink
 from reconcile_client.integrations.slack_usergroups_api import Lookups
 from reconcile_client.integrations.slack_usergroups_state import PagerDutyRef
@@ -60,10 +62,12 @@ def test_every_operation_the_client_sends_is_counted_by_name(
     lookups.pagerduty.add(PagerDutyRef("app-sre", "schedule", "PS00001"))
     query = lookups.query()
     assert query is not None
+    shipped = Path(reconcile_client.__file__).parent.joinpath("gql").rglob("*.gql")
     documents: list[DocumentNode] = [
         parse(query[0]),
         event_log_sink.SUBSCRIPTION.document,
         event_log_sink.ACKNOWLEDGE.document,
+        *(parse(path.read_text()) for path in shipped),
     ]
     names = {
         definition.name.value

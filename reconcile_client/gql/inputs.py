@@ -1,0 +1,41 @@
+"""Variables the client sends (qenerate generates result types only): the reconcile input."""
+
+from pydantic import BaseModel
+
+
+class Notifications(BaseModel):
+    """Messages for the users a real run adds or removes (published as events for DMs)."""
+
+    add_user: str | None = None
+    remove_user: str | None = None
+
+
+class UsergroupConfig(BaseModel):
+    """What a usergroup should look like."""
+
+    description: str
+    users: list[str]
+    channels: list[str]
+    notifications: Notifications | None = None
+
+
+class DesiredUsergroup(BaseModel):
+    """One usergroup by handle."""
+
+    handle: str
+    config: UsergroupConfig
+
+
+class DesiredWorkspace(BaseModel):
+    """One Slack workspace: the handles the gateway may touch and the wanted usergroups."""
+
+    name: str
+    managed_usergroups: list[str]
+    usergroups: list[DesiredUsergroup]
+
+
+class SlackUsergroupsReconcileInput(BaseModel):
+    """The mutation's `input` argument."""
+
+    dry_run: bool = True
+    workspaces: list[DesiredWorkspace]

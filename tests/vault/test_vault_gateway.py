@@ -180,7 +180,7 @@ def test_no_secret_reaches_logs_errors_responses_redis_or_metrics(
     with PrivateRedis() as private_redis, PrivateOpenBao() as bao:
         login = bao.approle("gateway")
         vault_token = bao.api(
-            "POST", "auth/token/create", {"policies": ["gateway"], "ttl": "1h", "renewable": True}
+            "POST", "auth/token/create", {"policies": ["gateway"], "ttl": "3s", "renewable": True}
         )["auth"]["client_token"]
         (tmp_path / "vault-token").write_text(vault_token)
         bao.kv2_put("pd/app-sre", {"token": "pd-v1-token-aaaa"})
@@ -219,6 +219,12 @@ def test_no_secret_reaches_logs_errors_responses_redis_or_metrics(
             graphql(gateway, SCHEDULE, instance="other", id="S1"),
         ]
         assert [users(body) for body in responses] == [["alice@example.com"]] * 2
+        renewal = 'account="tokened",operation="auth.token.renew_self",status="200"'
+
+        def token_renewed() -> bool:
+            return renewal in httpx.get(f"{gateway.url}/metrics", timeout=10).text
+
+        wait_until(token_renewed, timeout=20, what="the configured Vault token to be renewed")
         bao.stop()
         outage: list[dict[str, Any]] = []
         ids = itertools.count(3)

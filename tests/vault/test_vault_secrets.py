@@ -104,7 +104,7 @@ async def test_reads_are_cached_in_process_until_the_ttl(
     openbao: PrivateOpenBao, vault_factory: VaultFactory, prefix: str
 ) -> None:
     openbao.kv2_put(f"{prefix}/slack", {"token": "first-value"})
-    vault = await vault_factory(openbao, cache_ttl=2)
+    vault = await vault_factory(openbao, cache_ttl=5)
     path = f"secret/{prefix}/slack"
     assert (await vault.main.read(path, "token")).get_secret_value() == "first-value"
 

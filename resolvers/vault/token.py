@@ -54,7 +54,9 @@ class VaultToken:
     by a new login instead. A request finding the token expired refreshes it first.
     """
 
-    def __init__(self, client: UpstreamClient, auth: AppRoleAuth | TokenAuth, instance: str):
+    def __init__(
+        self, client: UpstreamClient, auth: AppRoleAuth | TokenAuth, instance: str
+    ) -> None:
         self._client = client
         self._instance = instance
         self._approle = auth.approle if isinstance(auth, AppRoleAuth) else None

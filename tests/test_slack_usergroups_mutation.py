@@ -58,15 +58,28 @@ def gateway(
     slack: tuple[SlackEmulator, ServerThread],
     monkeypatch: pytest.MonkeyPatch,
 ) -> ServerThread:
+    return gateway_with(gateway_factory, slack, monkeypatch, "coreos")
+
+
+def gateway_with(
+    gateway_factory: Callable[..., ServerThread],
+    slack: tuple[SlackEmulator, ServerThread],
+    monkeypatch: pytest.MonkeyPatch,
+    *names: str,
+) -> ServerThread:
+    """A gateway with Slack workspaces `names`, all on the one Slack emulator."""
     monkeypatch.setenv("QGW_TEST_SLACK_TOKEN", TOKEN)
     _, server = slack
-    workspace = {
-        "name": "coreos",
-        "api_url": f"{server.url}/api",
-        "token": {"env": "QGW_TEST_SLACK_TOKEN"},
-        "rate_limit": GENEROUS,
-    }
-    return gateway_factory(auth={"secret": SECRET}, upstreams={"slack": [workspace]})
+    workspaces = [
+        {
+            "name": name,
+            "api_url": f"{server.url}/api",
+            "token": {"env": "QGW_TEST_SLACK_TOKEN"},
+            "rate_limit": GENEROUS,
+        }
+        for name in names
+    ]
+    return gateway_factory(auth={"secret": SECRET}, upstreams={"slack": workspaces})
 
 
 def call(gateway: ServerThread, scopes: list[str], query: str, **variables: Any) -> Any:
@@ -159,18 +172,7 @@ def two_workspaces(
     monkeypatch: pytest.MonkeyPatch,
 ) -> ServerThread:
     """A gateway with workspaces `coreos` and `other` (both on the one Slack emulator)."""
-    monkeypatch.setenv("QGW_TEST_SLACK_TOKEN", TOKEN)
-    _, server = slack
-    workspaces = [
-        {
-            "name": name,
-            "api_url": f"{server.url}/api",
-            "token": {"env": "QGW_TEST_SLACK_TOKEN"},
-            "rate_limit": GENEROUS,
-        }
-        for name in ("coreos", "other")
-    ]
-    return gateway_factory(auth={"secret": SECRET}, upstreams={"slack": workspaces})
+    return gateway_with(gateway_factory, slack, monkeypatch, "coreos", "other")
 
 
 def submit_real(gateway: ServerThread, *names: str) -> Any:

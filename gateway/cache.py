@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import functools
 import json
 import secrets
 import time
@@ -56,7 +57,7 @@ class CacheKey:
     data_type: str
     ident: str
 
-    @property
+    @functools.cached_property
     def tag(self) -> str:
         """The Redis hash tag shared by all keys of this system, account and data type."""
         return tag(self.system, self.account, self.data_type)

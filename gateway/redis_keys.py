@@ -20,6 +20,7 @@ nor inject a glob, and bounded, so no caller string makes a key long.
 Federation answers are cache values (system `qontract-server`, data type `answer`).
 """
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -31,11 +32,13 @@ _SAFE = "-._~/:@+=,"
 _HASHED = "%h"  # quote() writes "%" only before two upper-case hex digits: no clash
 
 
+@functools.lru_cache(maxsize=8192)
 def part(text: str) -> str:
     """`text` as a key part: percent-escaped (no braces, blanks or glob characters), bounded.
 
     Parts longer than `MAX_PART_CHARS` once escaped are replaced by `%h` and their sha256, so
-    two different texts never share a part and no caller string makes a key long.
+    two different texts never share a part and no caller string makes a key long. Recent
+    parts are remembered (bounded), as the same few names recur on every request.
     """
     escaped = quote(text, safe=_SAFE)
     if len(escaped) <= MAX_PART_CHARS:

@@ -8,7 +8,7 @@ test's real Redis), and Redis itself says which arguments are keys (`COMMAND GET
 """
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,8 +63,8 @@ class Sent:
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[Sent]:
     """Every command the asyncio Redis clients of this process send from now on."""
     record: list[Sent] = []
-    execute_command = AsyncRedis.execute_command
-    execute = Pipeline.execute
+    execute_command: Callable[..., Awaitable[Any]] = AsyncRedis.execute_command
+    execute: Callable[..., Awaitable[Any]] = Pipeline.execute
 
     async def command(self: AsyncRedis, *args: Any, **options: Any) -> Any:
         record.append(Sent((args,), transaction=False))

@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterator
 
 from graphql import ASTValidationRule, GraphQLError, OperationDefinitionNode
 from graphql.validation import NoSchemaIntrospectionCustomRule
+from opentelemetry.trace import Span, SpanKind
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -12,6 +13,7 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 
+from gateway import tracing
 from gateway.graphql_errors import INTERNAL_MESSAGE, is_unexpected
 from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
@@ -29,17 +31,40 @@ class OperationMetrics(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         """Measure the whole operation, parse to result."""
         started = time.perf_counter()
-        yield
-        context = self.execution_context
-        name = self.metrics.operation_label(context.operation_name)
-        try:
-            kind = context.operation_type.value
-        except RuntimeError:  # the document did not parse, so it has no operation type
-            kind = "unknown"
-        result = context.result
-        outcome = "error" if result is not None and result.errors else "ok"
-        self.metrics.graphql_operations.labels(name, kind, outcome).inc()
-        self.metrics.graphql_latency.labels(kind, outcome).observe(time.perf_counter() - started)
+        with tracing.span("graphql.operation", kind=SpanKind.SERVER) as span:
+            yield
+            context = self.execution_context
+            name = self.metrics.operation_label(context.operation_name)
+            try:
+                kind = context.operation_type.value
+            except RuntimeError:  # the document did not parse, so it has no operation type
+                kind = "unknown"
+            result = context.result
+            outcome = "error" if result is not None and result.errors else "ok"
+            self.metrics.graphql_operations.labels(name, kind, outcome).inc()
+            self.metrics.graphql_latency.labels(kind, outcome).observe(
+                time.perf_counter() - started
+            )
+            if span is not None:
+                _describe(span, name, kind, outcome, result.errors if result else None)
+
+
+def _describe(
+    span: Span, name: str, kind: str, outcome: str, errors: list[GraphQLError] | None
+) -> None:
+    """Name the operation span by its bounded label and note its outcome and error codes."""
+    span.update_name(f"{kind} {name}")
+    span.set_attributes(
+        {
+            "graphql.operation.name": name,
+            "graphql.operation.type": kind,
+            "qontract.outcome": outcome,
+        }
+    )
+    if errors:
+        codes = tracing.error_codes((error.extensions or {}).get("code") for error in errors)
+        span.set_attribute("qontract.error_codes", codes)
+        tracing.failed(span, codes[0] if codes else "GRAPHQL_ERROR")
 
 
 class OperationChoice(SchemaExtension):

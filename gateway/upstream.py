@@ -300,7 +300,7 @@ class UpstreamClient:
             kind=SpanKind.CLIENT,
         ) as span:
             try:
-                response = await attempts(
+                response: httpx.Response = await attempts(
                     self._attempt,
                     operation,
                     method,

@@ -103,6 +103,23 @@ def failed(current: Span | None, code: str) -> None:
         current.set_status(Status(StatusCode.ERROR, code))
 
 
+def describe_operation(
+    current: Span, name: str, kind: str, codes: tuple[str, ...] | None = None
+) -> None:
+    """Name a GraphQL operation span by its bounded label; note its outcome and error codes."""
+    current.update_name(f"{kind} {name}")
+    current.set_attributes(
+        {
+            "graphql.operation.name": name,
+            "graphql.operation.type": kind,
+            "qontract.outcome": "error" if codes is not None else "ok",
+        }
+    )
+    if codes is not None:
+        current.set_attribute("qontract.error_codes", codes)
+        failed(current, codes[0] if codes else "GRAPHQL_ERROR")
+
+
 def annotate(attributes: Attributes) -> None:
     """Add `attributes` to the current span, when tracing is on."""
     if _state.tracer is not None:

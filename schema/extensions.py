@@ -5,7 +5,7 @@ from collections.abc import Callable, Iterator
 
 from graphql import ASTValidationRule, GraphQLError, OperationDefinitionNode
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import SpanKind
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -45,26 +45,13 @@ class OperationMetrics(SchemaExtension):
             self.metrics.graphql_latency.labels(kind, outcome).observe(
                 time.perf_counter() - started
             )
-            if span is not None:
-                _describe(span, name, kind, outcome, result.errors if result else None)
-
-
-def _describe(
-    span: Span, name: str, kind: str, outcome: str, errors: list[GraphQLError] | None
-) -> None:
-    """Name the operation span by its bounded label and note its outcome and error codes."""
-    span.update_name(f"{kind} {name}")
-    span.set_attributes(
-        {
-            "graphql.operation.name": name,
-            "graphql.operation.type": kind,
-            "qontract.outcome": outcome,
-        }
-    )
-    if errors:
-        codes = tracing.error_codes((error.extensions or {}).get("code") for error in errors)
-        span.set_attribute("qontract.error_codes", codes)
-        tracing.failed(span, codes[0] if codes else "GRAPHQL_ERROR")
+            if span is not None and result is not None and result.errors:
+                codes = tracing.error_codes(
+                    (error.extensions or {}).get("code") for error in result.errors
+                )
+                tracing.describe_operation(span, name, kind, codes)
+            elif span is not None:
+                tracing.describe_operation(span, name, kind)
 
 
 class OperationChoice(SchemaExtension):

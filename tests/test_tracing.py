@@ -5,8 +5,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 import redis
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -18,6 +17,7 @@ from tests.emulators.pagerduty import PagerDutyEmulator
 from tests.emulators.slack import SlackEmulator
 from tests.support.gateway import graphql
 from tests.support.server_thread import ServerThread
+from tests.support.tracing import recording_spans
 from tests.support.wait import wait_until
 from tests.test_pagerduty import SCHEDULES
 from tests.test_pagerduty import TOKEN as PD_TOKEN
@@ -30,13 +30,8 @@ ON = {"enabled": True, "service_name": "qgw-test"}
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
     """Every span the gateways of this test end, kept in memory by the real SDK."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.install(provider)
-    yield exporter
-    tracing.install(None)
-    provider.shutdown()
+    with recording_spans() as exporter:
+        yield exporter
 
 
 def strings(span: ReadableSpan) -> list[str]:

@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import pytest
 import redis
@@ -11,7 +12,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from gateway import tracing
 from gateway.events.model import Event
-from gateway.redis import key
+from gateway.events.redis_streams import decode_entry, stream_keys
 from gateway.settings import Settings, TracingSettings
 from tests.emulators.pagerduty import PagerDutyEmulator
 from tests.emulators.slack import SlackEmulator
@@ -135,7 +136,7 @@ def test_lookup_is_an_operation_span_over_cache_and_upstream_spans_and_a_hit_cal
 
     spans.clear()
     graphql(gateway, SCHEDULES, ids=["PA"])
-    wait_until(lambda: operation_spans(spans.get_finished_spans()), 10, "second span")
+    wait_until(lambda: bool(operation_spans(spans.get_finished_spans())), 10, "second span")
     again = spans.get_finished_spans()
     assert [s for s in again if s.kind == SpanKind.CLIENT] == []
     assert_nothing_secret([*finished, *again], [PD_TOKEN, "PA", "U1", "U2", "alice@"])
@@ -147,7 +148,7 @@ def test_failed_lookup_span_carries_the_error_code_and_the_upstream_status(
     _, gateway = pd_gateway
     body = graphql(gateway, SCHEDULES, ids=["PNOPE"])
     code = body["errors"][0]["extensions"]["code"]
-    wait_until(lambda: operation_spans(spans.get_finished_spans()), 10, "the span")
+    wait_until(lambda: bool(operation_spans(spans.get_finished_spans())), 10, "the span")
     [operation] = operation_spans(spans.get_finished_spans())
     assert operation.attributes is not None
     assert operation.attributes["qontract.outcome"] == "error"
@@ -223,10 +224,10 @@ def test_reconcile_run_is_one_trace_from_mutation_through_task_to_slack_and_its_
 
     client = redis.Redis.from_url(redis_url)
     try:
-        entries = client.xrange(key(namespace, "events", "stream"))
+        entries: Any = client.xrange(stream_keys(namespace).stream)
     finally:
         client.close()
-    events = [Event.from_json(fields[b"event"]) for _, fields in entries]
+    events = [decode_entry(fields) for _, fields in entries]
     assert events
     trace_hex = f"{task.context.trace_id:032x}"
     for event in events:

@@ -53,7 +53,7 @@ class OtlpReceiver:
             export.ParseFromString(await request.body())
         except DecodeError:
             return Response(status_code=400)
-        received = []
+        received: list[ReceivedSpan] = []
         for resource_spans in export.resource_spans:
             resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
             for scope_spans in resource_spans.scope_spans:

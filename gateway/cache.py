@@ -290,18 +290,9 @@ class Cache:
         ttl: float,
         max_stale: float | None,
     ) -> Cached[Any]:
-        if tracing.enabled():
-            return await self._traced_get(cache_key, fetch, ttl, max_stale)
-        return await self._get_value(cache_key, fetch, ttl, max_stale)
-
-    async def _traced_get(
-        self,
-        cache_key: CacheKey,
-        fetch: Callable[[], Awaitable[Any]],
-        ttl: float,
-        max_stale: float | None,
-    ) -> Cached[Any]:
-        """`_get_value` in a span naming the key's system, account, data type and outcome."""
+        """`_get_value`; with tracing on, in a span naming the key's system, account and outcome."""
+        if not tracing.enabled():
+            return await self._get_value(cache_key, fetch, ttl, max_stale)
         with tracing.span("cache.get", _key_attributes(cache_key)) as span:
             try:
                 result = await self._get_value(cache_key, fetch, ttl, max_stale)

@@ -13,12 +13,15 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from opentelemetry.context import Context
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, get_current_span
+from opentelemetry.trace import (
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+    Tracer,
+    TracerProvider,
+    get_current_span,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
@@ -148,7 +151,14 @@ def _parent(traceparent: str | None) -> Context | None:
 
 
 def _otlp_provider(settings: TracingSettings) -> TracerProvider:
-    provider = TracerProvider(
+    """The SDK's provider with a batching OTLP/HTTP exporter (imported only when tracing is on)."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    provider = SdkTracerProvider(
         resource=Resource.create({SERVICE_NAME: settings.service_name}),
         sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
     )

@@ -2,9 +2,11 @@
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from lightkube import ApiError, Client
-from lightkube.config.kubeconfig import Cluster, KubeConfig, User
+from lightkube.config.kubeconfig import KubeConfig
+from lightkube.config.models import Cluster, User
 from lightkube.generic_resource import create_global_resource
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
@@ -22,7 +24,7 @@ ProjectRequest = create_global_resource(
 
 def _client(url: str, token: str = TOKEN) -> Client:
     config = KubeConfig.from_one(cluster=Cluster(server=url), user=User(token=token))
-    return Client(config=config, timeout=10)
+    return Client(config=config, timeout=httpx.Timeout(10.0))
 
 
 @pytest.fixture

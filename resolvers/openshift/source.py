@@ -4,8 +4,13 @@ import asyncio
 from typing import TypedDict
 
 from gateway.cache import Cached, CacheKey
+from gateway.credentials import CredentialHeaders
+from gateway.ratelimit import BucketSpec
+from gateway.runtime import Runtime
 from gateway.source import AccountSource
-from resolvers.openshift.api import SYSTEM, KubernetesApi
+from gateway.upstream import UpstreamClient, UpstreamPolicy
+from resolvers.openshift.api import OPENSHIFT, SYSTEM, KubernetesApi, upstream_account
+from resolvers.openshift.settings import OpenShiftAccountSettings
 
 DEFAULT_TTL = {"namespaces": 600.0}
 ALL = "all"
@@ -56,3 +61,26 @@ class OpenShiftSource(AccountSource[KubernetesApi]):
             openshift=openshift,
             namespaces={item.metadata.name: item.status.phase for item in namespaces},
         )
+
+
+def cluster_source(
+    runtime: Runtime, settings: OpenShiftAccountSettings, credential: CredentialHeaders
+) -> OpenShiftSource:
+    """The source of one configured cluster, on the runtime's Redis, limiter and fetch slots.
+
+    The caller owns `source.api.client` and closes it (`aclose`) at shutdown.
+    """
+    limit = settings.rate_limit
+    spec = (
+        OPENSHIFT
+        if limit is None
+        else BucketSpec.within(limit.requests, limit.per_seconds, burst=limit.burst)
+    )
+    client = UpstreamClient(
+        upstream_account(settings, credential, spec),
+        runtime.limiter,
+        runtime.upstream_metrics,
+        UpstreamPolicy(read_timeout=settings.timeout),
+        runtime.fetch_slots,
+    )
+    return OpenShiftSource(settings.name, KubernetesApi(client), runtime.cache, settings.ttl)

@@ -209,14 +209,7 @@ class KubernetesEmulator(UpstreamEmulator):
         return self._list(request, "namespaces", "NamespaceList", "v1", "Namespace")
 
     async def _get_namespace(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        refused = self._refusal(request, "get", "namespaces", name)
-        if refused is not None:
-            return refused
-        namespace = self.state.namespaces.get(name)
-        if namespace is None:
-            return _not_found("namespaces", name)
-        return JSONResponse(namespace.resource())
+        return self._get(request, "namespaces", "", "Namespace", "v1")
 
     async def _create_namespace(self, request: Request) -> Response:
         refused = self._refusal(request, "create", "namespaces")
@@ -232,14 +225,8 @@ class KubernetesEmulator(UpstreamEmulator):
         return JSONResponse(namespace.resource(), status_code=201)
 
     async def _delete_namespace(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        refused = self._refusal(request, "delete", "namespaces", name)
-        if refused is not None:
-            return refused
-        namespace = self.state.delete(name)
-        if namespace is None:
-            return _not_found("namespaces", name)
-        return JSONResponse(namespace.resource())
+        deleted = self._delete(request, "namespaces", "")
+        return deleted if isinstance(deleted, Response) else JSONResponse(deleted.resource())
 
     # projects
 
@@ -247,29 +234,23 @@ class KubernetesEmulator(UpstreamEmulator):
         return self._list(request, "projects", "ProjectList", "project.openshift.io/v1", "Project")
 
     async def _get_project(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        refused = self._refusal(request, "get", "projects", name)
-        if refused is not None:
-            return refused
-        namespace = self.state.namespaces.get(name)
-        if namespace is None:
-            return _not_found("projects", name, "project.openshift.io")
-        return JSONResponse(namespace.resource("Project", "project.openshift.io/v1"))
+        return self._get(request, "projects", "project.openshift.io", "Project", "v1")
 
     async def _delete_project(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        refused = self._refusal(request, "delete", "projects", name)
-        if refused is not None:
-            return refused
-        if self.state.delete(name) is None:
-            return _not_found("projects", name, "project.openshift.io")
+        deleted = self._delete(request, "projects", "project.openshift.io")
+        if isinstance(deleted, Response):
+            return deleted
         return JSONResponse(
             {
                 "kind": "Status",
                 "apiVersion": "v1",
                 "metadata": {},
                 "status": "Success",
-                "details": {"name": name, "group": "project.openshift.io", "kind": "projects"},
+                "details": {
+                    "name": deleted.name,
+                    "group": "project.openshift.io",
+                    "kind": "projects",
+                },
             }
         )
 
@@ -297,6 +278,26 @@ class KubernetesEmulator(UpstreamEmulator):
         )
 
     # shared
+
+    def _get(
+        self, request: Request, resource: str, group: str, kind: str, version: str
+    ) -> Response:
+        name = request.path_params["name"]
+        refused = self._refusal(request, "get", resource, name)
+        if refused is not None:
+            return refused
+        namespace = self.state.namespaces.get(name)
+        if namespace is None:
+            return _not_found(resource, name, group)
+        return JSONResponse(namespace.resource(kind, f"{group}/{version}".lstrip("/")))
+
+    def _delete(self, request: Request, resource: str, group: str) -> Namespace | Response:
+        name = request.path_params["name"]
+        refused = self._refusal(request, "delete", resource, name)
+        if refused is not None:
+            return refused
+        namespace = self.state.delete(name)
+        return namespace if namespace is not None else _not_found(resource, name, group)
 
     def _list(
         self, request: Request, resource: str, list_kind: str, api_version: str, kind: str

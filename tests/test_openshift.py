@@ -156,6 +156,18 @@ async def test_a_plain_kubernetes_cluster_is_told_by_the_404_of_the_project_api(
     assert set(current["namespaces"]) >= {"app-a", "app-old", "default"}
 
 
+@pytest.mark.parametrize(("cluster", "openshift"), [("appsres01", True), ("kind01", False)])
+async def test_a_token_that_may_not_list_projects_is_told_apart_by_discovery(
+    clusters: Clusters, cluster: str, openshift: bool
+) -> None:
+    emulator = clusters.emulators[cluster]
+    emulator.state.forbidden.add("list projects")
+    current = (await clusters.sources[cluster].namespaces()).value
+    assert current["openshift"] is openshift
+    assert emulator.total_calls("GET /apis/project.openshift.io/v1/projects") == 1
+    assert emulator.total_calls("GET /apis/project.openshift.io/v1") == 2
+
+
 async def test_dry_run_lists_the_actions_and_writes_nothing(clusters: Clusters) -> None:
     result = await clusters.run(
         True,
@@ -472,3 +484,41 @@ def test_insecure_skip_tls_verify_turns_off_the_certificate_check(
     assert account.verify is False
     assert account.headers["Authorization"] == f"Bearer {TOKEN}"
     assert TOKEN not in repr(account)
+
+
+async def test_no_more_clusters_than_the_bound_are_read_at_once(
+    redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    emulator = _emulator("openshift")
+    emulator.slow(0.2, times=1_000)
+    runtime = Runtime.create(gateway_settings(redis_url, namespace))
+    with ServerThread(emulator.app) as server:
+        accounts = openshift_accounts(
+            [
+                {"name": f"shard{n}", "server_url": server.url, "token": {"env": TOKEN_ENV}}
+                for n in range(6)
+            ]
+        )
+        sources = {
+            account.name: cluster_source(
+                runtime, account, CredentialHeaders(account.token, headers, None)
+            )
+            for account in accounts
+        }
+        request = ReconcileRequest.model_validate(
+            {"clusters": [{"name": name, "namespaces": [{"name": "app"}]} for name in sources]}
+        )
+        publisher = create_event_publisher(
+            "redis",
+            metrics=EventMetrics(CollectorRegistry()),
+            redis_client=runtime.redis,
+            namespace=namespace,
+        )
+        result = await reconcile(request, sources, publisher, concurrency=2)
+        for source in sources.values():
+            await source.api.client.aclose()
+    await runtime.aclose()
+    assert len(result.actions) == 6
+    # each cluster read is the project probe and the namespace list, side by side
+    assert 2 <= emulator.peak_in_flight <= 4

@@ -34,6 +34,7 @@ MAX_MESSAGE_CHARS = 300
 OPENSHIFT_PREFIX = "openshift-"
 """Namespaces OpenShift reserves: never requested (or deleted) as projects, as `oc` does."""
 
+PROJECT_GROUP = "/apis/project.openshift.io/v1"
 PROJECTS = "/apis/project.openshift.io/v1/projects"
 PROJECT = "/apis/project.openshift.io/v1/projects/{}"
 PROJECT_REQUESTS = "/apis/project.openshift.io/v1/projectrequests"
@@ -186,15 +187,25 @@ class KubernetesApi:
         return response
 
     async def has_projects(self) -> bool:
-        """Whether the API serves OpenShift projects: 200 or 403 yes, 404 plain Kubernetes."""
-        response = await self._request(
+        """Whether the API serves OpenShift projects: 200 yes, 404 plain Kubernetes.
+
+        A 403 says only that the token may not list projects (RBAC answers before routing, on
+        plain Kubernetes too), so the group's discovery document, readable by every
+        authenticated client, decides: 404 plain Kubernetes, anything else OpenShift.
+        """
+        probe = await self._request(
             "projects.probe",
             "GET",
             UpstreamPath(PROJECTS),
             params={"limit": "1"},
             accept=frozenset({403, 404}),
         )
-        return response.status_code != 404
+        if probe.status_code != 403:
+            return probe.status_code != 404
+        discovery = await self._request(
+            "projects.discover", "GET", UpstreamPath(PROJECT_GROUP), accept=frozenset({403, 404})
+        )
+        return discovery.status_code != 404
 
     async def namespaces(self) -> list[KubeNamespace]:
         """Every namespace, walked page by page with `limit` and `continue`."""

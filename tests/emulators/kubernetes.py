@@ -90,14 +90,16 @@ class Namespace:
 class KubernetesState:
     """What the emulated cluster holds and how it behaves.
 
-    `forbidden` lists the verbs the token may not use (403); `linger` keeps deleted namespaces
+    `forbidden` lists the verbs (`list`) or verbs on a resource (`list projects`) the token
+    may not use (403, before any routing, as RBAC
+    answers even for a group the server does not serve); `linger` keeps deleted namespaces
     `Terminating` until `finish_deletions`, as finalizers do on a real cluster.
     """
 
     mode: Literal["openshift", "kubernetes"] = "openshift"
     token: str = "sha256~cluster-token"
     namespaces: dict[str, Namespace] = field(default_factory=dict)
-    forbidden: set[Verb] = field(default_factory=set)
+    forbidden: set[str] = field(default_factory=set)
     linger: bool = False
     _versions: "itertools.count[int]" = field(default_factory=lambda: itertools.count(1000))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -170,6 +172,7 @@ class KubernetesEmulator(UpstreamEmulator):
                 Route("/api/v1/namespaces", self._create_namespace, methods=["POST"]),
                 Route("/api/v1/namespaces/{name}", self._get_namespace, methods=["GET"]),
                 Route("/api/v1/namespaces/{name}", self._delete_namespace, methods=["DELETE"]),
+                Route(PROJECTS, self._discover_projects, methods=["GET"]),
                 Route(f"{PROJECTS}/projects", self._list_projects, methods=["GET"]),
                 Route(f"{PROJECTS}/projects/{{name}}", self._get_project, methods=["GET"]),
                 Route(f"{PROJECTS}/projects/{{name}}", self._delete_project, methods=["DELETE"]),
@@ -185,9 +188,7 @@ class KubernetesEmulator(UpstreamEmulator):
         if request.headers.get("authorization") != f"Bearer {self.state.token}":
             return status(401, "Unauthorized", "Unauthorized")
         group = "project.openshift.io" if kind.startswith("project") else ""
-        if group and self.state.mode == "kubernetes":
-            return _not_served()
-        if verb in self.state.forbidden:
+        if verb in self.state.forbidden or f"{verb} {kind}" in self.state.forbidden:
             subject = f'{kind} "{name}"' if name else kind
             details: dict[str, Any] = {"kind": kind}
             if group:
@@ -201,6 +202,8 @@ class KubernetesEmulator(UpstreamEmulator):
                 f'"{kind}" in API group "{group}" at the cluster scope',
                 details,
             )
+        if group and self.state.mode == "kubernetes":
+            return _not_served()
         return None
 
     # namespaces
@@ -229,6 +232,37 @@ class KubernetesEmulator(UpstreamEmulator):
         return deleted if isinstance(deleted, Response) else JSONResponse(deleted.resource())
 
     # projects
+
+    async def _discover_projects(self, request: Request) -> Response:
+        """The group's APIResourceList: open to every authenticated client (system:discovery)."""
+        if request.headers.get("authorization") != f"Bearer {self.state.token}":
+            return status(401, "Unauthorized", "Unauthorized")
+        if self.state.mode == "kubernetes":
+            return _not_served()
+        resources = [
+            {
+                "name": "projects",
+                "singularName": "",
+                "namespaced": False,
+                "kind": "Project",
+                "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+            },
+            {
+                "name": "projectrequests",
+                "singularName": "",
+                "namespaced": False,
+                "kind": "ProjectRequest",
+                "verbs": ["create", "list"],
+            },
+        ]
+        return JSONResponse(
+            {
+                "kind": "APIResourceList",
+                "apiVersion": "v1",
+                "groupVersion": "project.openshift.io/v1",
+                "resources": resources,
+            }
+        )
 
     async def _list_projects(self, request: Request) -> Response:
         return self._list(request, "projects", "ProjectList", "project.openshift.io/v1", "Project")

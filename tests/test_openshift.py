@@ -5,17 +5,19 @@ are a real Redis. Sources are built the way the system registry will build them
 (`cluster_source` from the runtime and a cluster's settings).
 """
 
+import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from gateway.credentials import CredentialHeaders
-from gateway.errors import BadUserInput, UpstreamError
+from gateway.errors import BadUserInput, UpstreamError, UpstreamUnavailable
 from gateway.events import EventMetrics, EventPublisher, create_event_publisher
 from gateway.events.redis_streams import decode_entry, stream_keys
 from gateway.runtime import Runtime
@@ -27,7 +29,7 @@ from resolvers.openshift.reconcile import (
     reconcile,
 )
 from resolvers.openshift.reconcile_models import ClusterRequest, ReconcileRequest
-from resolvers.openshift.settings import OpenShiftAccountSettings, openshift_accounts
+from resolvers.openshift.settings import openshift_accounts
 from resolvers.openshift.source import ClusterNamespaces, OpenShiftSource, cluster_source
 from tests.emulators.kubernetes import KubernetesEmulator, KubernetesState
 from tests.support.gateway import gateway_settings
@@ -465,25 +467,69 @@ def test_cluster_settings_refuse_bad_urls_duplicates_and_unknown_keys() -> None:
         openshift_accounts([good, good])
 
 
-def test_insecure_skip_tls_verify_turns_off_the_certificate_check(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from resolvers.openshift.api import OPENSHIFT, upstream_account
-
-    monkeypatch.setenv(TOKEN_ENV, TOKEN)
-    settings = OpenShiftAccountSettings.model_validate(
-        {
-            "name": "lab",
-            "server_url": "https://127.0.0.1:6443",
-            "token": {"env": TOKEN_ENV},
-            "insecure_skip_tls_verify": True,
-        }
+def _self_signed(directory: Path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 that no trust store knows, and its key."""
+    cert, key = directory / "cluster.crt", directory / "cluster.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
-    credential = CredentialHeaders(settings.token, headers, None)
-    account = upstream_account(settings, credential, OPENSHIFT)
-    assert account.verify is False
-    assert account.headers["Authorization"] == f"Bearer {TOKEN}"
-    assert TOKEN not in repr(account)
+    return str(cert), str(key)
+
+
+async def test_insecure_skip_tls_verify_alone_lets_a_self_signed_cluster_answer(
+    redis_url: str, namespace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    cert, key = _self_signed(tmp_path)
+    emulator = _emulator("openshift", "app-a")
+    runtime = Runtime.create(gateway_settings(redis_url, namespace))
+    with ServerThread(emulator.app, ssl_certfile=cert, ssl_keyfile=key) as server:
+        assert server.url.startswith("https://")
+        accounts = openshift_accounts(
+            [
+                {
+                    "name": name,
+                    "server_url": server.url,
+                    "token": {"env": TOKEN_ENV},
+                    "insecure_skip_tls_verify": insecure,
+                }
+                for name, insecure in (("checked", False), ("lab", True))
+            ]
+        )
+        checked, lab = (
+            cluster_source(runtime, account, CredentialHeaders(account.token, headers, None))
+            for account in accounts
+        )
+        try:
+            with pytest.raises(UpstreamUnavailable):
+                await checked.api.namespaces()
+            assert emulator.total_calls() == 0
+            names = {item.metadata.name for item in await lab.api.namespaces()}
+            assert "app-a" in names
+        finally:
+            await checked.api.client.aclose()
+            await lab.api.client.aclose()
+    await runtime.aclose()
 
 
 async def test_no_more_clusters_than_the_bound_are_read_at_once(

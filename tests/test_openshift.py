@@ -150,6 +150,16 @@ async def test_an_openshift_cluster_is_listed_across_pages_then_served_from_the_
     assert emulator.total_calls("GET /apis/project.openshift.io/v1/projects") == 1
 
 
+async def test_an_expired_continue_token_restarts_the_walk_once(clusters: Clusters) -> None:
+    emulator, source = clusters.emulators["appsres02"], clusters.sources["appsres02"]
+    emulator.state.expire_continues = 1
+    assert len((await source.namespaces()).value["namespaces"]) == 1_203
+    assert emulator.total_calls("GET /api/v1/namespaces") == 5
+    emulator.state.expire_continues = 2
+    with pytest.raises(UpstreamError, match="410 Expired"):
+        await source.api.namespaces()
+
+
 async def test_a_plain_kubernetes_cluster_is_told_by_the_404_of_the_project_api(
     clusters: Clusters,
 ) -> None:

@@ -208,7 +208,16 @@ class KubernetesApi:
         return discovery.status_code != 404
 
     async def namespaces(self) -> list[KubeNamespace]:
-        """Every namespace, walked page by page with `limit` and `continue`."""
+        """Every namespace, walked page by page with `limit` and `continue`; a walk whose
+        `continue` token expired (410) starts over once, as the API asks."""
+        try:
+            return await self._walk_namespaces()
+        except UpstreamError as error:
+            if error.extensions.get("status") != 410:
+                raise
+        return await self._walk_namespaces()
+
+    async def _walk_namespaces(self) -> list[KubeNamespace]:
         found: list[KubeNamespace] = []
         token = ""
         for _ in range(MAX_PAGES):

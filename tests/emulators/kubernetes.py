@@ -93,7 +93,8 @@ class KubernetesState:
     `forbidden` lists the verbs (`list`) or verbs on a resource (`list projects`) the token
     may not use (403, before any routing, as RBAC
     answers even for a group the server does not serve); `linger` keeps deleted namespaces
-    `Terminating` until `finish_deletions`, as finalizers do on a real cluster.
+    `Terminating` until `finish_deletions`, as finalizers do on a real cluster;
+    `expire_continues` answers that many of the next `continue` requests 410 Expired.
     """
 
     mode: Literal["openshift", "kubernetes"] = "openshift"
@@ -101,6 +102,7 @@ class KubernetesState:
     namespaces: dict[str, Namespace] = field(default_factory=dict)
     forbidden: set[str] = field(default_factory=set)
     linger: bool = False
+    expire_continues: int = 0
     _versions: "itertools.count[int]" = field(default_factory=lambda: itertools.count(1000))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -344,6 +346,14 @@ class KubernetesEmulator(UpstreamEmulator):
             start = _decode_continue(request.query_params.get("continue", ""))
         except ValueError:
             return status(400, "BadRequest", "continue key is not valid: illegal base64 data")
+        if start and self.state.expire_continues > 0:
+            self.state.expire_continues -= 1
+            return status(
+                410,
+                "Expired",
+                "The provided continue parameter is too old to display a consistent list "
+                "result. You can start a new list without the continue parameter.",
+            )
         items, last, remaining = self.state.page(start, limit)
         metadata: dict[str, Any] = {"resourceVersion": str(self.state.resource_version())}
         if last is not None:

@@ -352,6 +352,15 @@ async def test_an_oversized_name_is_refused_by_the_request_model(clusters: Clust
     assert clusters.emulators["appsres01"].total_calls() == 0
 
 
+async def test_a_request_beyond_the_namespace_bound_is_refused_whole(
+    clusters: Clusters,
+) -> None:
+    many = [{"name": f"ns-{n}"} for n in range(20_000)]
+    with pytest.raises(BadUserInput, match="at most 50000 namespaces"):
+        await clusters.run(False, appsres01=many, appsres02=many, kind01=many)
+    assert sum(emulator.total_calls() for emulator in clusters.emulators.values()) == 0
+
+
 async def test_unknown_or_repeated_clusters_are_bad_user_input_before_any_call(
     clusters: Clusters,
 ) -> None:

@@ -3,12 +3,13 @@
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DRY_RUN_SCOPE = "reconcile:dry-run"
 APPLY_SCOPE = "reconcile:apply"
 MAX_CLUSTERS = 500
 MAX_NAMESPACES_PER_CLUSTER = 20_000
+MAX_NAMESPACES = 50_000
 RESOURCE_PREFIX = "openshift-namespaces:"
 
 
@@ -39,6 +40,13 @@ class ReconcileRequest(BaseModel):
 
     dry_run: bool = True
     clusters: list[ClusterRequest] = Field(default_factory=list, max_length=MAX_CLUSTERS)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "ReconcileRequest":
+        total = sum(len(cluster.namespaces) for cluster in self.clusters)
+        if total > MAX_NAMESPACES:
+            raise ValueError(f"at most {MAX_NAMESPACES} namespaces in all, not {total}")
+        return self
 
     @property
     def required_scope(self) -> str:

@@ -2,9 +2,9 @@
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from gateway.settings import Credential, InvalidSettings, RateLimitSettings, validation_problems
+from gateway.settings import Credential, RateLimitSettings, named_accounts
 
 
 class OpenShiftAccountSettings(BaseModel):
@@ -35,13 +35,4 @@ _ACCOUNTS = TypeAdapter(list[OpenShiftAccountSettings])
 
 def openshift_accounts(raw: list[dict[str, Any]]) -> list[OpenShiftAccountSettings]:
     """The `upstreams.openshift` clusters, or InvalidSettings naming each bad field (no values)."""
-    try:
-        accounts = _ACCOUNTS.validate_python(raw)
-    except ValidationError as error:
-        raise InvalidSettings(
-            f"invalid settings: {validation_problems(error, 'upstreams.openshift')}"
-        ) from None
-    names = [account.name for account in accounts]
-    if len(set(names)) != len(names):
-        raise InvalidSettings("invalid settings: upstreams.openshift: cluster names must be unique")
-    return accounts
+    return named_accounts(_ACCOUNTS, raw, "upstreams.openshift", "cluster")

@@ -3,7 +3,7 @@
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import yaml
 from pydantic import (
@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -452,3 +453,28 @@ def validation_problems(error: ValidationError, location: str = "") -> str:
         + f": {problem['msg']}"
         for problem in error.errors(include_input=False, include_url=False)
     )
+
+
+class NamedAccount(Protocol):
+    """An account in an `upstreams.<system>` list: what makes it unique is its name."""
+
+    @property
+    def name(self) -> str: ...
+
+
+Account = TypeVar("Account", bound=NamedAccount)
+
+
+def named_accounts(
+    adapter: TypeAdapter[list[Account]], raw: list[dict[str, Any]], location: str, noun: str
+) -> list[Account]:
+    """The accounts in `raw` as `adapter` validates them, or InvalidSettings naming each bad
+    field under `location` (never a value) or the `noun` names that are not unique."""
+    try:
+        accounts = adapter.validate_python(raw)
+    except ValidationError as error:
+        raise InvalidSettings(f"invalid settings: {validation_problems(error, location)}") from None
+    names = [account.name for account in accounts]
+    if len(set(names)) != len(names):
+        raise InvalidSettings(f"invalid settings: {location}: {noun} names must be unique")
+    return accounts

@@ -151,7 +151,8 @@ class UpstreamAccount:
     `outage_signal` finds transient failures inside successful answers (Slack's HTTP 200 with
     `ok: false, error: internal_error`), so they are retried and count for the breaker.
     `credential_headers`, when set, gives auth headers that may change (a secret read from
-    Vault); it is awaited once per logical request, before any attempt.
+    Vault); it is awaited once per logical request, before any attempt. `verify` False skips
+    TLS certificate checks (a cluster's `insecure_skip_tls_verify`), never the default.
     """
 
     system: str
@@ -162,6 +163,7 @@ class UpstreamAccount:
     rate_limit_signal: RateLimitSignal = http_429
     outage_signal: OutageSignal = no_outage
     credential_headers: HeaderSource | None = field(default=None, repr=False)
+    verify: bool = True
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,7 @@ class UpstreamClient:
         self._client = httpx.AsyncClient(
             base_url=account.base_url,
             headers=dict(account.headers),
+            verify=account.verify,
             timeout=httpx.Timeout(self.policy.read_timeout, connect=self.policy.connect_timeout),
             limits=httpx.Limits(
                 max_connections=self.policy.max_connections,

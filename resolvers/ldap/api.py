@@ -1,0 +1,272 @@
+"""LDAP client: one STARTTLS bind per batch in a bounded thread pool, retries, the breaker."""
+
+import asyncio
+import ssl
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from urllib.parse import urlsplit
+
+from ldap3 import NONE, SIMPLE, SYNC, Connection, Server, Tls
+from ldap3.core.exceptions import (
+    LDAPCommunicationError,
+    LDAPException,
+    LDAPResponseTimeoutError,
+    LDAPSessionTerminatedByServerError,
+    LDAPSocketOpenError,
+    LDAPStartTLSError,
+)
+from ldap3.core.results import RESULT_CODES
+from ldap3.utils.conv import escape_filter_chars
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential_jitter,
+)
+
+from gateway.breaker import BreakerState, CircuitBreaker
+from gateway.credentials import CredentialHeaders, SecretReader
+from gateway.errors import GatewayError, Timeout, UpstreamError, UpstreamUnavailable
+from gateway.upstream import UpstreamMetrics, UpstreamPolicy
+from resolvers.ldap.settings import LdapAccountSettings
+
+LDAP = "ldap"
+SEARCH = "users.search"
+PERSON_FILTER = "(objectclass=person)"
+
+# Result codes another attempt may fix: busy, unavailable, unwillingToPerform (FreeIPA's answer
+# while it cannot reach its backend), timeLimitExceeded.
+TRANSIENT_RESULTS = frozenset({3, 51, 52, 53})
+
+
+def users_filter(usernames: Sequence[str]) -> str:
+    """`(&(objectclass=person)(|(uid=…)…))`, every name escaped (RFC 4515)."""
+    names = "".join(f"(uid={escape_filter_chars(name)})" for name in usernames)
+    return f"(&{PERSON_FILTER}(|{names}))"
+
+
+class _Retryable(Exception):
+    """An attempt failed in a way another attempt may fix; `error` is what the caller sees."""
+
+    def __init__(self, error: GatewayError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class _Refused(Exception):
+    """The server answered an operation with a result code that is not success."""
+
+    def __init__(self, operation: str, code: int, description: str) -> None:
+        super().__init__(f"{operation}: {description}")
+        self.operation = operation
+        self.code = code
+        self.description = description
+
+
+class LdapApi:
+    """Searches one LDAP server as its service account: no caching, every policy applied.
+
+    Each batch is one connection in a thread of a pool of `max_connections`: STARTTLS (the
+    certificate verified against `ca_file` and the host name), a simple bind, one search per
+    `names_per_search` names, unbind. Socket errors, timeouts and busy/unavailable answers are
+    retried with jittered backoff and count for the account's breaker; a refused bind or a
+    missing base DN is an UPSTREAM_ERROR at once. The bind password is read from its
+    credential before each batch and never appears in a message.
+    """
+
+    def __init__(
+        self,
+        account: LdapAccountSettings,
+        metrics: UpstreamMetrics,
+        secrets: SecretReader | None = None,
+    ) -> None:
+        self.account = account
+        self.policy = UpstreamPolicy(
+            connect_timeout=account.connect_timeout,
+            read_timeout=account.timeout,
+            max_connections=account.max_connections,
+            max_attempts=account.max_attempts,
+        )
+        self._metrics = metrics
+        self._label = f"{LDAP} account {account.name!r}"
+        self._password = CredentialHeaders(
+            account.bind_password, lambda value: {"password": value}, secrets
+        )
+        gauge = metrics.breaker_state.labels(LDAP, account.name)
+        gauge.set(BreakerState.CLOSED)
+        self.breaker = CircuitBreaker(
+            self._label, self.policy.failure_threshold, self.policy.cool_down, on_change=gauge.set
+        )
+        self._threads = ThreadPoolExecutor(
+            max_workers=account.max_connections, thread_name_prefix=f"ldap-{account.name}"
+        )
+        parts = urlsplit(account.url)
+        self._server = Server(
+            parts.hostname or "",
+            port=parts.port or 389,
+            get_info=NONE,
+            connect_timeout=account.connect_timeout,
+            tls=Tls(
+                validate=ssl.CERT_REQUIRED,
+                version=ssl.PROTOCOL_TLS_CLIENT,
+                ca_certs_file=str(account.ca_file) if account.ca_file else None,
+            ),
+        )
+
+    async def existing(self, usernames: Sequence[str]) -> set[str]:
+        """Which of `usernames` are persons under `cn=users,cn=accounts,<base_dn>` (lower case).
+
+        Raises a GatewayError for the whole batch: UPSTREAM_UNAVAILABLE or TIMEOUT when the
+        server cannot be reached in time, UPSTREAM_ERROR when it refuses the bind or the search.
+        """
+        if not usernames:
+            return set()
+        password = (await self._password.current())["password"]
+        until = time.monotonic() + self.policy.max_total_seconds
+        attempts = AsyncRetrying(
+            stop=stop_after_attempt(self.policy.max_attempts)
+            | stop_before_delay(self.policy.max_total_seconds),
+            wait=wait_exponential_jitter(
+                multiplier=self.policy.backoff_initial,
+                max=self.policy.backoff_max,
+                jitter=self.policy.backoff_initial,
+            ),
+            retry=retry_if_exception_type(_Retryable),
+            reraise=True,
+        )
+        try:
+            return await attempts(self._attempt, list(usernames), password, until)
+        except _Retryable as failed:
+            raise failed.error from None
+
+    async def aclose(self) -> None:
+        """Stop the thread pool (a batch still on the wire ends by its own timeouts)."""
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    async def _attempt(self, usernames: list[str], password: str, until: float) -> set[str]:
+        self.breaker.before_call()
+        healthy: bool | None = None
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(max(0.0, until - time.monotonic())):
+                found = await loop.run_in_executor(
+                    self._threads, partial(self._batch, usernames, password)
+                )
+            healthy = True
+            return found
+        except TimeoutError:
+            healthy = False
+            raise _Retryable(Timeout(f"{self._label}: the search timed out")) from None
+        except LDAPResponseTimeoutError:
+            healthy = False
+            raise _Retryable(Timeout(f"{self._label}: the server did not answer in time")) from None
+        except LDAPStartTLSError:
+            healthy = True
+            raise UpstreamError(
+                f"{self._label}: STARTTLS failed (the server certificate is not trusted, "
+                "does not name the host, or the server does not offer TLS)"
+            ) from None
+        except (LDAPSocketOpenError, LDAPSessionTerminatedByServerError, LDAPCommunicationError) as exc:
+            healthy = False
+            raise _Retryable(
+                UpstreamUnavailable(
+                    f"{self._label}: could not reach the server ({type(exc).__name__})"
+                )
+            ) from None
+        except _Refused as refused:
+            healthy = refused.code not in TRANSIENT_RESULTS
+            error = self._refusal(refused)
+            if healthy:
+                raise error from None
+            raise _Retryable(error) from None
+        except LDAPException as exc:
+            healthy = False
+            raise UpstreamError(f"{self._label}: LDAP failure ({type(exc).__name__})") from None
+        finally:
+            if healthy is True:
+                self.breaker.record_success()
+            elif healthy is False:
+                self.breaker.record_failure()
+            else:
+                self.breaker.record_neutral()
+
+    def _refusal(self, refused: _Refused) -> GatewayError:
+        what = f"{self._label}: {refused.operation} refused ({refused.description})"
+        if refused.code in TRANSIENT_RESULTS:
+            return UpstreamUnavailable(what)
+        if refused.code == 49:
+            return UpstreamError(
+                f"{self._label}: the bind as {self.account.bind_dn!r} was refused "
+                "(invalidCredentials: wrong DN or password)"
+            )
+        if refused.code == 32:
+            return UpstreamError(f"{self._label}: {self.account.users_dn!r} does not exist")
+        return UpstreamError(what)
+
+    def _batch(self, usernames: list[str], password: str) -> set[str]:
+        """In a pool thread: STARTTLS, bind, one search per chunk of names, unbind."""
+        connection = Connection(
+            self._server,
+            user=self.account.bind_dn,
+            password=password,
+            authentication=SIMPLE,
+            client_strategy=SYNC,
+            receive_timeout=self.account.timeout,
+            raise_exceptions=False,
+            read_only=True,
+        )
+        started = time.monotonic()
+        try:
+            connection.open()
+            if not connection.start_tls():
+                raise LDAPStartTLSError("STARTTLS refused")
+            if not connection.bind():
+                self._observe("bind", connection.result, started)
+                raise self._refused("bind", connection.result)
+            found: set[str] = set()
+            step = self.account.names_per_search
+            for start in range(0, len(usernames), step):
+                started = time.monotonic()
+                ok = connection.search(
+                    self.account.users_dn,
+                    users_filter(usernames[start : start + step]),
+                    attributes=["uid"],
+                )
+                self._observe(SEARCH, connection.result, started)
+                if not ok and connection.result.get("result") != 0:
+                    raise self._refused("search", connection.result)
+                for entry in connection.response or []:
+                    if entry.get("type") == "searchResEntry":
+                        found.update(str(uid).lower() for uid in entry["attributes"].get("uid", []))
+            return found
+        except LDAPException as exc:
+            self._observe(SEARCH, {"description": _status(exc)}, started)
+            raise
+        finally:
+            connection.unbind()
+
+    @staticmethod
+    def _refused(operation: str, result: dict[str, object]) -> _Refused:
+        code = result.get("result")
+        code = code if isinstance(code, int) else -1
+        return _Refused(operation, code, RESULT_CODES.get(code, "unknown result"))
+
+    def _observe(self, operation: str, result: dict[str, object], started: float) -> None:
+        code = result.get("result")
+        status = RESULT_CODES.get(code, "other") if isinstance(code, int) else str(result["description"])
+        self._metrics.requests.labels(LDAP, self.account.name, operation, status).inc()
+        self._metrics.latency.labels(LDAP, self.account.name, operation).observe(
+            time.monotonic() - started
+        )
+
+
+def _status(exc: LDAPException) -> str:
+    """A bounded metric status for a client-side failure."""
+    if isinstance(exc, LDAPResponseTimeoutError):
+        return "timeout"
+    if isinstance(exc, LDAPStartTLSError):
+        return "tls_error"
+    return "error"

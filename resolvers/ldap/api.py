@@ -1,6 +1,8 @@
 """LDAP client: one STARTTLS bind per batch in a bounded thread pool, retries, the breaker."""
 
 import asyncio
+import contextlib
+import math
 import ssl
 import time
 from collections.abc import Sequence
@@ -10,6 +12,7 @@ from urllib.parse import urlsplit
 
 from ldap3 import NONE, SIMPLE, SYNC, Connection, Server, Tls
 from ldap3.core.exceptions import (
+    LDAPCertificateError,
     LDAPCommunicationError,
     LDAPException,
     LDAPResponseTimeoutError,
@@ -163,7 +166,7 @@ class LdapApi:
         except LDAPResponseTimeoutError:
             healthy = False
             raise _Retryable(Timeout(f"{self._label}: the server did not answer in time")) from None
-        except LDAPStartTLSError:
+        except (LDAPStartTLSError, LDAPCertificateError, ssl.SSLCertVerificationError):
             healthy = True
             raise UpstreamError(
                 f"{self._label}: STARTTLS failed (the server certificate is not trusted, "
@@ -214,7 +217,7 @@ class LdapApi:
             password=password,
             authentication=SIMPLE,
             client_strategy=SYNC,
-            receive_timeout=self.account.timeout,
+            receive_timeout=math.ceil(self.account.timeout),  # ldap3 packs it as an integer
             raise_exceptions=False,
             read_only=True,
         )
@@ -246,7 +249,8 @@ class LdapApi:
             self._observe(SEARCH, {"description": _status(exc)}, started)
             raise
         finally:
-            connection.unbind()
+            with contextlib.suppress(LDAPException):  # a broken socket must not hide the cause
+                connection.unbind()
 
     @staticmethod
     def _refused(operation: str, result: dict[str, object]) -> _Refused:
@@ -267,6 +271,6 @@ def _status(exc: LDAPException) -> str:
     """A bounded metric status for a client-side failure."""
     if isinstance(exc, LDAPResponseTimeoutError):
         return "timeout"
-    if isinstance(exc, LDAPStartTLSError):
+    if isinstance(exc, LDAPStartTLSError | LDAPCertificateError | ssl.SSLCertVerificationError):
         return "tls_error"
     return "error"

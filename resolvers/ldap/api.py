@@ -172,7 +172,11 @@ class LdapApi:
                 f"{self._label}: STARTTLS failed (the server certificate is not trusted, "
                 "does not name the host, or the server does not offer TLS)"
             ) from None
-        except (LDAPSocketOpenError, LDAPSessionTerminatedByServerError, LDAPCommunicationError) as exc:
+        except (
+            LDAPSocketOpenError,
+            LDAPSessionTerminatedByServerError,
+            LDAPCommunicationError,
+        ) as exc:
             healthy = False
             raise _Retryable(
                 UpstreamUnavailable(
@@ -221,24 +225,26 @@ class LdapApi:
             raise_exceptions=False,
             read_only=True,
         )
-        started = time.monotonic()
+        operation, started = "connect", time.monotonic()
         try:
             connection.open()
             if not connection.start_tls():
                 raise LDAPStartTLSError("STARTTLS refused")
-            if not connection.bind():
-                self._observe("bind", connection.result, started)
-                raise self._refused("bind", connection.result)
+            operation, started = "bind", time.monotonic()
+            bound = connection.bind()
+            self._observe(operation, connection.result, started)
+            if not bound:
+                raise self._refused(operation, connection.result)
             found: set[str] = set()
             step = self.account.names_per_search
             for start in range(0, len(usernames), step):
-                started = time.monotonic()
+                operation, started = SEARCH, time.monotonic()
                 ok = connection.search(
                     self.account.users_dn,
                     users_filter(usernames[start : start + step]),
                     attributes=["uid"],
                 )
-                self._observe(SEARCH, connection.result, started)
+                self._observe(operation, connection.result, started)
                 if not ok and connection.result.get("result") != 0:
                     raise self._refused("search", connection.result)
                 for entry in connection.response or []:
@@ -246,7 +252,7 @@ class LdapApi:
                         found.update(str(uid).lower() for uid in entry["attributes"].get("uid", []))
             return found
         except LDAPException as exc:
-            self._observe(SEARCH, {"description": _status(exc)}, started)
+            self._observe(operation, {"description": _status(exc)}, started)
             raise
         finally:
             with contextlib.suppress(LDAPException):  # a broken socket must not hide the cause
@@ -260,7 +266,9 @@ class LdapApi:
 
     def _observe(self, operation: str, result: dict[str, object], started: float) -> None:
         code = result.get("result")
-        status = RESULT_CODES.get(code, "other") if isinstance(code, int) else str(result["description"])
+        status = (
+            RESULT_CODES.get(code, "other") if isinstance(code, int) else str(result["description"])
+        )
         self._metrics.requests.labels(LDAP, self.account.name, operation, status).inc()
         self._metrics.latency.labels(LDAP, self.account.name, operation).observe(
             time.monotonic() - started

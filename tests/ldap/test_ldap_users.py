@@ -1,7 +1,8 @@
 """`LdapSource.users_exist` against a real OpenLDAP slapd that requires STARTTLS."""
 
+from pathlib import Path
+
 import ldap3
-import pytest
 
 from gateway.cache import Cached
 from gateway.errors import ErrorCode, GatewayError
@@ -99,9 +100,9 @@ async def test_the_server_requires_starttls_and_the_source_uses_it(
 
 
 async def test_a_server_certificate_from_another_ca_is_a_clear_upstream_error(
-    slapd: PrivateSlapd, ldap_factory: LdapFactory, tmp_path: pytest.TempPathFactory
+    slapd: PrivateSlapd, ldap_factory: LdapFactory, tmp_path: Path
 ) -> None:
-    other = make_certificates(tmp_path)  # type: ignore[arg-type]
+    other = make_certificates(tmp_path)
     ldap = await ldap_factory(slapd, ca_file=other.ca)
 
     answers = await ldap.source.users_exist(["alice"])
@@ -123,7 +124,8 @@ async def test_a_wrong_bind_password_is_a_clear_upstream_error_without_the_passw
         failure = error(answer)
         assert failure.code is ErrorCode.UPSTREAM_ERROR
         assert "invalidCredentials" in failure.message
-        assert wrong not in failure.message and wrong not in str(failure.extensions)
+        assert wrong not in failure.message
+        assert wrong not in str(failure.extensions)
     assert ldap.requests("bind", "invalidCredentials") == 1  # refused once, not retried
 
 
@@ -155,10 +157,8 @@ async def test_nobody_exists_is_all_false_while_a_missing_base_is_an_error(
 
 def test_the_independent_client_sees_the_same_users(slapd: PrivateSlapd) -> None:
     connection = slapd.connection(start_tls=True)
-    connection.search(
-        f"cn=users,cn=accounts,{BASE_DN}", "(objectclass=person)", attributes=["uid"]
-    )
-    uids = sorted(str(entry["attributes"]["uid"][0]) for entry in connection.response)
+    connection.search(f"cn=users,cn=accounts,{BASE_DN}", "(objectclass=person)", attributes=["uid"])
+    uids = sorted(str(entry["attributes"]["uid"][0]) for entry in connection.response or [])
     connection.unbind()
     assert uids == ["alice", "bob", "carol", "dave"]
     assert isinstance(connection, ldap3.Connection)

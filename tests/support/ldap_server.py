@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from ldap3.core.exceptions import LDAPException
 
 from tests.support.ports import free_port
 from tests.support.wait import wait_until
@@ -200,8 +201,10 @@ class PrivateSlapd:
         """Start slapd on its port with the databases as they are."""
         log = self._log.open("ab")
         self._process = subprocess.Popen(
-            [_slapd_tool("slapd"), "-f", str(self._conf), "-h", f"ldap://127.0.0.1:{self.port}/"]
-            + ["-d", "stats"],
+            [
+                *(_slapd_tool("slapd"), "-f", str(self._conf)),
+                *("-h", f"ldap://127.0.0.1:{self.port}/", "-d", "stats"),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -215,7 +218,7 @@ class PrivateSlapd:
             raise RuntimeError(f"slapd exited with {self._process.returncode}: {self.log[-2000:]}")
         try:
             connection = self.connection(start_tls=True)
-        except ldap3.core.exceptions.LDAPException:
+        except LDAPException:
             return False
         connection.unbind()
         return True

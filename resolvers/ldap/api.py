@@ -232,7 +232,7 @@ class LdapApi:
                 raise LDAPStartTLSError("STARTTLS refused")
             operation, started = "bind", time.monotonic()
             bound = connection.bind()
-            self._observe(operation, connection.result, started)
+            self._observe(operation, _result_status(connection.result), started)
             if not bound:
                 raise self._refused(operation, connection.result)
             found: set[str] = set()
@@ -244,7 +244,7 @@ class LdapApi:
                     users_filter(usernames[start : start + step]),
                     attributes=["uid"],
                 )
-                self._observe(operation, connection.result, started)
+                self._observe(operation, _result_status(connection.result), started)
                 if not ok and connection.result.get("result") != 0:
                     raise self._refused("search", connection.result)
                 for entry in connection.response or []:
@@ -252,7 +252,7 @@ class LdapApi:
                         found.update(str(uid).lower() for uid in entry["attributes"].get("uid", []))
             return found
         except LDAPException as exc:
-            self._observe(operation, {"description": _status(exc)}, started)
+            self._observe(operation, _status(exc), started)
             raise
         finally:
             with contextlib.suppress(LDAPException):  # a broken socket must not hide the cause
@@ -264,15 +264,17 @@ class LdapApi:
         code = code if isinstance(code, int) else -1
         return _Refused(operation, code, RESULT_CODES.get(code, "unknown result"))
 
-    def _observe(self, operation: str, result: dict[str, object], started: float) -> None:
-        code = result.get("result")
-        status = (
-            RESULT_CODES.get(code, "other") if isinstance(code, int) else str(result["description"])
-        )
+    def _observe(self, operation: str, status: str, started: float) -> None:
         self._metrics.requests.labels(LDAP, self.account.name, operation, status).inc()
         self._metrics.latency.labels(LDAP, self.account.name, operation).observe(
             time.monotonic() - started
         )
+
+
+def _result_status(result: dict[str, object]) -> str:
+    """A bounded metric status for an answer: its result code's name (`success`...)."""
+    code = result.get("result")
+    return RESULT_CODES.get(code, "other") if isinstance(code, int) else "other"
 
 
 def _status(exc: LDAPException) -> str:

@@ -129,15 +129,24 @@ async def test_a_wrong_bind_password_is_a_clear_upstream_error_without_the_passw
     assert ldap.requests("bind", "invalidCredentials") == 1  # refused once, not retried
 
 
-async def test_a_stopped_server_is_upstream_unavailable(ldap_factory: LdapFactory) -> None:
+async def test_a_stopped_server_is_upstream_unavailable_then_fails_fast(
+    ldap_factory: LdapFactory,
+) -> None:
     with PrivateSlapd() as server:
         ldap = await ldap_factory(server, max_attempts=2)
         assert exists((await ldap.source.users_exist(["alice"]))["alice"]) is True
         server.stop()
 
-        answers = await ldap.source.users_exist(["bob"])
+        answers = [await ldap.source.users_exist([name]) for name in ("bob", "carol", "dave")]
+        after = await ldap.source.users_exist(["erin"])
 
-    assert error(answers["bob"]).code is ErrorCode.UPSTREAM_UNAVAILABLE
+    for answer, name in zip(answers, ("bob", "carol", "dave"), strict=True):
+        assert error(answer[name]).code is ErrorCode.UPSTREAM_UNAVAILABLE
+    assert "circuit open" in error(after["erin"]).message  # 6 failures opened the breaker
+    breaker = ldap.runtime.metrics.registry.get_sample_value(
+        "qontract_gateway_upstream_breaker_state", {"system": "ldap", "account": "main"}
+    )
+    assert breaker == 2
 
 
 async def test_nobody_exists_is_all_false_while_a_missing_base_is_an_error(

@@ -106,18 +106,7 @@ class LdapApi:
         self._threads = ThreadPoolExecutor(
             max_workers=account.max_connections, thread_name_prefix=f"ldap-{account.name}"
         )
-        parts = urlsplit(account.url)
-        self._server = Server(
-            parts.hostname or "",
-            port=parts.port or 389,
-            get_info=NONE,
-            connect_timeout=account.connect_timeout,
-            tls=Tls(
-                validate=ssl.CERT_REQUIRED,
-                version=ssl.PROTOCOL_TLS_CLIENT,
-                ca_certs_file=str(account.ca_file) if account.ca_file else None,
-            ),
-        )
+        self._address = urlsplit(account.url)
 
     async def existing(self, usernames: Sequence[str]) -> set[str]:
         """Which of `usernames` are persons under `cn=users,cn=accounts,<base_dn>` (lower case).
@@ -215,8 +204,19 @@ class LdapApi:
 
     def _batch(self, usernames: list[str], password: str) -> set[str]:
         """In a pool thread: STARTTLS, bind, one search per chunk of names, unbind."""
+        server = Server(
+            self._address.hostname or "",
+            port=self._address.port or 389,
+            get_info=NONE,
+            connect_timeout=self.account.connect_timeout,
+            tls=Tls(
+                validate=ssl.CERT_REQUIRED,
+                version=ssl.PROTOCOL_TLS_CLIENT,
+                ca_certs_file=str(self.account.ca_file) if self.account.ca_file else None,
+            ),
+        )
         connection = Connection(
-            self._server,
+            server,
             user=self.account.bind_dn,
             password=password,
             authentication=SIMPLE,

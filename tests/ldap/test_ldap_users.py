@@ -1,5 +1,7 @@
 """`LdapSource.users_exist` against a real OpenLDAP slapd that requires STARTTLS."""
 
+import asyncio
+import socket
 from pathlib import Path
 
 import ldap3
@@ -55,17 +57,30 @@ async def test_answers_are_cached_per_user_so_one_more_name_is_one_search_for_it
     assert first["alice"].lookup.outcome == "miss"  # type: ignore[union-attr]
 
 
+async def test_concurrent_callers_asking_for_the_same_new_name_share_one_search(
+    slapd: PrivateSlapd, ldap_factory: LdapFactory
+) -> None:
+    ldap = await ldap_factory(slapd)
+    searches = len(slapd.searches())
+
+    answers = await asyncio.gather(*(ldap.source.users_exist(["dave", "yann"]) for _ in range(5)))
+
+    assert [(exists(a["dave"]), exists(a["yann"])) for a in answers] == [(True, False)] * 5
+    assert len(slapd.searches()[searches:]) == 1
+
+
 async def test_a_batch_is_one_bind_with_one_search_per_chunk_of_names(
     slapd: PrivateSlapd, ldap_factory: LdapFactory
 ) -> None:
     ldap = await ldap_factory(slapd, names_per_search=2)
-    searches = len(slapd.searches())
+    searches, binds = len(slapd.searches()), slapd.binds()
 
     answers = await ldap.source.users_exist(["alice", "bob", "carol", "dave", "zed"])
 
     assert all(exists(answers[name]) for name in ("alice", "bob", "carol", "dave"))
     assert exists(answers["zed"]) is False
     assert len(slapd.searches()[searches:]) == 3
+    assert slapd.binds() - binds == 1
     assert ldap.requests("users.search", "success") == 3
 
 
@@ -171,3 +186,17 @@ def test_the_independent_client_sees_the_same_users(slapd: PrivateSlapd) -> None
     connection.unbind()
     assert uids == ["alice", "bob", "carol", "dave"]
     assert isinstance(connection, ldap3.Connection)
+
+
+async def test_a_server_that_never_answers_is_a_timeout(
+    slapd: PrivateSlapd, ldap_factory: LdapFactory
+) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel accepts connections; nothing ever answers on them
+        port = silent.getsockname()[1]
+        ldap = await ldap_factory(slapd, url=f"ldap://localhost:{port}", timeout=1, max_attempts=1)
+
+        answers = await ldap.source.users_exist(["alice"])
+
+    assert error(answers["alice"]).code is ErrorCode.TIMEOUT

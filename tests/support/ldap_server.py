@@ -181,6 +181,10 @@ class PrivateSlapd:
             if f' SRCH base="{base}"' in line and 'filter="' in line
         ]
 
+    def binds(self) -> int:
+        """How many binds as the service account slapd received."""
+        return sum(f' BIND dn="{BIND_DN}"' in line for line in self.log.splitlines())
+
     def start(self) -> "PrivateSlapd":
         """Load the databases (slapadd), start slapd and wait until it accepts STARTTLS."""
         admin = "admin-" + self.bind_password

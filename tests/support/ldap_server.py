@@ -183,7 +183,7 @@ class PrivateSlapd:
 
     def binds(self) -> int:
         """How many binds as the service account slapd received."""
-        return sum(f' BIND dn="{BIND_DN}"' in line for line in self.log.splitlines())
+        return sum(f' BIND dn="{BIND_DN}" method=' in line for line in self.log.splitlines())
 
     def start(self) -> "PrivateSlapd":
         """Load the databases (slapadd), start slapd and wait until it accepts STARTTLS."""

@@ -22,18 +22,11 @@ from ldap3.core.exceptions import (
 )
 from ldap3.core.results import RESULT_CODES
 from ldap3.utils.conv import escape_filter_chars
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_before_delay,
-    wait_exponential_jitter,
-)
 
 from gateway.breaker import BreakerState, CircuitBreaker
 from gateway.credentials import CredentialHeaders, SecretReader
 from gateway.errors import GatewayError, Timeout, UpstreamError, UpstreamUnavailable
-from gateway.upstream import UpstreamMetrics, UpstreamPolicy
+from gateway.upstream import Retryable, UpstreamMetrics, UpstreamPolicy, retrying
 from resolvers.ldap.settings import LdapAccountSettings
 
 LDAP = "ldap"
@@ -49,14 +42,6 @@ def users_filter(usernames: Sequence[str]) -> str:
     """`(&(objectclass=person)(|(uid=…)…))`, every name escaped (RFC 4515)."""
     names = "".join(f"(uid={escape_filter_chars(name)})" for name in usernames)
     return f"(&{PERSON_FILTER}(|{names}))"
-
-
-class _Retryable(Exception):
-    """An attempt failed in a way another attempt may fix; `error` is what the caller sees."""
-
-    def __init__(self, error: GatewayError) -> None:
-        super().__init__(error.message)
-        self.error = error
 
 
 class _Refused(Exception):
@@ -118,20 +103,11 @@ class LdapApi:
             return set()
         password = (await self._password.current())["password"]
         until = time.monotonic() + self.policy.max_total_seconds
-        attempts = AsyncRetrying(
-            stop=stop_after_attempt(self.policy.max_attempts)
-            | stop_before_delay(self.policy.max_total_seconds),
-            wait=wait_exponential_jitter(
-                multiplier=self.policy.backoff_initial,
-                max=self.policy.backoff_max,
-                jitter=self.policy.backoff_initial,
-            ),
-            retry=retry_if_exception_type(_Retryable),
-            reraise=True,
-        )
         try:
-            return await attempts(self._attempt, list(usernames), password, until)
-        except _Retryable as failed:
+            return await retrying(self.policy, until)(
+                self._attempt, list(usernames), password, until
+            )
+        except Retryable as failed:
             raise failed.error from None
 
     async def aclose(self) -> None:
@@ -151,10 +127,10 @@ class LdapApi:
             return found
         except TimeoutError:
             healthy = False
-            raise _Retryable(Timeout(f"{self._label}: the search timed out")) from None
+            raise Retryable(Timeout(f"{self._label}: the search timed out")) from None
         except LDAPResponseTimeoutError:
             healthy = False
-            raise _Retryable(Timeout(f"{self._label}: the server did not answer in time")) from None
+            raise Retryable(Timeout(f"{self._label}: the server did not answer in time")) from None
         except (LDAPStartTLSError, LDAPCertificateError, ssl.SSLCertVerificationError):
             healthy = True
             raise UpstreamError(
@@ -167,7 +143,7 @@ class LdapApi:
             LDAPCommunicationError,
         ) as exc:
             healthy = False
-            raise _Retryable(
+            raise Retryable(
                 UpstreamUnavailable(
                     f"{self._label}: could not reach the server ({type(exc).__name__})"
                 )
@@ -177,17 +153,12 @@ class LdapApi:
             error = self._refusal(refused)
             if healthy:
                 raise error from None
-            raise _Retryable(error) from None
+            raise Retryable(error) from None
         except LDAPException as exc:
             healthy = False
             raise UpstreamError(f"{self._label}: LDAP failure ({type(exc).__name__})") from None
         finally:
-            if healthy is True:
-                self.breaker.record_success()
-            elif healthy is False:
-                self.breaker.record_failure()
-            else:
-                self.breaker.record_neutral()
+            self.breaker.record(healthy)
 
     def _refusal(self, refused: _Refused) -> GatewayError:
         what = f"{self._label}: {refused.operation} refused ({refused.description})"

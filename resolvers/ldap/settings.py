@@ -1,13 +1,12 @@
-"""LDAP servers as configured in `upstreams.ldap`, validated here (not in gateway/)."""
+"""One LDAP server as configured in `upstreams.ldap` (the system registry validates the list)."""
 
 from pathlib import Path
-from typing import Any
 
 from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.dn import parse_dn
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gateway.settings import Credential, InvalidSettings, validation_problems
+from gateway.settings import Credential
 
 
 class LdapAccountSettings(BaseModel):
@@ -57,20 +56,3 @@ class LdapAccountSettings(BaseModel):
     def users_dn(self) -> str:
         """Where FreeIPA keeps active users: `cn=users,cn=accounts,<base_dn>`."""
         return f"cn=users,cn=accounts,{self.base_dn}"
-
-
-_ACCOUNTS = TypeAdapter(list[LdapAccountSettings])
-
-
-def ldap_accounts(raw: list[dict[str, Any]]) -> list[LdapAccountSettings]:
-    """The `upstreams.ldap` accounts, or InvalidSettings naming each bad field (no values)."""
-    try:
-        accounts = _ACCOUNTS.validate_python(raw)
-    except ValidationError as error:
-        raise InvalidSettings(
-            f"invalid settings: {validation_problems(error, 'upstreams.ldap')}"
-        ) from None
-    names = [account.name for account in accounts]
-    if len(set(names)) != len(names):
-        raise InvalidSettings("invalid settings: upstreams.ldap: account names must be unique")
-    return accounts

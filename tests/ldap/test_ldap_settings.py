@@ -1,15 +1,16 @@
-"""`upstreams.ldap` settings, and a bind password read from Vault (a real OpenBao)."""
+"""An `upstreams.ldap` account's settings, and a bind password read from Vault (a real OpenBao)."""
 
 import uuid
 from collections.abc import Iterator
 
 import pytest
+from pydantic import ValidationError
 
 from gateway.cache import Cached
 from gateway.runtime import Runtime
-from gateway.settings import InvalidSettings, Settings
+from gateway.settings import Settings, validation_problems
 from resolvers.ldap.api import LdapApi
-from resolvers.ldap.settings import ldap_accounts
+from resolvers.ldap.settings import LdapAccountSettings
 from resolvers.ldap.source import LdapSource
 from resolvers.vault.secrets import VaultSecrets
 from tests.ldap.conftest import ldap_account
@@ -34,7 +35,7 @@ def openbao() -> Iterator[PrivateOpenBao]:
 
 
 def test_an_account_takes_a_credential_reference_and_names_its_users_container() -> None:
-    (account,) = ldap_accounts([ACCOUNT])
+    account = LdapAccountSettings.model_validate(ACCOUNT)
 
     assert account.bind_password.vault is not None
     assert account.users_dn == f"cn=users,cn=accounts,{BASE_DN}"
@@ -53,17 +54,13 @@ def test_an_account_takes_a_credential_reference_and_names_its_users_container()
 def test_bad_accounts_are_refused_naming_the_field_never_the_value(
     change: dict[str, object], problem: str
 ) -> None:
-    with pytest.raises(InvalidSettings) as refused:
-        ldap_accounts([{**ACCOUNT, **change}])
+    with pytest.raises(ValidationError) as refused:
+        LdapAccountSettings.model_validate({**ACCOUNT, **change})
 
-    assert problem in str(refused.value)
+    problems = validation_problems(refused.value, "upstreams.ldap.0")
+    assert problem in problems
     for value in change.values():
-        assert str(value) not in str(refused.value)
-
-
-def test_account_names_are_unique() -> None:
-    with pytest.raises(InvalidSettings, match="names must be unique"):
-        ldap_accounts([ACCOUNT, ACCOUNT])
+        assert str(value) not in problems
 
 
 async def test_the_bind_password_may_come_from_vault(

@@ -5,9 +5,15 @@ import socket
 from pathlib import Path
 
 import ldap3
+import pytest
 
 from gateway.cache import Cached
 from gateway.errors import ErrorCode, GatewayError
+from reconcile_client.integrations.ldap_users_state import (
+    AppInterfaceUser,
+    DeletionAborted,
+    users_to_delete,
+)
 from resolvers.ldap.source import Existence
 from tests.ldap.conftest import LdapFactory
 from tests.support.ldap_server import BASE_DN, EMPTY_BASE_DN, PrivateSlapd, make_certificates
@@ -174,6 +180,9 @@ async def test_nobody_exists_is_all_false_while_a_missing_base_is_an_error(
     broken = await missing.source.users_exist(["alice", "bob"])
 
     assert [exists(answer) for answer in nobody.values()] == [False, False]
+    users = [AppInterfaceUser(name, f"/teams/a/users/{name}.yml") for name in nobody]
+    with pytest.raises(DeletionAborted, match="none of the 2 users exist"):
+        users_to_delete(users, {name: exists(answer) for name, answer in nobody.items()}, 1.0)
     for answer in broken.values():
         assert error(answer).code is ErrorCode.UPSTREAM_ERROR
         assert "does not exist" in error(answer).message

@@ -252,7 +252,11 @@ class PrivateSlapd:
         self._process = None
 
     def __enter__(self) -> "PrivateSlapd":
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
 
     def __exit__(
         self,

@@ -133,6 +133,19 @@ async def test_a_server_certificate_from_another_ca_is_a_clear_upstream_error(
     assert "STARTTLS failed" in failure.message
 
 
+async def test_a_server_certificate_for_another_host_is_a_clear_upstream_error(
+    ldap_factory: LdapFactory,
+) -> None:
+    with PrivateSlapd(certificate_host="ldap.other.invalid") as server:
+        ldap = await ldap_factory(server)
+
+        answers = await ldap.source.users_exist(["alice"])
+
+    failure = error(answers["alice"])
+    assert failure.code is ErrorCode.UPSTREAM_ERROR
+    assert "STARTTLS failed" in failure.message
+
+
 async def test_a_wrong_bind_password_is_a_clear_upstream_error_without_the_password(
     slapd: PrivateSlapd, ldap_factory: LdapFactory
 ) -> None:

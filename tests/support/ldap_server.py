@@ -3,6 +3,7 @@
 import datetime
 import ipaddress
 import shutil
+import ssl
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -42,7 +43,8 @@ class Certificates:
 
 
 def make_certificates(directory: Path, host: str = "localhost") -> Certificates:
-    """Write a CA and a server certificate for `host` and 127.0.0.1 into `directory`."""
+    """Write a CA and a server certificate for `host` (and 127.0.0.1 for `localhost`) into
+    `directory`."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "qgw test LDAP CA")])
@@ -68,7 +70,12 @@ def make_certificates(directory: Path, host: str = "localhost") -> Certificates:
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.DNSName(host), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                [x509.DNSName(host)]
+                + (
+                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                    if host == "localhost"
+                    else []
+                )
             ),
             critical=False,
         )
@@ -152,13 +159,16 @@ class PrivateSlapd:
     every operation (`-d stats`) to `log`, which tests read to see the searches it answered.
     """
 
-    def __init__(self, bind_password: str = "gateway-test-password") -> None:
+    def __init__(
+        self, bind_password: str = "gateway-test-password", certificate_host: str = "localhost"
+    ) -> None:
         if shutil.which("slapd") is None and not Path("/usr/sbin/slapd").exists():
             raise RuntimeError("slapd is not installed (apt-get install slapd ldap-utils)")
         self.bind_password = bind_password
         self.port = free_port()
         self._dir = Path(tempfile.mkdtemp(prefix="qgw-test-slapd-"))
-        self.certificates = make_certificates(self._dir)
+        self.certificates = make_certificates(self._dir, certificate_host)
+        self._checks_host = certificate_host == "localhost"
         self._conf = self._dir / "slapd.conf"
         self._process: subprocess.Popen[bytes] | None = None
         self._log = self._dir / "slapd.log"
@@ -229,7 +239,11 @@ class PrivateSlapd:
 
     def connection(self, start_tls: bool, password: str | None = None) -> ldap3.Connection:
         """An independent ldap3 connection bound as the service account (TLS when asked)."""
-        tls = ldap3.Tls(ca_certs_file=str(self.certificates.ca), validate=2)
+        tls = ldap3.Tls(
+            ca_certs_file=str(self.certificates.ca),
+            validate=ssl.CERT_REQUIRED,
+            valid_names=None if self._checks_host else ["*"],  # a mismatched host, on purpose
+        )
         server = ldap3.Server("localhost", port=self.port, tls=tls, connect_timeout=2)
         connection = ldap3.Connection(
             server, user=BIND_DN, password=password or self.bind_password, receive_timeout=5

@@ -5,7 +5,7 @@ import contextlib
 import math
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from urllib.parse import urlsplit
@@ -24,7 +24,7 @@ from ldap3.core.results import RESULT_CODES
 from ldap3.utils.conv import escape_filter_chars
 
 from gateway.breaker import BreakerState, CircuitBreaker
-from gateway.credentials import CredentialHeaders, SecretReader
+from gateway.credentials import CredentialHeaders
 from gateway.errors import GatewayError, Timeout, UpstreamError, UpstreamUnavailable
 from gateway.upstream import Retryable, UpstreamMetrics, UpstreamPolicy, retrying
 from resolvers.ldap.settings import LdapAccountSettings
@@ -32,6 +32,13 @@ from resolvers.ldap.settings import LdapAccountSettings
 LDAP = "ldap"
 SEARCH = "users.search"
 PERSON_FILTER = "(objectclass=person)"
+PASSWORD = "password"
+
+
+def bind_password(value: str) -> Mapping[str, str]:
+    """The `CredentialHeaders` builder of an account's `bind_password`: the value, by name."""
+    return {PASSWORD: value}
+
 
 # Result codes another attempt may fix: busy, unavailable, unwillingToPerform (FreeIPA's answer
 # while it cannot reach its backend), timeLimitExceeded.
@@ -61,15 +68,13 @@ class LdapApi:
     certificate verified against `ca_file` and the host name), a simple bind, one search per
     `names_per_search` names, unbind. Socket errors, timeouts and busy/unavailable answers are
     retried with jittered backoff and count for the account's breaker; a refused bind or a
-    missing base DN is an UPSTREAM_ERROR at once. The bind password is read from its
-    credential before each batch and never appears in a message.
+    missing base DN is an UPSTREAM_ERROR at once. `password` (built with `bind_password` from
+    the account's credential) is asked before each batch, so a Vault-held one may rotate; it
+    never appears in a message.
     """
 
     def __init__(
-        self,
-        account: LdapAccountSettings,
-        metrics: UpstreamMetrics,
-        secrets: SecretReader | None = None,
+        self, account: LdapAccountSettings, metrics: UpstreamMetrics, password: CredentialHeaders
     ) -> None:
         self.account = account
         self.policy = UpstreamPolicy(
@@ -80,9 +85,7 @@ class LdapApi:
         )
         self._metrics = metrics
         self._label = f"{LDAP} account {account.name!r}"
-        self._password = CredentialHeaders(
-            account.bind_password, lambda value: {"password": value}, secrets
-        )
+        self._password = password
         gauge = metrics.breaker_state.labels(LDAP, account.name)
         gauge.set(BreakerState.CLOSED)
         self.breaker = CircuitBreaker(
@@ -101,7 +104,7 @@ class LdapApi:
         """
         if not usernames:
             return set()
-        password = (await self._password.current())["password"]
+        password = (await self._password.current())[PASSWORD]
         until = time.monotonic() + self.policy.max_total_seconds
         try:
             return await retrying(self.policy, until)(

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
+from gateway.credentials import CredentialHeaders
 from gateway.runtime import Runtime
 from gateway.settings import Settings
-from resolvers.ldap.api import LdapApi
+from resolvers.ldap.api import LdapApi, bind_password
 from resolvers.ldap.settings import LdapAccountSettings
 from resolvers.ldap.source import LdapSource
 from tests.support.ldap_server import BASE_DN, BIND_DN, PrivateSlapd
@@ -68,7 +69,11 @@ async def ldap_factory(
         monkeypatch.setenv(PASSWORD_VARIABLE, password or server.bind_password)
         account = ldap_account(server, **extra)
         runtime = Runtime.create(Settings(redis={"url": redis_url, "namespace": namespace}))
-        api = LdapApi(account, runtime.upstream_metrics)
+        api = LdapApi(
+            account,
+            runtime.upstream_metrics,
+            CredentialHeaders(account.bind_password, bind_password, None),
+        )
         ldap = BuiltLdap(runtime, LdapSource(account.name, api, runtime.cache, account.ttl))
         built.append(ldap)
         return ldap

@@ -7,9 +7,10 @@ import pytest
 from pydantic import ValidationError
 
 from gateway.cache import Cached
+from gateway.credentials import CredentialHeaders
 from gateway.runtime import Runtime
 from gateway.settings import Settings, validation_problems
-from resolvers.ldap.api import LdapApi
+from resolvers.ldap.api import LdapApi, bind_password
 from resolvers.ldap.settings import LdapAccountSettings
 from resolvers.ldap.source import LdapSource
 from resolvers.vault.secrets import VaultSecrets
@@ -80,7 +81,8 @@ async def test_the_bind_password_may_come_from_vault(
     await secrets.start()
     reference = {"instance": "main", "path": f"secret/{path}", "field": "bind_password"}
     account = ldap_account(slapd, bind_password={"vault": reference})
-    api = LdapApi(account, runtime.upstream_metrics, secrets)
+    password = CredentialHeaders(account.bind_password, bind_password, secrets)
+    api = LdapApi(account, runtime.upstream_metrics, password)
     try:
         answers = await LdapSource(account.name, api, runtime.cache).users_exist(["alice"])
     finally:

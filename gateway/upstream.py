@@ -216,12 +216,27 @@ class _Body:
     headers: Mapping[str, str] | None = field(default=None, repr=False)
 
 
-class _Retryable(Exception):
+class Retryable(Exception):
     """An attempt failed in a way another attempt may fix; `error` is what the caller sees."""
 
     def __init__(self, error: GatewayError) -> None:
         super().__init__(error.message)
         self.error = error
+
+
+def retrying(policy: UpstreamPolicy, until: float, retry: bool = True) -> AsyncRetrying:
+    """The retry loop of one logical call: `Retryable` failures are tried again with jittered
+    backoff, at most `policy.max_attempts` times (once without `retry`), none after `until`
+    (a `time.monotonic()` instant)."""
+    return AsyncRetrying(
+        stop=stop_after_attempt(policy.max_attempts if retry else 1)
+        | stop_before_delay(max(0.0, until - time.monotonic())),
+        wait=wait_exponential_jitter(
+            multiplier=policy.backoff_initial, max=policy.backoff_max, jitter=policy.backoff_initial
+        ),
+        retry=retry_if_exception_type(Retryable),
+        reraise=True,
+    )
 
 
 class UpstreamClient:
@@ -296,17 +311,7 @@ class UpstreamClient:
             until = min(until, deadline)
         if credentials is None and self.account.credential_headers is not None:
             credentials = await self.account.credential_headers()
-        attempts = AsyncRetrying(
-            stop=stop_after_attempt(self.policy.max_attempts if retry else 1)
-            | stop_before_delay(max(0.0, until - time.monotonic())),
-            wait=wait_exponential_jitter(
-                multiplier=self.policy.backoff_initial,
-                max=self.policy.backoff_max,
-                jitter=self.policy.backoff_initial,
-            ),
-            retry=retry_if_exception_type(_Retryable),
-            reraise=True,
-        )
+        attempts = retrying(self.policy, until, retry)
         with tracing.span(
             f"{self.account.system} {operation}",
             {
@@ -327,7 +332,7 @@ class UpstreamClient:
                     until,
                     bucket or self.account.bucket,
                 )
-            except _Retryable as failed:
+            except Retryable as failed:
                 _traced_end(span, attempts, failed.error)
                 raise failed.error from None
             except GatewayError as error:
@@ -369,11 +374,11 @@ class UpstreamClient:
             except (httpx.TimeoutException, TimeoutError):
                 healthy = False
                 self._observe(operation, "timeout", started)
-                raise _Retryable(Timeout(f"{self._label}: {operation} timed out")) from None
+                raise Retryable(Timeout(f"{self._label}: {operation} timed out")) from None
             except httpx.TransportError as exc:
                 healthy = False
                 self._observe(operation, "error", started)
-                raise _Retryable(
+                raise Retryable(
                     UpstreamUnavailable(
                         f"{self._label}: {operation} could not reach the upstream "
                         f"({type(exc).__name__})"
@@ -385,7 +390,7 @@ class UpstreamClient:
             if pause is not None:
                 await self._limiter.pause(bucket, pause)
             if pause is not None and status >= 400:
-                raise _Retryable(
+                raise Retryable(
                     UpstreamRateLimited(
                         f"{self._label}: {operation} rate limited by the upstream",
                         retry_after=pause,
@@ -393,7 +398,7 @@ class UpstreamClient:
                 )
             healthy = status < 500
             if status >= 500:
-                raise _Retryable(
+                raise Retryable(
                     UpstreamUnavailable(
                         f"{self._label}: {operation} answered HTTP {status}", status=status
                     )
@@ -405,19 +410,14 @@ class UpstreamClient:
             outage = self.account.outage_signal(response)
             if outage is not None:
                 healthy = False
-                raise _Retryable(
+                raise Retryable(
                     UpstreamUnavailable(
                         f"{self._label}: {operation} failed: {outage}", error=outage
                     )
                 )
             return response
         finally:
-            if healthy is True:
-                self.breaker.record_success()
-            elif healthy is False:
-                self.breaker.record_failure()
-            else:
-                self.breaker.record_neutral()
+            self.breaker.record(healthy)
 
     def _observe(self, operation: str, status: str, started: float) -> None:
         system, name = self.account.system, self.account.name

@@ -12,7 +12,8 @@ from gateway.settings import Settings
 from resolvers.ldap.api import LdapApi, bind_password
 from resolvers.ldap.settings import LdapAccountSettings
 from resolvers.ldap.source import LdapSource
-from tests.support.ldap_server import BASE_DN, BIND_DN, PrivateSlapd
+from tests.support.chromium import skip_unless_required
+from tests.support.ldap_server import BASE_DN, BIND_DN, PrivateSlapd, slapd_installed
 
 PASSWORD_VARIABLE = "QGW_TEST_LDAP_BIND_PASSWORD"
 
@@ -20,6 +21,11 @@ PASSWORD_VARIABLE = "QGW_TEST_LDAP_BIND_PASSWORD"
 @pytest.fixture(scope="session")
 def slapd() -> Iterator[PrivateSlapd]:
     """One private slapd for the session (STARTTLS required, users under dc=example,dc=com)."""
+    if not slapd_installed():
+        skip_unless_required(
+            "slapd is not installed (apt-get install slapd ldap-utils)",
+            "QONTRACT_GATEWAY_REQUIRE_SLAPD",
+        )
     with PrivateSlapd() as server:
         yield server
 

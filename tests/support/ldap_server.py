@@ -152,6 +152,11 @@ def _person(dn: str, uid: str) -> str:
     )
 
 
+def slapd_installed() -> bool:
+    """True when Debian's slapd is on PATH or in /usr/sbin."""
+    return shutil.which("slapd") is not None or Path("/usr/sbin/slapd").exists()
+
+
 class PrivateSlapd:
     """`slapd` on a free loopback port, configured by a slapd.conf in its own directory.
 
@@ -162,7 +167,7 @@ class PrivateSlapd:
     def __init__(
         self, bind_password: str = "gateway-test-password", certificate_host: str = "localhost"
     ) -> None:
-        if shutil.which("slapd") is None and not Path("/usr/sbin/slapd").exists():
+        if not slapd_installed():
             raise RuntimeError("slapd is not installed (apt-get install slapd ldap-utils)")
         self.bind_password = bind_password
         self.port = free_port()

@@ -9,11 +9,10 @@ from pydantic import (
     Field,
     Tag,
     TypeAdapter,
-    ValidationError,
     field_validator,
 )
 
-from gateway.settings import Credential, InvalidSettings, RateLimitSettings, validation_problems
+from gateway.settings import Credential, RateLimitSettings, named_accounts
 
 
 def _local(credential: Credential) -> Credential:
@@ -98,13 +97,4 @@ _ACCOUNTS = TypeAdapter(list[VaultAccountSettings])
 
 def vault_accounts(raw: list[dict[str, Any]]) -> list[VaultAccountSettings]:
     """The `upstreams.vault` accounts, or InvalidSettings naming each bad field (no values)."""
-    try:
-        accounts = _ACCOUNTS.validate_python(raw)
-    except ValidationError as error:
-        raise InvalidSettings(
-            f"invalid settings: {validation_problems(error, 'upstreams.vault')}"
-        ) from None
-    names = [account.name for account in accounts]
-    if len(set(names)) != len(names):
-        raise InvalidSettings("invalid settings: upstreams.vault: instance names must be unique")
-    return accounts
+    return named_accounts(_ACCOUNTS, raw, "upstreams.vault", "instance")

@@ -8,7 +8,7 @@ import jwt
 
 from gateway.errors import Unauthenticated
 
-SCOPES = ("read", "reconcile:dry-run", "reconcile:apply", "events", "admin")
+SCOPES = ("read", "reconcile:dry-run", "reconcile:apply", "events", "notify", "admin")
 ALGORITHM = "HS256"
 
 

@@ -1,4 +1,4 @@
-"""`qontract-gateway`: serve, worker, token, export-schema, fetch-graphiql-assets."""
+"""`qontract-gateway`: serve, worker, notifier, token, export-schema, fetch-graphiql-assets."""
 
 import ipaddress
 import os
@@ -162,6 +162,44 @@ def worker(config_file: Path | None, queues: str, concurrency: int) -> None:
             "--without-mingle",
             "--without-heartbeat",
         ]
+    )
+
+
+@main.command()
+@config_option
+@click.option("--port", type=int, help="Port of /healthz, /readyz, /metrics (notifier.port).")
+@click.option("--dry-run", is_flag=True, help="Log what would be posted; post nothing.")
+def notifier(config_file: Path | None, port: int | None, dry_run: bool) -> None:
+    """Post what real runs changed to Slack, reading the events as a durable consumer group."""
+    settings = _load(config_file)
+    configure_logging(settings.log_format, settings.log_level)
+    if settings.redis.url is None:
+        raise click.UsageError(
+            "the notifier needs the gateway's Redis: set QONTRACT_GATEWAY_REDIS__URL"
+        )
+    if settings.events.backend != "redis":
+        raise click.UsageError("the notifier reads the redis event backend (events.backend)")
+    workspaces = {account.name for account in settings.upstreams.slack}
+    unknown = sorted(set(settings.notifier.channels) - workspaces)
+    if unknown:
+        raise click.UsageError(
+            f"notifier.channels names Slack workspaces that are not configured: {unknown}"
+        )
+    for account in settings.upstreams.slack:
+        try:
+            account.token.read()
+        except ValueError as error:
+            raise click.ClickException(f"slack account {account.name!r}: {error}") from None
+    from gateway.notifier.process import notifier_app
+
+    uvicorn.run(
+        notifier_app(settings, dry_run=dry_run),
+        host=settings.notifier.host,
+        port=port or settings.notifier.port,
+        loop="uvloop",
+        log_config=None,
+        access_log=False,
+        lifespan="on",
     )
 
 

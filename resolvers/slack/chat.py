@@ -9,7 +9,7 @@ from resolvers.slack.source import SlackSource
 MAX_TEXT = 10_000
 TRUNCATION_MARKER = "\n… (truncated by qontract-gateway)"
 RATE_LIMITED_ATTEMPTS = 3
-CONVERSATION_ID = re.compile(r"[CGD][A-Z0-9]{2,20}")
+CONVERSATION_ID = re.compile(r"[CGD][A-Z0-9]{1,20}")  # Slack ids; channel names are lowercase
 NOT_FOUND_ERRORS = frozenset({"channel_not_found", "user_not_found", "user_disabled"})
 
 

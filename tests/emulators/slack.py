@@ -1,5 +1,6 @@
 """A stateful Slack Web API emulator: users, usergroups, conversations and posted messages."""
 
+import asyncio
 import base64
 import itertools
 import math
@@ -49,6 +50,7 @@ class SlackState:
     messages: list[dict[str, Any]] = field(default_factory=list)
     direct_messages: dict[str, str] = field(default_factory=dict)
     post_limit: tuple[int, float] | None = None
+    post_answer_delay: float = 0.0
     _posts: dict[str, list[float]] = field(default_factory=dict, init=False, repr=False)
     _serial: Iterator[int] = field(
         default_factory=lambda: itertools.count(1), init=False, repr=False
@@ -329,6 +331,8 @@ class SlackEmulator(UpstreamEmulator):
         if args.get("thread_ts"):
             message["thread_ts"] = args["thread_ts"]
         self.state.messages.append(message)
+        if self.state.post_answer_delay:
+            await asyncio.sleep(self.state.post_answer_delay)  # posted, but the answer is late
         return {"channel": channel, "ts": ts, "message": {"text": text, "ts": ts}}
 
     async def conversations_open(self, args: Args) -> Answer:

@@ -7,7 +7,7 @@ import redis.asyncio as aioredis
 import structlog
 from prometheus_client import CollectorRegistry, Counter
 
-from gateway.errors import GatewayError, Timeout, UpstreamUnavailable
+from gateway.errors import GatewayError, Timeout
 from gateway.events import ReceivedEvent
 from gateway.notifier.messages import DIRECT_MESSAGE_TYPES, LINE_FORMATTERS, Message, messages
 from gateway.redis import key
@@ -58,14 +58,9 @@ def kind(message: Message) -> str:
 
 
 def maybe_posted(error: Exception) -> bool:
-    """True when a failed chat.postMessage may still have been posted (a timeout, a 5xx, or
-    a Slack outage answer); False when it certainly was not (Slack refused it, a 429, no
-    connection, Redis down before sending)."""
-    if isinstance(error, Timeout):
-        return True
-    if isinstance(error, UpstreamUnavailable):
-        return "status" in error.extensions or "error" in error.extensions
-    return False
+    """True when a failed chat.postMessage may still have been posted: it timed out after it
+    was sent. Any answer from Slack (an error, a 429, a 5xx) or no connection means it was not."""
+    return isinstance(error, Timeout)
 
 
 class Notifier:

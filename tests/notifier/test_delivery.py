@@ -30,15 +30,16 @@ def event(event_type: str, **payload: Any) -> Event:
 
 
 def test_each_event_type_has_its_line_and_other_types_a_generic_one() -> None:
+    payloads: dict[str, dict[str, Any]] = {
+        "create": {"usergroup": "a", "users": ["x"], "channels": []},
+        "update_users": {"usergroup": "a", "users_to_add": [], "users_to_remove": ["y"]},
+        "update_metadata": {"usergroup": "a", "description": "d", "channels": None},
+        "error": {"usergroup": "a", "error": "boom"},
+        "later": {"usergroup": "a"},
+    }
     lines = {
         kind: messages(event(f"slack-usergroups.{kind}", **payload), CHANNELS)[0].text
-        for kind, payload in {
-            "create": {"usergroup": "a", "users": ["x"], "channels": []},
-            "update_users": {"usergroup": "a", "users_to_add": [], "users_to_remove": ["y"]},
-            "update_metadata": {"usergroup": "a", "description": "d", "channels": None},
-            "error": {"usergroup": "a", "error": "boom"},
-            "later": {"usergroup": "a"},
-        }.items()
+        for kind, payload in payloads.items()
     }
     assert lines == {
         "create": "created usergroup @a with users x and channels none",

@@ -307,6 +307,13 @@ class NotifierSettings(BaseModel):
         30.0, gt=0, description="seconds before a failed or abandoned delivery is tried again"
     )
     batch_size: int = Field(10, gt=0, description="deliveries read at once")
+    concurrency: int = Field(
+        1,
+        ge=1,
+        le=32,
+        description="consumers in this process, each `<consumer>-<n>`, each in event order; "
+        "1 keeps every message in event order",
+    )
     sent_ttl: float = Field(
         604_800.0, gt=0, description="seconds a message is remembered as sent (never twice)"
     )

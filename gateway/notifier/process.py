@@ -41,26 +41,28 @@ def notifier_app(settings: Settings, *, dry_run: bool = False) -> Starlette:
         settings.redis.url,
         socket_timeout=settings.events.block_ms / 1000 + settings.redis.socket_timeout,
         connect_timeout=settings.redis.connect_timeout,
-        max_connections=2,
+        max_connections=options.concurrency + 1,
     )
     group = group_name(settings, dry_run)
-    consumer: EventConsumer = create_event_consumer(
-        "redis",
-        metrics=runtime.events.metrics,
-        redis_client=blocking,
-        namespace=settings.redis.namespace,
-        group=group,
-        consumer=options.consumer,
-        max_deliveries=options.max_deliveries,
-        block_ms=settings.events.block_ms,
-        visibility_timeout_ms=int(options.retry_after * 1000),
-        batch_size=options.batch_size,
-    )
-    loop: dict[str, asyncio.Task[None]] = {}
+    consumers: list[EventConsumer] = [
+        create_event_consumer(
+            "redis",
+            metrics=runtime.events.metrics,
+            redis_client=blocking,
+            namespace=settings.redis.namespace,
+            group=group,
+            consumer=f"{options.consumer}-{n}",
+            max_deliveries=options.max_deliveries,
+            block_ms=settings.events.block_ms,
+            visibility_timeout_ms=int(options.retry_after * 1000),
+            batch_size=options.batch_size,
+        )
+        for n in range(options.concurrency)
+    ]
+    tasks: list[asyncio.Task[None]] = []
 
     async def readyz(request: Request) -> Response:
-        task = loop.get("consume")
-        if task is None or task.done():
+        if not tasks or any(task.done() for task in tasks):
             return JSONResponse(
                 {"status": "unavailable", "reason": "event reader not running"}, status_code=503
             )
@@ -81,7 +83,10 @@ def notifier_app(settings: Settings, *, dry_run: bool = False) -> Starlette:
             dry_run=dry_run,
         )
         stop = asyncio.Event()
-        loop["consume"] = asyncio.create_task(consumer.consume(notifier.handle, stop=stop))
+        tasks.extend(
+            asyncio.create_task(consumer.consume(notifier.handle, stop=stop))
+            for consumer in consumers
+        )
         structlog.get_logger(__name__).info(
             "notifier started", group=group, consumer=options.consumer, dry_run=dry_run
         )
@@ -90,8 +95,9 @@ def notifier_app(settings: Settings, *, dry_run: bool = False) -> Starlette:
         finally:
             stop.set()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(loop["consume"], STOP_TIMEOUT)
-            await consumer.close()
+                await asyncio.wait_for(asyncio.gather(*tasks), STOP_TIMEOUT)
+            for consumer in consumers:
+                await consumer.close()
             await sources.aclose()
             await blocking.aclose()
             await runtime.aclose()

@@ -10,7 +10,7 @@ from resolvers.slack.chat import MAX_TEXT, TRUNCATION_MARKER
 from tests.emulators.slack import SlackEmulator
 from tests.support.gateway import graphql
 from tests.support.server_thread import ServerThread
-from tests.test_slack_reconcile import GENEROUS, TOKEN, coreos_state
+from tests.support.slack_workspace import coreos_slack
 
 SECRET = "chat-test-secret-0123456789abcdef"
 POST = """mutation Post($channel: String, $user: String, $text: String!, $thread: String) {
@@ -20,31 +20,19 @@ POST = """mutation Post($channel: String, $user: String, $text: String!, $thread
 
 
 @pytest.fixture
-def slack() -> Iterator[tuple[SlackEmulator, ServerThread]]:
-    emulator = SlackEmulator()
-    coreos_state(emulator.state)
-    emulator.state.add_channel("C3", "outside", member=False)
-    emulator.state.add_channel("C4", "secret", private=True, member=False)
-    emulator.state.add_channel("C5", "attic", archived=True)
-    with ServerThread(emulator.app) as server:
-        yield emulator, server
+def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[SlackEmulator, dict[str, Any]]]:
+    with coreos_slack(monkeypatch) as (emulator, workspace):
+        emulator.state.add_channel("C3", "outside", member=False)
+        emulator.state.add_channel("C4", "secret", private=True, member=False)
+        emulator.state.add_channel("C5", "attic", archived=True)
+        yield emulator, workspace
 
 
 @pytest.fixture
 def gateway(
-    gateway_factory: Callable[..., ServerThread],
-    slack: tuple[SlackEmulator, ServerThread],
-    monkeypatch: pytest.MonkeyPatch,
+    gateway_factory: Callable[..., ServerThread], slack: tuple[SlackEmulator, dict[str, Any]]
 ) -> ServerThread:
-    monkeypatch.setenv("QGW_TEST_SLACK_TOKEN", TOKEN)
-    _, server = slack
-    workspace = {
-        "name": "coreos",
-        "api_url": f"{server.url}/api",
-        "token": {"env": "QGW_TEST_SLACK_TOKEN"},
-        "rate_limit": GENEROUS,
-        "timeout": 1.0,
-    }
+    workspace = {**slack[1], "timeout": 1.0}
     return gateway_factory(auth={"secret": SECRET}, upstreams={"slack": [workspace]})
 
 
@@ -65,7 +53,7 @@ def error_code(body: dict[str, Any]) -> str:
 
 
 def test_a_channel_by_name_or_id_gets_the_message(
-    gateway: ServerThread, slack: tuple[SlackEmulator, ServerThread]
+    gateway: ServerThread, slack: tuple[SlackEmulator, dict[str, Any]]
 ) -> None:
     emulator, _ = slack
     by_name = posted(post(gateway, channel="#sre", text="by name"))
@@ -77,7 +65,7 @@ def test_a_channel_by_name_or_id_gets_the_message(
 
 
 def test_a_public_channel_the_bot_is_not_in_is_joined_then_posted_to_once(
-    gateway: ServerThread, slack: tuple[SlackEmulator, ServerThread]
+    gateway: ServerThread, slack: tuple[SlackEmulator, dict[str, Any]]
 ) -> None:
     emulator, _ = slack
     posted(post(gateway, channel="outside", text="joined"))
@@ -87,7 +75,7 @@ def test_a_public_channel_the_bot_is_not_in_is_joined_then_posted_to_once(
 
 
 def test_a_user_gets_a_direct_message_through_one_opened_conversation(
-    gateway: ServerThread, slack: tuple[SlackEmulator, ServerThread]
+    gateway: ServerThread, slack: tuple[SlackEmulator, dict[str, Any]]
 ) -> None:
     emulator, _ = slack
     first = posted(post(gateway, user="carol", text="one"))
@@ -102,7 +90,7 @@ def test_a_user_gets_a_direct_message_through_one_opened_conversation(
     [{"channel": "nope"}, {"channel": "C404"}, {"channel": "secret"}, {"user": "gone"}],
 )
 def test_unknown_channels_and_users_are_not_found(
-    gateway: ServerThread, slack: tuple[SlackEmulator, ServerThread], target: dict[str, str]
+    gateway: ServerThread, slack: tuple[SlackEmulator, dict[str, Any]], target: dict[str, str]
 ) -> None:
     emulator, _ = slack
     assert error_code(post(gateway, **target)) == "NOT_FOUND"
@@ -118,7 +106,7 @@ def test_a_slack_refusal_is_an_upstream_error_with_slacks_error_string(
 
 
 def test_text_over_the_limit_is_cut_with_a_marker(
-    gateway: ServerThread, slack: tuple[SlackEmulator, ServerThread]
+    gateway: ServerThread, slack: tuple[SlackEmulator, dict[str, Any]]
 ) -> None:
     emulator, _ = slack
     message = posted(post(gateway, channel="sre", text="x" * 50_000))
@@ -129,7 +117,7 @@ def test_text_over_the_limit_is_cut_with_a_marker(
 
 
 def test_slacks_per_channel_429_is_waited_out_and_every_message_posted_once(
-    gateway: ServerThread, slack: tuple[SlackEmulator, ServerThread]
+    gateway: ServerThread, slack: tuple[SlackEmulator, dict[str, Any]]
 ) -> None:
     emulator, _ = slack
     emulator.state.post_limit = (1, 1.0)
@@ -140,7 +128,7 @@ def test_slacks_per_channel_429_is_waited_out_and_every_message_posted_once(
 
 
 def test_a_timeout_is_not_retried_because_the_message_may_have_been_posted(
-    gateway: ServerThread, slack: tuple[SlackEmulator, ServerThread]
+    gateway: ServerThread, slack: tuple[SlackEmulator, dict[str, Any]]
 ) -> None:
     emulator, _ = slack
     emulator.slow(2.0, path_prefix="/api/chat.postMessage")
@@ -163,7 +151,7 @@ def test_the_notify_scope_is_needed(gateway: ServerThread) -> None:
     ],
 )
 def test_bad_arguments_are_bad_user_input(
-    gateway: ServerThread, slack: tuple[SlackEmulator, ServerThread], variables: dict[str, str]
+    gateway: ServerThread, slack: tuple[SlackEmulator, dict[str, Any]], variables: dict[str, str]
 ) -> None:
     emulator, _ = slack
     assert error_code(post(gateway, **variables)) == "BAD_USER_INPUT"

@@ -2,7 +2,7 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +18,8 @@ from gateway.runtime import Runtime
 from resolvers import Sources
 from tests.emulators.slack import SlackEmulator
 from tests.support.gateway import gateway_settings
-from tests.support.server_thread import ServerThread
+from tests.support.slack_workspace import coreos_slack
 from tests.support.wait import async_wait_until
-from tests.test_slack_reconcile import GENEROUS, TOKEN, coreos_state
 
 CHANNELS = {"coreos": "sre"}
 
@@ -85,48 +84,31 @@ class Parts:
 
 
 @pytest.fixture
-def emulator() -> Iterator[tuple[SlackEmulator, ServerThread]]:
-    slack = SlackEmulator()
-    coreos_state(slack.state)
-    with ServerThread(slack.app) as server:
-        yield slack, server
-
-
-@pytest.fixture
 async def parts(
-    emulator: tuple[SlackEmulator, ServerThread],
-    redis_url: str,
-    namespace: str,
-    monkeypatch: pytest.MonkeyPatch,
+    redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Parts]:
-    monkeypatch.setenv("QGW_TEST_SLACK_TOKEN", TOKEN)
-    slack, server = emulator
-    workspace = {
-        "name": "coreos",
-        "api_url": f"{server.url}/api",
-        "token": {"env": "QGW_TEST_SLACK_TOKEN"},
-        "rate_limit": GENEROUS,
-        "timeout": 2.0,
-    }
-    runtime = Runtime.create(
-        gateway_settings(redis_url, namespace, upstreams={"slack": [workspace]})
-    )
-    sources = Sources.create(runtime)
-    registry = CollectorRegistry()
-    metrics = NotifierMetrics(registry)
-    notifier = Notifier(
-        sources,
-        runtime.redis,
-        namespace,
-        CHANNELS,
-        metrics,
-        group="notifier",
-        max_deliveries=3,
-        sent_ttl=60,
-    )
-    yield Parts(notifier, metrics, registry, slack, runtime, namespace, redis_url)
-    await sources.aclose()
-    await runtime.aclose()
+    with coreos_slack(monkeypatch) as (slack, workspace):
+        runtime = Runtime.create(
+            gateway_settings(
+                redis_url, namespace, upstreams={"slack": [{**workspace, "timeout": 2.0}]}
+            )
+        )
+        sources = Sources.create(runtime)
+        registry = CollectorRegistry()
+        metrics = NotifierMetrics(registry)
+        notifier = Notifier(
+            sources,
+            runtime.redis,
+            namespace,
+            CHANNELS,
+            metrics,
+            group="notifier",
+            max_deliveries=3,
+            sent_ttl=60,
+        )
+        yield Parts(notifier, metrics, registry, slack, runtime, namespace, redis_url)
+        await sources.aclose()
+        await runtime.aclose()
 
 
 async def publish(parts: Parts, *events: Event) -> None:

@@ -17,11 +17,11 @@ from gateway.auth import mint_token
 from gateway.events.redis_streams import stream_keys
 from tests.emulators.slack import SlackEmulator
 from tests.support.gateway import graphql
-from tests.support.ports import free_port
-from tests.support.serve_process import CHECKOUT, clean_env
+from tests.support.serve_process import running
 from tests.support.server_thread import ServerThread
+from tests.support.slack_workspace import TOKEN_VARIABLE, coreos_slack
 from tests.support.wait import wait_until
-from tests.test_slack_reconcile import GENEROUS, MANAGED, TOKEN, coreos_state
+from tests.test_slack_reconcile import MANAGED, TOKEN
 
 SECRET = "notifier-test-secret-0123456789abcdef"
 CHANGES_CHANNEL = "C9"
@@ -62,25 +62,15 @@ EXPECTED_LINES = [
 
 
 @pytest.fixture
-def slack() -> Iterator[tuple[SlackEmulator, ServerThread]]:
-    emulator = SlackEmulator()
-    coreos_state(emulator.state)
-    emulator.state.add_channel(CHANGES_CHANNEL, "qontract-changes", member=False)
-    with ServerThread(emulator.app) as server:
-        yield emulator, server
+def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[SlackEmulator, dict[str, Any]]]:
+    with coreos_slack(monkeypatch) as (emulator, workspace):
+        emulator.state.add_channel(CHANGES_CHANNEL, "qontract-changes", member=False)
+        yield emulator, workspace
 
 
 @pytest.fixture
-def workspace(
-    slack: tuple[SlackEmulator, ServerThread], monkeypatch: pytest.MonkeyPatch
-) -> dict[str, Any]:
-    monkeypatch.setenv("QGW_TEST_SLACK_TOKEN", TOKEN)
-    return {
-        "name": "coreos",
-        "api_url": f"{slack[1].url}/api",
-        "token": {"env": "QGW_TEST_SLACK_TOKEN"},
-        "rate_limit": GENEROUS,
-    }
+def workspace(slack: tuple[SlackEmulator, dict[str, Any]]) -> dict[str, Any]:
+    return slack[1]
 
 
 @pytest.fixture
@@ -108,35 +98,19 @@ def config(tmp_path: Path, redis_url: str, namespace: str, workspace: dict[str, 
     return path
 
 
-def ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 @contextmanager
 def notifier(config: Path, *arguments: str) -> Iterator[tuple["subprocess.Popen[str]", str]]:
-    """`qontract-gateway notifier` as a ready subprocess; killed after the block."""
-    port = free_port()
-    process = subprocess.Popen(
-        ["qontract-gateway", "notifier", "--config", str(config), "--port", str(port), *arguments],
-        env={**clean_env(), "PYTHONPATH": str(CHECKOUT), "QGW_TEST_SLACK_TOKEN": TOKEN},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: ready(url) or process.poll() is not None, 30, "notifier ready")
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
-        yield process, url
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        if process.stdout and not process.stdout.closed:
-            print(process.stdout.read())  # shown by pytest when the test fails
+    """`qontract-gateway notifier` as a ready subprocess; its output shown if the test fails."""
+    command = ("notifier", "--config", str(config), *arguments)
+    with running(*command, env={TOKEN_VARIABLE: TOKEN}) as (process, url):
+        try:
+            yield process, url
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            if process.stdout and not process.stdout.closed:
+                print(process.stdout.read())  # shown by pytest when the test fails
 
 
 def reconcile(gateway: ServerThread, dry_run: bool) -> None:
@@ -183,7 +157,7 @@ def all_posted(emulator: SlackEmulator) -> bool:
 
 def test_a_real_run_reaches_slack_exactly_once_through_a_sigkill_mid_stream(
     gateway: ServerThread,
-    slack: tuple[SlackEmulator, ServerThread],
+    slack: tuple[SlackEmulator, dict[str, Any]],
     config: Path,
     redis_url: str,
     namespace: str,
@@ -220,7 +194,7 @@ def test_a_real_run_reaches_slack_exactly_once_through_a_sigkill_mid_stream(
 
 def test_a_dry_run_notifier_logs_what_it_would_post_and_posts_nothing(
     gateway: ServerThread,
-    slack: tuple[SlackEmulator, ServerThread],
+    slack: tuple[SlackEmulator, dict[str, Any]],
     config: Path,
     redis_url: str,
     namespace: str,

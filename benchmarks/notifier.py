@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
@@ -44,6 +45,7 @@ TOKEN = "xoxb-bench"
 CHANNEL = "C1"
 USERS = 20
 DRAIN_SECONDS = 30.0
+POLL_SECONDS = 0.2
 NAMESPACE = "bench"
 
 
@@ -122,7 +124,6 @@ async def measure(redis_url: str, slack_url: str, run: int, rate: int | None) ->
         sent = await publish(client, run, rate)
     finally:
         await client.aclose()
-    deadline = time.monotonic() + DRAIN_SECONDS
     async with httpx.AsyncClient(base_url=slack_url) as http:
 
         async def arrived() -> dict[str, float]:
@@ -130,8 +131,12 @@ async def measure(redis_url: str, slack_url: str, run: int, rate: int | None) ->
             found: dict[str, float] = response.json()
             return found
 
-        while len(found := await arrived()) < EVENTS and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+        found = await arrived()
+        for _ in range(int(DRAIN_SECONDS / POLL_SECONDS)):
+            if len(found) >= EVENTS:
+                break
+            await asyncio.sleep(POLL_SECONDS)
+            found = await arrived()
     latencies = sorted(at - sent[tag] for tag, at in found.items())
     cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
     return Run(EVENTS, len(latencies), cuts[49] * 1000, cuts[98] * 1000)
@@ -215,12 +220,12 @@ async def bare_loop(redis_url: str, slack_url: str, ready: Path) -> None:
     stream = stream_keys(NAMESPACE).stream
     with contextlib.suppress(Exception):
         await client.xgroup_create(stream, "bare", id="$", mkstream=True)
-    ready.touch()
+    await asyncio.to_thread(ready.touch)
     async with httpx.AsyncClient(
         base_url=f"{slack_url}/api", headers={"Authorization": f"Bearer {TOKEN}"}
     ) as http:
         while True:
-            response = await client.xreadgroup("bare", "b", {stream: ">"}, count=10, block=100)
+            response: Any = await client.xreadgroup("bare", "b", {stream: ">"}, count=10, block=100)
             for _stream, entries in response or ():
                 for entry_id, fields in entries:
                     event = decode_entry(fields)

@@ -12,8 +12,10 @@ import httpx
 import pytest
 import redis
 import yaml
+from click.testing import CliRunner
 
 from gateway.auth import mint_token
+from gateway.cli import main
 from gateway.events.redis_streams import stream_keys
 from tests.emulators.slack import SlackEmulator
 from tests.support.gateway import graphql
@@ -209,3 +211,15 @@ def test_a_dry_run_notifier_logs_what_it_would_post_and_posts_nothing(
     assert emulator.total_calls("POST /api/chat.postMessage") == 0
     assert output.count("dry run: would post") == 5
     assert "usergroup @sre-team: added carol, removed bob" in output
+
+
+def test_a_channel_for_a_workspace_that_is_not_configured_is_refused_at_start(
+    tmp_path: Path, redis_url: str
+) -> None:
+    config = tmp_path / "notifier.yaml"
+    config.write_text(
+        yaml.safe_dump({"redis": {"url": redis_url}, "notifier": {"channels": {"nope": "x"}}})
+    )
+    result = CliRunner().invoke(main, ["notifier", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "not configured: ['nope']" in result.output

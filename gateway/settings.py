@@ -302,6 +302,11 @@ class NotifierSettings(BaseModel):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$",
         description="this replica's name in the group (one per replica; a restart keeps it)",
     )
+    start_from: Literal["new", "oldest"] = Field(
+        "new",
+        description="where a group that does not exist yet starts: at new events, or at the "
+        "oldest retained one (an existing group always resumes where it was)",
+    )
     max_deliveries: int = Field(5, ge=1, description="attempts before an event is dead-lettered")
     retry_after: float = Field(
         30.0, gt=0, description="seconds before a failed or abandoned delivery is tried again"

@@ -56,6 +56,7 @@ def notifier_app(settings: Settings, *, dry_run: bool = False) -> Starlette:
             block_ms=settings.events.block_ms,
             visibility_timeout_ms=int(options.retry_after * 1000),
             batch_size=options.batch_size,
+            start_id="$" if options.start_from == "new" else "0",
         )
         for n in range(options.concurrency)
     ]

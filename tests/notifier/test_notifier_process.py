@@ -92,6 +92,7 @@ def config(tmp_path: Path, redis_url: str, namespace: str, workspace: dict[str, 
         "notifier": {
             "channels": {"coreos": "qontract-changes"},
             "consumer": "notifier-e2e",
+            "start_from": "oldest",
             "retry_after": 1.0,
             "batch_size": 2,
         },

@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 from gateway.auth import mint_token
 from gateway.cli import main
-from gateway.events.redis_streams import stream_keys
+from gateway.events import Event
+from gateway.events.redis_streams import encode_entry, stream_keys
 from tests.emulators.slack import SlackEmulator
 from tests.support.gateway import graphql
 from tests.support.serve_process import running
@@ -224,3 +225,31 @@ def test_a_channel_for_a_workspace_that_is_not_configured_is_refused_at_start(
     result = CliRunner().invoke(main, ["notifier", "--config", str(config)])
     assert result.exit_code == 2
     assert "not configured: ['nope']" in result.output
+
+
+def test_a_new_group_starts_at_new_events_so_a_first_deploy_replays_nothing(
+    gateway: ServerThread,
+    slack: tuple[SlackEmulator, dict[str, Any]],
+    config: Path,
+    redis_url: str,
+    namespace: str,
+) -> None:
+    emulator, _ = slack
+    reconcile(gateway, dry_run=False)
+    settings = yaml.safe_load(config.read_text())
+    settings["notifier"]["start_from"] = "new"
+    config.write_text(yaml.safe_dump(settings))
+    with notifier(config):
+        wait_until(lambda: settled(redis_url, namespace, "notifier"), 30, "the group at the end")
+        client = redis.Redis.from_url(redis_url)
+        try:
+            later = Event(
+                event_type="slack-usergroups.error",
+                source="test",
+                payload={"workspace": "coreos", "usergroup": "", "error": "later"},
+            )
+            client.xadd(stream_keys(namespace).stream, encode_entry(later))  # type: ignore[arg-type]
+        finally:
+            client.close()
+        wait_until(lambda: bool(emulator.state.messages), 30, "the new event's line")
+    assert [m["text"] for m in emulator.state.messages] == [":warning: workspace: later"]

@@ -9,11 +9,14 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 
+from gateway.federation.http import FederatedEndpoint
+from gateway.federation.service import Federation
 from gateway.graphiql import ASSETS_URL, AssetFiles, offline_graphiql_html
 from gateway.graphiql.assets import ASSETS_DIR
-from gateway.graphql_view import GatewayGraphQL
+from gateway.graphql_view import GatewayGraphQL, request_id_of
 from gateway.health import HealthEndpoints
 from gateway.middleware import (
     BodyLimitMiddleware,
@@ -26,6 +29,7 @@ from gateway.settings import Settings, load_settings
 from gateway.tasks.queue import TaskQueue
 from resolvers import Sources
 from schema import build_schema
+from schema.app_interface import APP_INTERFACE_SCOPE, build_federation, limit_rules
 from schema.context import RequestContext
 
 
@@ -42,10 +46,48 @@ def create_app(settings: Settings, graphiql_assets: Path = ASSETS_DIR) -> Starle
         return RequestContext(runtime, sources, tasks, request, request_id, authorization)
 
     graphql = GatewayGraphQL(schema, runtime, make_context, offline_graphiql_html(graphiql_assets))
-    health = HealthEndpoints(runtime)
+    endpoint: ASGIApp = graphql
+    federation_routes: list[BaseRoute] = []
+    federation: Federation | None = None
+    if sources.qontract_server is not None:
+        configured = settings.upstreams.qontract_server
+        assert configured is not None
+        federation, federated = build_federation(
+            settings.limits, runtime.metrics, sources.qontract_server, configured.poll_interval
+        )
+        federated_endpoint = FederatedEndpoint(
+            federation,
+            graphql,
+            GatewayGraphQL(
+                federated, runtime, make_context, offline_graphiql_html(graphiql_assets)
+            ),
+            frozenset(schema._schema.query_type.fields),  # type: ignore[union-attr]
+            runtime.verifier,
+            APP_INTERFACE_SCOPE,
+            limit_rules(federated),
+            settings.limits.max_tokens,
+            settings.limits.max_json_depth,
+            settings.limits.max_body_bytes,
+            runtime.metrics,
+            request_id_of,
+        )
+        endpoint = federated_endpoint
+        federation_routes = [
+            Route("/graphqlsha/{sha}", federated_endpoint, methods=["POST"]),
+            Route("/sha256", federated_endpoint.sha256),
+            Route("/git-commit-info/{sha}", federated_endpoint.git_commit_info),
+        ]
+
+    def degraded() -> dict[str, str]:
+        if federation is None or federation.degraded is None:
+            return {}
+        return {federation.source.upstream: federation.degraded}
+
+    health = HealthEndpoints(runtime, degraded=degraded)
     path = settings.graphql_path
     routes: list[BaseRoute] = [
-        Route(path, graphql, methods=["GET", "POST"]),
+        Route(path, endpoint, methods=["GET", "POST"]),
+        *federation_routes,
         WebSocketRoute(path, graphql),
         Route("/healthz", health.healthz),
         Route("/readyz", health.readyz),
@@ -56,16 +98,21 @@ def create_app(settings: Settings, graphiql_assets: Path = ASSETS_DIR) -> Starle
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.start()
+        await sources.start()
         gc.collect()
         gc.freeze()
         await tasks.start()
+        if federation is not None:
+            await federation.start()
         yield
+        if federation is not None:
+            await federation.aclose()
         await tasks.aclose()
         await sources.aclose()
         await runtime.aclose()
 
     known = frozenset({path, "/healthz", "/readyz", "/metrics"})
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[
             Middleware(RequestIdMiddleware),
@@ -80,6 +127,8 @@ def create_app(settings: Settings, graphiql_assets: Path = ASSETS_DIR) -> Starle
         ],
         lifespan=lifespan,
     )
+    app.state.federation = federation
+    return app
 
 
 def app_from_environment() -> Starlette:

@@ -83,6 +83,8 @@ def serve(
     settings = _load()
     configure_logging(settings.log_format, settings.log_level)
     for system, account in settings.upstreams.accounts():
+        if account.token.vault is not None:
+            continue  # read from Vault at start-up by the app
         try:
             account.token.read()
         except ValueError as error:
@@ -186,6 +188,8 @@ def notifier(config_file: Path | None, port: int | None, dry_run: bool) -> None:
             f"notifier.channels names Slack workspaces that are not configured: {unknown}"
         )
     for account in settings.upstreams.slack:
+        if account.token.vault is not None:
+            continue  # read from Vault at start-up by the notifier
         try:
             account.token.read()
         except ValueError as error:

@@ -20,6 +20,7 @@ class ErrorCode(StrEnum):
     INTERNAL = "INTERNAL"
     SUBSCRIPTION_DROPPED = "SUBSCRIPTION_DROPPED"
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+    BUNDLE_NOT_FOUND = "BUNDLE_NOT_FOUND"
 
 
 class GatewayError(Exception):
@@ -90,6 +91,12 @@ class SubscriptionDropped(GatewayError):
     """The gateway ended a live subscription (`reason`); resubscribe with `since=last_id`."""
 
     code = ErrorCode.SUBSCRIPTION_DROPPED
+
+
+class BundleNotFound(GatewayError):
+    """qontract-server does not know the bundle sha asked for (after a brief retry)."""
+
+    code = ErrorCode.BUNDLE_NOT_FOUND
 
 
 class Timeout(GatewayError):

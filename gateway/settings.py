@@ -120,22 +120,47 @@ class RedisSettings(BaseModel):
     )
 
 
+VAULT_PATH = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$"
+
+
+class VaultReference(BaseModel):
+    """A secret in a configured Vault instance: app-interface's `VaultSecret_v1`, plus where."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instance: str = Field(description="the `name` of an `upstreams.vault` account")
+    path: str = Field(
+        max_length=1024,
+        pattern=VAULT_PATH,
+        description="mount and secret path, e.g. `app-sre/creds/pagerduty` (KV v1 or v2)",
+    )
+    field: str = Field(min_length=1, max_length=256, description="the key inside the secret")
+    version: int | None = Field(None, ge=1, description="KV v2 only; default: the latest")
+
+
 class Credential(BaseModel):
-    """Where a secret lives: an environment variable or a file, never the value itself."""
+    """Where a secret lives: an environment variable, a file or Vault, never the value itself."""
 
     model_config = ConfigDict(extra="forbid")
 
     env: str | None = None
     file: Path | None = None
+    vault: VaultReference | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Credential":
-        if (self.env is None) == (self.file is None):
-            raise ValueError("a credential names exactly one of `env` or `file`")
+        if [self.env, self.file, self.vault].count(None) != 2:
+            raise ValueError("a credential names exactly one of `env`, `file` or `vault`")
         return self
 
     def read(self) -> SecretStr:
-        """The secret; InvalidSettings names the variable or file (never the value) if absent."""
+        """The secret of an `env` or `file` credential; InvalidSettings names the variable or
+        file (never the value) if absent. A `vault` one is read through a `SecretReader`."""
+        if self.vault is not None:
+            raise InvalidSettings(
+                f"credential in Vault instance {self.vault.instance!r} at {self.vault.path!r} "
+                "is read through the Vault system, not at settings time"
+            )
         if self.env is not None:
             value = os.environ.get(self.env)
             if not value:
@@ -176,13 +201,51 @@ class UpstreamAccountSettings(BaseModel):
     )
 
 
-class UpstreamSettings(BaseModel):
-    """Every upstream account, per system."""
+class QontractServerSettings(BaseModel):
+    """The qontract-server the gateway federates (see README, Federation)."""
 
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="base URL, e.g. http://qontract-server:4000 (no /graphql)")
+    token: Credential | None = Field(None, description="sent in Authorization, see auth_scheme")
+    auth_scheme: Literal["basic", "bearer", "verbatim"] = Field(
+        "verbatim",
+        description="verbatim: the token as is (as qontract-reconcile sends it); basic: the "
+        "credential holds `user:password`; bearer: `Bearer <token>`",
+    )
+    timeout: float = Field(30.0, gt=0, description="seconds per attempt")
+    poll_interval: float = Field(
+        10.0, gt=0, description="how often the latest sha is read (schema refresh)"
+    )
+    latest_ttl: float = Field(
+        1.0, ge=0, description="seconds an unpinned request may reuse the latest sha read"
+    )
+    unknown_sha_wait: float = Field(
+        2.0, ge=0, description="how long an unknown sha is retried (replica lag)"
+    )
+    answer_cache_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, description="qontract-server answers kept in process, in bytes"
+    )
+    redis_entry_bytes: int = Field(
+        1024 * 1024, ge=0, description="largest answer shared through Redis"
+    )
+    answer_ttl: float = Field(
+        1200.0, gt=0, description="seconds a pinned answer is kept in Redis (BUNDLE_SHA_TTL)"
+    )
+
+
+class UpstreamSettings(BaseModel):
+    """Every upstream account, per system; `qontract_server` is the federated app-interface."""
+
+    qontract_server: QontractServerSettings | None = None
     pagerduty: list[UpstreamAccountSettings] = Field(default_factory=list)
     slack: list[UpstreamAccountSettings] = Field(default_factory=list)
     github: list[UpstreamAccountSettings] = Field(default_factory=list)
     jira: list[UpstreamAccountSettings] = Field(default_factory=list)
+    vault: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Vault instances; each validated by resolvers/vault (VaultAccountSettings)",
+    )
 
     def accounts(self) -> list[tuple[str, UpstreamAccountSettings]]:
         """(system, account) pairs in a stable order."""
@@ -401,8 +464,13 @@ def load_settings(config_file: Path | None = None) -> Settings:
     try:
         return Settings(**data)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
-            for problem in error.errors(include_input=False, include_url=False)
-        )
-        raise InvalidSettings(f"invalid settings: {problems}") from None
+        raise InvalidSettings(f"invalid settings: {validation_problems(error)}") from None
+
+
+def validation_problems(error: ValidationError, location: str = "") -> str:
+    """Each problem of `error` as `field.path: message` under `location`, never the input."""
+    return "; ".join(
+        ".".join([location, *(str(part) for part in problem["loc"])]).lstrip(".")
+        + f": {problem['msg']}"
+        for problem in error.errors(include_input=False, include_url=False)
+    )

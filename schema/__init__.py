@@ -1,11 +1,12 @@
 """The GraphQL contract: types, root operations, extensions; `schema.graphql` is its export."""
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import structlog
 from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
 from strawberry.federation import Schema
 from strawberry.federation.schema import FederationAny
 from strawberry.printer import print_schema
@@ -96,15 +97,23 @@ class GatewaySchema(Schema):
             log.info("operation errors", codes=dict(codes), first=shown(first, 200))
 
 
-def build_schema(limits: QueryLimits, metrics: GatewayMetrics) -> GatewaySchema:
-    """The Federation v2 schema with the limits and metrics of one app."""
+def build_schema(
+    limits: QueryLimits,
+    metrics: GatewayMetrics,
+    extra: Sequence[Callable[[], SchemaExtension]] = (),
+) -> GatewaySchema:
+    """The Federation v2 schema with the limits and metrics of one app (and `extra` extensions).
+
+    The federated copy (README, Federation) has `FederatedExecution` as `extra`, and its
+    graphql-core schema is replaced by the merged one; `_service { sdl }` stays gateway-only.
+    """
     return GatewaySchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=SLACK_USERGROUP_ACTIONS,
         config=StrawberryConfig(auto_camel_case=False, scalar_map=SCALARS),
-        extensions=limit_extensions(limits, metrics, CACHE_BACKED_FIELDS),
+        extensions=[*limit_extensions(limits, metrics, CACHE_BACKED_FIELDS), *extra],
         federation_version="2.7",
         max_representations=limits.max_entity_representations,
     )

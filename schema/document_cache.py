@@ -4,7 +4,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from graphql import DocumentNode, GraphQLError, parse
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
@@ -14,10 +14,11 @@ BYTES_PER_CHARACTER = 512
 
 @dataclass
 class CachedDocument:
-    """A parsed document and, once validated, its validation errors."""
+    """A parsed document and, once validated, its validation errors and the schema they are for."""
 
     document: DocumentNode
     errors: list[GraphQLError] | None = None
+    validated_for: GraphQLSchema | None = None
 
 
 class DocumentStore:
@@ -84,9 +85,10 @@ class DocumentCache(SchemaExtension):
         context = self.execution_context
         entry = self.entry
         if entry is not None and context.graphql_document is entry.document:
-            if entry.errors is None:
-                entry.errors = validate_document(
-                    context.schema._schema, entry.document, context.validation_rules
-                )
+            schema = context.schema._schema
+            if entry.errors is None or entry.validated_for is not schema:
+                # the federated schema is replaced when qontract-server's schema changes
+                entry.errors = validate_document(schema, entry.document, context.validation_rules)
+                entry.validated_for = schema
             context.pre_execution_errors = entry.errors
         yield

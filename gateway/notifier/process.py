@@ -72,6 +72,7 @@ def notifier_app(settings: Settings, *, dry_run: bool = False) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         sources = Sources.create(runtime)
+        await sources.start()
         notifier = Notifier(
             sources,
             runtime.redis,

@@ -23,6 +23,7 @@ class ServerThread:
         http: Callable[..., asyncio.Protocol] | str = "auto",
         ws_max_size: int = 16 * 1024 * 1024,
     ) -> None:
+        self.app = app
         self.port = port or free_port()
         config = uvicorn.Config(
             app,

@@ -1,0 +1,1 @@
+"""Generic federation machinery: merged schema, planner and splicer (no system knowledge)."""

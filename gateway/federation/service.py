@@ -1,0 +1,250 @@
+"""The federated remote server as the gateway sees it: the current merged schema, plans, and
+the execution of a request that reads it (forward once, collect, batch, splice)."""
+
+import asyncio
+import json
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLSchema
+
+from gateway.errors import BadUserInput, GatewayError, UpstreamError
+from gateway.federation.merge import MergedSchema, SchemaConflict, merge_schema
+from gateway.federation.plan import Plan, ReservedAlias, plan_operation
+from gateway.federation.splice import Splicer
+from gateway.federation.table import ExtensionTable
+
+log = structlog.get_logger("gateway.federation")
+
+MAX_PLANS = 512
+START_TIMEOUT = 10.0
+"""Start-up waits this long for the remote schema, then serves without it (the poller goes on)."""
+MAX_PLANNED_QUERY = 65_536
+"""Longer documents are planned every time rather than kept (bounds the plan cache's memory)."""
+
+
+class RemoteAnswer(Protocol):
+    """One HTTP answer of the remote server."""
+
+    @property
+    def status(self) -> int:
+        """The HTTP status."""
+
+    @property
+    def content_type(self) -> str:
+        """The content type."""
+
+    @property
+    def body(self) -> bytes:
+        """The body bytes."""
+
+
+class RemoteSource(Protocol):
+    """Cached, pinned access to the remote server (qontract-server's source)."""
+
+    upstream: str
+
+    async def latest_sha(self, fresh: bool = False) -> str:
+        """The latest bundle sha (`fresh`: asked now, not reused from a moment ago)."""
+
+    async def answer(self, sha: str, payload: dict[str, Any]) -> RemoteAnswer:
+        """The answer to `payload` on bundle `sha`."""
+
+    async def commit_info(self, sha: str) -> RemoteAnswer:
+        """`/git-commit-info/<sha>` as the remote server answers it."""
+
+    async def introspection(self, sha: str) -> tuple[str, dict[str, Any]]:
+        """(fingerprint, introspection data) of bundle `sha`'s schema."""
+
+    async def last_schema(self) -> tuple[str, dict[str, Any]] | None:
+        """The last schema learned by any replica, if any."""
+
+
+GatewayRunner = Callable[[GraphQLSchema, DocumentNode], Awaitable[ExecutionResult]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A federated result and the extensions it adds (`schemas`, `bundle_sha`)."""
+
+    result: ExecutionResult
+    extensions: dict[str, Any]
+
+
+class Federation:
+    """The merged schema (rebuilt only when the remote fingerprint changes) and its plans."""
+
+    def __init__(
+        self,
+        source: RemoteSource,
+        base: GraphQLSchema,
+        table: ExtensionTable,
+        poll_interval: float,
+        install: Callable[[GraphQLSchema], None],
+        resolvers: Mapping[tuple[str, str], Callable[..., Any]] | None = None,
+    ) -> None:
+        self.source = source
+        self.base = base
+        self.table = table
+        self.poll_interval = poll_interval
+        self._install = install
+        self._resolvers = dict(resolvers or {})
+        self.merged: MergedSchema | None = None
+        self.degraded: str | None = "not yet connected"
+        self.live_names = table.names()
+        self._plans: OrderedDict[tuple[str, str | None, str], Plan] = OrderedDict()
+        self._poller: asyncio.Task[None] | None = None
+        self.builds = 0
+        self.sha: str | None = None
+
+    async def start(self) -> None:
+        """Learn the schema (else the last one in Redis) and start polling the latest sha."""
+        try:
+            async with asyncio.timeout(START_TIMEOUT):
+                await self.refresh()
+        except (GatewayError, TimeoutError) as error:
+            reason = error.message if isinstance(error, GatewayError) else "no answer in time"
+            self.degraded = reason
+            log.warning("remote schema unavailable at start", reason=reason)
+            last = await self.source.last_schema()
+            if last is not None:
+                await self._guarded_build(*last)
+        except SchemaConflict as error:
+            self.degraded = f"remote schema not merged: {error}"
+            log.error("remote schema not merged", reason=str(error))
+        self._poller = asyncio.ensure_future(self._poll())
+
+    async def aclose(self) -> None:
+        """Stop polling."""
+        if self._poller is not None:
+            self._poller.cancel()
+
+    async def refresh(self) -> None:
+        """Read the latest sha; rebuild the merged schema if its fingerprint changed."""
+        sha = await self.source.latest_sha(fresh=True)
+        fingerprint, introspection = await self.source.introspection(sha)
+        if self.merged is None or self.merged.fingerprint != fingerprint:
+            await self._build(fingerprint, introspection)
+        self.sha = sha
+        self.degraded = None
+
+    async def _build(self, fingerprint: str, introspection: dict[str, Any]) -> None:
+        merged = await asyncio.to_thread(
+            merge_schema, self.base, introspection, self.table.sdl(), fingerprint
+        )
+        for (type_name, field_name), resolve in self._resolvers.items():
+            parent = merged.schema.get_type(type_name)
+            parent.fields[field_name].resolve = resolve  # type: ignore[union-attr]
+        self.merged = merged
+        self._plans.clear()
+        self._install(merged.schema)
+        self.builds += 1
+        log.info("merged schema built", fingerprint=fingerprint[:12])
+
+    async def _guarded_build(self, fingerprint: str, introspection: dict[str, Any]) -> None:
+        """Build from a stored schema; one that no longer merges is ignored."""
+        try:
+            await self._build(fingerprint, introspection)
+        except SchemaConflict as error:
+            log.error("stored remote schema not merged", reason=str(error))
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                await self.refresh()
+            except GatewayError as error:
+                self.degraded = error.message
+            except SchemaConflict as error:  # keep serving the last merged schema
+                self.degraded = f"remote schema not merged: {error}"
+            except Exception:  # a bad remote schema must not stop the poller
+                log.exception("merged schema refresh failed")
+
+    def plan(self, document: DocumentNode, operation_name: str | None, query: str) -> Plan:
+        """The cached plan of this document's operation for the current schema."""
+        merged = self.merged
+        assert merged is not None
+        cache_key = (query, operation_name, merged.fingerprint)
+        plan = self._plans.get(cache_key)
+        if plan is None:
+            try:
+                plan = plan_operation(
+                    document, operation_name, merged.schema, merged.remote_roots, self.table
+                )
+            except ReservedAlias as error:
+                raise BadUserInput(str(error)) from None
+            if len(query) > MAX_PLANNED_QUERY:
+                return plan
+            self._plans[cache_key] = plan
+            while len(self._plans) > MAX_PLANS:
+                self._plans.popitem(last=False)
+        else:
+            self._plans.move_to_end(cache_key)
+        return plan
+
+    async def execute(
+        self,
+        plan: Plan,
+        sha: str | None,
+        variables: Mapping[str, Any] | None,
+        run: GatewayRunner,
+    ) -> Outcome:
+        """Forward the remote part once (pinned), run one batch per group, splice the values."""
+        merged = self.merged
+        assert merged is not None
+        assert plan.forwarded is not None
+        sha = sha or await self.source.latest_sha()
+        payload: dict[str, Any] = {"query": plan.forwarded}
+        used = {
+            name: (variables or {})[name]
+            for name in plan.forwarded_variables
+            if name in (variables or {})
+        }
+        if used:
+            payload["variables"] = used
+        if plan.operation_name:
+            payload["operationName"] = plan.operation_name
+        answer = await self.source.answer(sha, payload)
+        try:
+            body = json.loads(answer.body) if answer.status in (200, 400) else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise UpstreamError(
+                f"{self.source.upstream} answered HTTP {answer.status} without a GraphQL result",
+                upstream=self.source.upstream,
+                status=answer.status,
+            )
+        extensions: dict[str, Any] = {"bundle_sha": sha}
+        if isinstance(body.get("extensions"), dict) and "schemas" in body["extensions"]:
+            extensions["schemas"] = body["extensions"]["schemas"]
+        errors = [self._remote_error(e) for e in body.get("errors") or []]
+        data = body.get("data") if answer.status == 200 else None
+        if not isinstance(data, dict):
+            return Outcome(ExecutionResult(None, errors or None), extensions)
+        splicer = Splicer(plan, self.table, merged.schema, variables)
+        splicer.collect(data)
+        results = await asyncio.gather(
+            *(run(merged.schema, document) for document in splicer.gateway_documents())
+        )
+        answered: dict[str, Any] = {}
+        failures: list[GraphQLError] = []
+        for result in results:
+            answered.update(result.data or {})
+            failures.extend(result.errors or [])
+        errors += splicer.splice(data, answered, failures)
+        ordered = {key: data[key] for key in plan.root_keys if key in data}
+        ordered.update((key, value) for key, value in data.items() if key not in ordered)
+        return Outcome(ExecutionResult(ordered, errors or None), extensions)
+
+    def _remote_error(self, error: Any) -> GraphQLError:
+        message = str(error.get("message", "error")) if isinstance(error, dict) else str(error)
+        path = error.get("path") if isinstance(error, dict) else None
+        code = (error.get("extensions") or {}).get("code") if isinstance(error, dict) else None
+        original = UpstreamError(message, upstream=self.source.upstream, upstream_code=code)
+        return GraphQLError(
+            message, path=path if isinstance(path, list) else None, original_error=original
+        )

@@ -1,0 +1,1 @@
+"""qontract-server: app-interface desired state, federated behind the gateway."""

@@ -194,6 +194,7 @@ def test_a_real_run_reaches_slack_exactly_once_through_a_sigkill_mid_stream(
     assert emulator.total_calls("POST /api/conversations.join") == 1
     assert counter(metrics, "qontract_gateway_notifier_unconfirmed_total") == 1  # the one in flight
     assert counter(metrics, "qontract_gateway_notifier_received_total") >= 3
+    assert TOKEN not in metrics
 
 
 def test_a_dry_run_notifier_logs_what_it_would_post_and_posts_nothing(
@@ -213,6 +214,7 @@ def test_a_dry_run_notifier_logs_what_it_would_post_and_posts_nothing(
     assert emulator.total_calls("POST /api/chat.postMessage") == 0
     assert output.count("dry run: would post") == 5
     assert "usergroup @sre-team: added carol, removed bob" in output
+    assert TOKEN not in output
 
 
 def test_a_channel_for_a_workspace_that_is_not_configured_is_refused_at_start(

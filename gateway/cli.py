@@ -48,6 +48,18 @@ def _load(config_file: Path | None = None) -> Settings:
         raise click.ClickException(str(error)) from None
 
 
+def _check_credentials(settings: Settings) -> None:
+    """Fail fast on an `env` or `file` credential that cannot be read (Vault ones are read by
+    the process at start-up)."""
+    for system, account in settings.upstreams.accounts():
+        if account.token.vault is not None:
+            continue
+        try:
+            account.token.read()
+        except ValueError as error:
+            raise click.ClickException(f"{system} account {account.name!r}: {error}") from None
+
+
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
@@ -82,13 +94,7 @@ def serve(
             os.environ[f"QONTRACT_GATEWAY_{name}"] = str(value)
     settings = _load()
     configure_logging(settings.log_format, settings.log_level)
-    for system, account in settings.upstreams.accounts():
-        if account.token.vault is not None:
-            continue  # read from Vault at start-up by the app
-        try:
-            account.token.read()
-        except ValueError as error:
-            raise click.ClickException(f"{system} account {account.name!r}: {error}") from None
+    _check_credentials(settings)
     if settings.auth.secret is None:
         if not is_loopback(settings.host):
             raise click.UsageError(
@@ -187,13 +193,7 @@ def notifier(config_file: Path | None, port: int | None, dry_run: bool) -> None:
         raise click.UsageError(
             f"notifier.channels names Slack workspaces that are not configured: {unknown}"
         )
-    for account in settings.upstreams.slack:
-        if account.token.vault is not None:
-            continue  # read from Vault at start-up by the notifier
-        try:
-            account.token.read()
-        except ValueError as error:
-            raise click.ClickException(f"slack account {account.name!r}: {error}") from None
+    _check_credentials(settings)
     from gateway.notifier.process import notifier_app
 
     uvicorn.run(

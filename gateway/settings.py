@@ -389,6 +389,21 @@ class NotifierSettings(BaseModel):
     port: int = Field(4100, description="/healthz, /readyz and /metrics")
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry tracing: off by default; spans go to an OTLP/HTTP collector when on."""
+
+    enabled: bool = Field(False, description="true: record spans (and export them when configured)")
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP traces URL (http://collector:4318/v1/traces); unset: the "
+        "exporter's own OTEL_EXPORTER_OTLP_* environment variables decide",
+    )
+    service_name: str = Field("qontract-gateway", min_length=1, max_length=128)
+    sample_ratio: float = Field(
+        1.0, ge=0.0, le=1.0, description="share of new traces recorded (parents' choice is kept)"
+    )
+
+
 class InvalidSettings(ValueError):
     """Settings that do not validate; the message names fields, never their values."""
 
@@ -419,6 +434,7 @@ class Settings(BaseSettings):
     events: EventSettings = Field(default_factory=EventSettings)
     tasks: TaskSettings = Field(default_factory=TaskSettings)
     notifier: NotifierSettings = Field(default_factory=NotifierSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from opentelemetry.trace import Span, SpanKind, get_current_span
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from tenacity import (
     AsyncRetrying,
@@ -21,6 +22,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from gateway import tracing
 from gateway.breaker import BreakerState, CircuitBreaker
 from gateway.errors import (
     BadUserInput,
@@ -302,18 +304,34 @@ class UpstreamClient:
             retry=retry_if_exception_type(_Retryable),
             reraise=True,
         )
-        try:
-            return await attempts(
-                self._attempt,
-                operation,
-                method,
-                path,
-                _Body(params, json, data, answers, credentials),
-                until,
-                bucket or self.account.bucket,
-            )
-        except _Retryable as failed:
-            raise failed.error from None
+        with tracing.span(
+            f"{self.account.system} {operation}",
+            {
+                "qontract.system": self.account.system,
+                "qontract.account": self.account.name,
+                "qontract.upstream.operation": operation,
+                "http.request.method": method,
+            },
+            kind=SpanKind.CLIENT,
+        ) as span:
+            try:
+                response: httpx.Response = await attempts(
+                    self._attempt,
+                    operation,
+                    method,
+                    path,
+                    _Body(params, json, data, answers, credentials),
+                    until,
+                    bucket or self.account.bucket,
+                )
+            except _Retryable as failed:
+                _traced_end(span, attempts, failed.error)
+                raise failed.error from None
+            except GatewayError as error:
+                _traced_end(span, attempts, error)
+                raise
+            _traced_end(span, attempts, response)
+            return response
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -331,7 +349,9 @@ class UpstreamClient:
         self.breaker.before_call()
         healthy: bool | None = None
         try:
-            await self._limiter.acquire(bucket, deadline)
+            waited = await self._limiter.acquire(bucket, deadline)
+            if tracing.enabled():
+                get_current_span().add_event("rate_limit.acquired", {"waited_seconds": waited})
             started = time.monotonic()
             try:
                 async with asyncio.timeout(max(0.0, deadline - started)), self._slots.hold():
@@ -400,6 +420,24 @@ class UpstreamClient:
         system, name = self.account.system, self.account.name
         self._metrics.requests.labels(system, name, operation, status).inc()
         self._metrics.latency.labels(system, name, operation).observe(time.monotonic() - started)
+
+
+def _traced_end(
+    span: Span | None, attempts: AsyncRetrying, end: httpx.Response | GatewayError
+) -> None:
+    """Note on the upstream span the final status and how many attempts were retries."""
+    if span is None:
+        return
+    span.set_attribute(
+        "qontract.upstream.retries", attempts.statistics.get("attempt_number", 1) - 1
+    )
+    if isinstance(end, httpx.Response):
+        span.set_attribute("http.response.status_code", end.status_code)
+        return
+    status = end.extensions.get("status")
+    if isinstance(status, int):
+        span.set_attribute("http.response.status_code", status)
+    tracing.failed(span, end.code.value)
 
 
 def retry_after(response: httpx.Response, default: float = 1.0) -> float:

@@ -7,6 +7,7 @@ import structlog
 
 from gateway.errors import GatewayError, UpstreamError
 from gateway.events import Event, EventPublisher
+from gateway.tracing import current_traceparent
 from resolvers.slack.api import SlackUsergroup
 from resolvers.slack.reconcile_models import (
     CreateUsergroup,
@@ -42,7 +43,12 @@ class EventLog:
         event_type = f"{EVENT_PREFIX}.{name}"
         try:
             await self.publisher.publish(
-                Event(event_type=event_type, source=EVENT_SOURCE, payload=payload)
+                Event(
+                    event_type=event_type,
+                    source=EVENT_SOURCE,
+                    payload=payload,
+                    traceparent=current_traceparent(),
+                )
             )
         except Exception as error:
             structlog.get_logger(__name__).error(

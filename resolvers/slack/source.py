@@ -8,7 +8,12 @@ from gateway.source import AccountSource
 from resolvers.slack.api import SlackApi, SlackChannel, SlackUser, SlackUsergroup
 
 SYSTEM = "slack"
-DEFAULT_TTL = {"usergroups": 3_600.0, "users": 43_200.0, "channels": 43_200.0}
+DEFAULT_TTL = {
+    "usergroups": 3_600.0,
+    "users": 43_200.0,
+    "channels": 43_200.0,
+    "direct_messages": 43_200.0,
+}
 ALL = "all"
 
 
@@ -130,6 +135,17 @@ class SlackSource(AccountSource[SlackApi]):
             return channel_directory(await self.api.channels())
 
         return await self.cache.get_or_fetch(self._key("channels"), fetch, self.ttl["channels"])
+
+    async def direct_message(self, user_id: str) -> str:
+        """The id of the direct-message conversation with `user_id` (a `U…`/`W…` id), cached."""
+
+        async def fetch() -> str:
+            return await self.api.open_conversation(user_id)
+
+        cached = await self.cache.get_or_fetch(
+            self.key("direct_messages", user_id), fetch, self.ttl["direct_messages"]
+        )
+        return cached.value
 
     async def refresh_users(self) -> Cached[UserDirectory]:
         """Fetch the users now and replace the cached copy (after Slack said `invalid_users`)."""

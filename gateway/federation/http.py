@@ -7,12 +7,14 @@ gateway's query limits are checked. A query with live fields, gateway fields mix
 qontract-server fields, or introspection goes to the federated schema; others to the gateway's.
 """
 
+import json
 import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
 from cross_web import HTTPException
 from graphql import (
     DocumentNode,
@@ -44,6 +46,7 @@ from gateway.errors import (
 from gateway.federation.plan import INTROSPECTION_ROOTS, ReservedAlias, check_aliases
 from gateway.federation.service import Federation, RemoteAnswer
 from gateway.graphql_request import body_encoding, inflate, read_body, read_params
+from gateway.graphql_view import GatewayGraphQL
 from gateway.metrics import GatewayMetrics
 
 SHA_HEADER = "x-qontract-bundle-sha"
@@ -53,6 +56,18 @@ MAX_REMEMBERED_BODY = 8192
 """Bodies routed to the gateway's own schema are remembered (bounded) so a repeated
 gateway-only request (the result cache's traffic) is not parsed twice."""
 SHA = re.compile(r"^[0-9a-f]{64}$")
+
+
+class FederatedView(GatewayGraphQL):
+    """The gateway's view on the merged schema: joined answers (megabytes of app-interface)
+    are encoded with orjson, about 3 x faster than `json` on them."""
+
+    def encode_json(self, data: object) -> bytes:
+        """Compact JSON in UTF-8; `json` for what orjson refuses (integers beyond 64 bits)."""
+        try:
+            return orjson.dumps(data)
+        except TypeError:
+            return json.dumps(data, separators=(",", ":")).encode()
 
 
 class FederatedEndpoint:

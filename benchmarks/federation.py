@@ -1,0 +1,274 @@
+"""Federation on a 3,000-user bundle: the joined slack-usergroups query through the gateway
+against the two-round-trip flow and qontract-server (the stand-in) alone, in one run.
+
+Run: `python -m benchmarks.federation [--runs N]` (needs redis-server; loopback only; about
+two minutes with the default 9 runs). Everything but the gateway runs in this process: the
+qontract-server stand-in serving `scaled_bundle()`, and PagerDuty and GitHub emulators. The
+gateway is one `qontract-gateway serve` process. Requests are sequential (one connection), the
+flows interleaved so machine noise hits them alike.
+
+Uncached runs add a distinct root alias (`bust<n>: integrations_v1 { name }`) to each document,
+so neither the gateway's answer cache nor anything else can serve it; every flow gets one. Live
+data (on-call users, OWNERS) is cached by the gateway after the warm-up, in both flows alike.
+"""
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.federation_plan import plan_times
+from benchmarks.harness import gateway_command, gateway_config, gateway_env, process
+from reconcile_client.gql.qontract_server.slack_usergroups_desired_state import (
+    PermissionSlackUsergroupV1,
+)
+from reconcile_client.integrations.slack_usergroups_api import (
+    LookupResults,
+    Lookups,
+    without_live_fields,
+)
+from reconcile_client.integrations.slack_usergroups_state import selected_permissions
+from reconcile_client.operations import SLACK_USERGROUPS_DESIRED_STATE, SLACK_USERGROUPS_JOINED
+from tests.emulators.github import GitHubEmulator
+from tests.emulators.pagerduty import PagerDutyEmulator
+from tests.emulators.qontract_bundle import scaled_bundle
+from tests.emulators.qontract_server_standin import QontractServerStandin
+from tests.federation.conftest import GH_TOKEN, PD_TOKEN, ROOT_OWNERS, pagerduty_state
+from tests.support.ports import free_port
+from tests.support.redis_server import PrivateRedis
+from tests.support.server_thread import ServerThread
+
+USERS = 3000
+PAGERDUTY_ACCOUNTS = ("app-sre", "scaled-pd-0", "scaled-pd-1")
+PASSTHROUGH = (
+    "{ users_v1 { path name org_username github_username pagerduty_username roles { path name } } }"
+)
+LARGE = (
+    "{ users_v1 { path name org_username github_username pagerduty_username "
+    "tag_on_merge_requests tag_on_cluster_updates "
+    "roles { path name description permissions { path name } } } }"
+)
+CACHED_ANSWERS = 10
+
+
+@dataclass
+class Servers:
+    """The stand-in, the bundle's sha, the gateway's URL and process id, and one HTTP client."""
+
+    standin: QontractServerStandin
+    sha: str
+    gateway: str
+    pid: int
+    http: httpx.Client
+
+    def post(self, base: str, query: str, variables: dict[str, Any] | None = None) -> bytes:
+        """POST `query` to `base`; the body of a 200 answer."""
+        payload: dict[str, Any] = {"query": query}
+        if variables:
+            payload["variables"] = variables
+        response = self.http.post(base, json=payload)
+        if response.status_code != 200:
+            raise RuntimeError(f"{base}: HTTP {response.status_code}: {response.text[:500]}")
+        return response.content
+
+    @property
+    def standin_url(self) -> str:
+        """The stand-in's pinned endpoint."""
+        return f"{self.standin.url}/graphqlsha/{self.sha}"
+
+    @property
+    def gateway_url(self) -> str:
+        """The gateway's pinned endpoint."""
+        return f"{self.gateway}/graphqlsha/{self.sha}"
+
+
+def bust(document: str, n: int | None) -> str:
+    """`document` with a root alias `bust<n>` that makes it a document never seen before."""
+    if n is None:
+        return document
+    head, rest = document.split("{", 1)
+    return f"{head}{{\n  bust{n}: integrations_v1 {{ name }}{rest}"
+
+
+def data_of(body: bytes, n: int | None) -> dict[str, Any]:
+    """The `data` of a GraphQL answer without the cache-busting alias; errors raised."""
+    answer = json.loads(body)
+    if answer.get("errors"):
+        raise RuntimeError(f"errors: {answer['errors'][:3]}")
+    data: dict[str, Any] = answer["data"]
+    data.pop(f"bust{n}", None)
+    return data
+
+
+def joined_flow(servers: Servers, n: int | None) -> tuple[float, float]:
+    """One joined query through the gateway and the client's work on it: (total, HTTP) seconds."""
+    started = time.perf_counter()
+    body = servers.post(servers.gateway_url, bust(SLACK_USERGROUPS_JOINED.document, n))
+    http = time.perf_counter() - started
+    data = data_of(body, n)
+    answer = SLACK_USERGROUPS_JOINED.result.model_validate(data)
+    SLACK_USERGROUPS_DESIRED_STATE.result.model_validate(without_live_fields(data))
+    LookupResults.of_joined(answer.permissions)
+    return time.perf_counter() - started, http
+
+
+def two_round_trips(servers: Servers, n: int | None) -> tuple[float, float]:
+    """Desired state from the stand-in, then the gateway lookups, joined by the client:
+    (total, first round trip) seconds."""
+    started = time.perf_counter()
+    body = servers.post(servers.standin_url, bust(SLACK_USERGROUPS_DESIRED_STATE.document, n))
+    first = time.perf_counter() - started
+    desired = SLACK_USERGROUPS_DESIRED_STATE.result.model_validate(data_of(body, n))
+    permissions = [p for p in desired.permissions if isinstance(p, PermissionSlackUsergroupV1)]
+    query = Lookups.of(selected_permissions(permissions)).query()
+    assert query is not None, "the scaled bundle has PagerDuty targets"
+    document, variables, aliases = query
+    LookupResults.parse(
+        data_of(servers.post(f"{servers.gateway}/graphql", document, variables), None), aliases
+    )
+    return time.perf_counter() - started, first
+
+
+def timed(call: Callable[[], object]) -> float:
+    """Seconds `call` took."""
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
+def p50_ms(seconds: list[float]) -> float:
+    """The median, in milliseconds."""
+    return statistics.median(seconds) * 1000
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of `pid` in MB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def emulators() -> tuple[PagerDutyEmulator, GitHubEmulator]:
+    """PagerDuty with on-call users for every target; GitHub with the bundle's OWNERS files."""
+    pagerduty = PagerDutyEmulator()
+    pagerduty_state(pagerduty)
+    github = GitHubEmulator()
+    github.state.token = GH_TOKEN
+    github.state.files[("app-sre/qontract-reconcile", "master")] = {"OWNERS": ROOT_OWNERS}
+    for n in (5, 9, 16):
+        github.state.files[(f"app-sre/gen-repo-{n}", "master")] = {"OWNERS": f"approvers: [g{n}]"}
+    return pagerduty, github
+
+
+@contextmanager
+def servers() -> Iterator[Servers]:
+    """Redis, the emulators, the stand-in on `scaled_bundle()` and a federating gateway."""
+    pagerduty, github = emulators()
+    with ExitStack() as stack:
+        redis = stack.enter_context(PrivateRedis())
+        standin = stack.enter_context(QontractServerStandin(scaled_bundle(users=USERS)))
+        pd = stack.enter_context(ServerThread(pagerduty.app))
+        gh = stack.enter_context(ServerThread(github.app))
+        upstreams = {
+            "qontract_server": {"url": standin.url, "poll_interval": 30},
+            "pagerduty": [
+                {"name": name, "api_url": pd.url, "token": {"env": "BENCH_PD_TOKEN"}}
+                for name in PAGERDUTY_ACCOUNTS
+            ],
+            "github": [{"name": "app-sre", "api_url": gh.url, "token": {"env": "BENCH_GH_TOKEN"}}],
+        }
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        config = stack.enter_context(gateway_config(upstreams))
+        env = gateway_env(redis.url, {"BENCH_PD_TOKEN": PD_TOKEN, "BENCH_GH_TOKEN": GH_TOKEN})
+        command = gateway_command("serve", "--port", str(port), "--config", str(config))
+        child = stack.enter_context(process(command, env, f"{url}/readyz"))
+        http = stack.enter_context(httpx.Client(timeout=120))
+        yield Servers(standin, standin.latest_sha, url, child.pid, http)
+
+
+def main() -> None:
+    """Measure every figure and print them with their targets."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=9)
+    runs = parser.parse_args().runs
+    merge_seconds, plan_p50, plan_p99 = plan_times(300)
+    lines: list[str] = []
+    with servers() as s:
+        size = len(s.post(s.standin_url, SLACK_USERGROUPS_DESIRED_STATE.document))
+        cold_joined, _ = joined_flow(s, 90001)  # first: live lookups uncached, plans built
+        cold_trips, _ = two_round_trips(s, 90002)
+        joined: list[float] = []
+        joined_http: list[float] = []
+        trips: list[float] = []
+        alone: list[float] = []
+        for n in range(runs):
+            total, http = joined_flow(s, n)
+            joined.append(total)
+            joined_http.append(http)
+            total, first = two_round_trips(s, runs + n)
+            trips.append(total)
+            alone.append(first)
+
+        s.standin.reset()
+        repeated = [joined_flow(s, None)[0] for _ in range(runs + 1)][1:]
+        repeated_calls = len(s.standin.graphql_requests()) - 1  # the first one fills the cache
+
+        direct: list[float] = []
+        through: list[float] = []
+        passthrough_size = len(s.post(s.standin_url, PASSTHROUGH))
+        for n in range(runs * 2):
+            document = bust(PASSTHROUGH, 1000 + n)
+            direct.append(timed(lambda d=document: s.post(s.standin_url, d)))
+            through.append(timed(lambda d=document: s.post(s.gateway_url, d)))
+        pairs = [t - d for t, d in zip(through, direct, strict=True)]
+
+        before = rss_mb(s.pid)
+        sizes = [len(s.post(s.gateway_url, bust(LARGE, 2000 + n))) for n in range(CACHED_ANSWERS)]
+        s.standin.reset()
+        for n in range(CACHED_ANSWERS):
+            s.post(s.gateway_url, bust(LARGE, 2000 + n))
+        cached_again = len(s.standin.graphql_requests())
+        after = rss_mb(s.pid)
+
+    target_alone = 1.3 * p50_ms(alone)
+    lines += [
+        f"federation on scaled_bundle(users={USERS}), {runs} interleaved runs, 1 connection",
+        f"  desired-state answer of qontract-server: {size / 1e6:.2f} MB",
+        "uncached (distinct documents; live data cached after the warm-up):",
+        f"  qontract-server alone (stand-in direct)   p50 {p50_ms(alone):8.1f} ms",
+        f"  two round trips + client join             p50 {p50_ms(trips):8.1f} ms",
+        f"  joined via the gateway, HTTP only         p50 {p50_ms(joined_http):8.1f} ms  "
+        f"= {p50_ms(joined_http) / p50_ms(alone):.2f} x alone (target <= 1.3 x)",
+        f"  joined via the gateway + client work      p50 {p50_ms(joined):8.1f} ms  "
+        f"= {p50_ms(joined) / p50_ms(trips):.2f} x two round trips (target <= 1)",
+        f"  first runs (live lookups uncached): joined {cold_joined * 1000:.0f} ms, "
+        f"two round trips {cold_trips * 1000:.0f} ms",
+        "repeated pinned joined query (answer cached in the gateway):",
+        f"  p50 {p50_ms(repeated):.1f} ms = {p50_ms(repeated) / p50_ms(alone):.2f} x "
+        f"qontract-server alone; qontract-server calls: {repeated_calls} (target 0)",
+        f"planning uncached: p50 {plan_p50:.3f} ms, p99 {plan_p99:.3f} ms (target <= 1 ms); "
+        f"merge {merge_seconds:.2f} s",
+        f"pass-through of a {passthrough_size / 1e6:.2f} MB answer, {runs * 2} pairs, uncached:",
+        f"  stand-in direct p50 {p50_ms(direct):.1f} ms, through the gateway p50 "
+        f"{p50_ms(through):.1f} ms: +{p50_ms(through) - p50_ms(direct):.1f} ms; median of "
+        f"pairwise differences +{p50_ms(pairs):.1f} ms (target <= 2 ms)",
+        f"gateway RSS with {CACHED_ANSWERS} answers of {min(sizes) / 1e6:.1f}-"
+        f"{max(sizes) / 1e6:.1f} MB cached: {after[0]:.0f} MB (before {before[0]:.0f} MB, "
+        f"peak {after[1]:.0f} MB); qontract-server calls to answer them again: {cached_again}",
+    ]
+    print("\n".join(lines))
+    if p50_ms(joined_http) > target_alone:
+        print("  (joined above 1.3 x qontract-server alone)")
+
+
+if __name__ == "__main__":
+    main()

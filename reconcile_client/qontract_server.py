@@ -71,11 +71,9 @@ class QontractServer:
             self._check_schemas(operation, extensions, allowed)
         return client.validate(operation, data)
 
-    async def execute_self_checked(
-        self, operation: Operation[ResultT]
-    ) -> tuple[ResultT, dict[str, Any]]:
+    async def execute_self_checked(self, operation: Operation[Any]) -> dict[str, Any]:
         """Run `operation`, which reads `integrations: integrations_v1 { name schemas }` itself,
-        in one request; its typed and raw data.
+        in one request; its data, for the caller to validate (a part of it, or all).
 
         The answer's schemas are checked against that list (its own read of
         INTEGRATION_SCHEMA exempt, as qontract-reconcile's separate lookup is unchecked).
@@ -86,7 +84,7 @@ class QontractServer:
             integrations = client.validate(INTEGRATIONS, {"integrations": data.get("integrations")})
             allowed = self._allowed_of(integrations) | {INTEGRATION_SCHEMA}
             self._check_schemas(operation, extensions, allowed)
-        return client.validate(operation, data), data
+        return data
 
     def validate(self, operation: Operation[ResultT], data: Mapping[str, Any]) -> ResultT:
         """`data` validated into `operation`'s model; BAD_RESPONSE naming where it is not."""

@@ -146,18 +146,29 @@ class LookupResults:
         return results
 
     @classmethod
-    def of_joined(cls, permissions: Iterable[joined.PermissionV1]) -> "LookupResults":
-        """The live fields of a joined answer, keyed as the two-round-trip lookups are.
+    def of_joined(
+        cls,
+        permissions: Sequence[desired.PermissionV1],
+        answered: Sequence[Mapping[str, Any]],
+    ) -> "LookupResults":
+        """The live fields of a joined answer (`answered`, its raw `permissions`, of which
+        `permissions` are the validated desired state), keyed as the two-round-trip lookups.
 
         `oncall_users` is the target's schedule's (or, without one, its escalation policy's);
-        `repo_owners` holds one entry per `ownersFromRepos` entry, in order.
+        `repo_owners` holds one entry per `ownersFromRepos` entry, in order. Only the live
+        values are validated here (with the joined operation's models): the rest is validated
+        once, as desired state.
         """
         results = cls()
-        for permission in permissions:
-            if not isinstance(permission, joined.PermissionSlackUsergroupV1):
+        for permission, raw in zip(permissions, answered, strict=True):
+            if not isinstance(permission, desired.PermissionSlackUsergroupV1):
                 continue
-            for target in permission.pagerduty or []:
-                users = [user.username for user in target.oncall_users or []]
+            targets = zip(permission.pagerduty or [], raw.get("pagerduty") or [], strict=True)
+            for target, raw_target in targets:
+                users = [
+                    joined.PagerDutyUserV1.model_validate(user).username
+                    for user in raw_target.get("oncall_users") or []
+                ]
                 instance, policy = target.instance.name, target.escalation_policy_id
                 if target.schedule_id:
                     schedule = PagerDutyRef(instance, "schedule", target.schedule_id)
@@ -169,7 +180,7 @@ class LookupResults:
                 elif policy:
                     results.oncall[PagerDutyRef(instance, "escalation_policy", policy)] = users
             urls = permission.owners_from_repos or []
-            owners = permission.repo_owners or []
+            owners = [joined.VcsOwnersV1.model_validate(o) for o in raw.get("repo_owners") or []]
             if len(owners) != len(urls):
                 raise GatewayQueryError(
                     "qontract-gateway",
@@ -319,11 +330,11 @@ class SlackUsergroupsIntegration(QontractReconcileApiIntegration[SlackUsergroups
         self,
     ) -> tuple[desired.SlackUsergroupsDesiredStateQueryData, LookupResults]:
         """App-interface and every live lookup in one pinned request to the gateway."""
-        answer, raw = await self.qontract_server.execute_self_checked(SLACK_USERGROUPS_JOINED)
+        raw = await self.qontract_server.execute_self_checked(SLACK_USERGROUPS_JOINED)
         data = self.qontract_server.validate(
             SLACK_USERGROUPS_DESIRED_STATE, without_live_fields(raw)
         )
-        return data, LookupResults.of_joined(answer.permissions)
+        return data, LookupResults.of_joined(data.permissions, raw.get("permissions") or [])
 
     async def lookups(
         self, selected: Sequence[desired.PermissionSlackUsergroupV1]

@@ -48,6 +48,7 @@ from gateway.federation.service import Federation, RemoteAnswer
 from gateway.graphql_request import body_encoding, inflate, read_body, read_params
 from gateway.graphql_view import GatewayGraphQL
 from gateway.metrics import GatewayMetrics
+from schema.document_cache import CachedDocument, DocumentStore
 
 SHA_HEADER = "x-qontract-bundle-sha"
 SUBGRAPH_ROOTS = frozenset({"_service", "_entities"})
@@ -56,6 +57,10 @@ MAX_REMEMBERED_BODY = 8192
 """Bodies routed to the gateway's own schema are remembered (bounded) so a repeated
 gateway-only request (the result cache's traffic) is not parsed twice."""
 SHA = re.compile(r"^[0-9a-f]{64}$")
+MAX_DOCUMENTS = 256
+MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
+"""Routed documents are kept parsed, with their limit checks (bounded as schema.document_cache
+estimates them), so an integration's repeated query is not parsed or checked again."""
 
 
 class FederatedView(GatewayGraphQL):
@@ -101,6 +106,7 @@ class FederatedEndpoint:
         self.metrics = metrics
         self.request_id = request_id
         self._gateway_only: OrderedDict[bytes, str | None] = OrderedDict()
+        self._documents = DocumentStore(MAX_DOCUMENTS, MAX_DOCUMENT_BYTES)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pin the sha, then pass through, federate, or serve from the gateway's own schema."""
@@ -144,10 +150,14 @@ class FederatedEndpoint:
         query = payload.get("query") if payload else None
         if not isinstance(query, str):
             return self.gateway_view
-        try:
-            document = parse(query, max_tokens=self.max_tokens)
-        except GraphQLError:
-            return self.gateway_view  # Strawberry reports the syntax error or the token limit
+        entry = self._documents.get(query)
+        if entry is None:
+            try:
+                parsed = parse(query, max_tokens=self.max_tokens)
+            except GraphQLError:
+                return self.gateway_view  # Strawberry reports the syntax error or the token limit
+            entry = self._documents.put(query, parsed)
+        document = entry.document
         name = payload.get("operationName") if payload else None
         operation = get_operation_ast(document, name if isinstance(name, str) else None)
         if operation is None:
@@ -173,7 +183,7 @@ class FederatedEndpoint:
         ):
             assert payload is not None
             label = operation.name.value if operation.name else "anonymous"
-            return await self._pass_through(request, document, payload, pinned, label)
+            return await self._pass_through(request, entry, payload, pinned, label)
         if roots & SUBGRAPH_ROOTS:
             if remote:
                 return self._error(
@@ -188,27 +198,30 @@ class FederatedEndpoint:
     async def _pass_through(
         self,
         request: Request,
-        document: DocumentNode,
+        entry: CachedDocument,
         payload: dict[str, Any],
         pinned: str | None,
         label: str,
     ) -> Response:
-        """qontract-server's answer as it gave it, after auth and the gateway's limits."""
+        """qontract-server's answer as it gave it, after auth and the gateway's limits (checked
+        once per document and merged schema)."""
         started = time.perf_counter()
         name = label if len(label) <= 64 else "invalid"  # a GraphQL name: safe as a label
         try:
             identity = self.verifier.identify(request.headers.get("authorization"))
             if not identity.has_scope(self.scope_name):
                 raise Forbidden(f"reading app-interface needs the '{self.scope_name}' scope")
-            try:
-                check_aliases(document)
-            except ReservedAlias as error:
-                raise BadUserInput(str(error)) from None
             merged = self.federation.merged
             assert merged is not None
-            problems = validate(merged.schema, document, self.limit_rules)
-            if problems:
-                raise BadUserInput(problems[0].message)
+            if entry.errors is None or entry.validated_for is not merged.schema:
+                try:
+                    check_aliases(entry.document)
+                    entry.errors = validate(merged.schema, entry.document, self.limit_rules)
+                except ReservedAlias as error:
+                    entry.errors = [GraphQLError(str(error))]
+                entry.validated_for = merged.schema
+            if entry.errors:
+                raise BadUserInput(entry.errors[0].message)
             sha = pinned or await self.federation.source.latest_sha()
             forwarded = {
                 k: payload[k]

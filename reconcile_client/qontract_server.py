@@ -12,7 +12,12 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from pydantic import BaseModel
 
-from reconcile_client.config import Endpoint, GatewayEndpoint, QontractServerEndpoint
+from reconcile_client.config import (
+    ENV_PREFIX,
+    Endpoint,
+    GatewayEndpoint,
+    QontractServerEndpoint,
+)
 from reconcile_client.errors import ConfigError, GatewayQueryError, GatewayUnreachable
 from reconcile_client.gateway_client import (
     GatewayClient,
@@ -127,6 +132,13 @@ class QontractServer:
                 response = await http.get(url, headers=headers)
         except httpx.TransportError as error:
             raise GatewayUnreachable(self.service, url, reason(error)) from None
+        if response.status_code == 404 and not isinstance(self.endpoint, QontractServerEndpoint):
+            raise ConfigError(
+                f"the gateway at {self.endpoint.url} does not serve app-interface (GET /sha256 "
+                "answered HTTP 404: it federates no qontract-server); configure "
+                f"qontract_server.url ({ENV_PREFIX}QONTRACT_SERVER__URL) to read it from "
+                "qontract-server directly"
+            )
         if response.status_code >= 400:
             message = f"GET /sha256 answered HTTP {response.status_code}"
             raise http_status_error(self.service, url, response.status_code, message)

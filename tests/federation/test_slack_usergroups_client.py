@@ -12,7 +12,7 @@ from tests.client.test_cli import COMMAND
 from tests.emulators.github import GitHubEmulator
 from tests.emulators.pagerduty import PagerDutyEmulator
 from tests.emulators.qontract_bundle import BUNDLE_PATH, load_bundle_dict, with_datafiles
-from tests.emulators.qontract_server_standin import QontractServerStandin
+from tests.emulators.qontract_server_standin import QontractServerStandin, RecordedRequest
 from tests.emulators.slack import SlackEmulator
 from tests.support.server_thread import ServerThread
 from tests.support.wait import wait_until
@@ -93,6 +93,11 @@ def gateway(
     )
 
 
+def answered(standin: QontractServerStandin) -> list[RecordedRequest]:
+    """The GraphQL requests the stand-in received, but the gateway's schema polls."""
+    return [r for r in standin.graphql_requests() if b"__schema" not in r.body]
+
+
 def dry_run_lines(stdout: str) -> list[str]:
     """The `[dry-run]` action lines, sorted."""
     return sorted(line for line in stdout.splitlines() if line.startswith("[dry-run] "))
@@ -117,7 +122,7 @@ def test_federated_dry_run_equals_the_two_round_trip_run_in_one_pinned_request(
     app_interface.reset()
     joined = run_cli(COMMAND, env=federated)
     assert joined.returncode == 0, joined.stderr
-    forwarded = app_interface.graphql_requests()
+    forwarded = answered(app_interface)
     assert [r.path for r in forwarded] == [f"/graphqlsha/{sha}"], "1 qontract-server request"
     assert "SlackUsergroupsJoined" in forwarded[0].json()["query"]
     assert "oncall_users" not in forwarded[0].json()["query"], "live fields stay at the gateway"
@@ -125,7 +130,7 @@ def test_federated_dry_run_equals_the_two_round_trip_run_in_one_pinned_request(
     app_interface.reset()
     separate = run_cli(COMMAND, env=two_trips)
     assert separate.returncode == 0, separate.stderr
-    assert len(app_interface.graphql_requests()) == 2, "integrations, then the desired state"
+    assert len(answered(app_interface)) == 2, "integrations, then the desired state"
 
     actions = dry_run_lines(joined.stdout)
     assert actions == dry_run_lines(separate.stdout)
@@ -151,4 +156,16 @@ def test_federated_answer_outside_the_integrations_schemas_is_a_config_error(
     assert result.returncode == 2, result.stderr
     assert "SlackUsergroupsJoined reads schemas outside the `schemas`" in result.stderr
     assert "/access/user-1.yml" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_gateway_without_federation_is_a_config_error_naming_the_setting(
+    gateway_factory: Callable[..., ServerThread],
+) -> None:
+    """No `qontract_server` configured and a gateway that federates none: exit 2, and how."""
+    plain = gateway_factory()
+    result = run_cli(COMMAND, env={"QONTRACT_RECONCILE_API_GATEWAY__URL": f"{plain.url}/graphql"})
+    assert result.returncode == 2, result.stderr
+    assert "does not serve app-interface" in result.stderr
+    assert "QONTRACT_RECONCILE_API_QONTRACT_SERVER__URL" in result.stderr
     assert "Traceback" not in result.stderr

@@ -24,6 +24,7 @@ from reconcile_client.gateway_client import (
     environment_headers,
     http_status_error,
     reason,
+    validated,
 )
 from reconcile_client.gql.qontract_server.integrations import IntegrationsQueryData
 from reconcile_client.operations import INTEGRATIONS, Operation
@@ -93,7 +94,7 @@ class QontractServer:
 
     def validate(self, operation: Operation[ResultT], data: Mapping[str, Any]) -> ResultT:
         """`data` validated into `operation`'s model; BAD_RESPONSE naming where it is not."""
-        return GatewayClient(self.endpoint, self.service).validate(operation, data)
+        return validated(self.service, operation, data)
 
     def _check_schemas(
         self, operation: Operation[Any], extensions: Mapping[str, Any], allowed: frozenset[str]

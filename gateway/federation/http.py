@@ -182,7 +182,7 @@ class FederatedEndpoint:
             and not _uses(document, self.federation.live_names)
         ):
             assert payload is not None
-            label = operation.name.value if operation.name else "anonymous"
+            label = self.metrics.operation_label(operation.name.value if operation.name else None)
             return await self._pass_through(request, entry, payload, pinned, label)
         if roots & SUBGRAPH_ROOTS:
             if remote:
@@ -206,7 +206,6 @@ class FederatedEndpoint:
         """qontract-server's answer as it gave it, after auth and the gateway's limits (checked
         once per document and merged schema)."""
         started = time.perf_counter()
-        name = label if len(label) <= 64 else "invalid"  # a GraphQL name: safe as a label
         try:
             identity = self.verifier.identify(request.headers.get("authorization"))
             if not identity.has_scope(self.scope_name):
@@ -236,9 +235,9 @@ class FederatedEndpoint:
                     raise
                 answer = error.answer
         except GatewayError as error:
-            self._count(name, "error", started)
+            self._count(label, "error", started)
             return self._error(request, error)
-        self._count(name, "ok" if answer.status == 200 else "error", started)
+        self._count(label, "ok" if answer.status == 200 else "error", started)
         return Response(
             answer.body,
             status_code=answer.status,

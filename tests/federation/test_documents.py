@@ -201,3 +201,16 @@ def test_federated_answers_are_encoded_with_orjson_and_json_for_wide_integers() 
     view: Any = None  # encode_json reads nothing of the view
     assert FederatedView.encode_json(view, {"a": "é", "n": 1}) == '{"a":"é","n":1}'.encode()
     assert FederatedView.encode_json(view, {"n": 2**70}) == b'{"n":1180591620717411303424}'
+
+
+def test_pass_through_operation_names_are_bounded_metric_labels(joined: Servers) -> None:
+    """A caller's own operation name is counted as `other`; a known client operation by name."""
+    gateway, _, _, _ = joined
+    for name in ("CallerChosenA", "CallerChosenB", "SlackUsergroupsDesiredState"):
+        body = post(gateway.url, f"query {name} {{ users_v1 {{ org_username }} }}")
+        assert body["data"]["users_v1"]
+    metrics = httpx.get(f"{gateway.url}/metrics", timeout=10).text
+    assert "CallerChosen" not in metrics
+    counted = 'qontract_gateway_graphql_operations_total{operation="%s",outcome="ok",type="query"}'
+    assert counted % "other" in metrics
+    assert counted % "SlackUsergroupsDesiredState" in metrics

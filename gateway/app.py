@@ -96,6 +96,7 @@ def create_app(settings: Settings, graphiql_assets: Path = ASSETS_DIR) -> Starle
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.start()
+        await sources.start()
         gc.collect()
         gc.freeze()
         await tasks.start()

@@ -83,6 +83,8 @@ def serve(
     settings = _load()
     configure_logging(settings.log_format, settings.log_level)
     for system, account in settings.upstreams.accounts():
+        if account.token.vault is not None:
+            continue  # read from Vault at start-up by the app
         try:
             account.token.read()
         except ValueError as error:

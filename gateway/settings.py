@@ -3,7 +3,7 @@
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import yaml
 from pydantic import (
@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -120,22 +121,47 @@ class RedisSettings(BaseModel):
     )
 
 
+VAULT_PATH = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$"
+
+
+class VaultReference(BaseModel):
+    """A secret in a configured Vault instance: app-interface's `VaultSecret_v1`, plus where."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instance: str = Field(description="the `name` of an `upstreams.vault` account")
+    path: str = Field(
+        max_length=1024,
+        pattern=VAULT_PATH,
+        description="mount and secret path, e.g. `app-sre/creds/pagerduty` (KV v1 or v2)",
+    )
+    field: str = Field(min_length=1, max_length=256, description="the key inside the secret")
+    version: int | None = Field(None, ge=1, description="KV v2 only; default: the latest")
+
+
 class Credential(BaseModel):
-    """Where a secret lives: an environment variable or a file, never the value itself."""
+    """Where a secret lives: an environment variable, a file or Vault, never the value itself."""
 
     model_config = ConfigDict(extra="forbid")
 
     env: str | None = None
     file: Path | None = None
+    vault: VaultReference | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Credential":
-        if (self.env is None) == (self.file is None):
-            raise ValueError("a credential names exactly one of `env` or `file`")
+        if [self.env, self.file, self.vault].count(None) != 2:
+            raise ValueError("a credential names exactly one of `env`, `file` or `vault`")
         return self
 
     def read(self) -> SecretStr:
-        """The secret; InvalidSettings names the variable or file (never the value) if absent."""
+        """The secret of an `env` or `file` credential; InvalidSettings names the variable or
+        file (never the value) if absent. A `vault` one is read through a `SecretReader`."""
+        if self.vault is not None:
+            raise InvalidSettings(
+                f"credential in Vault instance {self.vault.instance!r} at {self.vault.path!r} "
+                "is read through the Vault system, not at settings time"
+            )
         if self.env is not None:
             value = os.environ.get(self.env)
             if not value:
@@ -217,6 +243,10 @@ class UpstreamSettings(BaseModel):
     slack: list[UpstreamAccountSettings] = Field(default_factory=list)
     github: list[UpstreamAccountSettings] = Field(default_factory=list)
     jira: list[UpstreamAccountSettings] = Field(default_factory=list)
+    vault: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Vault instances; each validated by resolvers/vault (VaultAccountSettings)",
+    )
 
     def accounts(self) -> list[tuple[str, UpstreamAccountSettings]]:
         """(system, account) pairs in a stable order."""
@@ -323,6 +353,21 @@ class TaskSettings(BaseModel):
         return self
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry tracing: off by default; spans go to an OTLP/HTTP collector when on."""
+
+    enabled: bool = Field(False, description="true: record spans (and export them when configured)")
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP traces URL (http://collector:4318/v1/traces); unset: the "
+        "exporter's own OTEL_EXPORTER_OTLP_* environment variables decide",
+    )
+    service_name: str = Field("qontract-gateway", min_length=1, max_length=128)
+    sample_ratio: float = Field(
+        1.0, ge=0.0, le=1.0, description="share of new traces recorded (parents' choice is kept)"
+    )
+
+
 class InvalidSettings(ValueError):
     """Settings that do not validate; the message names fields, never their values."""
 
@@ -352,6 +397,7 @@ class Settings(BaseSettings):
     upstreams: UpstreamSettings = Field(default_factory=UpstreamSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     tasks: TaskSettings = Field(default_factory=TaskSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -397,8 +443,38 @@ def load_settings(config_file: Path | None = None) -> Settings:
     try:
         return Settings(**data)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
-            for problem in error.errors(include_input=False, include_url=False)
-        )
-        raise InvalidSettings(f"invalid settings: {problems}") from None
+        raise InvalidSettings(f"invalid settings: {validation_problems(error)}") from None
+
+
+def validation_problems(error: ValidationError, location: str = "") -> str:
+    """Each problem of `error` as `field.path: message` under `location`, never the input."""
+    return "; ".join(
+        ".".join([location, *(str(part) for part in problem["loc"])]).lstrip(".")
+        + f": {problem['msg']}"
+        for problem in error.errors(include_input=False, include_url=False)
+    )
+
+
+class NamedAccount(Protocol):
+    """An account in an `upstreams.<system>` list: what makes it unique is its name."""
+
+    @property
+    def name(self) -> str: ...
+
+
+Account = TypeVar("Account", bound=NamedAccount)
+
+
+def named_accounts(
+    adapter: TypeAdapter[list[Account]], raw: list[dict[str, Any]], location: str, noun: str
+) -> list[Account]:
+    """The accounts in `raw` as `adapter` validates them, or InvalidSettings naming each bad
+    field under `location` (never a value) or the `noun` names that are not unique."""
+    try:
+        accounts = adapter.validate_python(raw)
+    except ValidationError as error:
+        raise InvalidSettings(f"invalid settings: {validation_problems(error, location)}") from None
+    names = [account.name for account in accounts]
+    if len(set(names)) != len(names):
+        raise InvalidSettings(f"invalid settings: {location}: {noun} names must be unique")
+    return accounts

@@ -1,12 +1,14 @@
 """One package per external system; `Sources` holds every configured account's source."""
 
+import functools
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from gateway.credentials import CredentialHeaders, HeaderBuilder
 from gateway.errors import BadUserInput, shown
 from gateway.ratelimit import GITHUB, JIRA, PAGERDUTY, SLACK_TIER_2, Bucket, BucketSpec
 from gateway.runtime import Runtime
-from gateway.settings import UpstreamAccountSettings
+from gateway.settings import Credential, UpstreamAccountSettings
 from gateway.upstream import (
     OutageSignal,
     RateLimitSignal,
@@ -26,6 +28,7 @@ from resolvers.qontract_server.api import QONTRACT_SERVER, QontractServerApi, au
 from resolvers.qontract_server.source import UPSTREAM, QontractServerSource
 from resolvers.slack.api import SlackApi, slack_outage
 from resolvers.slack.source import SlackSource
+from resolvers.vault.secrets import VaultSecrets
 
 T = TypeVar("T")
 
@@ -47,20 +50,25 @@ def upstream_client(
     account: UpstreamAccountSettings,
     tier: str,
     spec: BucketSpec,
-    headers: dict[str, str],
+    credential: CredentialHeaders,
     rate_limit_signal: RateLimitSignal = http_429,
     outage_signal: OutageSignal = no_outage,
 ) -> UpstreamClient:
-    """A pooled client for one account, drawing on the shared bucket (system, account, tier)."""
+    """A pooled client for one account, drawing on the shared bucket (system, account, tier).
+
+    Headers from an `env`/`file` credential are fixed; from a `vault` one, they are asked of
+    `credential` per request (its value comes from Vault's short in-process cache).
+    """
     return UpstreamClient(
         UpstreamAccount(
             system=system,
             name=account.name,
             base_url=account.api_url,
             bucket=Bucket(system, account.name, tier, _spec(account, spec)),
-            headers=headers,
+            headers=credential.fixed,
             rate_limit_signal=rate_limit_signal,
             outage_signal=outage_signal,
+            credential_headers=credential.changing,
         ),
         runtime.limiter,
         runtime.upstream_metrics,
@@ -79,11 +87,14 @@ class Sources:
     jira: dict[str, JiraSource] = field(default_factory=dict)
     qontract_server: QontractServerSource | None = None
     clients: list[UpstreamClient] = field(default_factory=list)
+    vault: VaultSecrets = field(default_factory=lambda: VaultSecrets({}))
+    credentials: list[tuple[str, CredentialHeaders]] = field(default_factory=list)
 
     @classmethod
     def create(cls, runtime: Runtime) -> "Sources":
-        """Sources for the accounts in `runtime.settings.upstreams`; reads their credentials."""
-        sources = cls()
+        """Sources for the accounts in `runtime.settings.upstreams`; reads their `env`/`file`
+        credentials (Vault ones are read by `start`, or at first use)."""
+        sources = cls(vault=VaultSecrets.create(runtime))
         sources._add_pagerduty(runtime)
         sources._add_slack(runtime)
         sources._add_github(runtime)
@@ -91,19 +102,38 @@ class Sources:
         sources._add_qontract_server(runtime)
         return sources
 
+    async def start(self) -> None:
+        """Log in to Vault and read every credential kept there: a clear error if one fails."""
+        await self.vault.start()
+        for owner, credential in self.credentials:
+            await credential.verify(owner)
+
+    def _credential(
+        self, owner: str, credential: Credential, build: HeaderBuilder
+    ) -> CredentialHeaders:
+        """The headers `build` makes from `owner`'s credential (Vault-backed or not)."""
+        headers = CredentialHeaders(credential, build, self.vault)
+        if headers.changing is not None:
+            self.credentials.append((owner, headers))
+        return headers
+
     def _add_qontract_server(self, runtime: Runtime) -> None:
         """The federated qontract-server, when configured; its token is never the caller's."""
         configured = runtime.settings.upstreams.qontract_server
         if configured is None:
             return
-        token = configured.token.read().get_secret_value() if configured.token else None
+        credential = None
+        if configured.token is not None:
+            build = functools.partial(auth_headers, scheme=configured.auth_scheme)
+            credential = self._credential("qontract-server", configured.token, build)
         client = UpstreamClient(
             UpstreamAccount(
                 system=UPSTREAM,
                 name="default",
                 base_url=configured.url,
                 bucket=Bucket(UPSTREAM, "default", "graphql", QONTRACT_SERVER),
-                headers=auth_headers(token, configured.auth_scheme),
+                headers=credential.fixed if credential is not None else {},
+                credential_headers=credential.changing if credential is not None else None,
             ),
             runtime.limiter,
             runtime.upstream_metrics,
@@ -127,11 +157,14 @@ class Sources:
     def _add_pagerduty(self, runtime: Runtime) -> None:
         """One source per PagerDuty instance."""
         for account in runtime.settings.upstreams.pagerduty:
-            token = account.token.read().get_secret_value()
-            headers = {
-                "Authorization": f"Token token={token}",
-                "Accept": "application/vnd.pagerduty+json;version=2",
-            }
+            headers = self._credential(
+                _owner("pagerduty", account),
+                account.token,
+                lambda token: {
+                    "Authorization": f"Token token={token}",
+                    "Accept": "application/vnd.pagerduty+json;version=2",
+                },
+            )
             client = upstream_client(runtime, "pagerduty", account, "api", PAGERDUTY, headers)
             self.clients.append(client)
             self.pagerduty[account.name] = PagerDutySource(
@@ -141,14 +174,17 @@ class Sources:
     def _add_slack(self, runtime: Runtime) -> None:
         """One source per Slack workspace; buckets per method (see SlackApi)."""
         for account in runtime.settings.upstreams.slack:
-            token = account.token.read().get_secret_value()
             client = upstream_client(
                 runtime,
                 "slack",
                 account,
                 "tier2",
                 SLACK_TIER_2,
-                {"Authorization": f"Bearer {token}"},
+                self._credential(
+                    _owner("slack", account),
+                    account.token,
+                    lambda token: {"Authorization": f"Bearer {token}"},
+                ),
                 outage_signal=slack_outage,
             )
             self.clients.append(client)
@@ -158,14 +194,13 @@ class Sources:
     def _add_github(self, runtime: Runtime) -> None:
         """One source per GitHub account; the account name is the org (see GitHubSource)."""
         for account in runtime.settings.upstreams.github:
-            token = account.token.read().get_secret_value()
             client = upstream_client(
                 runtime,
                 "github",
                 account,
                 "rest",
                 GITHUB,
-                github_api.headers(token),
+                self._credential(_owner("github", account), account.token, github_api.headers),
                 github_api.rate_limit_signal,
             )
             self.clients.append(client)
@@ -176,8 +211,8 @@ class Sources:
     def _add_jira(self, runtime: Runtime) -> None:
         """One source per Jira instance."""
         for account in runtime.settings.upstreams.jira:
-            token = account.token.read().get_secret_value()
-            headers = jira_api.headers(token, account.auth_scheme)
+            build = functools.partial(jira_api.headers, scheme=account.auth_scheme)
+            headers = self._credential(_owner("jira", account), account.token, build)
             client = upstream_client(runtime, "jira", account, "rest", JIRA, headers)
             self.clients.append(client)
             self.jira[account.name] = JiraSource(
@@ -201,9 +236,14 @@ class Sources:
         return _named(self.jira, "Jira instance", name)
 
     async def aclose(self) -> None:
-        """Close every upstream connection pool."""
+        """Close every upstream connection pool and stop Vault token renewal."""
         for client in self.clients:
             await client.aclose()
+        await self.vault.aclose()
+
+
+def _owner(system: str, account: UpstreamAccountSettings) -> str:
+    return f"{system} account {account.name!r}"
 
 
 def _named(accounts: dict[str, T], what: str, name: str) -> T:

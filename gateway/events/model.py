@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from gateway.errors import shown
+from gateway.tracing import TRACEPARENT
 
 EVENT_TYPE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$")
 CLOUDEVENTS_SPEC_VERSION = "1.0"
@@ -22,8 +23,17 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _is_none(value: object) -> bool:
+    return value is None
+
+
 class Event(BaseModel):
-    """Something that happened: an applied action or an error, named `integration.action`."""
+    """Something that happened: an applied action or an error, named `integration.action`.
+
+    `traceparent`, the W3C trace context of the span that made it (producers pass
+    `gateway.tracing.current_traceparent()`), links the event to the request and task behind
+    it; it is left out of the JSON when there is none.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -33,6 +43,7 @@ class Event(BaseModel):
     source: str = Field(min_length=1)
     timestamp: AwareDatetime = Field(default_factory=_now)
     payload: dict[str, Any] = Field(default_factory=dict)
+    traceparent: str | None = Field(None, pattern=TRACEPARENT.pattern, exclude_if=_is_none)
 
     @field_validator("event_type")
     @classmethod
@@ -60,7 +71,7 @@ class Event(BaseModel):
 
     def to_cloudevent(self) -> dict[str, Any]:
         """This event as a CloudEvents 1.0 structured-mode JSON object."""
-        return {
+        cloudevent: dict[str, Any] = {
             "specversion": CLOUDEVENTS_SPEC_VERSION,
             "id": self.id,
             "source": self.source,
@@ -70,6 +81,9 @@ class Event(BaseModel):
             "eventversion": self.version,
             "data": self.payload,
         }
+        if self.traceparent is not None:  # the CloudEvents distributed tracing extension
+            cloudevent["traceparent"] = self.traceparent
+        return cloudevent
 
     @classmethod
     def from_cloudevent(cls, cloudevent: Mapping[str, Any]) -> "Event":
@@ -88,6 +102,8 @@ class Event(BaseModel):
         }
         if "time" in cloudevent:
             fields["timestamp"] = cloudevent["time"]
+        if "traceparent" in cloudevent:
+            fields["traceparent"] = cloudevent["traceparent"]
         if "eventversion" in cloudevent:
             fields["version"] = cloudevent["eventversion"]
         return cls.model_validate(fields)

@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 
-from gateway.federation.http import FederatedEndpoint
+from gateway.federation.http import FederatedEndpoint, FederatedView
 from gateway.federation.service import Federation
 from gateway.graphiql import ASSETS_URL, AssetFiles, offline_graphiql_html
 from gateway.graphiql.assets import ASSETS_DIR
@@ -58,9 +58,7 @@ def create_app(settings: Settings, graphiql_assets: Path = ASSETS_DIR) -> Starle
         federated_endpoint = FederatedEndpoint(
             federation,
             graphql,
-            GatewayGraphQL(
-                federated, runtime, make_context, offline_graphiql_html(graphiql_assets)
-            ),
+            FederatedView(federated, runtime, make_context, offline_graphiql_html(graphiql_assets)),
             frozenset(schema._schema.query_type.fields),  # type: ignore[union-attr]
             runtime.verifier,
             APP_INTERFACE_SCOPE,

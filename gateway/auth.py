@@ -8,7 +8,15 @@ import jwt
 
 from gateway.errors import Unauthenticated
 
-SCOPES = ("read", "app-interface:read", "reconcile:dry-run", "reconcile:apply", "events", "admin")
+SCOPES = (
+    "read",
+    "app-interface:read",
+    "reconcile:dry-run",
+    "reconcile:apply",
+    "events",
+    "notify",
+    "admin",
+)
 ALGORITHM = "HS256"
 
 

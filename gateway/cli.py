@@ -1,4 +1,4 @@
-"""`qontract-gateway`: serve, worker, token, export-schema, fetch-graphiql-assets."""
+"""`qontract-gateway`: serve, worker, notifier, token, export-schema, fetch-graphiql-assets."""
 
 import ipaddress
 import os
@@ -48,6 +48,18 @@ def _load(config_file: Path | None = None) -> Settings:
         raise click.ClickException(str(error)) from None
 
 
+def _check_credentials(settings: Settings) -> None:
+    """Fail fast on an `env` or `file` credential that cannot be read (Vault ones are read by
+    the process at start-up)."""
+    for system, account in settings.upstreams.accounts():
+        if account.token.vault is not None:
+            continue
+        try:
+            account.token.read()
+        except ValueError as error:
+            raise click.ClickException(f"{system} account {account.name!r}: {error}") from None
+
+
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
@@ -82,13 +94,7 @@ def serve(
             os.environ[f"QONTRACT_GATEWAY_{name}"] = str(value)
     settings = _load()
     configure_logging(settings.log_format, settings.log_level)
-    for system, account in settings.upstreams.accounts():
-        if account.token.vault is not None:
-            continue  # read from Vault at start-up by the app
-        try:
-            account.token.read()
-        except ValueError as error:
-            raise click.ClickException(f"{system} account {account.name!r}: {error}") from None
+    _check_credentials(settings)
     if settings.auth.secret is None:
         if not is_loopback(settings.host):
             raise click.UsageError(
@@ -164,6 +170,40 @@ def worker(config_file: Path | None, queues: str, concurrency: int) -> None:
             "--without-mingle",
             "--without-heartbeat",
         ]
+    )
+
+
+@main.command()
+@config_option
+@click.option("--port", type=int, help="Port of /healthz, /readyz, /metrics (notifier.port).")
+@click.option("--dry-run", is_flag=True, help="Log what would be posted; post nothing.")
+def notifier(config_file: Path | None, port: int | None, dry_run: bool) -> None:
+    """Post what real runs changed to Slack, reading the events as a durable consumer group."""
+    settings = _load(config_file)
+    configure_logging(settings.log_format, settings.log_level)
+    if settings.redis.url is None:
+        raise click.UsageError(
+            "the notifier needs the gateway's Redis: set QONTRACT_GATEWAY_REDIS__URL"
+        )
+    if settings.events.backend != "redis":
+        raise click.UsageError("the notifier reads the redis event backend (events.backend)")
+    workspaces = {account.name for account in settings.upstreams.slack}
+    unknown = sorted(set(settings.notifier.channels) - workspaces)
+    if unknown:
+        raise click.UsageError(
+            f"notifier.channels names Slack workspaces that are not configured: {unknown}"
+        )
+    _check_credentials(settings)
+    from gateway.notifier.process import notifier_app
+
+    uvicorn.run(
+        notifier_app(settings, dry_run=dry_run),
+        host=settings.notifier.host,
+        port=port or settings.notifier.port,
+        loop="uvloop",
+        log_config=None,
+        access_log=False,
+        lifespan="on",
     )
 
 

@@ -14,6 +14,7 @@ CLIENT_OPERATIONS = frozenset(
         "Integrations",
         "ReconcileTask",
         "SlackUsergroupsDesiredState",
+        "SlackUsergroupsJoined",
         "SlackUsergroupsLookups",
         "SlackUsergroupsReconcile",
     }

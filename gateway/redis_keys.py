@@ -15,7 +15,8 @@ nor inject a glob, and bounded, so no caller string makes a key long.
 - resource leases, all in one tag (a run takes them together): `<ns>:leases:{resources}:<name>`;
 - event stream and its dead letters: `<ns>:events:{stream}` and `<ns>:events:{stream}:dead-letter`;
 - Celery broker keys, one tag (BRPOP over queues): `<ns>:celery:{broker}:<queue>`...;
-- federation schema: `<ns>:qontract-server:{schema}:sha:<sha>|fingerprint:<hex>|last`.
+- federation schema: `<ns>:qontract-server:{schema}:sha:<sha>|fingerprint:<hex>|last`;
+- notifier markers (a message posted at most once): `<ns>:notifier:{<message digest>}:sent`.
 
 Federation answers are cache values (system `qontract-server`, data type `answer`).
 """
@@ -161,6 +162,17 @@ def stream_keys(namespace: str) -> StreamKeys:
 
 
 @dataclass(frozen=True)
+class NotifierKeys:
+    """The notifier's at-most-once markers, one per message (its own tag: one key per call)."""
+
+    namespace: str
+
+    def sent(self, digest: str) -> str:
+        """String: `sending` while a message is being posted, then `sent`; expires."""
+        return key(self.namespace, "notifier", part(digest), "sent")
+
+
+@dataclass(frozen=True)
 class SchemaKeys:
     """The federated upstream's schema shared by replicas: by bundle sha, by fingerprint, last."""
 
@@ -195,6 +207,7 @@ PATTERNS: tuple[re.Pattern[str], ...] = tuple(
         _TAGGED.format(area="events", tag="stream") + "(?::dead-letter)?",
         _TAGGED.format(area="celery", tag="broker") + r"[^{}]*",
         _TAGGED.format(area=_PART, tag="schema") + rf":(?:(?:sha|fingerprint):{_PART}|last)",
+        _TAGGED.format(area="notifier", tag=_PART) + ":sent",
     )
 )
 

@@ -353,6 +353,43 @@ class TaskSettings(BaseModel):
         return self
 
 
+class NotifierSettings(BaseModel):
+    """`qontract-gateway notifier`: which events go where, and how deliveries are retried."""
+
+    channels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Slack workspace name to the channel (name or id) that gets action lines",
+    )
+    group: str = Field("notifier", pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+    consumer: str = Field(
+        "notifier",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$",
+        description="this replica's name in the group (one per replica; a restart keeps it)",
+    )
+    start_from: Literal["new", "oldest"] = Field(
+        "new",
+        description="where a group that does not exist yet starts: at new events, or at the "
+        "oldest retained one (an existing group always resumes where it was)",
+    )
+    max_deliveries: int = Field(5, ge=1, description="attempts before an event is dead-lettered")
+    retry_after: float = Field(
+        30.0, gt=0, description="seconds before a failed or abandoned delivery is tried again"
+    )
+    batch_size: int = Field(10, gt=0, description="deliveries read at once")
+    concurrency: int = Field(
+        1,
+        ge=1,
+        le=32,
+        description="consumers in this process, each `<consumer>-<n>`, each in event order; "
+        "1 keeps every message in event order",
+    )
+    sent_ttl: float = Field(
+        604_800.0, gt=0, description="seconds a message is remembered as sent (never twice)"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(4100, description="/healthz, /readyz and /metrics")
+
+
 class TracingSettings(BaseModel):
     """OpenTelemetry tracing: off by default; spans go to an OTLP/HTTP collector when on."""
 
@@ -397,6 +434,7 @@ class Settings(BaseSettings):
     upstreams: UpstreamSettings = Field(default_factory=UpstreamSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     tasks: TaskSettings = Field(default_factory=TaskSettings)
+    notifier: NotifierSettings = Field(default_factory=NotifierSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     @classmethod

@@ -109,15 +109,6 @@ class ClientConfig(BaseSettings):
             raise ConfigError(f"no gateway configured (gateway.url or {ENV_PREFIX}GATEWAY__URL)")
         return self.gateway
 
-    def require_qontract_server(self) -> QontractServerEndpoint:
-        """The qontract-server endpoint, or ConfigError naming the setting to set."""
-        if self.qontract_server is None:
-            raise ConfigError(
-                "no qontract-server configured "
-                f"(qontract_server.url or {ENV_PREFIX}QONTRACT_SERVER__URL)"
-            )
-        return self.qontract_server
-
 
 def _read_file(path: Path) -> dict[str, Any]:
     try:

@@ -213,13 +213,19 @@ class GatewayClient:
             await self._http.close_async()  # type: ignore[no-untyped-call]
 
     def validate(self, operation: Operation[ResultT], data: Mapping[str, Any]) -> ResultT:
-        try:
-            return operation.result.model_validate(data)
-        except ValidationError as error:
-            problem = error.errors(include_url=False, include_input=False)[0]
-            where = ".".join(str(part) for part in problem["loc"])
-            message = f"operation {operation.name}: unexpected data at {where}: {problem['msg']}"
-            raise GatewayQueryError(self.service, "BAD_RESPONSE", message, []) from None
+        """`data` validated into `operation`'s model (see `validated`)."""
+        return validated(self.service, operation, data)
+
+
+def validated(service: str, operation: Operation[ResultT], data: Mapping[str, Any]) -> ResultT:
+    """`data` validated into `operation`'s model; BAD_RESPONSE naming where it is not."""
+    try:
+        return operation.result.model_validate(data)
+    except ValidationError as error:
+        problem = error.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        message = f"operation {operation.name}: unexpected data at {where}: {problem['msg']}"
+        raise GatewayQueryError(service, "BAD_RESPONSE", message, []) from None
 
 
 def http_status_error(service: str, url: str, status: int, message: str) -> Exception:

@@ -40,10 +40,16 @@ class QontractReconcileApiIntegration(ABC, Generic[ParamsT]):
         return self._gateway
 
     @property
+    def federated(self) -> bool:
+        """Whether desired state comes through the gateway (no `qontract_server` configured)."""
+        return self.config.qontract_server is None
+
+    @property
     def qontract_server(self) -> QontractServer:
-        """The qontract-server client for desired state, pinned to one bundle per run."""
+        """Desired state, pinned to one bundle per run: from qontract-server when one is
+        configured, else from the gateway, which federates it."""
         if self._qontract_server is None:
-            endpoint = self.config.require_qontract_server()
+            endpoint = self.config.qontract_server or self.config.require_gateway()
             self._qontract_server = QontractServer(endpoint, self.name)
         return self._qontract_server
 

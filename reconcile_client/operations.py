@@ -10,6 +10,7 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel
 
+from reconcile_client.gql.federated import slack_usergroups_joined
 from reconcile_client.gql.gateway import (
     pagerduty_escalation_policy_users,
     pagerduty_schedule_users,
@@ -60,6 +61,11 @@ SLACK_USERGROUPS_DESIRED_STATE = Operation(
     "SlackUsergroupsDesiredState",
     slack_usergroups_desired_state.DEFINITION,
     slack_usergroups_desired_state.SlackUsergroupsDesiredStateQueryData,
+)
+SLACK_USERGROUPS_JOINED = Operation(
+    "SlackUsergroupsJoined",
+    slack_usergroups_joined.DEFINITION,
+    slack_usergroups_joined.SlackUsergroupsJoinedQueryData,
 )
 SCHEDULE_USERS = Fragment(
     "PagerDutyScheduleUsers",

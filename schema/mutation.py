@@ -8,6 +8,7 @@ from gateway.errors import BadUserInput, shown
 from schema.context import RequestContext
 from schema.events import events_ack
 from schema.permissions import scope
+from schema.slack_chat import ChatMessage, slack_chat_post_v1
 from schema.slack_usergroups_reconcile import slack_usergroups_reconcile
 from schema.tasks import READ_TASK_SCOPES, ReconcileTask
 
@@ -53,3 +54,4 @@ class Mutation:
         "`reconcile:dry-run`; a real run for workspaces that already have one pending or "
         "running returns that task",
     )
+    slack_chat_post_v1: ChatMessage = slack_chat_post_v1

@@ -7,12 +7,14 @@ gateway's query limits are checked. A query with live fields, gateway fields mix
 qontract-server fields, or introspection goes to the federated schema; others to the gateway's.
 """
 
+import json
 import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
 from cross_web import HTTPException
 from graphql import (
     DocumentNode,
@@ -44,7 +46,9 @@ from gateway.errors import (
 from gateway.federation.plan import INTROSPECTION_ROOTS, ReservedAlias, check_aliases
 from gateway.federation.service import Federation, RemoteAnswer
 from gateway.graphql_request import body_encoding, inflate, read_body, read_params
+from gateway.graphql_view import GatewayGraphQL
 from gateway.metrics import GatewayMetrics
+from schema.document_cache import CachedDocument, DocumentStore
 
 SHA_HEADER = "x-qontract-bundle-sha"
 SUBGRAPH_ROOTS = frozenset({"_service", "_entities"})
@@ -53,6 +57,22 @@ MAX_REMEMBERED_BODY = 8192
 """Bodies routed to the gateway's own schema are remembered (bounded) so a repeated
 gateway-only request (the result cache's traffic) is not parsed twice."""
 SHA = re.compile(r"^[0-9a-f]{64}$")
+MAX_DOCUMENTS = 256
+MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
+"""Routed documents are kept parsed, with their limit checks (bounded as schema.document_cache
+estimates them), so an integration's repeated query is not parsed or checked again."""
+
+
+class FederatedView(GatewayGraphQL):
+    """The gateway's view on the merged schema: joined answers (megabytes of app-interface)
+    are encoded with orjson, about 3 x faster than `json` on them."""
+
+    def encode_json(self, data: object) -> bytes:
+        """Compact JSON in UTF-8; `json` for what orjson refuses (integers beyond 64 bits)."""
+        try:
+            return orjson.dumps(data)
+        except TypeError:
+            return json.dumps(data, separators=(",", ":")).encode()
 
 
 class FederatedEndpoint:
@@ -86,6 +106,7 @@ class FederatedEndpoint:
         self.metrics = metrics
         self.request_id = request_id
         self._gateway_only: OrderedDict[bytes, str | None] = OrderedDict()
+        self._documents = DocumentStore(MAX_DOCUMENTS, MAX_DOCUMENT_BYTES)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pin the sha, then pass through, federate, or serve from the gateway's own schema."""
@@ -129,10 +150,14 @@ class FederatedEndpoint:
         query = payload.get("query") if payload else None
         if not isinstance(query, str):
             return self.gateway_view
-        try:
-            document = parse(query, max_tokens=self.max_tokens)
-        except GraphQLError:
-            return self.gateway_view  # Strawberry reports the syntax error or the token limit
+        entry = self._documents.get(query)
+        if entry is None:
+            try:
+                parsed = parse(query, max_tokens=self.max_tokens)
+            except GraphQLError:
+                return self.gateway_view  # Strawberry reports the syntax error or the token limit
+            entry = self._documents.put(query, parsed)
+        document = entry.document
         name = payload.get("operationName") if payload else None
         operation = get_operation_ast(document, name if isinstance(name, str) else None)
         if operation is None:
@@ -157,8 +182,8 @@ class FederatedEndpoint:
             and not _uses(document, self.federation.live_names)
         ):
             assert payload is not None
-            label = operation.name.value if operation.name else "anonymous"
-            return await self._pass_through(request, document, payload, pinned, label)
+            label = self.metrics.operation_label(operation.name.value if operation.name else None)
+            return await self._pass_through(request, entry, payload, pinned, label)
         if roots & SUBGRAPH_ROOTS:
             if remote:
                 return self._error(
@@ -173,27 +198,29 @@ class FederatedEndpoint:
     async def _pass_through(
         self,
         request: Request,
-        document: DocumentNode,
+        entry: CachedDocument,
         payload: dict[str, Any],
         pinned: str | None,
         label: str,
     ) -> Response:
-        """qontract-server's answer as it gave it, after auth and the gateway's limits."""
+        """qontract-server's answer as it gave it, after auth and the gateway's limits (checked
+        once per document and merged schema)."""
         started = time.perf_counter()
-        name = label if len(label) <= 64 else "invalid"  # a GraphQL name: safe as a label
         try:
             identity = self.verifier.identify(request.headers.get("authorization"))
             if not identity.has_scope(self.scope_name):
                 raise Forbidden(f"reading app-interface needs the '{self.scope_name}' scope")
-            try:
-                check_aliases(document)
-            except ReservedAlias as error:
-                raise BadUserInput(str(error)) from None
             merged = self.federation.merged
             assert merged is not None
-            problems = validate(merged.schema, document, self.limit_rules)
-            if problems:
-                raise BadUserInput(problems[0].message)
+            if entry.errors is None or entry.validated_for is not merged.schema:
+                try:
+                    check_aliases(entry.document)
+                    entry.errors = validate(merged.schema, entry.document, self.limit_rules)
+                except ReservedAlias as error:
+                    entry.errors = [GraphQLError(str(error))]
+                entry.validated_for = merged.schema
+            if entry.errors:
+                raise BadUserInput(entry.errors[0].message)
             sha = pinned or await self.federation.source.latest_sha()
             forwarded = {
                 k: payload[k]
@@ -208,9 +235,9 @@ class FederatedEndpoint:
                     raise
                 answer = error.answer
         except GatewayError as error:
-            self._count(name, "error", started)
+            self._count(label, "error", started)
             return self._error(request, error)
-        self._count(name, "ok" if answer.status == 200 else "error", started)
+        self._count(label, "ok" if answer.status == 200 else "error", started)
         return Response(
             answer.body,
             status_code=answer.status,

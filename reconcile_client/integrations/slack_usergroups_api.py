@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from reconcile_client.errors import ConfigError, IntegrationFailed
+from reconcile_client.errors import ConfigError, GatewayQueryError, IntegrationFailed
+from reconcile_client.gql.federated import slack_usergroups_joined as joined
 from reconcile_client.gql.gateway.reconcile_task import (
     ReconcileTaskV1,
     SlackUsergroupActionV1,
@@ -37,6 +38,7 @@ from reconcile_client.operations import (
     RECONCILE_TASK,
     SCHEDULE_USERS,
     SLACK_USERGROUPS_DESIRED_STATE,
+    SLACK_USERGROUPS_JOINED,
     SLACK_USERGROUPS_RECONCILE,
     Fragment,
 )
@@ -46,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 TASK_WAIT_SECONDS = 300
 FINISHED = frozenset({"success", "failed"})
+LIVE_KEYS = frozenset({"oncall_users", "repo_owners"})
 PAGERDUTY_FIELDS: dict[str, tuple[str, Fragment[Any]]] = {
     "schedule": ("pagerduty_schedules_v1", SCHEDULE_USERS),
     "escalation_policy": ("pagerduty_escalation_policies_v1", ESCALATION_POLICY_USERS),
@@ -142,6 +145,71 @@ class LookupResults:
                 results.oncall[ref] = [user.username for user in entry.users]
         return results
 
+    @classmethod
+    def of_joined(
+        cls,
+        permissions: Sequence[desired.PermissionV1],
+        answered: Sequence[Mapping[str, Any]],
+    ) -> "LookupResults":
+        """The live fields of a joined answer (`answered`, its raw `permissions`, of which
+        `permissions` are the validated desired state), keyed as the two-round-trip lookups.
+
+        `oncall_users` is the target's schedule's (or, without one, its escalation policy's);
+        `repo_owners` holds one entry per `ownersFromRepos` entry, in order. Only the live
+        values are validated here (with the joined operation's models): the rest is validated
+        once, as desired state.
+        """
+        results = cls()
+        for permission, raw in zip(permissions, answered, strict=True):
+            if not isinstance(permission, desired.PermissionSlackUsergroupV1):
+                continue
+            targets = zip(permission.pagerduty or [], raw.get("pagerduty") or [], strict=True)
+            for target, raw_target in targets:
+                users = [
+                    joined.PagerDutyUserV1.model_validate(user).username
+                    for user in raw_target.get("oncall_users") or []
+                ]
+                instance, policy = target.instance.name, target.escalation_policy_id
+                if target.schedule_id:
+                    schedule = PagerDutyRef(instance, "schedule", target.schedule_id)
+                    results.oncall[schedule] = users
+                    if policy:  # a target names one of them; the gateway answers the schedule
+                        results.oncall.setdefault(
+                            PagerDutyRef(instance, "escalation_policy", policy), []
+                        )
+                elif policy:
+                    results.oncall[PagerDutyRef(instance, "escalation_policy", policy)] = users
+            urls = permission.owners_from_repos or []
+            owners = [joined.VcsOwnersV1.model_validate(o) for o in raw.get("repo_owners") or []]
+            if len(owners) != len(urls):
+                raise GatewayQueryError(
+                    "qontract-gateway",
+                    "BAD_RESPONSE",
+                    f"usergroup {permission.handle}: {len(owners)} repo_owners for "
+                    f"{len(urls)} ownersFromRepos entries",
+                    [],
+                )
+            for url, found in zip(urls, owners, strict=True):
+                results.owners[OwnersRef.parse(url)] = RepoOwners(
+                    tuple(found.approvers), tuple(found.reviewers)
+                )
+        return results
+
+
+def without_live_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A joined answer's desired state as SlackUsergroupsDesiredState answers it."""
+    permissions = []
+    for permission in data.get("permissions") or []:
+        kept = {key: value for key, value in permission.items() if key not in LIVE_KEYS}
+        if kept.get("pagerduty"):
+            kept["pagerduty"] = [
+                {key: value for key, value in target.items() if key not in LIVE_KEYS}
+                for target in kept["pagerduty"]
+            ]
+        permissions.append(kept)
+    rest = {key: value for key, value in data.items() if key != "integrations"}
+    return {**rest, "permissions": permissions}
+
 
 def check_names(
     data: desired.SlackUsergroupsDesiredStateQueryData,
@@ -232,20 +300,20 @@ class SlackUsergroupsIntegration(QontractReconcileApiIntegration[SlackUsergroups
         return INTEGRATION
 
     async def desired_state(self, now: datetime | None = None) -> list[DesiredWorkspace]:
-        """Desired workspaces: app-interface from qontract-server, then one gateway lookup."""
-        data = await self.qontract_server.execute(SLACK_USERGROUPS_DESIRED_STATE)
+        """Desired workspaces: in one joined query to a federating gateway, or (qontract-server
+        configured) app-interface from qontract-server, then one gateway lookup."""
+        live: LookupResults | None = None
+        if self.federated:
+            data, live = await self.joined_state()
+        else:
+            data = await self.qontract_server.execute(SLACK_USERGROUPS_DESIRED_STATE)
         permissions = [
             p for p in data.permissions if isinstance(p, desired.PermissionSlackUsergroupV1)
         ]
         check_names(data, permissions, self.params)
         workspace_name, usergroup_name = self.params.workspace_name, self.params.usergroup_name
         selected = selected_permissions(permissions, workspace_name, usergroup_name)
-        results = LookupResults()
-        query = Lookups.of(selected).query()
-        if query is not None:
-            document, variables, aliases = query
-            answer = await self.gateway.execute_document(document, variables)
-            results = LookupResults.parse(answer, aliases)
+        results = live if live is not None else await self.lookups(selected)
         inputs = DesiredStateInputs(
             permissions=permissions,
             users=data.users or [],
@@ -257,6 +325,27 @@ class SlackUsergroupsIntegration(QontractReconcileApiIntegration[SlackUsergroups
         return desired_workspaces(
             inputs, now or datetime.now(tz=UTC), workspace_name, usergroup_name
         )
+
+    async def joined_state(
+        self,
+    ) -> tuple[desired.SlackUsergroupsDesiredStateQueryData, LookupResults]:
+        """App-interface and every live lookup in one pinned request to the gateway."""
+        raw = await self.qontract_server.execute_self_checked(SLACK_USERGROUPS_JOINED)
+        data = self.qontract_server.validate(
+            SLACK_USERGROUPS_DESIRED_STATE, without_live_fields(raw)
+        )
+        return data, LookupResults.of_joined(data.permissions, raw.get("permissions") or [])
+
+    async def lookups(
+        self, selected: Sequence[desired.PermissionSlackUsergroupV1]
+    ) -> LookupResults:
+        """Who is on call and who owns each repository, in one gateway request."""
+        query = Lookups.of(selected).query()
+        if query is None:
+            return LookupResults()
+        document, variables, aliases = query
+        answer = await self.gateway.execute_document(document, variables)
+        return LookupResults.parse(answer, aliases)
 
     async def async_run(self, dry_run: bool) -> None:
         """Submit the desired state; a dry run waits for the actions and reports them."""

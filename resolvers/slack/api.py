@@ -14,7 +14,7 @@ import httpx
 from pydantic import BaseModel, Field
 
 from gateway.errors import UpstreamError
-from gateway.ratelimit import SLACK_POST_MESSAGE, SLACK_TIER_2, Bucket, BucketSpec
+from gateway.ratelimit import SLACK_POST_MESSAGE, SLACK_TIER_2, SLACK_TIER_3, Bucket, BucketSpec
 from gateway.upstream import UpstreamClient, UpstreamPath
 
 PAGE_SIZE = 999  # Slack's largest page; fewer, larger pages spend less of the tier-2 budget
@@ -38,6 +38,8 @@ METHOD_LIMITS: Mapping[str, MethodLimit] = MappingProxyType(
         "usergroups.users.update": MethodLimit("tier2", SLACK_TIER_2),
         "usergroups.enable": MethodLimit("tier2", SLACK_TIER_2),
         "chat.postMessage": MethodLimit("special", SLACK_POST_MESSAGE),
+        "conversations.open": MethodLimit("tier3", SLACK_TIER_3),
+        "conversations.join": MethodLimit("tier3", SLACK_TIER_3),
     }
 )
 
@@ -197,15 +199,25 @@ class SlackApi:
         body = await self._call("usergroups.enable", {"usergroup": usergroup_id}, idempotent=True)
         return SlackUsergroup.model_validate(body["usergroup"])
 
-    async def post_message(self, channel: str, text: str) -> str:
-        """Post `text` to a channel id (or a user id, for a direct message); returns its `ts`."""
-        body = await self._call(
-            "chat.postMessage",
-            {"channel": channel, "text": text},
-            idempotent=False,
-            scope=channel,
-        )
+    async def post_message(self, channel: str, text: str, thread_ts: str | None = None) -> str:
+        """Post `text` to a conversation id (a reply when `thread_ts`); returns the message `ts`.
+
+        Never retried on an ambiguous failure (a timeout may come after Slack posted it).
+        """
+        args = {"channel": channel, "text": text}
+        if thread_ts:
+            args["thread_ts"] = thread_ts
+        body = await self._call("chat.postMessage", args, idempotent=False, scope=channel)
         return str(body.get("ts", ""))
+
+    async def open_conversation(self, user_id: str) -> str:
+        """The id of the direct-message conversation with `user_id` (opened or resumed)."""
+        body = await self._call("conversations.open", {"users": user_id}, idempotent=True)
+        return str(body["channel"]["id"])
+
+    async def join_conversation(self, channel_id: str) -> None:
+        """Make the token's bot a member of public channel `channel_id`."""
+        await self._call("conversations.join", {"channel": channel_id}, idempotent=True)
 
     async def _pages(self, method: str, args: Mapping[str, str], key: str) -> list[dict[str, Any]]:
         """All items under `key` across cursor pages; a page may be short or empty mid-way."""

@@ -10,7 +10,12 @@ from gateway.source import AccountSource
 from resolvers.slack.api import SlackApi, SlackChannel, SlackUser, SlackUsergroup
 
 SYSTEM = "slack"
-DEFAULT_TTL = {"usergroups": 3_600.0, "users": 43_200.0, "channels": 43_200.0}
+DEFAULT_TTL = {
+    "usergroups": 3_600.0,
+    "users": 43_200.0,
+    "channels": 43_200.0,
+    "direct_messages": 43_200.0,
+}
 ALL = "all"
 
 
@@ -55,6 +60,7 @@ Usergroups = dict[str, UsergroupRecord]
 USERS = TypeAdapter(UserDirectory)
 USERGROUPS = TypeAdapter(Usergroups)
 CHANNELS = TypeAdapter(ChannelDirectory)
+CONVERSATION = TypeAdapter(str)
 
 
 def user_directory(users: Sequence[SlackUser]) -> UserDirectory:
@@ -137,6 +143,20 @@ class SlackSource(AccountSource[SlackApi]):
 
         key = self._key("channels")
         return await self.cache.get_or_fetch(key, fetch, self.ttl["channels"], record=CHANNELS)
+
+    async def direct_message(self, user_id: str) -> str:
+        """The id of the direct-message conversation with `user_id` (a `U…`/`W…` id), cached."""
+
+        async def fetch() -> str:
+            return await self.api.open_conversation(user_id)
+
+        cached = await self.cache.get_or_fetch(
+            self.key("direct_messages", user_id),
+            fetch,
+            self.ttl["direct_messages"],
+            record=CONVERSATION,
+        )
+        return cached.value
 
     async def refresh_users(self) -> Cached[UserDirectory]:
         """Fetch the users now and replace the cached copy (after Slack said `invalid_users`)."""

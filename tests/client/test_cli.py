@@ -102,9 +102,10 @@ def test_qontract_server_token_is_never_printed(
 
 
 def test_missing_configuration_exits_2_naming_the_variable() -> None:
+    """The gateway is the one setting needed (qontract-server only for a non-federating one)."""
     result = run_cli(COMMAND, env={})
     assert result.returncode == 2
-    assert "QONTRACT_RECONCILE_API_QONTRACT_SERVER__URL" in result.stderr
+    assert "QONTRACT_RECONCILE_API_GATEWAY__URL" in result.stderr
 
 
 def test_static_flag_off_skips_the_run_with_exit_0(

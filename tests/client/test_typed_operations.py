@@ -1,5 +1,6 @@
 """Every `.gql` operation validates against its schema; its models are qenerate's, regenerated."""
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from graphql import (
     FragmentDefinitionNode,
     GraphQLSchema,
     OperationDefinitionNode,
+    build_client_schema,
     build_schema,
     parse,
     validate,
@@ -23,6 +25,7 @@ from reconcile_client.operations import (
     RECONCILE_TASK,
     SCHEDULE_USERS,
     SLACK_USERGROUPS_DESIRED_STATE,
+    SLACK_USERGROUPS_JOINED,
     SLACK_USERGROUPS_RECONCILE,
     Fragment,
     Operation,
@@ -92,11 +95,23 @@ def test_qontract_server_operation_validates_against_the_real_servers_schema(
     assert_valid(REAL_QONTRACT_SERVER_SCHEMA, operation.document)
 
 
+def test_joined_operation_validates_against_the_federating_gateways_merged_schema() -> None:
+    """The schema gql/federated is generated against: the real server's and the gateway's."""
+    introspection = json.loads(qenerate.QONTRACT_SERVER_INTROSPECTION.read_text())
+    merged = build_client_schema(qenerate.federated_introspection(introspection)["data"])
+    assert_valid(merged, SLACK_USERGROUPS_JOINED.document)
+    assert validate(REAL_QONTRACT_SERVER_SCHEMA, parse(SLACK_USERGROUPS_JOINED.document)), (
+        "the live fields are the gateway's, not qontract-server's"
+    )
+
+
 FRAGMENTS = [SCHEDULE_USERS, ESCALATION_POLICY_USERS, OWNERS]
 
 
 @pytest.mark.parametrize(
-    "operation", GATEWAY_OPERATIONS + QONTRACT_SERVER_OPERATIONS, ids=lambda op: op.name
+    "operation",
+    [*GATEWAY_OPERATIONS, *QONTRACT_SERVER_OPERATIONS, SLACK_USERGROUPS_JOINED],
+    ids=lambda op: op.name,
 )
 def test_each_binding_runs_the_operation_it_is_named_after(operation: Operation[Any]) -> None:
     definitions = parse(operation.document).definitions

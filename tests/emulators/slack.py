@@ -1,7 +1,10 @@
 """A stateful Slack Web API emulator: users, usergroups, conversations and posted messages."""
 
+import asyncio
 import base64
 import itertools
+import math
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +27,17 @@ class SlackFailure(Exception):
         self.error = error
 
 
+class SlackRateLimited(Exception):
+    """HTTP 429 with `Retry-After` (seconds) and `{"ok": false, "error": "ratelimited"}`."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("ratelimited")
+        self.retry_after = retry_after
+
+
+MAX_MESSAGE_CHARACTERS = 40_000  # chat.postMessage answers msg_too_long above this
+
+
 @dataclass
 class SlackState:
     """What the emulated workspace holds; tests read and change it directly."""
@@ -33,7 +47,11 @@ class SlackState:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     usergroups: dict[str, dict[str, Any]] = field(default_factory=dict)
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
-    messages: list[dict[str, str]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    direct_messages: dict[str, str] = field(default_factory=dict)
+    post_limit: tuple[int, float] | None = None
+    post_answer_delay: float = 0.0
+    _posts: dict[str, list[float]] = field(default_factory=dict, init=False, repr=False)
     _serial: Iterator[int] = field(
         default_factory=lambda: itertools.count(1), init=False, repr=False
     )
@@ -68,16 +86,44 @@ class SlackState:
         self.users[user_id] = user
 
     def add_channel(
-        self, channel_id: str, name: str, archived: bool = False, private: bool = False
+        self,
+        channel_id: str,
+        name: str,
+        archived: bool = False,
+        private: bool = False,
+        member: bool = True,
     ) -> None:
-        """A conversation as `conversations.list` shows it."""
+        """A conversation as `conversations.list` shows it; `member`: the bot is in it."""
         self.channels[channel_id] = {
             "id": channel_id,
             "name": name,
             "is_channel": True,
             "is_private": private,
             "is_archived": archived,
+            "is_member": member,
         }
+
+    def messages_in(self, channel_id: str) -> list[str]:
+        """The texts posted to conversation `channel_id`, oldest first."""
+        return [m["text"] for m in self.messages if m["channel"] == channel_id]
+
+    def direct_messages_to(self, user_id: str) -> list[str]:
+        """The texts posted to the direct-message conversation with `user_id`."""
+        conversation = self.direct_messages.get(user_id)
+        return self.messages_in(conversation) if conversation else []
+
+    def over_post_limit(self, channel_id: str) -> float | None:
+        """Seconds to wait when a post to `channel_id` exceeds `post_limit`, else None (counted)."""
+        if self.post_limit is None:
+            return None
+        requests, window = self.post_limit
+        now = time.monotonic()
+        recent = [t for t in self._posts.get(channel_id, []) if now - t < window]
+        if len(recent) >= requests:
+            self._posts[channel_id] = recent
+            return window - (now - recent[0])
+        self._posts[channel_id] = [*recent, now]
+        return None
 
     def add_usergroup(
         self,
@@ -156,6 +202,8 @@ class SlackEmulator(UpstreamEmulator):
             "usergroups.users.update": self.usergroups_users_update,
             "usergroups.enable": self.usergroups_enable,
             "chat.postMessage": self.chat_post_message,
+            "conversations.open": self.conversations_open,
+            "conversations.join": self.conversations_join,
         }
         super().__init__([Route("/api/{method}", self.dispatch, methods=["GET", "POST"])])
 
@@ -175,6 +223,12 @@ class SlackEmulator(UpstreamEmulator):
             return JSONResponse({"ok": True, **await method(args)})
         except SlackFailure as failure:
             return JSONResponse({"ok": False, "error": failure.error})
+        except SlackRateLimited as limited:
+            return JSONResponse(
+                {"ok": False, "error": "ratelimited"},
+                status_code=429,
+                headers={"Retry-After": str(max(1, math.ceil(limited.retry_after)))},
+            )
 
     def _page(
         self, method: str, items: list[dict[str, Any]], args: Args
@@ -257,15 +311,75 @@ class SlackEmulator(UpstreamEmulator):
         return {"usergroup": self._shown(group, False)}
 
     async def chat_post_message(self, args: Args) -> Answer:
-        """chat.postMessage to a channel id or a user id (a direct message); recorded."""
+        """chat.postMessage to a channel the bot is in, a direct message or a user id; recorded.
+
+        A public channel the bot is not in is `not_in_channel`, a private one `channel_not_found`;
+        over `post_limit` posts per channel answer HTTP 429 with Retry-After.
+        """
         channel = args.get("channel", "")
-        if channel not in self.state.channels and self.state.user_by_any_id(channel) is None:
-            raise SlackFailure("channel_not_found")
-        if not args.get("text"):
+        self._postable(channel)
+        text = args.get("text", "")
+        if not text:
             raise SlackFailure("no_text")
+        if len(text) > MAX_MESSAGE_CHARACTERS:
+            raise SlackFailure("msg_too_long")
+        wait = self.state.over_post_limit(channel)
+        if wait is not None:
+            raise SlackRateLimited(wait)
         ts = f"{1_700_000_000 + len(self.state.messages)}.000100"
-        self.state.messages.append({"channel": channel, "text": args["text"], "ts": ts})
-        return {"channel": channel, "ts": ts, "message": {"text": args["text"], "ts": ts}}
+        message: dict[str, Any] = {"channel": channel, "text": text, "ts": ts, "at": time.time()}
+        if args.get("thread_ts"):
+            message["thread_ts"] = args["thread_ts"]
+        self.state.messages.append(message)
+        if self.state.post_answer_delay:
+            await asyncio.sleep(self.state.post_answer_delay)  # posted, but the answer is late
+        return {"channel": channel, "ts": ts, "message": {"text": text, "ts": ts}}
+
+    async def conversations_open(self, args: Args) -> Answer:
+        """conversations.open with one user: that user's direct-message conversation id."""
+        users = _split(args.get("users", ""))
+        if not users:
+            raise SlackFailure("users_list_not_supplied")
+        if len(users) > 1:
+            raise SlackFailure("method_not_supported_for_channel_type")
+        user = self.state.user_by_any_id(users[0])
+        if user is None:
+            raise SlackFailure("user_not_found")
+        if user["deleted"]:
+            raise SlackFailure("user_disabled")
+        existing = self.state.direct_messages.get(user["id"])
+        if existing is not None:
+            return {"no_op": True, "already_open": True, "channel": {"id": existing}}
+        conversation = f"D{next(self.state._serial):08d}"
+        self.state.direct_messages[user["id"]] = conversation
+        return {"channel": {"id": conversation}}
+
+    async def conversations_join(self, args: Args) -> Answer:
+        """conversations.join: the bot becomes a member of a public, unarchived channel."""
+        channel = self.state.channels.get(args.get("channel", ""))
+        if channel is None:
+            raise SlackFailure("channel_not_found")
+        if channel["is_archived"]:
+            raise SlackFailure("is_archived")
+        if channel["is_private"]:
+            raise SlackFailure("method_not_supported_for_channel_type")
+        if channel["is_member"]:
+            return {"channel": channel, "warning": "already_in_channel"}
+        channel["is_member"] = True
+        return {"channel": channel}
+
+    def _postable(self, channel: str) -> None:
+        if channel in self.state.direct_messages.values():
+            return
+        if self.state.user_by_any_id(channel) is not None:
+            return
+        found = self.state.channels.get(channel)
+        if found is None or (found["is_private"] and not found["is_member"]):
+            raise SlackFailure("channel_not_found")
+        if found["is_archived"]:
+            raise SlackFailure("is_archived")
+        if not found["is_member"]:
+            raise SlackFailure("not_in_channel")
 
     def _group(self, args: Args) -> dict[str, Any]:
         group = self.state.usergroups.get(args.get("usergroup", ""))

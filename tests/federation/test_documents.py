@@ -1,11 +1,13 @@
 """Joined documents as integrations write them: aliases, fragments, variables, directives."""
 
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
 
 from gateway.auth import mint_token
+from gateway.federation.http import FederatedView
 from tests.emulators.qontract_bundle import BUNDLE_PATH, bundle_sha
 from tests.emulators.qontract_server_standin import QontractServerStandin
 from tests.federation.conftest import Servers, post
@@ -178,3 +180,37 @@ def test_the_gateways_limits_apply_before_anything_is_forwarded(joined: Servers)
     )
     assert too_deep["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert standin.count("/graphql") == 0
+
+
+def test_a_refused_pass_through_query_is_refused_again_and_never_forwarded(
+    joined: Servers,
+) -> None:
+    """Limit checks are kept per document: asked again, the answer is the same refusal, and
+    qontract-server sees neither; an accepted document is then served."""
+    gateway, standin, _, _ = joined
+    standin.reset()
+    for _ in range(2):
+        body = post(gateway.url, "{ users_v1 { _qgw_x: org_username } }")
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert standin.count("/graphql") == 0
+    assert post(gateway.url, "{ users_v1 { org_username } }")["data"]["users_v1"]
+
+
+def test_federated_answers_are_encoded_with_orjson_and_json_for_wide_integers() -> None:
+    """orjson refuses integers beyond 64 bits: those answers are encoded by `json` instead."""
+    view: Any = None  # encode_json reads nothing of the view
+    assert FederatedView.encode_json(view, {"a": "é", "n": 1}) == '{"a":"é","n":1}'.encode()
+    assert FederatedView.encode_json(view, {"n": 2**70}) == b'{"n":1180591620717411303424}'
+
+
+def test_pass_through_operation_names_are_bounded_metric_labels(joined: Servers) -> None:
+    """A caller's own operation name is counted as `other`; a known client operation by name."""
+    gateway, _, _, _ = joined
+    for name in ("CallerChosenA", "CallerChosenB", "SlackUsergroupsDesiredState"):
+        body = post(gateway.url, f"query {name} {{ users_v1 {{ org_username }} }}")
+        assert body["data"]["users_v1"]
+    metrics = httpx.get(f"{gateway.url}/metrics", timeout=10).text
+    assert "CallerChosen" not in metrics
+    counted = 'qontract_gateway_graphql_operations_total{operation="%s",outcome="ok",type="query"}'
+    assert counted % "other" in metrics
+    assert counted % "SlackUsergroupsDesiredState" in metrics

@@ -156,7 +156,7 @@ def test_commands_and_flags_exist_in_the_cli() -> None:
                 assert option(args, "--host") == "0.0.0.0"
             if command == "worker":
                 worker_queues.extend(option(args, "--queues").split(","))
-    assert set(helps) == {"serve", "worker"}
+    assert set(helps) == {"serve", "worker", "notifier"}
     assert sorted(worker_queues) == sorted(QUEUES)
 
 
@@ -223,6 +223,9 @@ def test_service_probes_budgets_and_scalers_point_at_the_right_pods() -> None:
     assert api["ports"][0]["containerPort"] == int(option(api["args"], "--port"))
     assert api["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert api["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    notifier = containers(deployments["qontract-gateway-notifier"])[0]
+    assert notifier["ports"][0]["containerPort"] == int(option(notifier["args"], "--port"))
+    assert notifier["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     budgets = of_kind(processed, "PodDisruptionBudget")
     assert sorted(
         name
@@ -232,7 +235,7 @@ def test_service_probes_budgets_and_scalers_point_at_the_right_pods() -> None:
     hpa = of_kind(processed, "HorizontalPodAutoscaler")["qontract-gateway-api"]
     assert hpa["spec"]["scaleTargetRef"]["name"] == "qontract-gateway-api"
     scaled = of_kind(processed, "ScaledObject")
-    workers = {name for name in deployments if name != "qontract-gateway-api"}
+    workers = {name for name in deployments if "-worker-" in name}
     assert {s["spec"]["scaleTargetRef"]["name"] for s in scaled.values()} == workers
     monitor = of_kind(processed, "ServiceMonitor")["qontract-gateway"]
     assert selects(monitor["spec"]["selector"]["matchLabels"]) == {"qontract-gateway-api"}

@@ -5,7 +5,8 @@ environment. `python -m tests.support.qenerate install` makes the venv (CI does 
 tests); `python -m tests.support.qenerate` regenerates reconcile_client/gql/*/*.py in place.
 Each directory is generated against its schema's introspection: gql/gateway against the
 gateway's Strawberry schema, gql/qontract_server against the real qontract-server's
-(tests/data/qontract_server/introspection.json).
+(tests/data/qontract_server/introspection.json), gql/federated against the schema a federating
+gateway serves: both merged, with the live fields (gateway.federation.merge, schema.app_interface).
 """
 
 import json
@@ -18,11 +19,14 @@ import venv
 from pathlib import Path
 from typing import Any
 
+from graphql import introspection_from_schema
 from prometheus_client import CollectorRegistry
 
+from gateway.federation.merge import merge_schema
 from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
 from schema import build_schema
+from schema.app_interface import TABLE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GQL_DIR = REPO_ROOT / "reconcile_client" / "gql"
@@ -86,11 +90,20 @@ def gateway_introspection() -> dict[str, Any]:
     return {"data": schema.introspect()}
 
 
+def federated_introspection(qontract_server: dict[str, Any]) -> dict[str, Any]:
+    """The merged schema's introspection: the gateway's, qontract-server's and the live fields."""
+    gateway = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()))
+    merged = merge_schema(gateway._schema, qontract_server["data"], TABLE.sdl())
+    return {"data": introspection_from_schema(merged.schema)}
+
+
 def introspections() -> dict[str, dict[str, Any]]:
     """Each gql/ subdirectory's schema, as introspection JSON qenerate reads."""
+    qontract_server = json.loads(QONTRACT_SERVER_INTROSPECTION.read_text())
     return {
         "gateway": gateway_introspection(),
-        "qontract_server": json.loads(QONTRACT_SERVER_INTROSPECTION.read_text()),
+        "qontract_server": qontract_server,
+        "federated": federated_introspection(qontract_server),
     }
 
 

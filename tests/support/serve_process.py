@@ -1,4 +1,4 @@
-"""Run `qontract-gateway serve` as a subprocess of this checkout, as an operator would."""
+"""Run `qontract-gateway serve` (or another command) as a subprocess of this checkout."""
 
 import os
 import subprocess
@@ -30,17 +30,27 @@ def answers(url: str) -> bool:
 @contextmanager
 def serving(**settings: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """A ready `serve` on a free port with `settings` as environment variables; killed after."""
+    with running("serve", env=settings) as started:
+        yield started
+
+
+@contextmanager
+def running(*arguments: str, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`qontract-gateway <arguments> --port <free port>` with `env` added, once its /readyz
+    answers 200; killed after the block."""
     port = free_port()
     process = subprocess.Popen(
-        ["qontract-gateway", "serve", "--port", str(port)],
-        env={**clean_env(), **settings, "PYTHONPATH": str(CHECKOUT)},
+        ["qontract-gateway", *arguments, "--port", str(port)],
+        env={**clean_env(), **env, "PYTHONPATH": str(CHECKOUT)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: answers(url) or process.poll() is not None, 30, "serve to be ready")
+        wait_until(
+            lambda: answers(url) or process.poll() is not None, 30, f"{arguments[0]} to be ready"
+        )
         assert process.poll() is None, process.stdout.read() if process.stdout else ""
         yield process, url
     finally:

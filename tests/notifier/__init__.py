@@ -1,0 +1,1 @@
+"""Tests of the notifier process and its delivery."""

@@ -12,15 +12,13 @@ import httpx
 import pytest
 import redis
 import yaml
-from click.testing import CliRunner
 
 from gateway.auth import mint_token
-from gateway.cli import main
 from gateway.events import Event
 from gateway.events.redis_streams import encode_entry, stream_keys
 from tests.emulators.slack import SlackEmulator
 from tests.support.gateway import graphql
-from tests.support.serve_process import running
+from tests.support.serve_process import CHECKOUT, clean_env, running
 from tests.support.server_thread import ServerThread
 from tests.support.slack_workspace import TOKEN_VARIABLE, coreos_slack
 from tests.support.wait import wait_until
@@ -224,9 +222,17 @@ def test_a_channel_for_a_workspace_that_is_not_configured_is_refused_at_start(
     config.write_text(
         yaml.safe_dump({"redis": {"url": redis_url}, "notifier": {"channels": {"nope": "x"}}})
     )
-    result = CliRunner().invoke(main, ["notifier", "--config", str(config)])
-    assert result.exit_code == 2
-    assert "not configured: ['nope']" in result.output
+    # a subprocess: the command configures logging for its whole process
+    result = subprocess.run(
+        ["qontract-gateway", "notifier", "--config", str(config)],
+        env={**clean_env(), "PYTHONPATH": str(CHECKOUT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "not configured: ['nope']" in result.stderr
 
 
 def test_a_new_group_starts_at_new_events_so_a_first_deploy_replays_nothing(

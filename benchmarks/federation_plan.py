@@ -16,6 +16,7 @@ from gateway.federation.merge import merge_schema
 from gateway.federation.plan import plan_operation
 from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
+from resolvers.systems import SYSTEMS
 from schema import build_schema
 from schema.app_interface import TABLE
 
@@ -38,7 +39,7 @@ def main() -> None:
     runs = parser.parse_args().runs
     introspection = json.loads((DATA / "introspection.json").read_text())
     introspection = introspection.get("data", introspection)
-    gateway = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()))
+    gateway = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()), SYSTEMS)
     started = time.perf_counter()
     merged = merge_schema(gateway._schema, introspection, TABLE.sdl())
     print(f"merge: {time.perf_counter() - started:.3f} s")

@@ -20,6 +20,7 @@ from gateway.logging import configure_logging
 from gateway.metrics import GatewayMetrics
 from gateway.settings import CONFIG_FILE_VARIABLE, QueryLimits, Settings, load_settings
 from gateway.tasks.engine import QUEUES
+from gateway.tasks.kinds import KindsFactory
 
 log = structlog.get_logger("gateway.cli")
 
@@ -82,11 +83,13 @@ def serve(
             os.environ[f"QONTRACT_GATEWAY_{name}"] = str(value)
     settings = _load()
     configure_logging(settings.log_format, settings.log_level)
-    for system, account in settings.upstreams.accounts():
-        try:
-            account.token.read()
-        except ValueError as error:
-            raise click.ClickException(f"{system} account {account.name!r}: {error}") from None
+    from gateway.registry import read_credentials
+    from resolvers.systems import SYSTEMS
+
+    try:
+        read_credentials(settings.upstreams, SYSTEMS)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
     if settings.auth.secret is None:
         if not is_loopback(settings.host):
             raise click.UsageError(
@@ -149,12 +152,26 @@ def worker(config_file: Path | None, queues: str, concurrency: int) -> None:
     unknown = set(names) - set(QUEUES)
     if unknown or not names:
         raise click.BadParameter(f"known queues: {', '.join(QUEUES)}", param_hint="--queues")
+    from gateway.registry import read_credentials, worker_kinds
+    from resolvers.systems import SYSTEMS
+
+    try:
+        read_credentials(settings.upstreams, SYSTEMS)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    run_worker(settings, names, concurrency, worker_kinds(SYSTEMS))
+
+
+def run_worker(
+    settings: Settings, queues: list[str], concurrency: int, kinds: KindsFactory
+) -> None:
+    """Consume `queues` with `concurrency` Celery processes running the kinds `kinds` makes."""
     from gateway.tasks.worker import create_worker_app
 
-    create_worker_app(settings).worker_main(
+    create_worker_app(settings, kinds).worker_main(
         argv=[
             "worker",
-            f"--queues={','.join(names)}",
+            f"--queues={','.join(queues)}",
             f"--concurrency={concurrency}",
             "--pool=prefork",
             f"--loglevel={settings.log_level.upper()}",
@@ -197,9 +214,10 @@ def token(config_file: Path | None, subject: str, scopes: str, expires_days: int
 )
 def export_schema(output: Path | None) -> None:
     """Print the GraphQL SDL (checked in as schema/schema.graphql)."""
+    from resolvers.systems import SYSTEMS
     from schema import build_schema, export_sdl
 
-    sdl = export_sdl(build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry())))
+    sdl = export_sdl(build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()), SYSTEMS))
     if output is None:
         sys.stdout.write(sdl)
     else:

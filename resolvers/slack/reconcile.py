@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from gateway.errors import BadUserInput, GatewayError
 from gateway.events import EventPublisher
-from resolvers import Sources
+from gateway.registry import Sources
 from resolvers.slack.apply import EventLog, WorkspaceWriter
 from resolvers.slack.diff import compute_actions
 from resolvers.slack.reconcile_models import (
@@ -35,7 +35,7 @@ async def reconcile(
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise BadUserInput(f"workspaces listed more than once: {', '.join(repeated)}")
-    workspace_sources = [sources.slack_workspace(name) for name in names]
+    workspace_sources = [sources.get(SlackSource, name) for name in names]
     events = EventLog(publisher)
     outcomes = await asyncio.gather(
         *(

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
+from resolvers.systems import SYSTEMS
 from schema import build_schema
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -82,7 +83,7 @@ def ensure_installed(directory: Path) -> Path:
 
 def gateway_introspection() -> dict[str, Any]:
     """The gateway's introspection, from the Strawberry schema `export-schema` prints."""
-    schema = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()))
+    schema = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()), SYSTEMS)
     return {"data": schema.introspect()}
 
 

@@ -1,0 +1,323 @@
+"""The system registry: what each upstream system declares, and the sources built from it.
+
+A system (`resolvers/<system>/system.py`) is one `System` value; the app factory and the worker
+build everything (settings checks, sources, GraphQL root fields, task kinds) from one tuple of
+them. Nothing here knows any particular system.
+"""
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, cast
+
+from pydantic import BaseModel, ValidationError
+
+from gateway.errors import BadUserInput, shown
+from gateway.ratelimit import Bucket, BucketSpec
+from gateway.runtime import Runtime
+from gateway.settings import (
+    Credential,
+    InvalidSettings,
+    RateLimitSettings,
+    UpstreamAccountSettings,
+    problems_of,
+)
+from gateway.tasks.kinds import KindsFactory, TaskFunction, TaskKinds
+from gateway.upstream import (
+    OutageSignal,
+    RateLimitSignal,
+    UpstreamAccount,
+    UpstreamClient,
+    UpstreamPolicy,
+    http_429,
+    no_outage,
+)
+
+A = TypeVar("A", bound=BaseModel)
+S = TypeVar("S")
+
+SINGLE_ACCOUNT = "default"
+"""The account name of a system configured as one mapping rather than a list (qontract-server)."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How one account is reached: base URL, credential, configured limit and HTTP policy."""
+
+    base_url: str
+    token: Credential | None
+    rate_limit: RateLimitSettings | None
+    policy: UpstreamPolicy
+    fetch_slots: bool = True
+
+
+def account_connection(account: UpstreamAccountSettings) -> Connection:
+    """The connection of an ordinary account: `api_url`, `token`, `rate_limit`, `timeout`."""
+    return Connection(
+        account.api_url,
+        account.token,
+        account.rate_limit,
+        UpstreamPolicy(read_timeout=account.timeout),
+    )
+
+
+def configured_spec(limit: RateLimitSettings | None) -> BucketSpec | None:
+    """The bucket of a configured `rate_limit`, or None when the system default applies."""
+    if limit is None:
+        return None
+    return BucketSpec.within(limit.requests, limit.per_seconds, burst=limit.burst)
+
+
+_ACCOUNT_CONNECTION: Callable[[Any], Connection] = account_connection
+
+
+@dataclass(frozen=True)
+class SystemSchema:
+    """A system's GraphQL part: Strawberry types whose fields join the root Query and Mutation,
+    which root fields are served from the shared cache, and types only reachable by interface."""
+
+    queries: tuple[type, ...] = ()
+    mutations: tuple[type, ...] = ()
+    cache_backed: frozenset[str] = frozenset()
+    types: tuple[type, ...] = ()
+
+
+@dataclass(frozen=True)
+class Repositories:
+    """What a system hosting git repositories (the `vcs_*` fields) declares: the host of an
+    account's repository URLs, and whether an account serves only the owner it is named after
+    (GitHub: one account per org, all on github.com)."""
+
+    host: Callable[[Any], str]
+    by_owner: bool = False
+
+
+SourceFactory = Callable[[A, UpstreamClient, Runtime], S]
+SystemKinds = Callable[["Sources", Runtime], Mapping[str, TaskFunction]]
+
+
+@dataclass(frozen=True)
+class System(Generic[A, S]):
+    """One upstream system, declared once: every other part of the gateway reads it from here.
+
+    `name` keys `upstreams.<name>` in the settings, cache keys, buckets and metric labels;
+    `label` replaces `name` in buckets, metrics and errors where they predate the registry;
+    `account_noun` names an account to callers ("Slack workspace"); `settings` validates one
+    account (per-system options live there); `source` turns an account and its pooled client
+    into the cached source the schema and task kinds use.
+    """
+
+    name: str
+    account_noun: str
+    settings: type[A]
+    source_type: type[S]
+    source: SourceFactory[A, S]
+    headers: Callable[[str | None, A], dict[str, str]]
+    rate_limit: BucketSpec
+    tier: str = "api"
+    ttl: Mapping[str, float] = field(default_factory=dict)
+    connection: Callable[[A], Connection] = _ACCOUNT_CONNECTION
+    rate_limit_signal: RateLimitSignal = http_429
+    outage_signal: OutageSignal = no_outage
+    single: bool = False
+    label: str | None = None
+    graphql: SystemSchema = SystemSchema()
+    repositories: Repositories | None = None
+    task_kinds: SystemKinds | None = None
+
+    def accounts(self, raw: object) -> list[A]:
+        """The accounts of `upstreams.<name>`; InvalidSettings names the field that is wrong."""
+        where = f"upstreams.{self.name}"
+        if isinstance(raw, str):  # from QONTRACT_GATEWAY_UPSTREAMS__<SYSTEM>, as JSON
+            try:
+                raw = json.loads(raw)
+            except ValueError:
+                raise InvalidSettings(f"invalid settings: {where}: not JSON") from None
+        items = [raw] if self.single else raw
+        if not isinstance(items, list):
+            shape = "a mapping" if self.single else "a list of accounts"
+            raise InvalidSettings(f"invalid settings: {where}: must be {shape}")
+        accounts: list[A] = []
+        for index, item in enumerate(items):
+            at = where if self.single else f"{where}.{index}"
+            try:
+                account = self.settings.model_validate(item)
+            except ValidationError as error:
+                raise InvalidSettings(f"invalid settings: {problems_of(error, at)}") from None
+            unknown = sorted(set(getattr(account, "ttl", {})) - set(self.ttl))
+            if unknown:
+                known = ", ".join(sorted(self.ttl)) or "none"
+                raise InvalidSettings(
+                    f"invalid settings: {at}.ttl: unknown data type(s) {', '.join(unknown)} "
+                    f"of {self.name}; known: {known}"
+                )
+            accounts.append(account)
+        names = [self.account_name(account) for account in accounts]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise InvalidSettings(
+                f"invalid settings: {where}: account names repeated: {', '.join(repeated)}"
+            )
+        return accounts
+
+    @property
+    def upstream(self) -> str:
+        """How buckets, metrics and errors name the system (`label`, else `name`)."""
+        return self.label or self.name
+
+    def account_name(self, account: A) -> str:
+        """The name callers use for `account`."""
+        return SINGLE_ACCOUNT if self.single else str(getattr(account, "name", ""))
+
+    def client(self, account: A, runtime: Runtime) -> UpstreamClient:
+        """A pooled client for `account` drawing on its shared bucket (system, account, tier);
+        reads the account's credential."""
+        connection = self.connection(account)
+        token = connection.token.read().get_secret_value() if connection.token else None
+        name = self.account_name(account)
+        spec = configured_spec(connection.rate_limit) or self.rate_limit
+        return UpstreamClient(
+            UpstreamAccount(
+                system=self.upstream,
+                name=name,
+                base_url=connection.base_url,
+                bucket=Bucket(self.upstream, name, self.tier, spec),
+                headers=self.headers(token, account),
+                rate_limit_signal=self.rate_limit_signal,
+                outage_signal=self.outage_signal,
+            ),
+            runtime.limiter,
+            runtime.upstream_metrics,
+            connection.policy,
+            runtime.fetch_slots if connection.fetch_slots else None,
+        )
+
+
+AnySystem = System[Any, Any]
+
+
+def configured_accounts(
+    upstreams: Mapping[str, object], systems: Iterable[AnySystem]
+) -> list[tuple[AnySystem, Any]]:
+    """(system, account) of every configured account, in the systems' order; InvalidSettings
+    for an unknown system or an account that does not validate against its system."""
+    by_name = {system.name: system for system in systems}
+    unknown = sorted(set(upstreams) - set(by_name))
+    if unknown:
+        raise InvalidSettings(
+            f"invalid settings: upstreams.{unknown[0]}: unknown system; "
+            f"known: {', '.join(sorted(by_name))}"
+        )
+    return [
+        (system, account)
+        for name, system in by_name.items()
+        if upstreams.get(name) is not None
+        for account in system.accounts(upstreams[name])
+    ]
+
+
+def read_credentials(upstreams: Mapping[str, object], systems: Iterable[AnySystem]) -> None:
+    """Check every configured account and read its credential, so `serve` fails at start-up."""
+    for system, account in configured_accounts(upstreams, systems):
+        token = system.connection(account).token
+        if token is None:
+            continue
+        try:
+            token.read()
+        except InvalidSettings as error:
+            name = system.account_name(account)
+            raise InvalidSettings(f"{system.name} account {name!r}: {error}") from None
+
+
+class Sources:
+    """The source of every configured account, built once per process from the systems and
+    shared by the GraphQL API and the task kinds."""
+
+    def __init__(self, systems: Iterable[AnySystem]) -> None:
+        self.systems = {system.name: system for system in systems}
+        self._sources: dict[str, dict[str, Any]] = {name: {} for name in self.systems}
+        self._kinds: dict[type, str] = {
+            system.source_type: name for name, system in self.systems.items()
+        }
+        self.clients: list[UpstreamClient] = []
+        self._hosts: dict[str, list[tuple[AnySystem, str, Any]]] = {}
+
+    @classmethod
+    def create(cls, runtime: Runtime, systems: Iterable[AnySystem]) -> "Sources":
+        """Sources for `runtime.settings.upstreams`, validated by `systems`; reads credentials."""
+        sources = cls(systems)
+        for system, account in configured_accounts(
+            runtime.settings.upstreams, sources.systems.values()
+        ):
+            client = system.client(account, runtime)
+            sources.clients.append(client)
+            made = system.source(account, client, runtime)
+            name = system.account_name(account)
+            sources._sources[system.name][name] = made
+            if system.repositories is not None:
+                host = system.repositories.host(account).lower()
+                sources._hosts.setdefault(host, []).append((system, name, made))
+        return sources
+
+    def of(self, kind: type[S]) -> dict[str, S]:
+        """Every configured source of class `kind`, by account name (empty when none)."""
+        system = self._kinds.get(kind)
+        return {} if system is None else cast(dict[str, S], self._sources[system])
+
+    def get(self, kind: type[S], name: str) -> S:
+        """The source of class `kind` for account `name`, or BAD_USER_INPUT naming the known."""
+        found = self.of(kind)
+        if name in found:
+            return found[name]
+        system = self._kinds.get(kind)
+        noun = self.systems[system].account_noun if system else kind.__name__
+        known = ", ".join(sorted(found)) or "none"
+        raise BadUserInput(f"unknown {noun} {shown(name)}; configured: {known}")
+
+    def repository_source(self, host: str, owner: str) -> tuple[str, Any]:
+        """(system name, source) of the account serving repositories of `owner` on `host`;
+        BAD_USER_INPUT naming the known hosts, or the known accounts of a by-owner host."""
+        hosted = self._hosts.get(host.lower())
+        if not hosted:
+            known = ", ".join(sorted(self._hosts)) or "none"
+            raise BadUserInput(f"unknown repository host {shown(host)}; configured: {known}")
+        system = hosted[0][0]
+        if system.repositories is not None and not system.repositories.by_owner:
+            return system.name, hosted[0][2]
+        for _, name, source in hosted:
+            if name == owner:
+                return system.name, source
+        known = ", ".join(sorted(name for _, name, _ in hosted))
+        raise BadUserInput(f"unknown {system.account_noun} {shown(owner)}; configured: {known}")
+
+    def accounts(self) -> list[tuple[str, str]]:
+        """(system, account name) of every configured account."""
+        return [(system, name) for system, named in self._sources.items() for name in named]
+
+    def task_kinds(self, runtime: Runtime) -> TaskKinds:
+        """The task kinds every system declares, working on these sources."""
+        kinds = TaskKinds()
+        for system in self.systems.values():
+            if system.task_kinds is not None:
+                for kind, function in system.task_kinds(self, runtime).items():
+                    kinds.register(kind, function)
+        return kinds
+
+    async def aclose(self) -> None:
+        """Close every upstream connection pool."""
+        for client in self.clients:
+            await client.aclose()
+
+
+def worker_kinds(systems: Iterable[AnySystem]) -> KindsFactory:
+    """The task kinds of a worker process: its own sources (built once, closed with the kinds)
+    and every kind `systems` declare."""
+    declared = tuple(systems)
+
+    def make(runtime: Runtime) -> TaskKinds:
+        sources = Sources.create(runtime, declared)
+        kinds = sources.task_kinds(runtime)
+        kinds.closers.append(sources.aclose)
+        return kinds
+
+    return make

@@ -46,14 +46,8 @@ SYSTEM = System(
     rate_limit_signal=rate_limit_signal,
     graphql=SystemSchema(
         queries=(GitHubQuery, VcsQuery),
-        cache_backed=frozenset(
-            {
-                "github_org_members_v1",
-                "github_repo_collaborators_v1",
-                "vcs_owners_v1",
-                "vcs_file_v1",
-            }
-        ),
+        cache_backed=frozenset({"github_org_members_v1", "github_repo_collaborators_v1"})
+        | VCS_FIELDS,
     ),
     repositories=Repositories(host=lambda account: "github.com", by_owner=True),
 )

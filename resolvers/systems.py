@@ -3,10 +3,11 @@ worker are built from (see gateway/registry.py, README "Adding a system")."""
 
 from gateway.registry import AnySystem
 from resolvers.github.system import SYSTEM as GITHUB
+from resolvers.gitlab.system import SYSTEM as GITLAB
 from resolvers.jira.system import SYSTEM as JIRA
 from resolvers.pagerduty.system import SYSTEM as PAGERDUTY
 from resolvers.qontract_server.system import SYSTEM as QONTRACT_SERVER
 from resolvers.slack.system import SYSTEM as SLACK
 
-SYSTEMS: tuple[AnySystem, ...] = (QONTRACT_SERVER, PAGERDUTY, SLACK, GITHUB, JIRA)
+SYSTEMS: tuple[AnySystem, ...] = (QONTRACT_SERVER, PAGERDUTY, SLACK, GITHUB, JIRA, GITLAB)
 # Vault (branch vault-system) joins here once merged: resolvers/vault/system.py's SYSTEM.

@@ -74,12 +74,15 @@ _ACCOUNT_CONNECTION: Callable[[Any], Connection] = account_connection
 @dataclass(frozen=True)
 class SystemSchema:
     """A system's GraphQL part: Strawberry types whose fields join the root Query and Mutation,
-    which root fields are served from the shared cache, and types only reachable by interface."""
+    which root fields are served from the shared cache, types only reachable by interface, and
+    per task kind the converter of its JSON result to its typed result (`ReconcileTask_v1.
+    typed_result`, whose type each result type implements)."""
 
     queries: tuple[type, ...] = ()
     mutations: tuple[type, ...] = ()
     cache_backed: frozenset[str] = frozenset()
     types: tuple[type, ...] = ()
+    results: Mapping[str, Callable[[dict[str, Any]], object]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,11 @@ class TaskContext:
     attempt: int
     runtime: Runtime
 
+    @property
+    def origin(self) -> dict[str, str]:
+        """The task's id and its submitting request's id, for its events' payloads."""
+        return {"task_id": self.task_id, "request_id": self.request_id}
+
 
 TaskFunction = Callable[[dict[str, Any], TaskContext], Coroutine[Any, Any, dict[str, Any]]]
 

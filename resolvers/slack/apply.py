@@ -32,17 +32,25 @@ def reason(error: GatewayError | ActionFailed) -> str:
 
 
 class EventLog:
-    """Publishes the events of one run; a failing publisher is logged, never raised."""
+    """Publishes the events of one run; a failing publisher is logged, never raised.
 
-    def __init__(self, publisher: EventPublisher) -> None:
+    `origin` (the task's `task_id` and its submitting `request_id`) joins every payload.
+    """
+
+    def __init__(self, publisher: EventPublisher, origin: Mapping[str, str] | None = None) -> None:
         self.publisher = publisher
+        self.origin = dict(origin or {})
 
     async def publish(self, name: str, payload: dict[str, Any]) -> None:
-        """Publish `slack-usergroups.<name>` with `payload`."""
+        """Publish `slack-usergroups.<name>` with `payload` (and the run's origin)."""
         event_type = f"{EVENT_PREFIX}.{name}"
         try:
             await self.publisher.publish(
-                Event(event_type=event_type, source=EVENT_SOURCE, payload=payload)
+                Event(
+                    event_type=event_type,
+                    source=EVENT_SOURCE,
+                    payload={**payload, **self.origin},
+                )
             )
         except Exception as error:
             structlog.get_logger(__name__).error(

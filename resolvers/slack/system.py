@@ -13,7 +13,7 @@ from resolvers.slack.reconcile import TASK_KIND, SlackUsergroupsReconcile
 from resolvers.slack.source import SlackSource
 from schema.slack import SlackQuery
 from schema.slack_usergroups_reconcile import SlackUsergroupsMutation
-from schema.slack_usergroups_types import TYPES
+from schema.slack_usergroups_types import TYPES, reconcile_result
 
 
 def headers(token: str | None, account: UpstreamAccountSettings) -> dict[str, str]:
@@ -34,7 +34,7 @@ def task_kinds(sources: Sources, runtime: Runtime) -> Mapping[str, TaskFunction]
     reconcile = SlackUsergroupsReconcile(sources, runtime.events.publisher)
 
     async def reconcile_usergroups(payload: dict[str, Any], context: TaskContext) -> dict[str, Any]:
-        return await reconcile(payload)
+        return await reconcile(payload, context.origin)
 
     return {TASK_KIND: reconcile_usergroups}
 
@@ -54,7 +54,8 @@ SYSTEM = System(
         queries=(SlackQuery,),
         mutations=(SlackUsergroupsMutation,),
         cache_backed=frozenset({"slack_usergroups_v1", "slack_users_v1", "slack_channels_v1"}),
-        types=tuple(TYPES),
+        types=TYPES,
+        results={TASK_KIND: reconcile_result},
     ),
     task_kinds=task_kinds,
 )

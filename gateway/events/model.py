@@ -1,8 +1,7 @@
-"""The event every backend carries, and its CloudEvents 1.0 structured JSON form."""
+"""The event every backend carries, and its JSON form."""
 
 import re
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +10,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from gateway.errors import shown
 
 EVENT_TYPE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$")
-CLOUDEVENTS_SPEC_VERSION = "1.0"
 
 
 def _new_id() -> str:
@@ -57,37 +55,3 @@ class Event(BaseModel):
     def from_json(cls, data: str | bytes) -> "Event":
         """Parse and validate an event from its JSON form."""
         return cls.model_validate_json(data)
-
-    def to_cloudevent(self) -> dict[str, Any]:
-        """This event as a CloudEvents 1.0 structured-mode JSON object."""
-        return {
-            "specversion": CLOUDEVENTS_SPEC_VERSION,
-            "id": self.id,
-            "source": self.source,
-            "type": self.event_type,
-            "time": self.timestamp.isoformat().replace("+00:00", "Z"),
-            "datacontenttype": "application/json",
-            "eventversion": self.version,
-            "data": self.payload,
-        }
-
-    @classmethod
-    def from_cloudevent(cls, cloudevent: Mapping[str, Any]) -> "Event":
-        """Parse a CloudEvents 1.0 structured-mode JSON object; rejects other spec versions."""
-        spec_version = cloudevent.get("specversion")
-        if spec_version != CLOUDEVENTS_SPEC_VERSION:
-            raise ValueError(f"unsupported CloudEvents specversion {spec_version!r}")
-        content_type = cloudevent.get("datacontenttype", "application/json")
-        if content_type != "application/json":
-            raise ValueError(f"unsupported datacontenttype {content_type!r}")
-        fields: dict[str, Any] = {
-            "id": cloudevent["id"],
-            "source": cloudevent["source"],
-            "event_type": cloudevent["type"],
-            "payload": cloudevent.get("data") or {},
-        }
-        if "time" in cloudevent:
-            fields["timestamp"] = cloudevent["time"]
-        if "eventversion" in cloudevent:
-            fields["version"] = cloudevent["eventversion"]
-        return cls.model_validate(fields)

@@ -109,6 +109,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.start()
+        await sources.start()
         gc.collect()
         gc.freeze()
         await tasks.start()

@@ -8,10 +8,11 @@ them. Nothing here knows any particular system.
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
+from gateway.credentials import CredentialHeaders, SecretReader
 from gateway.errors import BadUserInput, shown
 from gateway.ratelimit import Bucket, BucketSpec
 from gateway.runtime import Runtime
@@ -20,7 +21,7 @@ from gateway.settings import (
     InvalidSettings,
     RateLimitSettings,
     UpstreamAccountSettings,
-    problems_of,
+    validation_problems,
 )
 from gateway.tasks.kinds import KindsFactory, TaskFunction, TaskKinds
 from gateway.upstream import (
@@ -95,6 +96,16 @@ class Repositories:
     by_owner: bool = False
 
 
+class SecretStore(SecretReader, Protocol):
+    """A secret reader with a lifetime: logs in at `start`, stops renewing at `aclose`."""
+
+    async def start(self) -> None:
+        """Log in; CredentialUnavailable names what failed."""
+
+    async def aclose(self) -> None:
+        """Stop renewals and close connections."""
+
+
 SourceFactory = Callable[[A, UpstreamClient, Runtime], S]
 SystemKinds = Callable[["Sources", Runtime], Mapping[str, TaskFunction]]
 
@@ -104,6 +115,8 @@ class System(Generic[A, S]):
     """One upstream system, declared once: every other part of the gateway reads it from here.
 
     `name` keys `upstreams.<name>` in the settings, cache keys, buckets and metric labels;
+    `secret_store` marks the system keeping other accounts' `vault` credentials (Vault): the
+    registry builds it first and reads those credentials through it.
     `label` replaces `name` in buckets, metrics and errors where they predate the registry;
     `account_noun` names an account to callers ("Slack workspace"); `settings` validates one
     account (per-system options live there); `source` turns an account and its pooled client
@@ -126,6 +139,7 @@ class System(Generic[A, S]):
     label: str | None = None
     graphql: SystemSchema = SystemSchema()
     repositories: Repositories | None = None
+    secret_store: Callable[[Mapping[str, Any]], SecretStore] | None = None
     task_kinds: SystemKinds | None = None
 
     def accounts(self, raw: object) -> list[A]:
@@ -146,7 +160,9 @@ class System(Generic[A, S]):
             try:
                 account = self.settings.model_validate(item)
             except ValidationError as error:
-                raise InvalidSettings(f"invalid settings: {problems_of(error, at)}") from None
+                raise InvalidSettings(
+                    f"invalid settings: {validation_problems(error, at)}"
+                ) from None
             unknown = sorted(set(getattr(account, "ttl", {})) - set(self.ttl))
             if unknown:
                 known = ", ".join(sorted(self.ttl)) or "none"
@@ -172,11 +188,20 @@ class System(Generic[A, S]):
         """The name callers use for `account`."""
         return SINGLE_ACCOUNT if self.single else str(getattr(account, "name", ""))
 
-    def client(self, account: A, runtime: Runtime) -> UpstreamClient:
-        """A pooled client for `account` drawing on its shared bucket (system, account, tier);
-        reads the account's credential."""
+    def credential(self, account: A, secrets: SecretReader | None) -> CredentialHeaders | None:
+        """The headers of `account` from its credential: read now for `env`/`file`, through
+        `secrets` per request for `vault`; None for an account without a credential."""
+        token = self.connection(account).token
+        if token is None:
+            return None
+        return CredentialHeaders(token, lambda value: self.headers(value, account), secrets)
+
+    def client(
+        self, account: A, runtime: Runtime, credential: CredentialHeaders | None = None
+    ) -> UpstreamClient:
+        """A pooled client for `account` drawing on its shared bucket (system, account, tier),
+        sending the headers of `credential`."""
         connection = self.connection(account)
-        token = connection.token.read().get_secret_value() if connection.token else None
         name = self.account_name(account)
         spec = configured_spec(connection.rate_limit) or self.rate_limit
         return UpstreamClient(
@@ -185,9 +210,10 @@ class System(Generic[A, S]):
                 name=name,
                 base_url=connection.base_url,
                 bucket=Bucket(self.upstream, name, self.tier, spec),
-                headers=self.headers(token, account),
+                headers=credential.fixed if credential else self.headers(None, account),
                 rate_limit_signal=self.rate_limit_signal,
                 outage_signal=self.outage_signal,
+                credential_headers=credential.changing if credential else None,
             ),
             runtime.limiter,
             runtime.upstream_metrics,
@@ -223,8 +249,8 @@ def read_credentials(upstreams: Mapping[str, object], systems: Iterable[AnySyste
     """Check every configured account and read its credential, so `serve` fails at start-up."""
     for system, account in configured_accounts(upstreams, systems):
         token = system.connection(account).token
-        if token is None:
-            continue
+        if token is None or token.vault is not None:
+            continue  # a `vault` one is read when the app starts (Sources.start)
         try:
             token.read()
         except InvalidSettings as error:
@@ -244,23 +270,48 @@ class Sources:
         }
         self.clients: list[UpstreamClient] = []
         self._hosts: dict[str, list[tuple[AnySystem, str, Any]]] = {}
+        self.secrets: SecretStore | None = None
+        self._credentials: list[tuple[str, CredentialHeaders]] = []
 
     @classmethod
     def create(cls, runtime: Runtime, systems: Iterable[AnySystem]) -> "Sources":
-        """Sources for `runtime.settings.upstreams`, validated by `systems`; reads credentials."""
+        """Sources for `runtime.settings.upstreams`, validated by `systems`; reads `env`/`file`
+        credentials now, `vault` ones through the secret store (at `start`, or first use)."""
         sources = cls(systems)
-        for system, account in configured_accounts(
-            runtime.settings.upstreams, sources.systems.values()
-        ):
-            client = system.client(account, runtime)
-            sources.clients.append(client)
-            made = system.source(account, client, runtime)
-            name = system.account_name(account)
-            sources._sources[system.name][name] = made
-            if system.repositories is not None:
-                host = system.repositories.host(account).lower()
-                sources._hosts.setdefault(host, []).append((system, name, made))
+        accounts = configured_accounts(runtime.settings.upstreams, sources.systems.values())
+        stores = [system for system in sources.systems.values() if system.secret_store]
+        for system, account in accounts:
+            if system.secret_store is not None:
+                sources._add(system, account, runtime)
+        for system in stores:
+            assert system.secret_store is not None
+            sources.secrets = system.secret_store(sources._sources[system.name])
+        for system, account in accounts:
+            if system.secret_store is None:
+                sources._add(system, account, runtime)
         return sources
+
+    def _add(self, system: AnySystem, account: Any, runtime: Runtime) -> None:
+        """Build `account`'s credential headers, client and source."""
+        name = system.account_name(account)
+        credential = system.credential(account, self.secrets)
+        if credential is not None and credential.changing is not None:
+            self._credentials.append((f"{system.name} account {name!r}", credential))
+        client = system.client(account, runtime, credential)
+        self.clients.append(client)
+        made = system.source(account, client, runtime)
+        self._sources[system.name][name] = made
+        if system.repositories is not None:
+            host = system.repositories.host(account).lower()
+            self._hosts.setdefault(host, []).append((system, name, made))
+
+    async def start(self) -> None:
+        """Log in to the secret store and read every credential kept there: a clear error
+        (CredentialUnavailable) naming the account if one fails."""
+        if self.secrets is not None:
+            await self.secrets.start()
+        for owner, credential in self._credentials:
+            await credential.verify(owner)
 
     def of(self, kind: type[S]) -> dict[str, S]:
         """Every configured source of class `kind`, by account name (empty when none)."""
@@ -307,7 +358,9 @@ class Sources:
         return kinds
 
     async def aclose(self) -> None:
-        """Close every upstream connection pool."""
+        """Stop the secret store's renewals and close every upstream connection pool."""
+        if self.secrets is not None:
+            await self.secrets.aclose()
         for client in self.clients:
             await client.aclose()
 

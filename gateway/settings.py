@@ -120,22 +120,47 @@ class RedisSettings(BaseModel):
     )
 
 
+VAULT_PATH = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$"
+
+
+class VaultReference(BaseModel):
+    """A secret in a configured Vault instance: app-interface's `VaultSecret_v1`, plus where."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instance: str = Field(description="the `name` of an `upstreams.vault` account")
+    path: str = Field(
+        max_length=1024,
+        pattern=VAULT_PATH,
+        description="mount and secret path, e.g. `app-sre/creds/pagerduty` (KV v1 or v2)",
+    )
+    field: str = Field(min_length=1, max_length=256, description="the key inside the secret")
+    version: int | None = Field(None, ge=1, description="KV v2 only; default: the latest")
+
+
 class Credential(BaseModel):
-    """Where a secret lives: an environment variable or a file, never the value itself."""
+    """Where a secret lives: an environment variable, a file or Vault, never the value itself."""
 
     model_config = ConfigDict(extra="forbid")
 
     env: str | None = None
     file: Path | None = None
+    vault: VaultReference | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Credential":
-        if (self.env is None) == (self.file is None):
-            raise ValueError("a credential names exactly one of `env` or `file`")
+        if [self.env, self.file, self.vault].count(None) != 2:
+            raise ValueError("a credential names exactly one of `env`, `file` or `vault`")
         return self
 
     def read(self) -> SecretStr:
-        """The secret; InvalidSettings names the variable or file (never the value) if absent."""
+        """The secret of an `env` or `file` credential; InvalidSettings names the variable or
+        file (never the value) if absent. A `vault` one is read through a `SecretReader`."""
+        if self.vault is not None:
+            raise InvalidSettings(
+                f"credential in Vault instance {self.vault.instance!r} at {self.vault.path!r} "
+                "is read through the Vault system, not at settings time"
+            )
         if self.env is not None:
             value = os.environ.get(self.env)
             if not value:
@@ -342,13 +367,13 @@ def load_settings(config_file: Path | None = None) -> Settings:
     try:
         return Settings(**data)
     except ValidationError as error:
-        raise InvalidSettings(f"invalid settings: {problems_of(error)}") from None
+        raise InvalidSettings(f"invalid settings: {validation_problems(error)}") from None
 
 
-def problems_of(error: ValidationError, prefix: str = "") -> str:
-    """Each problem of `error` as `field.path: message`, under `prefix`; never the values."""
+def validation_problems(error: ValidationError, location: str = "") -> str:
+    """Each problem of `error` as `field.path: message` under `location`, never the input."""
     return "; ".join(
-        f"{'.'.join(str(part) for part in (prefix, *problem['loc']) if part != '')}: "
-        f"{problem['msg']}"
+        ".".join([location, *(str(part) for part in problem["loc"])]).lstrip(".")
+        + f": {problem['msg']}"
         for problem in error.errors(include_input=False, include_url=False)
     )

@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -41,6 +41,10 @@ RateLimitSignal = Callable[[httpx.Response], float | None]
 
 OutageSignal = Callable[[httpx.Response], str | None]
 """Why a successful HTTP answer is really a transient upstream failure, or None when it is not."""
+
+
+HeaderSource = Callable[[], Awaitable[Mapping[str, str]]]
+"""The auth headers of an account whose credential can change (one read from Vault)."""
 
 
 _TEMPLATE = re.compile(r"^(/([A-Za-z0-9_~-][A-Za-z0-9._~-]*|\{\}))*/?$")
@@ -144,6 +148,8 @@ class UpstreamAccount:
     systems that signal rate limits otherwise (GitHub's 403 secondary limit) pass their own.
     `outage_signal` finds transient failures inside successful answers (Slack's HTTP 200 with
     `ok: false, error: internal_error`), so they are retried and count for the breaker.
+    `credential_headers`, when set, gives auth headers that may change (a secret read from
+    Vault); it is awaited once per logical request, before any attempt.
     """
 
     system: str
@@ -153,6 +159,7 @@ class UpstreamAccount:
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     rate_limit_signal: RateLimitSignal = http_429
     outage_signal: OutageSignal = no_outage
+    credential_headers: HeaderSource | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -202,6 +209,7 @@ class _Body:
     json: Any
     data: Mapping[str, str] | None
     answers: frozenset[int] = frozenset()
+    headers: Mapping[str, str] | None = field(default=None, repr=False)
 
 
 class _Retryable(Exception):
@@ -260,6 +268,7 @@ class UpstreamClient:
         deadline: float | None = None,
         bucket: Bucket | None = None,
         answers: frozenset[int] = frozenset(),
+        credentials: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Send one logical request and return its 2xx/3xx response, or raise a `GatewayError`.
 
@@ -270,7 +279,8 @@ class UpstreamClient:
         `data` is sent as a form body. `bucket` replaces the account's bucket for upstreams whose
         limits are per method (Slack); a 429 then pauses only that bucket. Each attempt holds a
         fetch slot (`FetchSlots`) while it is on the wire. 4xx statuses in `answers` are returned
-        as answers rather than raised (qontract-server's 400, 404 and 413).
+        as answers rather than raised (qontract-server's 400, 404 and 413). `credentials`
+        replaces the account's `credential_headers` for this call (Vault's login and renewal).
         """
         if not isinstance(path, UpstreamPath):
             raise TypeError("upstream requests take an UpstreamPath, never a plain string")
@@ -279,6 +289,8 @@ class UpstreamClient:
         until = time.monotonic() + self.policy.max_total_seconds
         if deadline is not None:
             until = min(until, deadline)
+        if credentials is None and self.account.credential_headers is not None:
+            credentials = await self.account.credential_headers()
         attempts = AsyncRetrying(
             stop=stop_after_attempt(self.policy.max_attempts if retry else 1)
             | stop_before_delay(max(0.0, until - time.monotonic())),
@@ -296,7 +308,7 @@ class UpstreamClient:
                 operation,
                 method,
                 path,
-                _Body(params, json, data, answers),
+                _Body(params, json, data, answers, credentials),
                 until,
                 bucket or self.account.bucket,
             )
@@ -324,7 +336,12 @@ class UpstreamClient:
             try:
                 async with asyncio.timeout(max(0.0, deadline - started)), self._slots.hold():
                     response = await self._client.request(
-                        method, path.text, params=body.params, json=body.json, data=body.data
+                        method,
+                        path.text,
+                        params=body.params,
+                        json=body.json,
+                        data=body.data,
+                        headers=body.headers,
                     )
             except (httpx.TimeoutException, TimeoutError):
                 healthy = False

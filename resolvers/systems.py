@@ -8,6 +8,6 @@ from resolvers.jira.system import SYSTEM as JIRA
 from resolvers.pagerduty.system import SYSTEM as PAGERDUTY
 from resolvers.qontract_server.system import SYSTEM as QONTRACT_SERVER
 from resolvers.slack.system import SYSTEM as SLACK
+from resolvers.vault.system import SYSTEM as VAULT
 
-SYSTEMS: tuple[AnySystem, ...] = (QONTRACT_SERVER, PAGERDUTY, SLACK, GITHUB, JIRA, GITLAB)
-# Vault (branch vault-system) joins here once merged: resolvers/vault/system.py's SYSTEM.
+SYSTEMS: tuple[AnySystem, ...] = (VAULT, QONTRACT_SERVER, PAGERDUTY, SLACK, GITHUB, JIRA, GITLAB)

@@ -173,7 +173,9 @@ async def test_unacknowledged_delivery_goes_to_another_consumer_after_the_visibi
     operation = await diligent.subscribe(DURABLE, {"group": "workers", "consumer": "diligent"})
     [redelivered] = await diligent.events(operation, 1)
     assert never_acked["stream_id"] == redelivered["stream_id"] == stream_id
-    assert redelivered["delivery_count"] == 2
+    # at least the lazy consumer's delivery and this one; on a loaded machine the lazy reader
+    # may have reclaimed it once more before its socket closed
+    assert redelivered["delivery_count"] >= 2
     assert (ack(gateway, "workers", [stream_id]))["data"] == {"events_ack_v1": 1}
     assert pending("workers") == 0
     await diligent.close()

@@ -1,0 +1,1 @@
+"""Vault secrets against a real OpenBao dev server."""

@@ -114,13 +114,13 @@ SystemKinds = Callable[["Sources", Runtime], Mapping[str, TaskFunction]]
 class System(Generic[A, S]):
     """One upstream system, declared once: every other part of the gateway reads it from here.
 
-    `name` keys `upstreams.<name>` in the settings, cache keys, buckets and metric labels;
-    `secret_store` marks the system keeping other accounts' `vault` credentials (Vault): the
-    registry builds it first and reads those credentials through it.
-    `label` replaces `name` in buckets, metrics and errors where they predate the registry;
+    `name` keys `upstreams.<name>` in the settings, cache keys, buckets and metric labels
+    (`label` replaces it in buckets, metrics and errors where those predate the registry);
     `account_noun` names an account to callers ("Slack workspace"); `settings` validates one
     account (per-system options live there); `source` turns an account and its pooled client
-    into the cached source the schema and task kinds use.
+    into the cached source the schema and task kinds use. `secret_store` marks the system
+    keeping other accounts' `vault` credentials (Vault): it is built first, and those
+    credentials are read through it.
     """
 
     name: str

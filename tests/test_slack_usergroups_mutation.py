@@ -182,3 +182,25 @@ def test_a_real_runs_events_name_the_submitting_request_and_the_task(
     assert {(e.payload["request_id"], e.payload["task_id"]) for e in events} == {
         ("req-submit-77", task_id)
     }
+
+
+USERS = """query Users { slack_users_v1(workspace: "coreos") { org_username } }"""
+
+
+def test_the_api_and_the_task_kinds_share_one_client_per_workspace(
+    gateway: ServerThread, slack: tuple[SlackEmulator, ServerThread]
+) -> None:
+    """`serve --role all` builds its sources once: the breaker that failed reads opened also
+    stops the reconcile task, which never reaches Slack while it is open."""
+    emulator, _ = slack
+    emulator.fail(500, times=1_000)
+    for _ in range(3):
+        read = call(gateway, ["read"], USERS)
+    assert "circuit open" in read["errors"][0]["message"], read["errors"]
+    emulator.reset()
+
+    result = run(gateway, True, ["reconcile:dry-run"])
+
+    assert emulator.total_calls() == 0
+    assert len(result["errors"]) == 1
+    assert "circuit open" in result["errors"][0], result["errors"]

@@ -74,6 +74,15 @@ class CircuitBreaker:
         """The call says nothing about health (e.g. a 429); a probe slot is freed."""
         self._probing = False
 
+    def record(self, healthy: bool | None) -> None:
+        """Record a finished call: a success (True), a failure (False) or neither (None)."""
+        if healthy is True:
+            self.record_success()
+        elif healthy is False:
+            self.record_failure()
+        else:
+            self.record_neutral()
+
     def _set(self, state: BreakerState) -> None:
         if state is not self._state:
             self._state = state

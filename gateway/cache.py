@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from gateway import tracing
 from gateway.errors import (
     GatewayError,
     Timeout,
@@ -289,6 +290,26 @@ class Cache:
         ttl: float,
         max_stale: float | None,
     ) -> Cached[Any]:
+        """`_get_value`; with tracing on, in a span naming the key's system, account and outcome."""
+        if not tracing.enabled():
+            return await self._get_value(cache_key, fetch, ttl, max_stale)
+        with tracing.span("cache.get", _key_attributes(cache_key)) as span:
+            try:
+                result = await self._get_value(cache_key, fetch, ttl, max_stale)
+            except GatewayError as error:
+                tracing.failed(span, error.code.value)
+                raise
+            if span is not None:
+                span.set_attribute("qontract.cache.outcome", result.lookup.outcome)
+            return result
+
+    async def _get_value(
+        self,
+        cache_key: CacheKey,
+        fetch: Callable[[], Awaitable[Any]],
+        ttl: float,
+        max_stale: float | None,
+    ) -> Cached[Any]:
         name = self.key_name(cache_key)
         entry = self._local.get(name)
         if entry is not None:
@@ -330,11 +351,12 @@ class Cache:
         missing: list[CacheKey] = []
         if not groups:
             return found, missing
-        async with self._redis_errors():
-            pipe = self._redis.pipeline(transaction=False)
-            for group in groups.values():
-                pipe.mget([self.key_name(k) for k in group])
-            replies = await pipe.execute()
+        with tracing.span("cache.mget", _batch_attributes(remote)):
+            async with self._redis_errors():
+                pipe = self._redis.pipeline(transaction=False)
+                for group in groups.values():
+                    pipe.mget([self.key_name(k) for k in group])
+                replies = await pipe.execute()
         for group, raws in zip(groups.values(), replies, strict=True):
             for cache_key, raw in zip(group, raws, strict=True):
                 stored = _decode(raw)
@@ -352,15 +374,16 @@ class Cache:
         """Store a batch of freshly fetched values in one pipeline."""
         stale_window = self._max_stale if max_stale is None else max_stale
         now = time.time()
-        async with self._redis_errors():
-            pipe = self._redis.pipeline(transaction=False)
-            for cache_key, value in values.items():
-                pipe.set(
-                    self.key_name(cache_key),
-                    _encode(_Stored(value, now, ttl)),
-                    px=_px(ttl + stale_window),
-                )
-            await pipe.execute()
+        with tracing.span("cache.set", _batch_attributes(values)):
+            async with self._redis_errors():
+                pipe = self._redis.pipeline(transaction=False)
+                for cache_key, value in values.items():
+                    pipe.set(
+                        self.key_name(cache_key),
+                        _encode(_Stored(value, now, ttl)),
+                        px=_px(ttl + stale_window),
+                    )
+                await pipe.execute()
         for cache_key, value in values.items():
             self._local.put(self.key_name(cache_key), value, now, ttl)
 
@@ -513,6 +536,23 @@ class Cache:
             yield
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise redis_unavailable(exc, "shared cache") from exc
+
+
+def _key_attributes(cache_key: CacheKey) -> tracing.Attributes:
+    """What a span may say of a key: never its identifier."""
+    return {
+        "qontract.system": cache_key.system,
+        "qontract.account": cache_key.account,
+        "qontract.cache.data_type": cache_key.data_type,
+    }
+
+
+def _batch_attributes(cache_keys: Iterable[CacheKey]) -> tracing.Attributes | None:
+    """The first key's attributes and the batch size, or None when tracing is off."""
+    if not tracing.enabled():
+        return None
+    keys = list(cache_keys)
+    return {**_key_attributes(keys[0]), "qontract.cache.keys": len(keys)} if keys else None
 
 
 def _encode(stored: _Stored) -> str:

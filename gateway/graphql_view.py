@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import structlog
 from cross_web import AsyncHTTPRequestAdapter, HTTPException, StarletteRequestAdapter
 from graphql import GraphQLError
+from opentelemetry.trace import SpanKind
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -20,6 +21,7 @@ from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
+from gateway import tracing
 from gateway.auth import Identity
 from gateway.errors import ErrorCode, GatewayError
 from gateway.graphql_errors import error_code, format_error, http_error
@@ -136,7 +138,11 @@ class GatewayGraphQL(GraphQL[ConnectionContext, None]):
             return False
         started = time.perf_counter()
         response = Response(stored.response(), media_type="application/json")
-        await response(request.scope, request.receive, send)
+        with tracing.span("graphql.operation", kind=SpanKind.SERVER) as span:
+            if span is not None:
+                tracing.describe_operation(span, stored.operation, "query")
+                span.set_attribute("qontract.result_cache", "hit")
+            await response(request.scope, request.receive, send)
         metrics = self.runtime.metrics
         metrics.graphql_operations.labels(stored.operation, "query", "ok").inc()
         metrics.graphql_latency.labels("query", "ok").observe(time.perf_counter() - started)

@@ -12,6 +12,7 @@ from gateway.metrics import CLIENT_OPERATIONS, GatewayMetrics
 from gateway.ratelimit import RateLimiter, RateLimitMetrics
 from gateway.redis import create_redis
 from gateway.settings import Settings
+from gateway.tracing import configure as configure_tracing
 from gateway.upstream import FetchSlots, UpstreamMetrics
 
 
@@ -39,6 +40,7 @@ class Runtime:
         """Connect (lazily) to the configured Redis and build the shared parts on it."""
         if settings.redis.url is None:
             raise ValueError("the runtime needs a Redis URL; `qontract-gateway serve` starts one")
+        configure_tracing(settings.tracing)
         registry = CollectorRegistry()
         options = settings.redis
         redis, reserved = (

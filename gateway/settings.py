@@ -3,7 +3,7 @@
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import yaml
 from pydantic import (
@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -293,6 +294,21 @@ class TaskSettings(BaseModel):
         return self
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry tracing: off by default; spans go to an OTLP/HTTP collector when on."""
+
+    enabled: bool = Field(False, description="true: record spans (and export them when configured)")
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP traces URL (http://collector:4318/v1/traces); unset: the "
+        "exporter's own OTEL_EXPORTER_OTLP_* environment variables decide",
+    )
+    service_name: str = Field("qontract-gateway", min_length=1, max_length=128)
+    sample_ratio: float = Field(
+        1.0, ge=0.0, le=1.0, description="share of new traces recorded (parents' choice is kept)"
+    )
+
+
 class InvalidSettings(ValueError):
     """Settings that do not validate; the message names fields, never their values."""
 
@@ -326,6 +342,7 @@ class Settings(BaseSettings):
     )
     events: EventSettings = Field(default_factory=EventSettings)
     tasks: TaskSettings = Field(default_factory=TaskSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -377,3 +394,28 @@ def validation_problems(error: ValidationError, location: str = "") -> str:
         + f": {problem['msg']}"
         for problem in error.errors(include_input=False, include_url=False)
     )
+
+
+class NamedAccount(Protocol):
+    """An account in an `upstreams.<system>` list: what makes it unique is its name."""
+
+    @property
+    def name(self) -> str: ...
+
+
+Account = TypeVar("Account", bound=NamedAccount)
+
+
+def named_accounts(
+    adapter: TypeAdapter[list[Account]], raw: list[dict[str, Any]], location: str, noun: str
+) -> list[Account]:
+    """The accounts in `raw` as `adapter` validates them, or InvalidSettings naming each bad
+    field under `location` (never a value) or the `noun` names that are not unique."""
+    try:
+        accounts = adapter.validate_python(raw)
+    except ValidationError as error:
+        raise InvalidSettings(f"invalid settings: {validation_problems(error, location)}") from None
+    names = [account.name for account in accounts]
+    if len(set(names)) != len(names):
+        raise InvalidSettings(f"invalid settings: {location}: {noun} names must be unique")
+    return accounts

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from opentelemetry.trace import Span, SpanKind, get_current_span
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from tenacity import (
     AsyncRetrying,
@@ -21,6 +22,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from gateway import tracing
 from gateway.breaker import BreakerState, CircuitBreaker
 from gateway.errors import (
     BadUserInput,
@@ -149,7 +151,8 @@ class UpstreamAccount:
     `outage_signal` finds transient failures inside successful answers (Slack's HTTP 200 with
     `ok: false, error: internal_error`), so they are retried and count for the breaker.
     `credential_headers`, when set, gives auth headers that may change (a secret read from
-    Vault); it is awaited once per logical request, before any attempt.
+    Vault); it is awaited once per logical request, before any attempt. `verify` False skips
+    TLS certificate checks (a cluster's `insecure_skip_tls_verify`), never the default.
     """
 
     system: str
@@ -160,6 +163,7 @@ class UpstreamAccount:
     rate_limit_signal: RateLimitSignal = http_429
     outage_signal: OutageSignal = no_outage
     credential_headers: HeaderSource | None = field(default=None, repr=False)
+    verify: bool = True
 
 
 @dataclass(frozen=True)
@@ -212,12 +216,27 @@ class _Body:
     headers: Mapping[str, str] | None = field(default=None, repr=False)
 
 
-class _Retryable(Exception):
+class Retryable(Exception):
     """An attempt failed in a way another attempt may fix; `error` is what the caller sees."""
 
     def __init__(self, error: GatewayError) -> None:
         super().__init__(error.message)
         self.error = error
+
+
+def retrying(policy: UpstreamPolicy, until: float, retry: bool = True) -> AsyncRetrying:
+    """The retry loop of one logical call: `Retryable` failures are tried again with jittered
+    backoff, at most `policy.max_attempts` times (once without `retry`), none after `until`
+    (a `time.monotonic()` instant)."""
+    return AsyncRetrying(
+        stop=stop_after_attempt(policy.max_attempts if retry else 1)
+        | stop_before_delay(max(0.0, until - time.monotonic())),
+        wait=wait_exponential_jitter(
+            multiplier=policy.backoff_initial, max=policy.backoff_max, jitter=policy.backoff_initial
+        ),
+        retry=retry_if_exception_type(Retryable),
+        reraise=True,
+    )
 
 
 class UpstreamClient:
@@ -248,6 +267,7 @@ class UpstreamClient:
         self._client = httpx.AsyncClient(
             base_url=account.base_url,
             headers=dict(account.headers),
+            verify=account.verify,
             timeout=httpx.Timeout(self.policy.read_timeout, connect=self.policy.connect_timeout),
             limits=httpx.Limits(
                 max_connections=self.policy.max_connections,
@@ -291,29 +311,35 @@ class UpstreamClient:
             until = min(until, deadline)
         if credentials is None and self.account.credential_headers is not None:
             credentials = await self.account.credential_headers()
-        attempts = AsyncRetrying(
-            stop=stop_after_attempt(self.policy.max_attempts if retry else 1)
-            | stop_before_delay(max(0.0, until - time.monotonic())),
-            wait=wait_exponential_jitter(
-                multiplier=self.policy.backoff_initial,
-                max=self.policy.backoff_max,
-                jitter=self.policy.backoff_initial,
-            ),
-            retry=retry_if_exception_type(_Retryable),
-            reraise=True,
-        )
-        try:
-            return await attempts(
-                self._attempt,
-                operation,
-                method,
-                path,
-                _Body(params, json, data, answers, credentials),
-                until,
-                bucket or self.account.bucket,
-            )
-        except _Retryable as failed:
-            raise failed.error from None
+        attempts = retrying(self.policy, until, retry)
+        with tracing.span(
+            f"{self.account.system} {operation}",
+            {
+                "qontract.system": self.account.system,
+                "qontract.account": self.account.name,
+                "qontract.upstream.operation": operation,
+                "http.request.method": method,
+            },
+            kind=SpanKind.CLIENT,
+        ) as span:
+            try:
+                response: httpx.Response = await attempts(
+                    self._attempt,
+                    operation,
+                    method,
+                    path,
+                    _Body(params, json, data, answers, credentials),
+                    until,
+                    bucket or self.account.bucket,
+                )
+            except Retryable as failed:
+                _traced_end(span, attempts, failed.error)
+                raise failed.error from None
+            except GatewayError as error:
+                _traced_end(span, attempts, error)
+                raise
+            _traced_end(span, attempts, response)
+            return response
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -331,7 +357,9 @@ class UpstreamClient:
         self.breaker.before_call()
         healthy: bool | None = None
         try:
-            await self._limiter.acquire(bucket, deadline)
+            waited = await self._limiter.acquire(bucket, deadline)
+            if tracing.enabled():
+                get_current_span().add_event("rate_limit.acquired", {"waited_seconds": waited})
             started = time.monotonic()
             try:
                 async with asyncio.timeout(max(0.0, deadline - started)), self._slots.hold():
@@ -346,11 +374,11 @@ class UpstreamClient:
             except (httpx.TimeoutException, TimeoutError):
                 healthy = False
                 self._observe(operation, "timeout", started)
-                raise _Retryable(Timeout(f"{self._label}: {operation} timed out")) from None
+                raise Retryable(Timeout(f"{self._label}: {operation} timed out")) from None
             except httpx.TransportError as exc:
                 healthy = False
                 self._observe(operation, "error", started)
-                raise _Retryable(
+                raise Retryable(
                     UpstreamUnavailable(
                         f"{self._label}: {operation} could not reach the upstream "
                         f"({type(exc).__name__})"
@@ -362,7 +390,7 @@ class UpstreamClient:
             if pause is not None:
                 await self._limiter.pause(bucket, pause)
             if pause is not None and status >= 400:
-                raise _Retryable(
+                raise Retryable(
                     UpstreamRateLimited(
                         f"{self._label}: {operation} rate limited by the upstream",
                         retry_after=pause,
@@ -370,7 +398,7 @@ class UpstreamClient:
                 )
             healthy = status < 500
             if status >= 500:
-                raise _Retryable(
+                raise Retryable(
                     UpstreamUnavailable(
                         f"{self._label}: {operation} answered HTTP {status}", status=status
                     )
@@ -382,24 +410,37 @@ class UpstreamClient:
             outage = self.account.outage_signal(response)
             if outage is not None:
                 healthy = False
-                raise _Retryable(
+                raise Retryable(
                     UpstreamUnavailable(
                         f"{self._label}: {operation} failed: {outage}", error=outage
                     )
                 )
             return response
         finally:
-            if healthy is True:
-                self.breaker.record_success()
-            elif healthy is False:
-                self.breaker.record_failure()
-            else:
-                self.breaker.record_neutral()
+            self.breaker.record(healthy)
 
     def _observe(self, operation: str, status: str, started: float) -> None:
         system, name = self.account.system, self.account.name
         self._metrics.requests.labels(system, name, operation, status).inc()
         self._metrics.latency.labels(system, name, operation).observe(time.monotonic() - started)
+
+
+def _traced_end(
+    span: Span | None, attempts: AsyncRetrying, end: httpx.Response | GatewayError
+) -> None:
+    """Note on the upstream span the final status and how many attempts were retries."""
+    if span is None:
+        return
+    span.set_attribute(
+        "qontract.upstream.retries", attempts.statistics.get("attempt_number", 1) - 1
+    )
+    if isinstance(end, httpx.Response):
+        span.set_attribute("http.response.status_code", end.status_code)
+        return
+    status = end.extensions.get("status")
+    if isinstance(status, int):
+        span.set_attribute("http.response.status_code", status)
+    tracing.failed(span, end.code.value)
 
 
 def retry_after(response: httpx.Response, default: float = 1.0) -> float:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import httpx
 from gql import Client, GraphQLRequest
 from gql.client import AsyncClientSession
+from gql.transport import httpx as gql_httpx
 from gql.transport.exceptions import (
     TransportConnectionFailed,
     TransportProtocolError,
@@ -51,32 +52,53 @@ def _query_error(service: str, error: Mapping[str, Any]) -> GatewayQueryError | 
     return GatewayQueryError(service, code, message, list(error.get("path") or []))
 
 
-class GzipRequestBodies(httpx.AsyncBaseTransport):
-    """Sends request bodies of `min_bytes` or more gzip-compressed (the gateway inflates them)."""
+class GzipRequestBodies:
+    """Sends request bodies of `min_bytes` or more gzip-compressed (the gateway inflates them).
 
-    def __init__(self, min_bytes: int, inner: httpx.AsyncBaseTransport | None = None) -> None:
+    An httpx transport of the httpx package gql itself uses (gql 4.4 takes `httpx2` when it is
+    installed, else `httpx`; requests and streams of one cannot go through the other). gql
+    closes its client, and so this transport, at the end of every session and opens the next
+    one with the same transport: closing therefore replaces the connection pool rather than
+    leaving a closed one behind.
+    """
+
+    def __init__(self, min_bytes: int) -> None:
         self.min_bytes = min_bytes
-        self._inner = inner or httpx.AsyncHTTPTransport()
+        self._http = gql_httpx.httpx  # type: ignore[attr-defined]  # the module gql chose
+        self._inner = self._http.AsyncHTTPTransport()
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Compress the body when it is large enough and not encoded already, then send it."""
-        body = await request.aread()
-        if len(body) >= self.min_bytes and "content-encoding" not in request.headers:
+    async def handle_async_request(self, request: Any) -> Any:
+        """Compress the body when it is large enough and not encoded already, then send it.
+
+        The size comes from Content-Length (gql sends JSON bodies, which always have one), so
+        a small request goes out untouched, stream and all.
+        """
+        size = int(request.headers.get("content-length") or 0)
+        if size >= self.min_bytes and "content-encoding" not in request.headers:
             headers = request.headers.copy()
             del headers["content-length"]
             headers["content-encoding"] = "gzip"
-            request = httpx.Request(
+            request = self._http.Request(
                 request.method,
                 request.url,
                 headers=headers,
-                content=gzip.compress(body, mtime=0),
+                content=gzip.compress(await request.aread(), mtime=0),
                 extensions=request.extensions,
             )
         return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:
-        """Close the wrapped transport's connections."""
-        await self._inner.aclose()
+        """Close the current connections; the next session gets a fresh pool."""
+        closing, self._inner = self._inner, self._http.AsyncHTTPTransport()
+        await closing.aclose()
+
+    async def __aenter__(self) -> "GzipRequestBodies":
+        """As an httpx transport: nothing to open."""
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """As an httpx transport: close the connections."""
+        await self.aclose()
 
 
 class GatewayClient:

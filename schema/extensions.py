@@ -1,10 +1,11 @@
-"""Schema extensions: operation metrics, and the safety limits built from settings."""
+"""Schema extensions: operation metrics and spans, and the safety limits built from settings."""
 
 import time
 from collections.abc import Callable, Iterator
 
 from graphql import ASTValidationRule, GraphQLError, OperationDefinitionNode
 from graphql.validation import NoSchemaIntrospectionCustomRule
+from opentelemetry.trace import SpanKind
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -12,6 +13,7 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 
+from gateway import tracing
 from gateway.graphql_errors import INTERNAL_MESSAGE, is_unexpected
 from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
@@ -42,6 +44,33 @@ class OperationMetrics(SchemaExtension):
         self.metrics.graphql_latency.labels(kind, outcome).observe(time.perf_counter() - started)
 
 
+class OperationTracing(SchemaExtension):
+    """A span per operation, named by its bounded metrics label; installed when tracing is on."""
+
+    def __init__(self, metrics: GatewayMetrics) -> None:
+        self.metrics = metrics
+
+    def on_operation(self) -> Iterator[None]:
+        """Span the whole operation, parse to (masked) result."""
+        with tracing.span("graphql.operation", kind=SpanKind.SERVER) as span:
+            yield
+            if span is None:
+                return
+            context = self.execution_context
+            try:
+                kind = context.operation_type.value
+            except RuntimeError:  # the document did not parse, so it has no operation type
+                kind = "unknown"
+            name = self.metrics.operation_label(context.operation_name)
+            errors = context.result.errors if context.result is not None else None
+            codes = (
+                tracing.error_codes((e.extensions or {}).get("code") for e in errors)
+                if errors
+                else None
+            )
+            tracing.describe_operation(span, name, kind, codes)
+
+
 class OperationChoice(SchemaExtension):
     """Refuses a document of several operations when `operationName` does not pick one."""
 
@@ -65,9 +94,11 @@ class OperationChoice(SchemaExtension):
 def limit_extensions(
     limits: QueryLimits, metrics: GatewayMetrics, cache_backed: frozenset[str] = frozenset()
 ) -> list[Callable[[], SchemaExtension]]:
-    """Extension factories: caches, depth/alias/token limits, masking, metrics, introspection.
+    """Extension factories: spans, caches, limits, masking, metrics, introspection.
 
-    The validation rules and the document store are built once, shared by every request.
+    The validation rules and the document store are built once, shared by every request. The
+    operation span comes first (outermost: it sees errors as masked) and only when tracing is
+    on at schema build time, so with tracing off it costs nothing at all.
     """
     rules: list[type[ASTValidationRule]] = [
         document_limits_rule(limits.max_depth, limits.max_aliases),
@@ -76,7 +107,11 @@ def limit_extensions(
     if not limits.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
     documents = DocumentStore(limits.document_cache_entries, limits.document_cache_bytes)
+    traced: list[Callable[[], SchemaExtension]] = (
+        [lambda: OperationTracing(metrics)] if tracing.enabled() else []
+    )
     return [
+        *traced,
         lambda: OperationMetrics(metrics),
         lambda: Provenance(cache_backed),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),

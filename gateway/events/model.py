@@ -1,15 +1,18 @@
-"""The event every backend carries, and its JSON form."""
+"""The event every backend carries, and its CloudEvents 1.0 structured JSON form."""
 
 import re
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from gateway.errors import shown
+from gateway.tracing import TRACEPARENT
 
 EVENT_TYPE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$")
+CLOUDEVENTS_SPEC_VERSION = "1.0"
 
 
 def _new_id() -> str:
@@ -20,8 +23,17 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _is_none(value: object) -> bool:
+    return value is None
+
+
 class Event(BaseModel):
-    """Something that happened: an applied action or an error, named `integration.action`."""
+    """Something that happened: an applied action or an error, named `integration.action`.
+
+    `traceparent`, the W3C trace context of the span that made it (producers pass
+    `gateway.tracing.current_traceparent()`), links the event to the request and task behind
+    it; it is left out of the JSON when there is none.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -31,6 +43,7 @@ class Event(BaseModel):
     source: str = Field(min_length=1)
     timestamp: AwareDatetime = Field(default_factory=_now)
     payload: dict[str, Any] = Field(default_factory=dict)
+    traceparent: str | None = Field(None, pattern=TRACEPARENT.pattern, exclude_if=_is_none)
 
     @field_validator("event_type")
     @classmethod
@@ -55,3 +68,42 @@ class Event(BaseModel):
     def from_json(cls, data: str | bytes) -> "Event":
         """Parse and validate an event from its JSON form."""
         return cls.model_validate_json(data)
+
+    def to_cloudevent(self) -> dict[str, Any]:
+        """This event as a CloudEvents 1.0 structured-mode JSON object."""
+        cloudevent: dict[str, Any] = {
+            "specversion": CLOUDEVENTS_SPEC_VERSION,
+            "id": self.id,
+            "source": self.source,
+            "type": self.event_type,
+            "time": self.timestamp.isoformat().replace("+00:00", "Z"),
+            "datacontenttype": "application/json",
+            "eventversion": self.version,
+            "data": self.payload,
+        }
+        if self.traceparent is not None:  # the CloudEvents distributed tracing extension
+            cloudevent["traceparent"] = self.traceparent
+        return cloudevent
+
+    @classmethod
+    def from_cloudevent(cls, cloudevent: Mapping[str, Any]) -> "Event":
+        """Parse a CloudEvents 1.0 structured-mode JSON object; rejects other spec versions."""
+        spec_version = cloudevent.get("specversion")
+        if spec_version != CLOUDEVENTS_SPEC_VERSION:
+            raise ValueError(f"unsupported CloudEvents specversion {spec_version!r}")
+        content_type = cloudevent.get("datacontenttype", "application/json")
+        if content_type != "application/json":
+            raise ValueError(f"unsupported datacontenttype {content_type!r}")
+        fields: dict[str, Any] = {
+            "id": cloudevent["id"],
+            "source": cloudevent["source"],
+            "event_type": cloudevent["type"],
+            "payload": cloudevent.get("data") or {},
+        }
+        if "time" in cloudevent:
+            fields["timestamp"] = cloudevent["time"]
+        if "traceparent" in cloudevent:
+            fields["traceparent"] = cloudevent["traceparent"]
+        if "eventversion" in cloudevent:
+            fields["version"] = cloudevent["eventversion"]
+        return cls.model_validate(fields)

@@ -10,6 +10,7 @@ from typing import Any
 
 import structlog
 
+from gateway import tracing
 from gateway.errors import NotFound, UpstreamUnavailable, shown
 from gateway.runtime import Runtime
 from gateway.settings import TaskSettings
@@ -115,6 +116,7 @@ class TaskQueue:
             dry_run=dry_run,
             resource=resource,
             request_id=request_id,
+            traceparent=tracing.current_traceparent(),
             submitted_at=utcnow(),
         )
         if caller is not None:

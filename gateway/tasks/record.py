@@ -6,7 +6,9 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.tracing import TRACEPARENT
 
 
 class TaskStatus(StrEnum):
@@ -29,7 +31,11 @@ def utcnow() -> dt.datetime:
 
 
 class TaskRecord(BaseModel):
-    """One submitted task; `attempt` counts runs started after a lost worker."""
+    """One submitted task; `attempt` counts runs started after a lost worker.
+
+    `traceparent` is the W3C trace context of the request that submitted it (tracing on), so
+    its runs, on whichever process, are spans of that trace.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -39,6 +45,7 @@ class TaskRecord(BaseModel):
     status: TaskStatus = TaskStatus.PENDING
     resource: str | None = None
     request_id: str = ""
+    traceparent: str | None = Field(None, pattern=TRACEPARENT.pattern)
     attempt: int = 1
     submitted_at: dt.datetime
     started_at: dt.datetime | None = None

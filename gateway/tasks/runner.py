@@ -8,12 +8,15 @@ import uuid
 from typing import Any
 
 import structlog
+from opentelemetry.trace import SpanKind, get_current_span
 from redis.exceptions import RedisError
 
+from gateway import tracing
 from gateway.errors import GatewayError, redis_unavailable
 from gateway.runtime import Runtime
 from gateway.settings import TaskSettings
 from gateway.tasks.changes import TaskChanges
+from gateway.tasks.engine import queue_for
 from gateway.tasks.kinds import TaskContext, TaskKinds
 from gateway.tasks.lease import ResourceLeases
 from gateway.tasks.record import TaskRecord, TaskStatus
@@ -51,8 +54,19 @@ class TaskRunner:
                 log.info("task delivery dropped", reason=claim, attempt=attempt)
                 return
             # Every line of the run names the request that submitted it.
-            with structlog.contextvars.bound_contextvars(request_id=record.request_id):
-                log.info("task started", kind=record.kind, dry_run=record.dry_run, attempt=attempt)
+            structlog.contextvars.bind_contextvars(request_id=record.request_id)
+            log.info("task started", kind=record.kind, dry_run=record.dry_run, attempt=attempt)
+            with tracing.span(
+                f"task {record.kind}",
+                {
+                    "qontract.task.kind": record.kind,
+                    "qontract.task.dry_run": record.dry_run,
+                    "qontract.task.attempt": record.attempt,
+                    "qontract.task.queue": queue_for(record),
+                },
+                traceparent=record.traceparent,
+                kind=SpanKind.CONSUMER,
+            ):
                 await self._execute(record, token)
 
     async def _claim(self, task_id: str, attempt: int, token: str) -> Claim:
@@ -140,6 +154,9 @@ class TaskRunner:
         if error is None and not _is_json_object(result):
             error, result = "the task returned something other than a JSON object", None
         status = TaskStatus.FAILED if error is not None else TaskStatus.SUCCESS
+        tracing.annotate({"qontract.task.status": status.value})
+        if error is not None and tracing.enabled():
+            tracing.failed(get_current_span(), "TASK_FAILED")
         done = await self._store.finish(record.id, token, record.attempt, status, result, error)
         if done:
             log.info("task finished", status=status.value, error=error)

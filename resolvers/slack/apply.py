@@ -1,12 +1,10 @@
 """Applying usergroup actions to one Slack workspace: writes, cache updates, events, errors."""
 
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-import structlog
 
 from gateway.errors import GatewayError, UpstreamError
-from gateway.events import Event, EventPublisher
+from gateway.events import EventPublisher
+from gateway.events.action_log import ActionLog
 from resolvers.slack.api import SlackUsergroup
 from resolvers.slack.reconcile_models import (
     CreateUsergroup,
@@ -18,7 +16,6 @@ from resolvers.slack.reconcile_models import (
 )
 from resolvers.slack.source import ChannelDirectory, SlackSource, UserDirectory, Usergroups
 
-EVENT_SOURCE = "qontract-gateway"
 EVENT_PREFIX = "slack-usergroups"
 
 
@@ -31,31 +28,14 @@ def reason(error: GatewayError | ActionFailed) -> str:
     return error.message if isinstance(error, GatewayError) else str(error)
 
 
-class EventLog:
+class EventLog(ActionLog):
     """Publishes the events of one run; a failing publisher is logged, never raised.
 
     `origin` (the task's `task_id` and its submitting `request_id`) joins every payload.
     """
 
     def __init__(self, publisher: EventPublisher, origin: Mapping[str, str] | None = None) -> None:
-        self.publisher = publisher
-        self.origin = dict(origin or {})
-
-    async def publish(self, name: str, payload: dict[str, Any]) -> None:
-        """Publish `slack-usergroups.<name>` with `payload` (and the run's origin)."""
-        event_type = f"{EVENT_PREFIX}.{name}"
-        try:
-            await self.publisher.publish(
-                Event(
-                    event_type=event_type,
-                    source=EVENT_SOURCE,
-                    payload={**payload, **self.origin},
-                )
-            )
-        except Exception as error:
-            structlog.get_logger(__name__).error(
-                "event publish failed", event_type=event_type, error=repr(error)
-            )
+        super().__init__(publisher, EVENT_PREFIX, origin)
 
     async def error(self, error: UsergroupError) -> None:
         """Publish one `slack-usergroups.error`."""

@@ -22,6 +22,16 @@ def test_event_round_trips_through_json_unchanged() -> None:
     assert Event.from_json(event.to_json()) == event
 
 
+def test_event_round_trips_through_cloudevents_structured_json() -> None:
+    event = make_event()
+    cloudevent = event.to_cloudevent()
+    assert cloudevent["specversion"] == "1.0"
+    assert cloudevent["type"] == "slack-usergroups.update_users"
+    assert cloudevent["datacontenttype"] == "application/json"
+    assert cloudevent["time"].endswith("Z")
+    assert Event.from_cloudevent(cloudevent) == event
+
+
 def test_event_defaults_are_a_fresh_uuid_version_1_and_utc_now() -> None:
     first, second = make_event(), make_event()
     assert first.id != second.id
@@ -55,3 +65,9 @@ def test_event_is_frozen() -> None:
     event = make_event()
     with pytest.raises(ValidationError):
         event.source = "someone-else"  # type: ignore[misc]
+
+
+def test_cloudevent_of_another_spec_version_is_rejected() -> None:
+    cloudevent = make_event().to_cloudevent() | {"specversion": "0.3"}
+    with pytest.raises(ValueError, match="specversion"):
+        Event.from_cloudevent(cloudevent)

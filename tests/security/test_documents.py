@@ -62,7 +62,10 @@ def test_fragment_fan_out_is_answered_quickly_and_does_not_block_healthz(
     assert response.status_code == 200
     assert response.json() == {"data": {"__typename": "Query"}}
     fastest = min(_elapsed(secured, document) for _ in range(3))
-    assert fastest < 0.1, f"3 spreads x 20 levels took {fastest:.3f}s"
+    # 100 ms on a quiet machine; a loaded one slows every request alike, so the bound grows
+    # with the same gateway's answer to a trivial query (3^20 validations would take hours)
+    trivial = min(_elapsed(secured, {"query": "{ __typename }"}) for _ in range(3))
+    assert fastest < 0.1 + 3 * trivial, f"3x20 took {fastest:.3f}s, a trivial query {trivial:.3f}s"
 
 
 def _elapsed(server: ServerThread, body: dict[str, Any]) -> float:

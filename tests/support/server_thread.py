@@ -13,7 +13,8 @@ from tests.support.wait import wait_until
 
 
 class ServerThread:
-    """A uvicorn server for `app` on 127.0.0.1, started and stopped around a test."""
+    """A uvicorn server for `app` on 127.0.0.1, started and stopped around a test; over TLS
+    when given `ssl_certfile` and `ssl_keyfile`."""
 
     def __init__(
         self,
@@ -22,8 +23,11 @@ class ServerThread:
         lifespan: str = "on",
         http: Callable[..., asyncio.Protocol] | str = "auto",
         ws_max_size: int = 16 * 1024 * 1024,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
     ) -> None:
         self.app = app
+        self.scheme = "https" if ssl_certfile else "http"
         self.port = port or free_port()
         config = uvicorn.Config(
             app,
@@ -35,14 +39,16 @@ class ServerThread:
             ws="websockets-sansio",
             http=http,  # type: ignore[arg-type]
             ws_max_size=ws_max_size,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     @property
     def url(self) -> str:
-        """The http:// base URL of this server."""
-        return f"http://127.0.0.1:{self.port}"
+        """The base URL of this server (https:// when it was given a certificate)."""
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> "ServerThread":
         """Start serving and wait until the socket accepts requests."""

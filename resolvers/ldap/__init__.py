@@ -1,0 +1,1 @@
+"""LDAP (FreeIPA) as an upstream system: which users exist, asked over STARTTLS."""

@@ -1,0 +1,1 @@
+"""OpenShift and Kubernetes clusters: namespaces, read through a cache and reconciled."""

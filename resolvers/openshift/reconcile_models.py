@@ -1,0 +1,109 @@
+"""What the openshift-namespaces reconcile takes and returns: the request, actions, the result."""
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DRY_RUN_SCOPE = "reconcile:dry-run"
+APPLY_SCOPE = "reconcile:apply"
+MAX_CLUSTERS = 500
+MAX_NAMESPACES_PER_CLUSTER = 20_000
+MAX_NAMESPACES = 50_000
+RESOURCE_PREFIX = "openshift-namespaces:"
+
+
+class DesiredNamespace(BaseModel):
+    """A namespace that must exist, or (with `delete`) must not."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=253)
+    delete: bool = False
+
+
+class ClusterRequest(BaseModel):
+    """One configured cluster, by name, and its desired namespaces."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+    namespaces: list[DesiredNamespace] = Field(
+        default_factory=list, max_length=MAX_NAMESPACES_PER_CLUSTER
+    )
+
+
+class ReconcileRequest(BaseModel):
+    """A reconcile request; a dry run (the default) computes the actions without applying them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dry_run: bool = True
+    clusters: list[ClusterRequest] = Field(default_factory=list, max_length=MAX_CLUSTERS)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "ReconcileRequest":
+        total = sum(len(cluster.namespaces) for cluster in self.clusters)
+        if total > MAX_NAMESPACES:
+            raise ValueError(f"at most {MAX_NAMESPACES} namespaces in all, not {total}")
+        return self
+
+    @property
+    def required_scope(self) -> str:
+        """The token scope a caller needs to submit this request."""
+        return DRY_RUN_SCOPE if self.dry_run else APPLY_SCOPE
+
+    @property
+    def resources(self) -> list[str]:
+        """What two real runs must not change at once: one lease name per cluster, sorted."""
+        return sorted({RESOURCE_PREFIX + cluster.name for cluster in self.clusters})
+
+
+NamespaceApi = Literal["project", "namespace"]
+"""How a namespace is created or deleted: as an OpenShift project, or as a plain namespace."""
+
+
+class CreateNamespace(BaseModel):
+    """Create a missing namespace (a ProjectRequest on OpenShift, except `openshift-*`)."""
+
+    kind: Literal["create_namespace"] = "create_namespace"
+    cluster: str
+    namespace: str
+    api: NamespaceApi
+
+
+class DeleteNamespace(BaseModel):
+    """Delete a namespace that must not exist (its project on OpenShift, except `openshift-*`)."""
+
+    kind: Literal["delete_namespace"] = "delete_namespace"
+    cluster: str
+    namespace: str
+    api: NamespaceApi
+
+
+NamespaceAction = Annotated[CreateNamespace | DeleteNamespace, Field(discriminator="kind")]
+
+
+@dataclass(frozen=True)
+class NamespaceError:
+    """Why one namespace (or, with no namespace, a whole cluster) was not reconciled."""
+
+    cluster: str
+    namespace: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.cluster}/{self.namespace}" if self.namespace else self.cluster
+        return f"{where}: {self.reason}"
+
+
+ReconcileStatus = Literal["success", "failed"]
+
+
+class ReconcileResult(BaseModel):
+    """The outcome of a run: every action (applied unless a dry run), how many applied, errors."""
+
+    status: ReconcileStatus
+    actions: list[NamespaceAction] = Field(default_factory=list)
+    applied_count: int = 0
+    errors: list[str] = Field(default_factory=list)

@@ -1,0 +1,38 @@
+"""OpenShift (or plain Kubernetes) clusters as configured in `upstreams.openshift`."""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from gateway.settings import Credential, RateLimitSettings, named_accounts
+
+
+class OpenShiftAccountSettings(BaseModel):
+    """One cluster, named as its `Cluster_v1.name` in app-interface; callers name it, never
+    its URL, so no request can point the gateway at another server."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+    server_url: str = Field(
+        pattern=r"^https?://[^/?#\s]+/?$", description="the API server: scheme, host and port"
+    )
+    token: Credential = Field(description="a service account token, sent as `Bearer`")
+    insecure_skip_tls_verify: bool = Field(
+        False, description="skip the TLS certificate check (test clusters only)"
+    )
+    timeout: float = Field(10.0, gt=0)
+    rate_limit: RateLimitSettings | None = Field(
+        None, description="default: 3,000 requests per minute per cluster"
+    )
+    ttl: dict[str, float] = Field(
+        default_factory=dict, description="seconds per data type, over the system's defaults"
+    )
+
+
+_ACCOUNTS = TypeAdapter(list[OpenShiftAccountSettings])
+
+
+def openshift_accounts(raw: list[dict[str, Any]]) -> list[OpenShiftAccountSettings]:
+    """The `upstreams.openshift` clusters, or InvalidSettings naming each bad field (no values)."""
+    return named_accounts(_ACCOUNTS, raw, "upstreams.openshift", "cluster")

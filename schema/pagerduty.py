@@ -7,8 +7,10 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.errors import GatewayError
+from resolvers.pagerduty.source import PagerDutySource
 from schema.context import RequestContext
 from schema.entities import only_item
+from schema.inputs import bounded
 from schema.loaders import keyed_loader, unwrap
 
 T = TypeVar("T")
@@ -64,7 +66,7 @@ async def _on_call(
     make: Callable[[str, list[PagerDutyUser]], T],
 ) -> list[Any]:
     """One item per id from the request's `kind` loader; an item's error stays its own."""
-    source = info.context.sources.pagerduty_instance(instance)
+    source = info.context.sources.get(PagerDutySource, instance)
     fetch = getattr(source, kind)
     loader = keyed_loader(info, f"pagerduty/{instance}/{kind}", fetch)
     items: list[Any] = []
@@ -99,4 +101,21 @@ async def pagerduty_escalation_policies(
         ids,
         "escalation_policy_users",
         lambda i, u: PagerDutyEscalationPolicy(instance=instance, id=i, users=u),
+    )
+
+
+@strawberry.type
+class PagerDutyQuery:
+    """PagerDuty root fields (joined into Query by the system registry)."""
+
+    pagerduty_schedules_v1: list[PagerDutySchedule | None] = strawberry.field(
+        resolver=pagerduty_schedules,
+        extensions=bounded("read"),
+        description="Schedules of PagerDuty `instance` with their on-call users, cached",
+    )
+
+    pagerduty_escalation_policies_v1: list[PagerDutyEscalationPolicy | None] = strawberry.field(
+        resolver=pagerduty_escalation_policies,
+        extensions=bounded("read"),
+        description="Escalation policies of PagerDuty `instance` with the users they page now",
     )

@@ -30,7 +30,9 @@ SUBMIT = """mutation Submit($input: SlackUsergroupsReconcileInput_v1!) {
   slack_usergroups_reconcile_v1(input: $input) { id }
 }"""
 READ = """query Read($id: String!) {
-  reconcile_task_v1(id: $id, wait_seconds: 30) { status slack_usergroups { applied_count } }
+  reconcile_task_v1(id: $id, wait_seconds: 30) {
+    status typed_result { ... on SlackUsergroupsReconcileResult_v1 { applied_count } }
+  }
 }"""
 DESIRED = {
     "name": "coreos",

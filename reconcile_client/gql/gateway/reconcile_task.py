@@ -24,28 +24,31 @@ query ReconcileTask($id: String!, $wait_seconds: Int) {
     id
     status
     error
-    slack_usergroups {
+    typed_result {
+      __typename
       status
-      applied_count
       errors
-      actions {
-        __typename
-        workspace
-        usergroup
-        enable
-        ... on SlackUsergroupCreate_v1 {
-          description
-          channels
-          users
-        }
-        ... on SlackUsergroupUpdateUsers_v1 {
-          users
-          users_to_add
-          users_to_remove
-        }
-        ... on SlackUsergroupUpdateMetadata_v1 {
-          new_description: description
-          new_channels: channels
+      ... on SlackUsergroupsReconcileResult_v1 {
+        applied_count
+        actions {
+          __typename
+          workspace
+          usergroup
+          enable
+          ... on SlackUsergroupCreate_v1 {
+            description
+            channels
+            users
+          }
+          ... on SlackUsergroupUpdateUsers_v1 {
+            users
+            users_to_add
+            users_to_remove
+          }
+          ... on SlackUsergroupUpdateMetadata_v1 {
+            new_description: description
+            new_channels: channels
+          }
         }
       }
     }
@@ -65,6 +68,12 @@ class ReconcileTaskStatusV1(Enum):
     running = "running"
     success = "success"
     failed = "failed"
+
+
+class ReconcileTaskResultV1(ConfiguredBaseModel):
+    typename: str = Field(..., alias="__typename")
+    status: str = Field(..., alias="status")
+    errors: list[str] = Field(..., alias="errors")
 
 
 class SlackUsergroupActionV1(ConfiguredBaseModel):
@@ -91,10 +100,8 @@ class SlackUsergroupUpdateMetadataV1(SlackUsergroupActionV1):
     new_channels: Optional[list[str]] = Field(..., alias="new_channels")
 
 
-class SlackUsergroupsReconcileResultV1(ConfiguredBaseModel):
-    status: str = Field(..., alias="status")
+class SlackUsergroupsReconcileResultV1(ReconcileTaskResultV1):
     applied_count: int = Field(..., alias="applied_count")
-    errors: list[str] = Field(..., alias="errors")
     actions: list[Union[SlackUsergroupCreateV1, SlackUsergroupUpdateUsersV1, SlackUsergroupUpdateMetadataV1, SlackUsergroupActionV1]] = Field(..., alias="actions")
 
 
@@ -102,7 +109,7 @@ class ReconcileTaskV1(ConfiguredBaseModel):
     q_id: str = Field(..., alias="id")
     status: ReconcileTaskStatusV1 = Field(alias="status")
     error: Optional[str] = Field(..., alias="error")
-    slack_usergroups: Optional[SlackUsergroupsReconcileResultV1] = Field(..., alias="slack_usergroups")
+    typed_result: Optional[Union[SlackUsergroupsReconcileResultV1, ReconcileTaskResultV1]] = Field(..., alias="typed_result")
 
 
 class ReconcileTaskQueryData(ConfiguredBaseModel):

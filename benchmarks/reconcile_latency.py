@@ -37,7 +37,10 @@ SUBMIT = """mutation Submit($input: SlackUsergroupsReconcileInput_v1!) {
 READ = """query Read($id: String!) {
   reconcile_task_v1(id: $id, wait_seconds: 60) {
     status error
-    slack_usergroups { status errors actions { __typename usergroup } }
+    typed_result {
+      status errors
+      ... on SlackUsergroupsReconcileResult_v1 { actions { __typename usergroup } }
+    }
   }
 }"""
 
@@ -92,7 +95,7 @@ def reconcile_once(client: httpx.Client, url: str, workspace: dict[str, Any]) ->
     task_id = submitted["slack_usergroups_reconcile_v1"]["id"]
     task = graphql(client, url, READ, id=task_id)["reconcile_task_v1"]
     seconds = time.perf_counter() - start
-    result = task["slack_usergroups"]
+    result = task["typed_result"]
     if task["status"] != "success" or result is None or result["errors"]:
         raise RuntimeError(f"task {task_id} did not succeed: {task}")
     return Run(seconds, len(result["actions"]))

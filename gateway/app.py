@@ -1,7 +1,7 @@
 """The app factory: the only place that assembles runtime, schema, routes and middleware."""
 
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -24,21 +24,29 @@ from gateway.middleware import (
     RequestIdMiddleware,
     WebSocketMessageLimitMiddleware,
 )
+from gateway.registry import SINGLE_ACCOUNT, AnySystem, Sources
 from gateway.runtime import Runtime
 from gateway.settings import Settings, load_settings
 from gateway.tasks.queue import TaskQueue
-from resolvers import Sources
+from resolvers.qontract_server.source import QontractServerSource
+from resolvers.systems import SYSTEMS
 from schema import build_schema
 from schema.app_interface import APP_INTERFACE_SCOPE, build_federation, limit_rules
 from schema.context import RequestContext
 
 
-def create_app(settings: Settings, graphiql_assets: Path = ASSETS_DIR) -> Starlette:
-    """A Starlette app serving GraphQL, GraphiQL (files from `graphiql_assets`), health, metrics."""
+def create_app(
+    settings: Settings,
+    graphiql_assets: Path = ASSETS_DIR,
+    systems: Sequence[AnySystem] = SYSTEMS,
+) -> Starlette:
+    """A Starlette app of `systems` serving GraphQL, GraphiQL (files from `graphiql_assets`),
+    health and metrics; one set of sources serves the API and (role `all`) the task kinds."""
     runtime = Runtime.create(settings)
-    sources = Sources.create(runtime)
-    tasks = TaskQueue.create(runtime)
-    schema = build_schema(settings.limits, runtime.metrics)
+    sources = Sources.create(runtime, systems)
+    kinds = sources.task_kinds(runtime) if settings.role == "all" else None
+    tasks = TaskQueue.create(runtime, kinds)
+    schema = build_schema(settings.limits, runtime.metrics, systems)
 
     def make_context(
         request: Request | WebSocket, request_id: str, authorization: str | None
@@ -49,11 +57,14 @@ def create_app(settings: Settings, graphiql_assets: Path = ASSETS_DIR) -> Starle
     endpoint: ASGIApp = graphql
     federation_routes: list[BaseRoute] = []
     federation: Federation | None = None
-    if sources.qontract_server is not None:
-        configured = settings.upstreams.qontract_server
-        assert configured is not None
+    qontract_server = sources.of(QontractServerSource).get(SINGLE_ACCOUNT)
+    if qontract_server is not None:
         federation, federated = build_federation(
-            settings.limits, runtime.metrics, sources.qontract_server, configured.poll_interval
+            settings.limits,
+            runtime.metrics,
+            systems,
+            qontract_server,
+            qontract_server.settings.poll_interval,
         )
         federated_endpoint = FederatedEndpoint(
             federation,

@@ -20,6 +20,7 @@ from gateway.logging import configure_logging
 from gateway.metrics import GatewayMetrics
 from gateway.settings import CONFIG_FILE_VARIABLE, QueryLimits, Settings, load_settings
 from gateway.tasks.engine import QUEUES
+from gateway.tasks.kinds import KindsFactory
 
 log = structlog.get_logger("gateway.cli")
 
@@ -49,15 +50,15 @@ def _load(config_file: Path | None = None) -> Settings:
 
 
 def _check_credentials(settings: Settings) -> None:
-    """Fail fast on an `env` or `file` credential that cannot be read (Vault ones are read by
-    the process at start-up)."""
-    for system, account in settings.upstreams.accounts():
-        if account.token.vault is not None:
-            continue
-        try:
-            account.token.read()
-        except ValueError as error:
-            raise click.ClickException(f"{system} account {account.name!r}: {error}") from None
+    """Fail fast on a misconfigured account or an `env`/`file` credential that cannot be read
+    (Vault ones are read by the process at start-up)."""
+    from gateway.registry import read_credentials
+    from resolvers.systems import SYSTEMS
+
+    try:
+        read_credentials(settings.upstreams, SYSTEMS)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
@@ -157,12 +158,23 @@ def worker(config_file: Path | None, queues: str, concurrency: int) -> None:
     unknown = set(names) - set(QUEUES)
     if unknown or not names:
         raise click.BadParameter(f"known queues: {', '.join(QUEUES)}", param_hint="--queues")
+    _check_credentials(settings)
+    from gateway.registry import worker_kinds
+    from resolvers.systems import SYSTEMS
+
+    run_worker(settings, names, concurrency, worker_kinds(SYSTEMS))
+
+
+def run_worker(
+    settings: Settings, queues: list[str], concurrency: int, kinds: KindsFactory
+) -> None:
+    """Consume `queues` with `concurrency` Celery processes running the kinds `kinds` makes."""
     from gateway.tasks.worker import create_worker_app
 
-    create_worker_app(settings).worker_main(
+    create_worker_app(settings, kinds).worker_main(
         argv=[
             "worker",
-            f"--queues={','.join(names)}",
+            f"--queues={','.join(queues)}",
             f"--concurrency={concurrency}",
             "--pool=prefork",
             f"--loglevel={settings.log_level.upper()}",
@@ -187,7 +199,14 @@ def notifier(config_file: Path | None, port: int | None, dry_run: bool) -> None:
         )
     if settings.events.backend != "redis":
         raise click.UsageError("the notifier reads the redis event backend (events.backend)")
-    workspaces = {account.name for account in settings.upstreams.slack}
+    from gateway.registry import configured_accounts
+    from resolvers.systems import SYSTEMS
+
+    workspaces = {
+        system.account_name(account)
+        for system, account in configured_accounts(settings.upstreams, SYSTEMS)
+        if system.name == "slack"
+    }
     unknown = sorted(set(settings.notifier.channels) - workspaces)
     if unknown:
         raise click.UsageError(
@@ -239,9 +258,10 @@ def token(config_file: Path | None, subject: str, scopes: str, expires_days: int
 )
 def export_schema(output: Path | None) -> None:
     """Print the GraphQL SDL (checked in as schema/schema.graphql)."""
+    from resolvers.systems import SYSTEMS
     from schema import build_schema, export_sdl
 
-    sdl = export_sdl(build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry())))
+    sdl = export_sdl(build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()), SYSTEMS))
     if output is None:
         sys.stdout.write(sdl)
     else:

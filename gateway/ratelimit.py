@@ -80,14 +80,6 @@ class Bucket:
     spec: BucketSpec
 
 
-SLACK_TIER_2 = BucketSpec.within(20, 60)
-SLACK_TIER_3 = BucketSpec.within(50, 60)
-SLACK_POST_MESSAGE = BucketSpec.within(60, 60)  # "special": about 1 message/s per channel
-PAGERDUTY = BucketSpec.within(960, 60, burst=9)
-GITHUB = BucketSpec.within(5000, 3600, burst=50)
-JIRA = BucketSpec.within(60, 60)
-
-
 class RateLimitMetrics:
     """Waits, wait time, pauses and refusals of the rate limiter, in one registry."""
 

@@ -183,7 +183,10 @@ class RateLimitSettings(BaseModel):
 
 
 class UpstreamAccountSettings(BaseModel):
-    """One upstream account, named as in app-interface (`PagerDutyInstance_v1.name`...)."""
+    """One upstream account, named as in app-interface (`PagerDutyInstance_v1.name`...).
+
+    A system with options of its own subclasses this in its `resolvers/<system>/` folder.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -197,64 +200,6 @@ class UpstreamAccountSettings(BaseModel):
         default_factory=dict, description="seconds per data type, over the system's defaults"
     )
     timeout: float = 10.0
-    auth_scheme: Literal["bearer", "basic"] = Field(
-        "bearer", description="Jira: `basic` when the credential holds `email:api_token`"
-    )
-
-
-class QontractServerSettings(BaseModel):
-    """The qontract-server the gateway federates (see README, Federation)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = Field(description="base URL, e.g. http://qontract-server:4000 (no /graphql)")
-    token: Credential | None = Field(None, description="sent in Authorization, see auth_scheme")
-    auth_scheme: Literal["basic", "bearer", "verbatim"] = Field(
-        "verbatim",
-        description="verbatim: the token as is (as qontract-reconcile sends it); basic: the "
-        "credential holds `user:password`; bearer: `Bearer <token>`",
-    )
-    timeout: float = Field(30.0, gt=0, description="seconds per attempt")
-    poll_interval: float = Field(
-        10.0, gt=0, description="how often the latest sha is read (schema refresh)"
-    )
-    latest_ttl: float = Field(
-        1.0, ge=0, description="seconds an unpinned request may reuse the latest sha read"
-    )
-    unknown_sha_wait: float = Field(
-        2.0, ge=0, description="how long an unknown sha is retried (replica lag)"
-    )
-    answer_cache_bytes: int = Field(
-        64 * 1024 * 1024, ge=0, description="qontract-server answers kept in process, in bytes"
-    )
-    redis_entry_bytes: int = Field(
-        1024 * 1024, ge=0, description="largest answer shared through Redis"
-    )
-    answer_ttl: float = Field(
-        1200.0, gt=0, description="seconds a pinned answer is kept in Redis (BUNDLE_SHA_TTL)"
-    )
-
-
-class UpstreamSettings(BaseModel):
-    """Every upstream account, per system; `qontract_server` is the federated app-interface."""
-
-    qontract_server: QontractServerSettings | None = None
-    pagerduty: list[UpstreamAccountSettings] = Field(default_factory=list)
-    slack: list[UpstreamAccountSettings] = Field(default_factory=list)
-    github: list[UpstreamAccountSettings] = Field(default_factory=list)
-    jira: list[UpstreamAccountSettings] = Field(default_factory=list)
-    vault: list[dict[str, Any]] = Field(
-        default_factory=list,
-        description="Vault instances; each validated by resolvers/vault (VaultAccountSettings)",
-    )
-
-    def accounts(self) -> list[tuple[str, UpstreamAccountSettings]]:
-        """(system, account) pairs in a stable order."""
-        return [
-            (system, account)
-            for system in ("pagerduty", "slack", "github", "jira")
-            for account in getattr(self, system)
-        ]
 
 
 class CacheSettings(BaseModel):
@@ -305,12 +250,8 @@ class EventSettings(BaseModel):
 
 
 class TaskSettings(BaseModel):
-    """The task engine: record lifetime, worker liveness, queues and where task kinds come from."""
+    """The task engine: record lifetime, worker liveness and queues."""
 
-    kinds: str = Field(
-        "resolvers.task_kinds:task_kinds",
-        description="`module:function` building the registry of task kinds from the runtime",
-    )
     record_ttl: float = Field(86_400.0, gt=0, description="how long a task record is kept")
     heartbeat_interval: float = Field(2.0, gt=0, description="how often a running task renews")
     heartbeat_timeout: float = Field(
@@ -431,7 +372,11 @@ class Settings(BaseSettings):
     limits: QueryLimits = Field(default_factory=QueryLimits)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
-    upstreams: UpstreamSettings = Field(default_factory=UpstreamSettings)
+    upstreams: dict[str, Any] = Field(
+        default_factory=dict,
+        description="accounts per system, `{<system>: [accounts]}`; checked at start-up by the "
+        "system registry (gateway/registry.py), which names an unknown system or option",
+    )
     events: EventSettings = Field(default_factory=EventSettings)
     tasks: TaskSettings = Field(default_factory=TaskSettings)
     notifier: NotifierSettings = Field(default_factory=NotifierSettings)
@@ -448,10 +393,6 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Environment wins over values passed in (which come from the config file)."""
         return env_settings, init_settings, file_secret_settings
-
-    def upstream_account_names(self) -> list[tuple[str, str]]:
-        """(system, account name) of every configured upstream account."""
-        return [(system, account.name) for system, account in self.upstreams.accounts()]
 
     @property
     def redis_mode(self) -> Literal["embedded", "external"]:

@@ -8,25 +8,20 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from gql import Client, GraphQLRequest, gql
-from gql.transport.websockets import WebsocketsTransport
+from reconcile_client.gateway_client import GatewayClient
 
-SUBSCRIPTION = gql(
-    """
-    subscription EventLogSink($group: String!, $consumer: String!, $types: [String!]) {
-      events_durable_v1(group: $group, consumer: $consumer, types: $types) {
-        id version event_type source timestamp payload stream_id delivery_count
-      }
-    }
-    """
-)
-ACKNOWLEDGE = gql(
-    """
-    mutation EventLogSinkAck($group: String!, $ids: [String!]!) {
-      events_ack_v1(group: $group, ids: $ids)
-    }
-    """
-)
+SUBSCRIPTION = """
+subscription EventLogSink($group: String!, $consumer: String!, $types: [String!]) {
+  events_durable_v1(group: $group, consumer: $consumer, types: $types) {
+    id version event_type source timestamp payload stream_id delivery_count
+  }
+}
+"""
+ACKNOWLEDGE = """
+mutation EventLogSinkAck($group: String!, $ids: [String!]!) {
+  events_ack_v1(group: $group, ids: $ids)
+}
+"""
 
 
 @dataclass(frozen=True)
@@ -44,8 +39,7 @@ def event_line(event: dict[str, Any]) -> str:
 
 
 async def run_event_log_sink(
-    ws_url: str,
-    token: str | None,
+    gateway: GatewayClient,
     group: str,
     consumer: str,
     *,
@@ -58,31 +52,26 @@ async def run_event_log_sink(
     """Write each event of consumer `group` to `output` (stdout), acknowledging it once flushed.
 
     In dry run nothing is acknowledged, so the group gets every event again later. Runs until
-    `max_events` lines are written or `stop` is set; connection errors propagate.
+    `max_events` lines are written or `stop` is set; failures are `gateway`'s client errors
+    (an unreachable gateway is GatewayUnreachable, exit 3).
     """
     stream = output if output is not None else sys.stdout
-    transport = WebsocketsTransport(
-        url=ws_url,
-        init_payload={"Authorization": f"Bearer {token}"} if token else {},
-        subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
-    )
     written = acknowledged = 0
     variables = {"group": group, "consumer": consumer, "types": list(types) if types else None}
-    async with Client(transport=transport) as session:
-        deliveries = session.subscribe(GraphQLRequest(SUBSCRIPTION, variable_values=variables))
-        async with contextlib.aclosing(deliveries):
-            while max_events is None or written < max_events:
-                result = await _next_or_stop(deliveries, stop)
-                if result is None:
-                    break
-                event = result["events_durable_v1"]
-                stream.write(event_line(event))
-                stream.flush()
-                written += 1
-                if not dry_run:
-                    ids = {"group": group, "ids": [event["stream_id"]]}
-                    answer = await session.execute(GraphQLRequest(ACKNOWLEDGE, variable_values=ids))
-                    acknowledged += int(answer["events_ack_v1"])
+    deliveries = gateway.subscribe_document(SUBSCRIPTION, variables)
+    async with contextlib.aclosing(deliveries):
+        while max_events is None or written < max_events:
+            result = await _next_or_stop(deliveries, stop)
+            if result is None:
+                break
+            event = result["events_durable_v1"]
+            stream.write(event_line(event))
+            stream.flush()
+            written += 1
+            if not dry_run:
+                ids = {"group": group, "ids": [event["stream_id"]]}
+                answer = await gateway.execute_document(ACKNOWLEDGE, ids)
+                acknowledged += int(answer["events_ack_v1"])
     return SinkResult(written=written, acknowledged=acknowledged)
 
 

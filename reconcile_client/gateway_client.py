@@ -3,7 +3,7 @@
 import asyncio
 import gzip
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -180,6 +180,13 @@ class GatewayClient:
         self, operation: Operation[ResultT], variables: Mapping[str, Any] | None = None
     ) -> AsyncIterator[ResultT]:
         """Each event of a subscription, validated into the operation's model."""
+        async for data in self.subscribe_document(operation.document, variables):
+            yield self.validate(operation, data)
+
+    async def subscribe_document(
+        self, document: str, variables: Mapping[str, Any] | None = None
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """Each event of a subscription document, as a dict; errors mapped as `execute`'s."""
         assert isinstance(self._endpoint, GatewayEndpoint), "subscriptions need a gateway endpoint"
         transport = WebsocketsTransport(
             url=self._endpoint.websocket_url(),
@@ -190,12 +197,12 @@ class GatewayClient:
             subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
             connect_timeout=self._endpoint.timeout,
         )
-        request = GraphQLRequest(operation.document, variable_values=dict(variables or {}))
+        request = GraphQLRequest(document, variable_values=dict(variables or {}))
         url = self._endpoint.websocket_url()
         try:
             async with Client(transport=transport, execute_timeout=None) as session:
                 async for data in session.subscribe(request):
-                    yield self.validate(operation, data)
+                    yield data
         except TransportQueryError as error:
             raise _query_error(self.service, (error.errors or [{}])[0]) from None
         except InvalidStatus as error:

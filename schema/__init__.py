@@ -11,19 +11,20 @@ from strawberry.federation import Schema
 from strawberry.federation.schema import FederationAny
 from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult, Info
 from strawberry.types.graphql import OperationType
 
 from gateway.errors import shown
 from gateway.graphql_errors import error_code, is_unexpected, map_redis_failures
 from gateway.metrics import GatewayMetrics
+from gateway.registry import AnySystem
 from gateway.settings import QueryLimits
 from schema.entities import Entity, entity_table, resolve_entities
 from schema.extensions import limit_extensions
-from schema.mutation import Mutation
-from schema.query import CACHE_BACKED_FIELDS, Query
+from schema.mutation import GatewayMutation
+from schema.query import GatewayQuery, TaskQuery
 from schema.scalars import SCALARS
-from schema.slack_usergroups_types import TYPES as SLACK_USERGROUP_ACTIONS
 from schema.subscription import Subscription
 
 log = structlog.get_logger("gateway.graphql")
@@ -97,23 +98,36 @@ class GatewaySchema(Schema):
             log.info("operation errors", codes=dict(codes), first=shown(first, 200))
 
 
+def root_types(systems: Sequence[AnySystem]) -> tuple[type, type]:
+    """Query and Mutation: the gateway's own fields, then each system's, in `systems` order."""
+    parts = [system.graphql for system in systems]
+    # A part shared by systems (VcsQuery: GitHub and GitLab) joins once, where first named.
+    queries = dict.fromkeys([GatewayQuery, *(q for p in parts for q in p.queries), TaskQuery])
+    mutations = dict.fromkeys([GatewayMutation, *(m for p in parts for m in p.mutations)])
+    return merge_types("Query", tuple(queries)), merge_types("Mutation", tuple(mutations))
+
+
 def build_schema(
     limits: QueryLimits,
     metrics: GatewayMetrics,
+    systems: Sequence[AnySystem],
     extra: Sequence[Callable[[], SchemaExtension]] = (),
 ) -> GatewaySchema:
-    """The Federation v2 schema with the limits and metrics of one app (and `extra` extensions).
+    """The Federation v2 schema of `systems` with the limits and metrics of one app (and `extra`
+    extensions).
 
     The federated copy (README, Federation) has `FederatedExecution` as `extra`, and its
     graphql-core schema is replaced by the merged one; `_service { sdl }` stays gateway-only.
     """
+    query, mutation = root_types(systems)
+    cache_backed = frozenset().union(*(system.graphql.cache_backed for system in systems))
     return GatewaySchema(
-        query=Query,
-        mutation=Mutation,
+        query=query,
+        mutation=mutation,
         subscription=Subscription,
-        types=SLACK_USERGROUP_ACTIONS,
+        types=[t for system in systems for t in system.graphql.types],
         config=StrawberryConfig(auto_camel_case=False, scalar_map=SCALARS),
-        extensions=[*limit_extensions(limits, metrics, CACHE_BACKED_FIELDS), *extra],
+        extensions=[*limit_extensions(limits, metrics, cache_backed), *extra],
         federation_version="2.7",
         max_representations=limits.max_entity_representations,
     )

@@ -29,6 +29,7 @@ from gateway.federation.reverse import KEY, decode_json_scalars, keys_filter, re
 from gateway.federation.service import Federation, RemoteSource
 from gateway.federation.table import Call, ExtensionTable, Kind, LiveField, Lookup, ReverseJoin
 from gateway.metrics import GatewayMetrics
+from gateway.registry import AnySystem
 from gateway.settings import QueryLimits
 from schema import GatewaySchema, build_schema
 from schema.context import RequestContext
@@ -327,14 +328,20 @@ def _reverse_resolver(join: ReverseJoin, federations: list[Federation]) -> Any:
 
 
 def build_federation(
-    limits: QueryLimits, metrics: GatewayMetrics, source: RemoteSource, poll_interval: float
+    limits: QueryLimits,
+    metrics: GatewayMetrics,
+    systems: Sequence[AnySystem],
+    source: RemoteSource,
+    poll_interval: float,
 ) -> tuple[Federation, GatewaySchema]:
     """The federation over `source` and the federated copy of the gateway schema it serves.
 
     The copy's graphql-core schema is replaced by each merged schema the federation builds.
     """
     federations: list[Federation] = []
-    federated = build_schema(limits, metrics, extra=[lambda: FederatedExecution(federations[0])])
+    federated = build_schema(
+        limits, metrics, systems, extra=[lambda: FederatedExecution(federations[0])]
+    )
 
     def install(merged: GraphQLSchema) -> None:
         federated._schema = merged

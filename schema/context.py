@@ -9,9 +9,9 @@ from starlette.websockets import WebSocket
 
 from gateway.auth import Identity, TokenVerifier
 from gateway.errors import GatewayError
+from gateway.registry import Sources
 from gateway.runtime import Runtime
 from gateway.tasks.queue import TaskQueue
-from resolvers import Sources
 
 T = TypeVar("T")
 

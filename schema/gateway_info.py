@@ -38,11 +38,11 @@ class GatewayInfo:
 def gateway_info(info: Info[RequestContext, None]) -> GatewayInfo:
     """Resolve `gateway_info_v1`."""
     settings = info.context.runtime.settings
+    sources = info.context.sources
     return GatewayInfo(
         version=__version__,
         redis_mode=settings.redis_mode,
         upstream_accounts=[
-            GatewayUpstreamAccount(system=system, name=name)
-            for system, name in settings.upstream_account_names()
+            GatewayUpstreamAccount(system=system, name=name) for system, name in sources.accounts()
         ],
     )

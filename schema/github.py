@@ -8,7 +8,9 @@ from strawberry.types import Info
 
 from gateway.errors import BadUserInput, GatewayError, NotFound, shown
 from resolvers.github.api import GitHubCollaborator as CollaboratorRecord
+from resolvers.github.source import GitHubSource
 from schema.context import RequestContext
+from schema.inputs import bounded
 from schema.loaders import Loaded, items, keyed_loader, unwrap
 
 
@@ -26,7 +28,7 @@ class GitHubUser:
         Each org's member list is read once per request, whatever the number of logins.
         """
         failure: GatewayError | None = None
-        for org in sorted(info.context.sources.github):
+        for org in sorted(info.context.sources.of(GitHubSource)):
             try:
                 members = await _org_members(info, org)
             except GatewayError as error:
@@ -89,7 +91,7 @@ async def _org_members(info: Info[RequestContext, None], org: str) -> dict[str, 
 
 async def github_org_members(info: Info[RequestContext, None], org: str) -> list[GitHubUser]:
     """Resolve `github_org_members_v1` with the account named `org`."""
-    cached = await info.context.sources.github_org(org).org_members(org)
+    cached = await info.context.sources.get(GitHubSource, org).org_members(org)
     members = unwrap(info, cached)
     return [GitHubUser(login=m.login, id=str(m.id)) for m in members]
 
@@ -121,7 +123,7 @@ async def github_repo_collaborators(
     for repo in repos:
         try:
             owner, _ = split_repo(repo)
-            source = info.context.sources.github_org(owner)
+            source = info.context.sources.get(GitHubSource, owner)
         except GatewayError as error:
             pending.append(error)
             continue
@@ -132,4 +134,21 @@ async def github_repo_collaborators(
         info,
         zip(repos, results, strict=True),
         lambda repo, found: GitHubRepo(name=repo, collaborators=[_collaborator(r) for r in found]),
+    )
+
+
+@strawberry.type
+class GitHubQuery:
+    """GitHub root fields (joined into Query by the system registry)."""
+
+    github_org_members_v1: list[GitHubUser] = strawberry.field(
+        resolver=github_org_members,
+        extensions=bounded("read"),
+        description="Members of GitHub `org` (read with the account named `org`), cached",
+    )
+
+    github_repo_collaborators_v1: list[GitHubRepo | None] = strawberry.field(
+        resolver=github_repo_collaborators,
+        extensions=bounded("read"),
+        description="Collaborators of `owner/name` repositories (account named `owner`), cached",
     )

@@ -10,8 +10,10 @@ from gateway.cache import Cached
 from gateway.errors import BadUserInput, GatewayError
 from resolvers.jira.api import JiraIssue as IssueRecord
 from resolvers.jira.api import JiraProject as ProjectRecord
+from resolvers.jira.source import JiraSource
 from schema.context import RequestContext
 from schema.entities import only_item
+from schema.inputs import bounded
 from schema.loaders import items, keyed_loader, unwrap
 
 T = TypeVar("T")
@@ -105,7 +107,7 @@ async def jira_issues(
     NOT_FOUND) or `jql` (the matching issues in Jira's order)."""
     if (keys is None) == (jql is None):
         raise BadUserInput("jira_issues_v1 takes exactly one of `keys` or `jql`")
-    source = info.context.sources.jira_instance(instance)
+    source = info.context.sources.get(JiraSource, instance)
     if jql is not None:
         return [_issue(instance, r) for r in unwrap(info, await source.issues_by_jql(jql))]
     assert keys is not None
@@ -118,8 +120,25 @@ async def jira_projects(
 ) -> list[JiraProject | None]:
     """Resolve `jira_projects_v1`: the projects with `keys` (a missing one is a null item with
     NOT_FOUND), or every project the gateway's token can see."""
-    source = info.context.sources.jira_instance(instance)
+    source = info.context.sources.get(JiraSource, instance)
     if keys is None:
         return [_project(instance, p) for p in unwrap(info, await source.all_projects())]
     name = f"jira/{instance}/projects"
     return await _each(info, name, source.projects_by_key, keys, lambda _, p: _project(instance, p))
+
+
+@strawberry.type
+class JiraQuery:
+    """Jira root fields (joined into Query by the system registry)."""
+
+    jira_issues_v1: list[JiraIssue | None] = strawberry.field(
+        resolver=jira_issues,
+        extensions=bounded("read"),
+        description="Issues of Jira `instance` by `keys` or by `jql` (exactly one), cached",
+    )
+
+    jira_projects_v1: list[JiraProject | None] = strawberry.field(
+        resolver=jira_projects,
+        extensions=bounded("read"),
+        description="Projects of Jira `instance` by `keys`, or all of them, cached",
+    )

@@ -1,4 +1,4 @@
-"""The root Mutation: operations that change state."""
+"""The root Mutation's own fields: cache control and event acknowledgements."""
 
 import strawberry
 from strawberry.types import Info
@@ -8,16 +8,13 @@ from gateway.errors import BadUserInput, shown
 from schema.context import RequestContext
 from schema.events import events_ack
 from schema.permissions import scope
-from schema.slack_chat import ChatMessage, slack_chat_post_v1
-from schema.slack_usergroups_reconcile import slack_usergroups_reconcile
-from schema.tasks import READ_TASK_SCOPES, ReconcileTask
 
 
 async def cache_invalidate(
     info: Info[RequestContext, None], system: str, account: str, data_type: str | None = None
 ) -> bool:
     """Resolve `cache_invalidate_v1`: drop an account's cached data (one data type or all)."""
-    configured = info.context.runtime.settings.upstream_account_names()
+    configured = info.context.sources.accounts()
     systems = sorted({name for name, _ in configured})
     if system not in systems:
         known = ", ".join(systems) or "none"
@@ -32,8 +29,8 @@ async def cache_invalidate(
 
 
 @strawberry.type
-class Mutation:
-    """Changes: cache control, event acknowledgements (and reconcile actions)."""
+class GatewayMutation:
+    """The gateway's own changes: cache control and event acknowledgements (systems add theirs)."""
 
     cache_invalidate_v1: bool = strawberry.field(
         resolver=cache_invalidate,
@@ -46,12 +43,3 @@ class Mutation:
         description="Acknowledge `events_durable_v1` deliveries of `group` by `stream_id`; "
         "returns how many were still pending",
     )
-    slack_usergroups_reconcile_v1: ReconcileTask = strawberry.mutation(
-        resolver=slack_usergroups_reconcile,
-        extensions=scope(*READ_TASK_SCOPES),
-        description="Reconcile Slack usergroups to `input`; returns the task at once (read it "
-        "with `reconcile_task_v1`). Real runs need `reconcile:apply`, dry runs "
-        "`reconcile:dry-run`; a real run for workspaces that already have one pending or "
-        "running returns that task",
-    )
-    slack_chat_post_v1: ChatMessage = slack_chat_post_v1

@@ -6,9 +6,10 @@ from typing import TypeVar
 import strawberry
 from strawberry.types import Info
 
-from resolvers.pagerduty.source import Result, UserRecord
+from resolvers.pagerduty.source import PagerDutySource, Result, UserRecord
 from schema.context import RequestContext
 from schema.entities import only_item
+from schema.inputs import bounded
 from schema.loaders import items, keyed_loader
 
 T = TypeVar("T")
@@ -64,7 +65,7 @@ async def _on_call(
     make: Callable[[str, list[PagerDutyUser]], T],
 ) -> list[T | None]:
     """One item per id from the request's `kind` loader; an item's error stays its own."""
-    source = info.context.sources.pagerduty_instance(instance)
+    source = info.context.sources.get(PagerDutySource, instance)
     fetch: Callable[[list[str]], Awaitable[Mapping[str, Result]]] = getattr(source, kind)
     loader = keyed_loader(info, f"pagerduty/{instance}/{kind}", fetch)
     loaded = [one.result for one in await loader.load_many(ids)]
@@ -101,4 +102,21 @@ async def pagerduty_escalation_policies(
         ids,
         "escalation_policy_users",
         lambda i, u: PagerDutyEscalationPolicy(instance=instance, id=i, users=u),
+    )
+
+
+@strawberry.type
+class PagerDutyQuery:
+    """PagerDuty root fields (joined into Query by the system registry)."""
+
+    pagerduty_schedules_v1: list[PagerDutySchedule | None] = strawberry.field(
+        resolver=pagerduty_schedules,
+        extensions=bounded("read"),
+        description="Schedules of PagerDuty `instance` with their on-call users, cached",
+    )
+
+    pagerduty_escalation_policies_v1: list[PagerDutyEscalationPolicy | None] = strawberry.field(
+        resolver=pagerduty_escalation_policies,
+        extensions=bounded("read"),
+        description="Escalation policies of PagerDuty `instance` with the users they page now",
     )

@@ -16,6 +16,7 @@ from resolvers.slack.source import (
     UsergroupRecord,
 )
 from schema.context import RequestContext
+from schema.inputs import bounded
 from schema.provenance import record
 
 T = TypeVar("T")
@@ -84,7 +85,7 @@ async def _lookup(
 ) -> T:
     """`data_type` of `workspace`, looked up (and its provenance recorded) once per request."""
     context = info.context
-    source = context.sources.slack_workspace(workspace)
+    source = context.sources.get(SlackSource, workspace)
 
     async def load() -> T:
         cached = await fetch(source)
@@ -162,3 +163,26 @@ async def slack_channels(
     by_name = directory["by_name"]
     asked = None if names is None else [name.removeprefix("#") for name in names]
     return [SlackChannel(id=by_name[name], name=name) for name in _wanted(asked, by_name)]
+
+
+@strawberry.type
+class SlackQuery:
+    """Slack root fields (joined into Query by the system registry)."""
+
+    slack_usergroups_v1: list[SlackUsergroup] = strawberry.field(
+        resolver=slack_usergroups,
+        extensions=bounded("read"),
+        description="Usergroups of Slack `workspace` (all, or by handle), cached",
+    )
+
+    slack_users_v1: list[SlackUser] = strawberry.field(
+        resolver=slack_users,
+        extensions=bounded("read"),
+        description="Active users of Slack `workspace` (all, or by org username), cached",
+    )
+
+    slack_channels_v1: list[SlackChannel] = strawberry.field(
+        resolver=slack_channels,
+        extensions=bounded("read"),
+        description="Unarchived channels of Slack `workspace` (all, or by name), cached",
+    )

@@ -7,6 +7,7 @@ from strawberry.types import Info
 
 from gateway.errors import BadUserInput, shown
 from resolvers.slack.chat import SlackChat
+from resolvers.slack.source import SlackSource
 from schema.context import RequestContext
 from schema.permissions import scope
 
@@ -47,7 +48,7 @@ async def slack_chat_post(
         raise BadUserInput("text must not be empty")
     if thread_ts is not None and not THREAD_TS.fullmatch(thread_ts):
         raise BadUserInput(f"thread_ts must be a Slack message ts, not {shown(thread_ts)}")
-    chat = SlackChat(info.context.sources.slack_workspace(workspace))
+    chat = SlackChat(info.context.sources.get(SlackSource, workspace))
     if channel is not None:
         posted = await chat.to_channel(channel, text, thread_ts)
     else:
@@ -64,3 +65,10 @@ slack_chat_post_v1 = strawberry.mutation(
     "be) or to a user's direct messages (org username). Text over 10,000 characters is cut "
     "with a marker. Not idempotent: a caller that retries after a timeout may post twice",
 )
+
+
+@strawberry.type
+class SlackChatMutation:
+    """Slack's chat field on the root Mutation."""
+
+    slack_chat_post_v1: ChatMessage = slack_chat_post_v1

@@ -7,8 +7,10 @@ from strawberry.types import Info
 from gateway.errors import BadUserInput, Forbidden
 from resolvers.slack.reconcile import TASK_KIND
 from resolvers.slack.reconcile_models import ReconcileRequest
+from resolvers.slack.source import SlackSource
 from schema.context import RequestContext
-from schema.tasks import ReconcileTask
+from schema.permissions import scope
+from schema.tasks import READ_TASK_SCOPES, ReconcileTask
 
 
 @strawberry.input(name="SlackUsergroupNotificationsInput_v1")
@@ -72,7 +74,7 @@ async def slack_usergroups_reconcile(
     if not request.dry_run and not info.context.identity.has_scope(request.required_scope):
         raise Forbidden(f"a real run needs the '{request.required_scope}' scope")
     for workspace in request.workspaces:
-        info.context.sources.slack_workspace(workspace.name)
+        info.context.sources.get(SlackSource, workspace.name)
     record = await info.context.tasks.submit(
         TASK_KIND,
         request.model_dump(mode="json"),
@@ -82,3 +84,17 @@ async def slack_usergroups_reconcile(
         caller=info.context.identity.subject,
     )
     return ReconcileTask.of(record)
+
+
+@strawberry.type
+class SlackUsergroupsMutation:
+    """Slack usergroups reconcile (joined into Mutation by the system registry)."""
+
+    slack_usergroups_reconcile_v1: ReconcileTask = strawberry.mutation(
+        resolver=slack_usergroups_reconcile,
+        extensions=scope(*READ_TASK_SCOPES),
+        description="Reconcile Slack usergroups to `input`; returns the task at once (read it "
+        "with `reconcile_task_v1`). Real runs need `reconcile:apply`, dry runs "
+        "`reconcile:dry-run`; a real run for workspaces that already have one pending or "
+        "running returns that task",
+    )

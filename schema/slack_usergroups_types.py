@@ -1,89 +1,76 @@
-"""Typed results of `slack-usergroups.reconcile` tasks: the actions a run computed or applied."""
+"""Typed results of `slack-usergroups.reconcile` tasks, derived from the service's pydantic
+models (resolvers/slack/reconcile_models.py): the actions a run computed or applied."""
 
 from typing import Any
 
 import strawberry
+from strawberry.experimental import pydantic
+
+from resolvers.slack.reconcile_models import (
+    ActionTarget,
+    CreateUsergroup,
+    ReconcileResult,
+    UpdateMetadata,
+    UpdateUsers,
+)
+from schema.tasks import ReconcileTaskResult
 
 
-@strawberry.interface(name="SlackUsergroupAction_v1")
+@pydantic.interface(model=ActionTarget, name="SlackUsergroupAction_v1")
 class SlackUsergroupAction:
     """One change to one usergroup; usergroups are never deleted or disabled."""
 
-    workspace: str
-    usergroup: str = strawberry.field(description="the usergroup's handle")
-    enable: bool = strawberry.field(description="the disabled usergroup is re-enabled first")
+    workspace: strawberry.auto
+    usergroup: strawberry.auto
+    enable: strawberry.auto
 
 
-@strawberry.type(name="SlackUsergroupCreate_v1")
-class SlackUsergroupCreate(SlackUsergroupAction):
+# The ignores: Strawberry's mypy plugin types `from_pydantic` by each class's own model.
+@pydantic.type(model=CreateUsergroup, name="SlackUsergroupCreate_v1")
+class SlackUsergroupCreate(SlackUsergroupAction):  # type: ignore[override]
     """Create the usergroup with its description, channels and users, in the same run."""
 
-    description: str
-    channels: list[str]
-    users: list[str]
+    description: strawberry.auto
+    channels: strawberry.auto
+    users: strawberry.auto
 
 
-@strawberry.type(name="SlackUsergroupUpdateUsers_v1")
-class SlackUsergroupUpdateUsers(SlackUsergroupAction):
+@pydantic.type(model=UpdateUsers, name="SlackUsergroupUpdateUsers_v1")
+class SlackUsergroupUpdateUsers(SlackUsergroupAction):  # type: ignore[override]
     """Set the members to `users` (org usernames)."""
 
-    users: list[str]
-    users_to_add: list[str]
-    users_to_remove: list[str]
+    users: strawberry.auto
+    users_to_add: strawberry.auto
+    users_to_remove: strawberry.auto
 
 
-@strawberry.type(name="SlackUsergroupUpdateMetadata_v1")
-class SlackUsergroupUpdateMetadata(SlackUsergroupAction):
+@pydantic.type(model=UpdateMetadata, name="SlackUsergroupUpdateMetadata_v1")
+class SlackUsergroupUpdateMetadata(SlackUsergroupAction):  # type: ignore[override]
     """Change the description and/or default channels (null: unchanged)."""
 
-    description: str | None
-    channels: list[str] | None
+    description: strawberry.auto
+    channels: strawberry.auto
 
 
-@strawberry.type(name="SlackUsergroupsReconcileResult_v1")
-class SlackUsergroupsReconcileResult:
+@pydantic.type(model=ReconcileResult, name="SlackUsergroupsReconcileResult_v1")
+class SlackUsergroupsReconcileResult(ReconcileTaskResult):
     """What a finished run did: `failed` iff `errors` is not empty."""
 
     status: str
+    errors: strawberry.auto
     actions: list[SlackUsergroupAction]
-    applied_count: int
-    errors: list[str] = strawberry.field(description='"workspace/usergroup: what failed"')
-
-
-def _action(data: dict[str, Any]) -> SlackUsergroupAction:
-    common = {
-        "workspace": data["workspace"],
-        "usergroup": data["usergroup"],
-        "enable": bool(data.get("enable", False)),
-    }
-    if data["kind"] == "create":
-        return SlackUsergroupCreate(
-            **common,
-            description=data["description"],
-            channels=data["channels"],
-            users=data["users"],
-        )
-    if data["kind"] == "update_users":
-        return SlackUsergroupUpdateUsers(
-            **common,
-            users=data["users"],
-            users_to_add=data["users_to_add"],
-            users_to_remove=data["users_to_remove"],
-        )
-    return SlackUsergroupUpdateMetadata(
-        **common, description=data.get("description"), channels=data.get("channels")
-    )
+    applied_count: strawberry.auto
 
 
 def reconcile_result(result: dict[str, Any]) -> SlackUsergroupsReconcileResult:
     """The typed view of a `slack-usergroups.reconcile` task's JSON result."""
-    return SlackUsergroupsReconcileResult(
-        status=result["status"],
-        actions=[_action(action) for action in result.get("actions", [])],
-        applied_count=int(result.get("applied_count", 0)),
-        errors=list(result.get("errors", [])),
-    )
+    return SlackUsergroupsReconcileResult.from_pydantic(ReconcileResult.model_validate(result))
 
 
-TYPES = [SlackUsergroupCreate, SlackUsergroupUpdateUsers, SlackUsergroupUpdateMetadata]
-"""The concrete action types, for `Schema(types=...)`."""
+TYPES = (
+    SlackUsergroupCreate,
+    SlackUsergroupUpdateUsers,
+    SlackUsergroupUpdateMetadata,
+    SlackUsergroupsReconcileResult,
+)
+"""The types reached only through interfaces, for `Schema(types=...)`."""

@@ -3,16 +3,15 @@
 import datetime as dt
 from collections.abc import AsyncGenerator
 from enum import Enum
+from typing import cast
 
 import strawberry
 from strawberry.types import Info
 
 from gateway.errors import BadUserInput
 from gateway.tasks.record import TaskRecord
-from resolvers.slack.reconcile import TASK_KIND as SLACK_USERGROUPS_RECONCILE
 from schema.context import RequestContext
 from schema.scalars import JSON
-from schema.slack_usergroups_types import SlackUsergroupsReconcileResult, reconcile_result
 
 MAX_WAIT_SECONDS = 300
 
@@ -31,6 +30,15 @@ class ReconcileTaskStatus(Enum):
     failed = "failed"
 
 
+@strawberry.interface(name="ReconcileTaskResult_v1")
+class ReconcileTaskResult:
+    """The typed result of a finished task: each kind's type implements it (see
+    `SystemSchema.results`); `failed` iff `errors` is not empty."""
+
+    status: str
+    errors: list[str]
+
+
 @strawberry.type(name="ReconcileTask_v1")
 class ReconcileTask:
     """A submitted reconcile task: its status and, once ended, its result or error."""
@@ -45,12 +53,19 @@ class ReconcileTask:
     result: JSON | None = strawberry.field(description="The task's result, once it succeeded")
     error: str | None
 
-    @strawberry.field(description="The typed result of a `slack-usergroups.reconcile` task")  # type: ignore[untyped-decorator]
-    def slack_usergroups(self) -> SlackUsergroupsReconcileResult | None:
-        """`result` as typed actions, for that kind once it ended with a result."""
-        if self.kind != SLACK_USERGROUPS_RECONCILE or self.result is None:
+    @strawberry.field(  # type: ignore[untyped-decorator]
+        description="`result` as the type its kind declares (e.g. "
+        "`SlackUsergroupsReconcileResult_v1`), once the task succeeded"
+    )
+    def typed_result(self, info: Info[RequestContext, None]) -> ReconcileTaskResult | None:
+        """`result` through the converter its system registered for this kind, if any."""
+        if self.result is None:
             return None
-        return reconcile_result(dict(self.result))  # type: ignore[call-overload]
+        for system in info.context.sources.systems.values():
+            convert = system.graphql.results.get(self.kind)
+            if convert is not None:
+                return cast(ReconcileTaskResult, convert(dict(self.result)))  # type: ignore[call-overload]
+        return None
 
     @classmethod
     def of(cls, record: TaskRecord) -> "ReconcileTask":

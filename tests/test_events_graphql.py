@@ -19,7 +19,9 @@ from gateway.auth import mint_token
 from gateway.events import Event, EventMetrics, EventPublisher, create_event_publisher
 from gateway.redis import create_redis
 from gateway.redis_keys import stream_keys
+from reconcile_client.config import GatewayEndpoint
 from reconcile_client.event_log_sink import run_event_log_sink
+from reconcile_client.gateway_client import GatewayClient
 from tests.support.graphql_ws import GraphQLWebSocket
 from tests.support.server_thread import ServerThread
 from tests.support.wait import async_wait_until
@@ -339,16 +341,19 @@ async def test_event_log_sink_writes_json_lines_and_acks_only_after_writing(
     await publish(publisher, "beta.changed", 2)
     output = CheckedOutput(redis.Redis.from_url(redis_url), stream_keys(namespace).stream, "log")
 
-    result = await run_event_log_sink(
-        gateway.url.replace("http://", "ws://") + "/graphql",
-        token,
-        "log",
-        "sink-1",
-        types=["alpha.changed"],
-        dry_run=dry_run,
-        output=output,
-        max_events=3,
-    )
+    client = GatewayClient(GatewayEndpoint(url=f"{gateway.url}/graphql", token=token))
+    try:
+        result = await run_event_log_sink(
+            client,
+            "log",
+            "sink-1",
+            types=["alpha.changed"],
+            dry_run=dry_run,
+            output=output,
+            max_events=3,
+        )
+    finally:
+        await client.aclose()
     lines = [line for line in output.getvalue().splitlines() if line]
     assert [line.count('"event_type":"alpha.changed"') for line in lines] == [1, 1, 1]
     assert [re.search(r'"stream_id":"([\d-]+)"', line).group(1) for line in lines] == published  # type: ignore[union-attr]

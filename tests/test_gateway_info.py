@@ -36,9 +36,10 @@ def test_checked_in_schema_matches_the_code() -> None:
 
     from gateway.metrics import GatewayMetrics
     from gateway.settings import QueryLimits
+    from resolvers.systems import SYSTEMS
     from schema import build_schema, export_sdl
 
-    built = export_sdl(build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry())))
+    built = export_sdl(build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()), SYSTEMS))
     checked_in = (Path(__file__).parents[1] / "schema" / "schema.graphql").read_text()
     assert built == checked_in, (
         "run `qontract-gateway export-schema --output schema/schema.graphql`"

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.registry import configured_accounts
 from gateway.settings import InvalidSettings, load_settings
+from resolvers.systems import SYSTEMS
 
 
 def test_yaml_file_is_read_and_environment_wins(
@@ -30,7 +32,10 @@ def test_toml_file_is_read_through_the_environment_variable(
     monkeypatch.setenv("QONTRACT_GATEWAY_CONFIG_FILE", str(config))
     settings = load_settings()
     assert settings.limits.max_depth == 7
-    assert settings.upstream_account_names() == [("pagerduty", "app-sre")]
+    accounts = configured_accounts(settings.upstreams, SYSTEMS)
+    assert [(system.name, account.name) for system, account in accounts] == [
+        ("pagerduty", "app-sre")
+    ]
 
 
 def test_invalid_settings_name_the_field_but_never_the_value(tmp_path: Path) -> None:
@@ -56,7 +61,51 @@ def test_a_credential_names_an_env_variable_or_a_file_and_reads_it(
         "    - {name: b, api_url: 'http://x', token: {env: MISSING_TOKEN_VAR}}\n"
     )
     monkeypatch.delenv("MISSING_TOKEN_VAR", raising=False)
-    slack = load_settings(config).upstreams.slack
+    slack = [
+        account for _, account in configured_accounts(load_settings(config).upstreams, SYSTEMS)
+    ]
     assert slack[0].token.read().get_secret_value() == "file-token"
     with pytest.raises(InvalidSettings, match="MISSING_TOKEN_VAR is not set"):
         slack[1].token.read()
+
+
+def test_an_unknown_system_is_refused_naming_it_and_the_known_ones(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text("upstreams:\n  pagerduty: []\n  pagerdooty: []\n")
+    upstreams = load_settings(config).upstreams
+    with pytest.raises(InvalidSettings) as refused:
+        configured_accounts(upstreams, SYSTEMS)
+    assert "upstreams.pagerdooty: unknown system" in str(refused.value)
+    assert "pagerduty" in str(refused.value).split("known:")[1]
+
+
+def test_an_option_of_another_system_is_refused_naming_the_field(tmp_path: Path) -> None:
+    """`auth_scheme` is Jira's: on a PagerDuty account it is an error at that field."""
+    config = tmp_path / "gateway.yaml"
+    account = "{name: a, api_url: 'http://x', token: {env: T}, auth_scheme: basic}"
+    config.write_text(f"upstreams:\n  jira: [{account}]\n  pagerduty: [{account}]\n")
+    upstreams = load_settings(config).upstreams
+    with pytest.raises(InvalidSettings, match=r"upstreams\.pagerduty\.0\.auth_scheme: Extra"):
+        configured_accounts(upstreams, SYSTEMS)
+    del upstreams["pagerduty"]
+    ((_, jira),) = configured_accounts(upstreams, SYSTEMS)
+    assert jira.auth_scheme == "basic"
+
+
+def test_a_ttl_of_a_data_type_the_system_does_not_have_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "upstreams:\n  slack:\n"
+        "    - {name: a, api_url: 'http://x', token: {env: T}, ttl: {schedules: 60}}\n"
+    )
+    with pytest.raises(InvalidSettings, match=r"upstreams\.slack\.0\.ttl: unknown data type"):
+        configured_accounts(load_settings(config).upstreams, SYSTEMS)
+
+
+def test_accounts_from_the_environment_are_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "QONTRACT_GATEWAY_UPSTREAMS__GITHUB",
+        '[{"name": "app-sre", "api_url": "http://x", "token": {"env": "T"}}]',
+    )
+    ((system, account),) = configured_accounts(load_settings().upstreams, SYSTEMS)
+    assert (system.name, account.name) == ("github", "app-sre")

@@ -14,10 +14,11 @@ from gateway.events import EventMetrics, EventPublisher, create_event_publisher
 from gateway.events.redis_streams import decode_entry
 from gateway.redis import create_redis
 from gateway.redis_keys import stream_keys
+from gateway.registry import Sources
 from gateway.runtime import Runtime
-from resolvers import Sources
 from resolvers.slack.reconcile import SlackUsergroupsReconcile, reconcile
 from resolvers.slack.reconcile_models import ReconcileRequest, ReconcileResult
+from resolvers.systems import SYSTEMS
 from tests.emulators.slack import SlackEmulator, SlackState
 from tests.support.gateway import gateway_settings
 from tests.support.ports import free_port
@@ -117,7 +118,7 @@ async def gateway(
     runtime = Runtime.create(
         gateway_settings(redis_url, namespace, upstreams={"slack": workspaces})
     )
-    sources = Sources.create(runtime)
+    sources = Sources.create(runtime, SYSTEMS)
     publisher = create_event_publisher(
         "redis",
         metrics=EventMetrics(CollectorRegistry()),

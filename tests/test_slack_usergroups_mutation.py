@@ -3,9 +3,13 @@
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
+import redis
 
 from gateway.auth import mint_token
+from gateway.events.redis_streams import decode_entry
+from gateway.redis_keys import stream_keys
 from tests.emulators.slack import SlackEmulator
 from tests.support.gateway import graphql
 from tests.support.server_thread import ServerThread
@@ -18,12 +22,15 @@ SUBMIT = """mutation Submit($input: SlackUsergroupsReconcileInput_v1!) {
 READ = """query Read($id: String!, $wait: Int) {
   reconcile_task_v1(id: $id, wait_seconds: $wait) {
     id status error
-    slack_usergroups {
-      status applied_count errors
-      actions {
-        __typename workspace usergroup enable
-        ... on SlackUsergroupUpdateUsers_v1 { users_to_add users_to_remove }
-        ... on SlackUsergroupCreate_v1 { users description channels }
+    typed_result {
+      __typename status errors
+      ... on SlackUsergroupsReconcileResult_v1 {
+        applied_count
+        actions {
+          __typename workspace usergroup enable
+          ... on SlackUsergroupUpdateUsers_v1 { users_to_add users_to_remove }
+          ... on SlackUsergroupCreate_v1 { users description channels }
+        }
       }
     }
   }
@@ -93,7 +100,7 @@ def run(gateway: ServerThread, dry_run: bool, scopes: list[str]) -> dict[str, An
     assert task["status"] in ("pending", "running")
     read = call(gateway, scopes, READ, id=task["id"], wait=30)["data"]["reconcile_task_v1"]
     assert read["status"] in ("success", "failed"), read
-    result: dict[str, Any] = read["slack_usergroups"]
+    result: dict[str, Any] = read["typed_result"]
     return result
 
 
@@ -216,3 +223,51 @@ def test_a_run_over_part_of_a_running_set_is_refused(
     assert narrow["errors"][0]["extensions"]["task_id"] == wide["id"]
     done = call(two_workspaces, ["reconcile:apply"], READ, id=wide["id"], wait=30)
     assert done["data"]["reconcile_task_v1"]["status"] == "success", done
+
+
+def test_a_real_runs_events_name_the_submitting_request_and_the_task(
+    gateway: ServerThread, redis_url: str, namespace: str
+) -> None:
+    token = mint_token(SECRET, "slack-usergroups-api", ["reconcile:apply"], expires_days=1)
+    response = httpx.post(
+        f"{gateway.url}/graphql",
+        json={"query": SUBMIT, "variables": {"input": {"dry_run": False, "workspaces": [DESIRED]}}},
+        headers={"authorization": f"Bearer {token}", "x-request-id": "req-submit-77"},
+        timeout=30,
+    )
+    task_id = response.json()["data"]["slack_usergroups_reconcile_v1"]["id"]
+    read = call(gateway, ["reconcile:apply"], READ, id=task_id, wait=30)["data"]
+    assert read["reconcile_task_v1"]["status"] == "success"
+
+    with redis.Redis.from_url(redis_url) as client:
+        entries: Any = client.xrange(stream_keys(namespace).stream)
+    events = [decode_entry(fields) for _, fields in entries]
+    assert {event.event_type for event in events} >= {
+        "slack-usergroups.update_users",
+        "slack-usergroups.create",
+    }
+    assert {(e.payload["request_id"], e.payload["task_id"]) for e in events} == {
+        ("req-submit-77", task_id)
+    }
+
+
+USERS = """query Users { slack_users_v1(workspace: "coreos") { org_username } }"""
+
+
+def test_the_api_and_the_task_kinds_share_one_client_per_workspace(
+    gateway: ServerThread, slack: tuple[SlackEmulator, ServerThread]
+) -> None:
+    """`serve --role all` builds its sources once: the breaker that failed reads opened also
+    stops the reconcile task, which never reaches Slack while it is open."""
+    emulator, _ = slack
+    emulator.fail(500, times=1_000)
+    for _ in range(3):
+        read = call(gateway, ["read"], USERS)
+    assert "circuit open" in read["errors"][0]["message"], read["errors"]
+    emulator.reset()
+
+    result = run(gateway, True, ["reconcile:dry-run"])
+
+    assert emulator.total_calls() == 0
+    assert len(result["errors"]) == 1
+    assert "circuit open" in result["errors"][0], result["errors"]

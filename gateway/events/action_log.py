@@ -1,5 +1,6 @@
 """The events of one reconcile run: `<prefix>.<action>` types, published without ever raising."""
 
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -12,21 +13,27 @@ EVENT_SOURCE = "qontract-gateway"
 
 
 class ActionLog:
-    """Publishes a reconciler's events; a failing publisher is logged, never raised."""
+    """Publishes a reconciler's events; a failing publisher is logged, never raised.
 
-    def __init__(self, publisher: EventPublisher, prefix: str) -> None:
+    `origin` (a task's `task_id` and its submitting `request_id`) joins every payload.
+    """
+
+    def __init__(
+        self, publisher: EventPublisher, prefix: str, origin: Mapping[str, str] | None = None
+    ) -> None:
         self.publisher = publisher
         self.prefix = prefix
+        self.origin = dict(origin or {})
 
     async def publish(self, name: str, payload: dict[str, Any]) -> None:
-        """Publish `<prefix>.<name>` with `payload`."""
+        """Publish `<prefix>.<name>` with `payload` (and the run's origin)."""
         event_type = f"{self.prefix}.{name}"
         try:
             await self.publisher.publish(
                 Event(
                     event_type=event_type,
                     source=EVENT_SOURCE,
-                    payload=payload,
+                    payload={**payload, **self.origin},
                     traceparent=current_traceparent(),
                 )
             )

@@ -11,8 +11,9 @@ from gateway.errors import GatewayError, Timeout
 from gateway.events import ReceivedEvent
 from gateway.notifier.messages import DIRECT_MESSAGE_TYPES, LINE_FORMATTERS, Message, messages
 from gateway.redis_keys import NotifierKeys
-from resolvers import Sources
+from gateway.registry import Sources
 from resolvers.slack.chat import SlackChat
+from resolvers.slack.source import SlackSource
 
 SENDING = b"sending"
 SENT = b"sent"
@@ -152,7 +153,7 @@ class Notifier:
         self.metrics.posted.labels(kind(message)).inc()
 
     async def _post(self, message: Message) -> None:
-        chat = SlackChat(self.sources.slack_workspace(message.workspace))
+        chat = SlackChat(self.sources.get(SlackSource, message.workspace))
         if message.user is not None:
             await chat.to_user(message.user, message.text)
         else:

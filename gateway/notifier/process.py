@@ -15,9 +15,10 @@ from gateway.events import EventConsumer, create_event_consumer
 from gateway.health import HealthEndpoints
 from gateway.notifier.delivery import Notifier, NotifierMetrics
 from gateway.redis import create_redis
+from gateway.registry import Sources
 from gateway.runtime import Runtime
 from gateway.settings import Settings
-from resolvers import Sources
+from resolvers.systems import SYSTEMS
 
 DRY_RUN_SUFFIX = "-dry-run"
 STOP_TIMEOUT = 10.0
@@ -71,7 +72,7 @@ def notifier_app(settings: Settings, *, dry_run: bool = False) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        sources = Sources.create(runtime)
+        sources = Sources.create(runtime, SYSTEMS)
         await sources.start()
         notifier = Notifier(
             sources,

@@ -1,6 +1,5 @@
 """Task kinds: a name (`slack-usergroups.reconcile`) bound to an async function, in a registry."""
 
-import importlib
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,11 @@ class TaskContext:
     request_id: str
     attempt: int
     runtime: Runtime
+
+    @property
+    def origin(self) -> dict[str, str]:
+        """The task's id and its submitting request's id, for its events' payloads."""
+        return {"task_id": self.task_id, "request_id": self.request_id}
 
 
 TaskFunction = Callable[[dict[str, Any], TaskContext], Coroutine[Any, Any, dict[str, Any]]]
@@ -48,12 +52,4 @@ class TaskKinds:
 
 
 KindsFactory = Callable[[Runtime], TaskKinds]
-
-
-def load_kinds(path: str, runtime: Runtime) -> TaskKinds:
-    """Call the `module:function` factory at `path` (settings `tasks.kinds`) with `runtime`."""
-    module_name, _, attribute = path.partition(":")
-    if not module_name or not attribute:
-        raise ValueError(f"tasks.kinds must be `module:function`, not {path!r}")
-    factory: KindsFactory = getattr(importlib.import_module(module_name), attribute)
-    return factory(runtime)
+"""What a worker process calls once, after its fork, to make the kinds it runs."""

@@ -18,7 +18,7 @@ from gateway.settings import TaskSettings
 from gateway.tasks.changes import TaskChanges
 from gateway.tasks.engine import TaskEngine
 from gateway.tasks.inprocess import InProcessEngine
-from gateway.tasks.kinds import load_kinds
+from gateway.tasks.kinds import TaskKinds
 from gateway.tasks.lease import ResourceLeases, lease_names
 from gateway.tasks.quota import CallerQuota, check_input_shape
 from gateway.tasks.reaper import Observe, Reaper
@@ -54,13 +54,15 @@ class TaskQueue:
         self._sweeper: asyncio.Task[None] | None = None
 
     @classmethod
-    def create(cls, runtime: Runtime) -> "TaskQueue":
-        """The queue for `runtime.settings.role`: in-process for `all`, Celery for `api`."""
+    def create(cls, runtime: Runtime, kinds: TaskKinds | None = None) -> "TaskQueue":
+        """The queue for `runtime.settings.role`: in-process for `all` (running `kinds`, which
+        it then needs), Celery for `api`."""
         settings = runtime.settings
         store, leases, changes = task_parts(runtime)
         engine: TaskEngine
         if settings.role == "all":
-            kinds = load_kinds(settings.tasks.kinds, runtime)
+            if kinds is None:
+                raise ValueError("role `all` runs tasks in process: it needs the task kinds")
             runner = TaskRunner(runtime, store, leases, changes, kinds, settings.tasks)
             engine = InProcessEngine(runner, settings.tasks.in_process_concurrency)
         else:

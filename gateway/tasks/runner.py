@@ -46,13 +46,15 @@ class TaskRunner:
 
     async def run(self, task_id: str, attempt: int) -> None:
         """Run attempt `attempt` of `task_id` unless it is finished, superseded or held."""
-        with structlog.contextvars.bound_contextvars(request_id=task_id):
+        with structlog.contextvars.bound_contextvars(task_id=task_id):
             token = uuid.uuid4().hex
             claim = await self._claim(task_id, attempt, token)
             record = await self._store.read(task_id) if claim == "claimed" else None
             if record is None:
                 log.info("task delivery dropped", reason=claim, attempt=attempt)
                 return
+            # Every line of the run names the request that submitted it.
+            structlog.contextvars.bind_contextvars(request_id=record.request_id)
             log.info("task started", kind=record.kind, dry_run=record.dry_run, attempt=attempt)
             with tracing.span(
                 f"task {record.kind}",

@@ -7,7 +7,7 @@ from celery import Celery
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.tasks.celery_app import RUN_TASK, create_celery_app
-from gateway.tasks.kinds import load_kinds
+from gateway.tasks.kinds import KindsFactory
 from gateway.tasks.queue import task_parts
 from gateway.tasks.runner import TaskRunner
 
@@ -15,8 +15,9 @@ from gateway.tasks.runner import TaskRunner
 class WorkerProcess:
     """One worker process's loop, runtime and runner, made on its first task (after the fork)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, kinds: KindsFactory) -> None:
         self._settings = settings
+        self._kinds = kinds
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: TaskRunner | None = None
 
@@ -30,15 +31,16 @@ class WorkerProcess:
 
     async def _create_runner(self) -> TaskRunner:
         runtime = Runtime.create(self._settings)
-        kinds = load_kinds(self._settings.tasks.kinds, runtime)
+        kinds = self._kinds(runtime)
         store, leases, changes = task_parts(runtime)
         return TaskRunner(runtime, store, leases, changes, kinds, self._settings.tasks)
 
 
-def create_worker_app(settings: Settings) -> Celery:
-    """The Celery app with the gateway's one task registered: run a delivery of a task."""
+def create_worker_app(settings: Settings, kinds: KindsFactory) -> Celery:
+    """The Celery app with the gateway's one task registered: run a delivery of a task of one
+    of the kinds `kinds` makes (in each worker process, after the fork)."""
     app = create_celery_app(settings)
-    process = WorkerProcess(settings)
+    process = WorkerProcess(settings, kinds)
 
     def run(task_id: str, attempt: int) -> None:
         process.run(task_id, attempt)

@@ -25,10 +25,8 @@ class EventLogSinkIntegration(QontractReconcileApiIntegration[EventLogSinkParams
 
     async def async_run(self, dry_run: bool) -> None:
         """Consume until the gateway closes the subscription (or the process is stopped)."""
-        endpoint = self.config.require_gateway()
         await run_event_log_sink(
-            endpoint.websocket_url(),
-            endpoint.bearer_token(),
+            self.gateway,
             self.params.group,
             self.params.consumer,
             types=self.params.types,

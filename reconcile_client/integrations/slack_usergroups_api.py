@@ -16,6 +16,7 @@ from reconcile_client.gql.gateway.reconcile_task import (
     ReconcileTaskV1,
     SlackUsergroupActionV1,
     SlackUsergroupCreateV1,
+    SlackUsergroupsReconcileResultV1,
     SlackUsergroupUpdateMetadataV1,
     SlackUsergroupUpdateUsersV1,
 )
@@ -385,8 +386,8 @@ def report(task_id: str, task: ReconcileTaskV1) -> None:
     status = task.status.value
     if status not in FINISHED:
         raise IntegrationFailed(f"task {task_id} still {status} after {TASK_WAIT_SECONDS} s")
-    result = task.slack_usergroups
-    actions = result.actions if result else []
+    result = task.typed_result
+    actions = result.actions if isinstance(result, SlackUsergroupsReconcileResultV1) else []
     errors = result.errors if result else []
     for action in actions:
         print(f"[dry-run] {describe(action)}")

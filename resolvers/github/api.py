@@ -17,6 +17,7 @@ API_VERSION = "2022-11-28"
 PER_PAGE = 100
 MAX_PAGES = 100
 SECONDARY_LIMIT_DEFAULT = 60.0
+MAX_FILE_BYTES = 1_048_576
 REPO = IdSyntax(
     "GitHub repository",
     re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,38}/(?!\.\.?$)[A-Za-z0-9._-]{1,100}"),
@@ -160,6 +161,9 @@ class GitHubApi:
         body = response.json()
         if not isinstance(body, dict) or body.get("type") != "file":
             return None
+        size = body.get("size", 0)
+        if not isinstance(size, int) or size > MAX_FILE_BYTES or body.get("encoding") == "none":
+            raise UpstreamError(f"GitHub file {path} in {repo}@{ref} is larger than 1 MiB")
         try:
             return base64.b64decode(body.get("content", ""), validate=False).decode()
         except (binascii.Error, UnicodeDecodeError):

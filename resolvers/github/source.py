@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pydantic import TypeAdapter
 
 from gateway.cache import FLAG, Cached, CacheKey, CacheLookup, get_or_fetch_many
-from gateway.errors import GatewayError, NotFound, shown
+from gateway.errors import BadUserInput, GatewayError, NotFound, shown
 from gateway.source import AccountSource
 from resolvers.github.api import (
     REF,
@@ -30,6 +30,7 @@ DEFAULT_TTL = {
     "org_members": 3600.0,
     "repo_collaborators": 1800.0,
     "owners": 43_200.0,
+    "files": 43_200.0,
 }
 
 MEMBERS = TypeAdapter(list[GitHubUser])
@@ -82,6 +83,20 @@ class GitHubSource(AccountSource[GitHubApi]):
         results: dict[str, Result] = dict(errors)
         results.update((key.ident, found[key]) for key in keys)
         return results
+
+    async def file_text(self, repo: str, path: str, ref: str) -> Cached[str | None]:
+        """The text of file `path` in `repo`@`ref`, None when GitHub has none (data type
+        `files`); a malformed repository, ref or path is BAD_USER_INPUT before any lookup."""
+        REPO.check(repo)
+        REF.check(ref)
+        normalised = "/".join(file_segments(path))
+        if not normalised:
+            raise BadUserInput(f"{shown(path)} names no file")
+        return await self.cache.get_or_fetch(
+            self.key("files", f"{repo}@{ref}:{normalised}"),
+            lambda: self.api.file_text(repo, normalised, ref),
+            self.ttl["files"],
+        )
 
     async def owners(self, repo: str, path: str, ref: str) -> Owners:
         """Approvers and reviewers for `path` in `repo`@`ref`, with the cache lookups made.

@@ -16,8 +16,8 @@ from typing_extensions import TypedDict
 from gateway.cache import Cache, CacheKey
 from gateway.errors import BundleNotFound, GatewayError, UpstreamError, UpstreamUnavailable
 from gateway.redis_keys import SchemaKeys
-from gateway.settings import QontractServerSettings
 from resolvers.qontract_server.api import Answer, QontractServerApi, checked_sha
+from resolvers.qontract_server.settings import QontractServerSettings
 
 UPSTREAM = "qontract-server"
 INTROSPECTION_TTL = 7 * 86_400.0

@@ -14,9 +14,12 @@ import httpx
 from pydantic import BaseModel, Field
 
 from gateway.errors import UpstreamError
-from gateway.ratelimit import SLACK_POST_MESSAGE, SLACK_TIER_2, SLACK_TIER_3, Bucket, BucketSpec
+from gateway.ratelimit import Bucket, BucketSpec
 from gateway.upstream import UpstreamClient, UpstreamPath
 
+SLACK_TIER_2 = BucketSpec.within(20, 60)
+SLACK_TIER_3 = BucketSpec.within(50, 60)
+SLACK_POST_MESSAGE = BucketSpec.within(60, 60)  # "special": about 1 message/s per channel
 PAGE_SIZE = 999  # Slack's largest page; fewer, larger pages spend less of the tier-2 budget
 
 

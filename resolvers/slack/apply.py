@@ -29,10 +29,13 @@ def reason(error: GatewayError | ActionFailed) -> str:
 
 
 class EventLog(ActionLog):
-    """Publishes the events of one run; a failing publisher is logged, never raised."""
+    """Publishes the events of one run; a failing publisher is logged, never raised.
 
-    def __init__(self, publisher: EventPublisher) -> None:
-        super().__init__(publisher, EVENT_PREFIX)
+    `origin` (the task's `task_id` and its submitting `request_id`) joins every payload.
+    """
+
+    def __init__(self, publisher: EventPublisher, origin: Mapping[str, str] | None = None) -> None:
+        super().__init__(publisher, EVENT_PREFIX, origin)
 
     async def error(self, error: UsergroupError) -> None:
         """Publish one `slack-usergroups.error`."""

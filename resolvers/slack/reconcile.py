@@ -1,13 +1,14 @@
 """The Slack usergroups reconcile service: current state, diff, and (unless a dry run) apply."""
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
 from gateway.errors import BadUserInput, GatewayError
 from gateway.events import EventPublisher
-from resolvers import Sources
+from gateway.registry import Sources
 from resolvers.slack.apply import EventLog, WorkspaceWriter
 from resolvers.slack.diff import compute_actions
 from resolvers.slack.reconcile_models import (
@@ -25,18 +26,22 @@ WorkspaceOutcome = tuple[list[UsergroupAction], int, list[UsergroupError]]
 
 
 async def reconcile(
-    request: ReconcileRequest, sources: Sources, publisher: EventPublisher
+    request: ReconcileRequest,
+    sources: Sources,
+    publisher: EventPublisher,
+    origin: Mapping[str, str] | None = None,
 ) -> ReconcileResult:
     """Reconcile every workspace of `request`, each with its own source; failed iff errors.
 
-    Unknown or repeated workspace names are BAD_USER_INPUT before anything is read or written.
+    Unknown or repeated workspace names are BAD_USER_INPUT before anything is read or written;
+    `origin` (task and request ids) joins every event's payload.
     """
     names = [workspace.name for workspace in request.workspaces]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise BadUserInput(f"workspaces listed more than once: {', '.join(repeated)}")
-    workspace_sources = [sources.slack_workspace(name) for name in names]
-    events = EventLog(publisher)
+    workspace_sources = [sources.get(SlackSource, name) for name in names]
+    events = EventLog(publisher, origin)
     outcomes = await asyncio.gather(
         *(
             _reconcile_workspace(workspace, source, request.dry_run, events)
@@ -96,11 +101,14 @@ class SlackUsergroupsReconcile:
         self.sources = sources
         self.publisher = publisher
 
-    async def __call__(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """Validate `payload` as a ReconcileRequest (else BAD_USER_INPUT) and run it."""
+    async def __call__(
+        self, payload: dict[str, Any], origin: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Validate `payload` as a ReconcileRequest (else BAD_USER_INPUT) and run it; `origin`
+        (task and request ids) joins its events."""
         try:
             request = ReconcileRequest.model_validate(payload)
         except ValidationError as error:
             raise BadUserInput(f"invalid reconcile request: {error}") from None
-        result = await reconcile(request, self.sources, self.publisher)
+        result = await reconcile(request, self.sources, self.publisher, origin)
         return result.model_dump(mode="json")

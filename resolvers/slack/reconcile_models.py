@@ -69,38 +69,38 @@ class ReconcileRequest(BaseModel):
         return resource_of(f"slack-usergroups:{workspace.name}" for workspace in self.workspaces)
 
 
-class CreateUsergroup(BaseModel):
-    """Create a missing usergroup with its description, channels and members, all in one run."""
+class ActionTarget(BaseModel):
+    """What every usergroup action names; usergroups are never deleted or disabled."""
+
+    workspace: str
+    usergroup: str = Field(description="the usergroup's handle")
+    enable: bool = Field(False, description="the disabled usergroup is re-enabled first")
+
+
+class CreateUsergroup(ActionTarget):
+    """Create the usergroup with its description, channels and users, in the same run."""
 
     kind: Literal["create"] = "create"
-    workspace: str
-    usergroup: str
     description: str
     channels: list[str]
     users: list[str]
 
 
-class UpdateUsers(BaseModel):
-    """Replace a usergroup's members with `users` (what is added and removed is listed apart)."""
+class UpdateUsers(ActionTarget):
+    """Set the members to `users` (org usernames)."""
 
     kind: Literal["update_users"] = "update_users"
-    workspace: str
-    usergroup: str
     users: list[str]
     users_to_add: list[str]
     users_to_remove: list[str]
-    enable: bool = Field(False, description="re-enable the disabled usergroup first")
 
 
-class UpdateMetadata(BaseModel):
-    """Change what is given of a usergroup's description and default channels (names)."""
+class UpdateMetadata(ActionTarget):
+    """Change the description and/or default channels (null: unchanged)."""
 
     kind: Literal["update_metadata"] = "update_metadata"
-    workspace: str
-    usergroup: str
     description: str | None = None
     channels: list[str] | None = None
-    enable: bool = Field(False, description="re-enable the disabled usergroup first")
 
 
 UsergroupAction = Annotated[
@@ -133,4 +133,6 @@ class ReconcileResult(BaseModel):
     status: ReconcileStatus
     actions: list[UsergroupAction] = Field(default_factory=list)
     applied_count: int = 0
-    errors: list[str] = Field(default_factory=list)
+    errors: list[str] = Field(
+        default_factory=list, description='"workspace/usergroup: what failed"'
+    )

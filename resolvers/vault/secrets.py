@@ -15,12 +15,10 @@ from pydantic import SecretStr
 from gateway.cache import LocalTier
 from gateway.credentials import CredentialUnavailable
 from gateway.errors import BadUserInput, GatewayError, NotFound, shown
-from gateway.ratelimit import Bucket, BucketSpec
-from gateway.runtime import Runtime
 from gateway.settings import InvalidSettings, VaultReference
-from gateway.upstream import UpstreamAccount, UpstreamClient, UpstreamPolicy
-from resolvers.vault.api import VAULT, Mount, VaultApi
-from resolvers.vault.settings import VaultAccountSettings, vault_accounts
+from gateway.upstream import UpstreamClient
+from resolvers.vault.api import Mount, VaultApi
+from resolvers.vault.settings import VaultAccountSettings
 from resolvers.vault.token import VaultToken
 
 MOUNTS_KEPT = 256
@@ -46,29 +44,9 @@ class VaultInstance:
     nothing older is ever served.
     """
 
-    def __init__(self, settings: VaultAccountSettings, runtime: Runtime) -> None:
+    def __init__(self, settings: VaultAccountSettings, client: UpstreamClient) -> None:
         self.name = settings.name
         self.settings = settings
-        limit = settings.rate_limit
-        spec = (
-            BucketSpec.within(limit.requests, limit.per_seconds, burst=limit.burst)
-            if limit is not None
-            else VAULT
-        )
-        namespace = {"X-Vault-Namespace": settings.namespace} if settings.namespace else {}
-        client = UpstreamClient(
-            UpstreamAccount(
-                system="vault",
-                name=settings.name,
-                base_url=settings.url.rstrip("/"),
-                bucket=Bucket("vault", settings.name, "api", spec),
-                headers=namespace,
-            ),
-            runtime.limiter,
-            runtime.upstream_metrics,
-            UpstreamPolicy(read_timeout=settings.timeout),
-            runtime.fetch_slots,
-        )
         self.token = VaultToken(client, settings.auth, settings.name)
         self.api = VaultApi(client, self.token)
         self._secrets = LocalTier(settings.cache_max_entries, settings.cache_ttl)
@@ -180,16 +158,11 @@ class VaultInstance:
 
 
 class VaultSecrets:
-    """Every configured Vault instance by name: the gateway's `SecretReader` for credentials."""
+    """Every configured Vault instance by name: the gateway's `SecretReader` for credentials
+    (the registry makes it from the Vault system's sources: `Sources.secrets`)."""
 
     def __init__(self, instances: Mapping[str, VaultInstance]) -> None:
         self.instances = dict(instances)
-
-    @classmethod
-    def create(cls, runtime: Runtime) -> "VaultSecrets":
-        """One instance per `upstreams.vault` account (validated here); nothing is read yet."""
-        accounts = vault_accounts(runtime.settings.upstreams.vault)
-        return cls({account.name: VaultInstance(account, runtime) for account in accounts})
 
     def instance(self, name: str) -> VaultInstance:
         """The instance called `name`, or BAD_USER_INPUT."""

@@ -8,11 +8,10 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    TypeAdapter,
     field_validator,
 )
 
-from gateway.settings import Credential, RateLimitSettings, named_accounts
+from gateway.settings import Credential, RateLimitSettings
 
 
 def _local(credential: Credential) -> Credential:
@@ -90,11 +89,3 @@ class VaultAccountSettings(BaseModel):
     rate_limit: RateLimitSettings | None = Field(
         None, description="default: 6,000 requests per minute per instance"
     )
-
-
-_ACCOUNTS = TypeAdapter(list[VaultAccountSettings])
-
-
-def vault_accounts(raw: list[dict[str, Any]]) -> list[VaultAccountSettings]:
-    """The `upstreams.vault` accounts, or InvalidSettings naming each bad field (no values)."""
-    return named_accounts(_ACCOUNTS, raw, "upstreams.vault", "instance")

@@ -47,6 +47,17 @@ def test_gateway_down_exits_3_with_one_line_and_no_traceback(
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_event_log_sink_with_the_gateway_down_exits_3_with_one_line_and_no_traceback() -> None:
+    down = f"http://127.0.0.1:{free_port()}/graphql"
+    env = {"QONTRACT_RECONCILE_API_GATEWAY__URL": down}
+    result = run_cli("event-log-sink", "--group", "g", "--consumer", "c", env=env)
+    assert result.returncode == 3, result.stderr
+    assert "qontract-gateway at ws://127.0.0.1:" in result.stderr
+    assert "is unreachable" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_token_refused_by_the_gateway_exits_4_and_never_prints_the_token(
     pd_gateway_factory: Callable[..., ServerThread],
     qontract_server: tuple[QontractServerEmulator, ServerThread],

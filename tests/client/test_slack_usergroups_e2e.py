@@ -30,7 +30,7 @@ EXPECTED_ACTIONS = {
 TASK = """query Task($id: String!) {
   reconcile_task_v1(id: $id, wait_seconds: 60) {
     status
-    slack_usergroups { applied_count errors }
+    typed_result { ... on SlackUsergroupsReconcileResult_v1 { applied_count errors } }
   }
 }"""
 
@@ -145,7 +145,7 @@ def test_real_run_returns_once_accepted_and_slack_then_matches_and_a_dry_run_fin
     )
     assert accepted, applied.stdout
     task = finished_task(gateway, accepted.group(1))
-    assert task["slack_usergroups"] == {"applied_count": 4, "errors": []}
+    assert task["typed_result"] == {"applied_count": 4, "errors": []}
     assert members(emulator, "oncall") == {"alice", "dave", "robert"}
     assert emulator.state.usergroup("oncall")["description"] == "oncall team"
     assert set(emulator.state.usergroup("oncall")["prefs"]["channels"]) == {"C1", "C2"}
@@ -159,8 +159,11 @@ def test_real_run_returns_once_accepted_and_slack_then_matches_and_a_dry_run_fin
             "users": ["dave", "robert"],
             "user_ids": ["U3", "U2"],
             "message": ONCALL_WELCOME,
+            "task_id": accepted.group(1),
+            "request_id": notices[0]["request_id"],
         }
     ], "oncall's addUser notification, for the users the run added"
+    assert notices[0]["request_id"], "the id of the request that submitted the run"
     again = run_cli(COMMAND, env=env)
     assert again.returncode == 0, again.stderr
     assert dry_run_lines(again.stdout) == set()

@@ -131,15 +131,19 @@ class GitHubEmulator(UpstreamEmulator):
         if text is None:
             return _not_found()
         headers = self._quota_headers()
+        size = len(text.encode())
         encoded = base64.b64encode(text.encode()).decode()
         lines = "\n".join(encoded[i : i + 60] for i in range(0, len(encoded), 60))
+        # Above 1 MB GitHub sends no content: encoding "none" (docs: "Get repository content").
+        large = size > 1_048_576
         return JSONResponse(
             {
                 "type": "file",
-                "encoding": "base64",
+                "encoding": "none" if large else "base64",
+                "size": size,
                 "name": path.rsplit("/", 1)[-1],
                 "path": path,
-                "content": lines + "\n",
+                "content": "" if large else lines + "\n",
             },
             headers=headers,
         )

@@ -4,22 +4,22 @@ import base64
 
 import httpx
 import pytest
-from pydantic import ValidationError
 
-from gateway.settings import Settings
+from gateway.settings import InvalidSettings
 from resolvers.qontract_server.api import auth_headers
+from resolvers.qontract_server.system import SYSTEM as QONTRACT_SERVER
 from tests.support.server_thread import ServerThread
 
 
 def test_settings_validate_the_auth_scheme_and_default_to_verbatim() -> None:
-    """verbatim (qontract-reconcile's way) by default; an unknown scheme is refused."""
-    settings = Settings(upstreams={"qontract_server": {"url": "http://127.0.0.1:4000"}})
-    assert settings.upstreams.qontract_server is not None
-    assert settings.upstreams.qontract_server.auth_scheme == "verbatim"
-    with pytest.raises(ValidationError):
-        Settings(upstreams={"qontract_server": {"url": "http://x", "auth_scheme": "digest"}})
-    with pytest.raises(ValidationError):
-        Settings(upstreams={"qontract_server": {"url": "http://x", "extra": 1}})
+    """verbatim (qontract-reconcile's way) by default; an unknown scheme or option is refused,
+    naming the field."""
+    (configured,) = QONTRACT_SERVER.accounts({"url": "http://127.0.0.1:4000"})
+    assert configured.auth_scheme == "verbatim"
+    with pytest.raises(InvalidSettings, match=r"upstreams\.qontract_server\.auth_scheme"):
+        QONTRACT_SERVER.accounts({"url": "http://x", "auth_scheme": "digest"})
+    with pytest.raises(InvalidSettings, match=r"upstreams\.qontract_server\.extra"):
+        QONTRACT_SERVER.accounts({"url": "http://x", "extra": 1})
 
 
 def test_the_token_becomes_the_authorization_header_by_scheme() -> None:

@@ -19,6 +19,7 @@ from gateway.federation.plan import PREFIX, ReservedAlias, plan_operation
 from gateway.federation.splice import Splicer
 from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
+from resolvers.systems import SYSTEMS
 from schema import build_schema
 from schema.app_interface import TABLE
 from tests.emulators.qontract_bundle import GOLDENS_DIR, INTROSPECTION_PATH
@@ -34,7 +35,7 @@ DESIRED = json.loads((GOLDENS_DIR / "03-desired-state.json").read_text())["reque
 @pytest.fixture(scope="module")
 def merged() -> MergedSchema:
     """The gateway schema merged with the recorded qontract-server introspection."""
-    gateway = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()))
+    gateway = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()), SYSTEMS)
     return merge_schema(gateway._schema, INTROSPECTION, TABLE.sdl())
 
 
@@ -63,7 +64,7 @@ def test_the_merged_schema_has_both_roots_and_documented_live_fields(
 
 def test_a_conflicting_type_name_is_refused() -> None:
     """A remote type named like a gateway type (other than a shared scalar) is a conflict."""
-    gateway = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()))
+    gateway = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()), SYSTEMS)
     remote = json.loads(json.dumps(INTROSPECTION))
     text = json.dumps(remote).replace('"User_v1"', '"SlackUser_v1"')
     with pytest.raises(SchemaConflict):
@@ -196,7 +197,7 @@ def test_a_failed_call_fails_each_of_its_parents_at_the_field(merged: MergedSche
 def test_live_fields_of_types_a_bundle_lacks_are_left_out() -> None:
     """A qontract-server schema with only some app-interface types still merges; the live
     fields of the types it has are there, the others left out."""
-    gateway = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()))
+    gateway = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()), SYSTEMS)
     small = graphql_build_schema(
         "scalar JSON type Query { users_v1(filter: JSON): [User_v1!] } "
         "type User_v1 { org_username: String! slack_user: String }"

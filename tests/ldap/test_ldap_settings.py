@@ -8,12 +8,14 @@ from pydantic import ValidationError
 
 from gateway.cache import Cached
 from gateway.credentials import CredentialHeaders
+from gateway.registry import Sources
 from gateway.runtime import Runtime
 from gateway.settings import Settings, validation_problems
 from resolvers.ldap.api import LdapApi, bind_password
 from resolvers.ldap.settings import LdapAccountSettings
 from resolvers.ldap.source import LdapSource
 from resolvers.vault.secrets import VaultSecrets
+from resolvers.vault.system import SYSTEM as VAULT
 from tests.ldap.conftest import ldap_account
 from tests.support.ldap_server import BASE_DN, BIND_DN, PrivateSlapd
 from tests.support.openbao import PrivateOpenBao
@@ -77,7 +79,8 @@ async def test_the_bind_password_may_come_from_vault(
     runtime = Runtime.create(
         Settings(redis={"url": redis_url, "namespace": namespace}, upstreams={"vault": [vault]})
     )
-    secrets = VaultSecrets.create(runtime)
+    secrets = Sources.create(runtime, (VAULT,)).secrets
+    assert isinstance(secrets, VaultSecrets)
     await secrets.start()
     reference = {"instance": "main", "path": f"secret/{path}", "field": "bind_password"}
     account = ldap_account(slapd, bind_password={"vault": reference})

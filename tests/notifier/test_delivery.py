@@ -14,8 +14,9 @@ from gateway.notifier.delivery import Notifier, NotifierMetrics
 from gateway.notifier.messages import messages
 from gateway.redis import create_redis
 from gateway.redis_keys import stream_keys
+from gateway.registry import Sources
 from gateway.runtime import Runtime
-from resolvers import Sources
+from resolvers.systems import SYSTEMS
 from tests.emulators.slack import SlackEmulator
 from tests.support.gateway import gateway_settings
 from tests.support.slack_workspace import coreos_slack
@@ -93,7 +94,7 @@ async def parts(
                 redis_url, namespace, upstreams={"slack": [{**workspace, "timeout": 2.0}]}
             )
         )
-        sources = Sources.create(runtime)
+        sources = Sources.create(runtime, SYSTEMS)
         registry = CollectorRegistry()
         metrics = NotifierMetrics(registry)
         notifier = Notifier(

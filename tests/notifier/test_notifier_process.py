@@ -12,16 +12,14 @@ import httpx
 import pytest
 import redis
 import yaml
-from click.testing import CliRunner
 
 from gateway.auth import mint_token
-from gateway.cli import main
 from gateway.events import Event
 from gateway.events.redis_streams import encode_entry
 from gateway.redis_keys import stream_keys
 from tests.emulators.slack import SlackEmulator
 from tests.support.gateway import graphql
-from tests.support.serve_process import running
+from tests.support.serve_process import CHECKOUT, clean_env, running
 from tests.support.server_thread import ServerThread
 from tests.support.slack_workspace import TOKEN_VARIABLE, coreos_slack
 from tests.support.wait import wait_until
@@ -33,7 +31,9 @@ SUBMIT = """mutation Submit($input: SlackUsergroupsReconcileInput_v1!) {
   slack_usergroups_reconcile_v1(input: $input) { id }
 }"""
 READ = """query Read($id: String!) {
-  reconcile_task_v1(id: $id, wait_seconds: 30) { status slack_usergroups { applied_count } }
+  reconcile_task_v1(id: $id, wait_seconds: 30) {
+    status typed_result { ... on SlackUsergroupsReconcileResult_v1 { applied_count } }
+  }
 }"""
 DESIRED = {
     "name": "coreos",
@@ -225,9 +225,17 @@ def test_a_channel_for_a_workspace_that_is_not_configured_is_refused_at_start(
     config.write_text(
         yaml.safe_dump({"redis": {"url": redis_url}, "notifier": {"channels": {"nope": "x"}}})
     )
-    result = CliRunner().invoke(main, ["notifier", "--config", str(config)])
-    assert result.exit_code == 2
-    assert "not configured: ['nope']" in result.output
+    # a subprocess: the command configures logging for its whole process
+    result = subprocess.run(
+        ["qontract-gateway", "notifier", "--config", str(config)],
+        env={**clean_env(), "PYTHONPATH": str(CHECKOUT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "not configured: ['nope']" in result.stderr
 
 
 def test_a_new_group_starts_at_new_events_so_a_first_deploy_replays_nothing(

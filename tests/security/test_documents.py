@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
+from resolvers.systems import SYSTEMS
 from schema import build_schema
 from tests.support.server_thread import ServerThread
 
@@ -161,7 +162,7 @@ def test_long_names_are_not_echoed_in_full(secured: ServerThread, body: dict[str
 
 
 async def test_distinct_large_documents_are_not_kept_in_memory() -> None:
-    schema = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()))
+    schema = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()), SYSTEMS)
     assert (await schema.execute("{ __typename }")).data == {"__typename": "Query"}
     gc.collect()
     tracemalloc.start()
@@ -178,7 +179,7 @@ async def test_distinct_large_documents_are_not_kept_in_memory() -> None:
 
 
 async def test_repeated_documents_are_parsed_and_validated_once() -> None:
-    schema = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()))
+    schema = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()), SYSTEMS)
     first = await schema.execute("{ no_such_field }")
     again = await schema.execute("{ no_such_field }")
     assert first.errors is not None

@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 from gateway.federation.merge import merge_schema
 from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
+from resolvers.systems import SYSTEMS
 from schema import build_schema
 from schema.app_interface import TABLE
 
@@ -86,13 +87,13 @@ def ensure_installed(directory: Path) -> Path:
 
 def gateway_introspection() -> dict[str, Any]:
     """The gateway's introspection, from the Strawberry schema `export-schema` prints."""
-    schema = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()))
+    schema = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()), SYSTEMS)
     return {"data": schema.introspect()}
 
 
 def federated_introspection(qontract_server: dict[str, Any]) -> dict[str, Any]:
     """The merged schema's introspection: the gateway's, qontract-server's and the live fields."""
-    gateway = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()))
+    gateway = build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()), SYSTEMS)
     merged = merge_schema(gateway._schema, qontract_server["data"], TABLE.sdl())
     return {"data": introspection_from_schema(merged.schema)}
 

@@ -20,11 +20,11 @@ from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.tasks.queue import TaskQueue
 from tests.support.wait import async_wait_until, wait_until
+from tests.tasks.kinds import test_kinds
 
 ROOT = Path(__file__).parents[2]
 HEARTBEAT_TIMEOUT = 2.0
 TASKS = {
-    "kinds": "tests.tasks.kinds:test_kinds",
     "heartbeat_interval": 0.5,
     "heartbeat_timeout": HEARTBEAT_TIMEOUT,
 }
@@ -101,7 +101,7 @@ async def queue_factory(redis_url: str, namespace: str) -> AsyncIterator[QueueFa
 
     async def make(role: str, start: bool = True, **tasks: Any) -> TaskQueue:
         runtime = Runtime.create(task_settings(redis_url, namespace, role, **tasks))
-        queue = TaskQueue.create(runtime)
+        queue = TaskQueue.create(runtime, test_kinds(runtime))
         if start:
             await queue.start()
         made.append((queue, runtime, start))
@@ -117,7 +117,8 @@ async def queue_factory(redis_url: str, namespace: str) -> AsyncIterator[QueueFa
 
 
 class Worker:
-    """A `python -m gateway worker` process group on the test's Redis."""
+    """A `python -m tests.tasks.worker` process group (the gateway's worker with the test
+    kinds) on the test's Redis."""
 
     def __init__(self, redis_url: str, namespace: str, queues: str) -> None:
         self.log = Path(tempfile.mkstemp(prefix="qgw-worker-", suffix=".log")[1])
@@ -131,7 +132,7 @@ class Worker:
         }
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "worker", "--queues", queues],
+                [sys.executable, "-m", "tests.tasks.worker", queues],
                 cwd=ROOT,
                 env=env,
                 stdout=log,

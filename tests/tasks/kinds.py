@@ -1,4 +1,4 @@
-"""Test-only task kinds (settings `tasks.kinds = tests.tasks.kinds:test_kinds`), never shipped."""
+"""Test-only task kinds (the queues and workers of tests/tasks run them), never shipped."""
 
 import json
 import os

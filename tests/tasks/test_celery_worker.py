@@ -1,5 +1,6 @@
-"""Tasks run by real Celery worker processes (`python -m gateway worker`), killed mid-task."""
+"""Tasks run by real Celery worker processes (the gateway's worker with the test kinds)."""
 
+import re
 import time
 from collections.abc import Callable
 
@@ -27,6 +28,25 @@ async def test_worker_runs_real_runs_and_leaves_dry_runs_to_the_dry_run_queue(
 
     worker_factory(queues="reconcile-dry-run")
     assert (await queue.wait(dry.id, 30)).status == TaskStatus.SUCCESS
+
+
+async def test_every_log_line_of_a_run_names_the_submitting_request(
+    queue_factory: QueueFactory, worker_factory: WorkerFactory
+) -> None:
+    queue = await queue_factory("api")
+    worker = worker_factory(queues="reconcile-dry-run")
+
+    submitted = await queue.submit("test.echo", {}, dry_run=True, request_id="req-origin-42")
+    assert (await queue.wait(submitted.id, 30)).status == TaskStatus.SUCCESS
+
+    async def logged_its_end() -> bool:
+        return "task finished" in worker.output()
+
+    await async_wait_until(logged_its_end, 10, "the run's last log line")
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", worker.output())  # the console renderer's colours
+    lines = [line for line in plain.splitlines() if submitted.id in line]
+    assert [line for line in lines if "task started" in line or "task finished" in line]
+    assert all("request_id=req-origin-42" in line for line in lines), lines
 
 
 async def test_task_of_a_killed_worker_is_rerun_by_another_worker_within_seconds(

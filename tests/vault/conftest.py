@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 
+from gateway.registry import Sources
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from resolvers.vault.secrets import VaultInstance, VaultSecrets
+from resolvers.vault.system import SYSTEM as VAULT
 from tests.support.openbao import AppRoleLogin, PrivateOpenBao
 
 
@@ -85,7 +87,9 @@ async def vault_factory(
             redis={"url": redis_url, "namespace": namespace}, upstreams={"vault": [account]}
         )
         runtime = Runtime.create(settings)
-        vault = BuiltVault(runtime, VaultSecrets.create(runtime))
+        sources = Sources.create(runtime, (VAULT,))
+        assert isinstance(sources.secrets, VaultSecrets)
+        vault = BuiltVault(runtime, sources.secrets)
         built.append(vault)
         if start:
             await vault.secrets.start()

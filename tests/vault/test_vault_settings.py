@@ -4,8 +4,10 @@ from typing import Any
 
 import pytest
 
+from gateway.registry import configured_accounts
 from gateway.settings import InvalidSettings, Settings, load_settings
-from resolvers.vault.settings import vault_accounts
+from resolvers.systems import SYSTEMS
+from resolvers.vault.system import SYSTEM as VAULT
 
 
 def test_a_credential_names_exactly_one_of_env_file_or_vault() -> None:
@@ -13,7 +15,7 @@ def test_a_credential_names_exactly_one_of_env_file_or_vault() -> None:
     account = {"name": "app-sre", "api_url": "http://127.0.0.1:9", "token": both}
 
     with pytest.raises(ValueError, match="exactly one of `env`, `file` or `vault`"):
-        Settings(upstreams={"pagerduty": [account]})
+        configured_accounts(Settings(upstreams={"pagerduty": [account]}).upstreams, SYSTEMS)
 
 
 @pytest.mark.parametrize(
@@ -33,7 +35,7 @@ def test_a_bad_vault_reference_is_refused_naming_its_field(
     config.write_text(f"upstreams: {{pagerduty: [{account!r}]}}".replace("'", '"'))
 
     with pytest.raises(InvalidSettings, match=f"upstreams.pagerduty.0.{field}"):
-        load_settings(config)
+        configured_accounts(load_settings(config).upstreams, SYSTEMS)
 
 
 @pytest.mark.parametrize(
@@ -57,7 +59,7 @@ def test_a_bad_vault_reference_is_refused_naming_its_field(
 )
 def test_bad_vault_account_settings_name_the_field(auth: dict[str, Any], problem: str) -> None:
     with pytest.raises(InvalidSettings) as refused:
-        vault_accounts([{"name": "main", "url": "http://127.0.0.1:8200", "auth": auth}])
+        VAULT.accounts([{"name": "main", "url": "http://127.0.0.1:8200", "auth": auth}])
 
     assert problem in str(refused.value)
 
@@ -65,5 +67,5 @@ def test_bad_vault_account_settings_name_the_field(auth: dict[str, Any], problem
 def test_vault_instance_names_are_unique() -> None:
     account = {"name": "main", "url": "http://127.0.0.1:8200", "auth": {"token": {"env": "T"}}}
 
-    with pytest.raises(InvalidSettings, match="instance names must be unique"):
-        vault_accounts([account, account])
+    with pytest.raises(InvalidSettings, match=r"upstreams\.vault: account names repeated: main"):
+        VAULT.accounts([account, account])

@@ -24,8 +24,9 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from benchmarks.harness import gateway
 from gateway.events import Event
-from gateway.events.redis_streams import encode_entry, stream_keys
+from gateway.events.redis_streams import encode_entry
 from gateway.redis import create_redis
+from gateway.redis_keys import stream_keys
 from tests.support.redis_server import PrivateRedis
 
 LISTENERS = 50

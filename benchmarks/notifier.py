@@ -33,8 +33,9 @@ from starlette.routing import Mount, Route
 
 from benchmarks.harness import gateway_command, gateway_env, process
 from gateway.events import Event
-from gateway.events.redis_streams import decode_entry, encode_entry, stream_keys
+from gateway.events.redis_streams import decode_entry, encode_entry
 from gateway.redis import create_redis
+from gateway.redis_keys import stream_keys
 from tests.emulators.slack import SlackEmulator
 from tests.support.ports import free_port
 from tests.support.redis_server import PrivateRedis

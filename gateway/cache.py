@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import functools
 import json
 import secrets
 import time
@@ -12,6 +13,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Counter
+from pydantic import TypeAdapter
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -24,10 +26,16 @@ from gateway.errors import (
     UpstreamUnavailable,
     redis_unavailable,
 )
-from gateway.redis import key
+from gateway.owned_lease import OwnedLeases, ms
+from gateway.redis_keys import CacheKeys, tag
 
 T = TypeVar("T")
 Outcome = Literal["hit", "miss", "stale"]
+
+FLAG: "TypeAdapter[bool]" = TypeAdapter(bool)
+"""The record of a cached yes/no (a ref exists)."""
+TEXT: "TypeAdapter[str | None]" = TypeAdapter(str | None)
+"""The record of a cached text, None when there is none (a file)."""
 
 STALE_ON: tuple[type[BaseException], ...] = (
     UpstreamUnavailable,
@@ -35,22 +43,6 @@ STALE_ON: tuple[type[BaseException], ...] = (
     UpstreamError,
     Timeout,
 )
-
-# KEYS: lock. ARGV: token. Deletes the lock only while this holder still owns it.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-# KEYS: lock. ARGV: token, lease ms. Extends the lease only while this holder still owns it.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
 
 
 @dataclass(frozen=True)
@@ -66,10 +58,10 @@ class CacheKey:
     data_type: str
     ident: str
 
-    @property
+    @functools.cached_property
     def tag(self) -> str:
         """The Redis hash tag shared by all keys of this system, account and data type."""
-        return f"{self.system}/{self.account}/{self.data_type}"
+        return tag(self.system, self.account, self.data_type)
 
 
 @dataclass(frozen=True)
@@ -243,19 +235,19 @@ class Cache:
         self.batch_concurrency = batch_concurrency
         self._inflight: dict[str, asyncio.Task[Cached[Any]]] = {}
         self.writes = 0
-        self._release = redis.register_script(_RELEASE)
-        self._renew = redis.register_script(_RENEW)
+        self._keys = CacheKeys(namespace)
+        self._leases = OwnedLeases(redis)
 
     def key_name(self, cache_key: CacheKey) -> str:
         """The Redis key holding the value of `cache_key`."""
-        return key(self._namespace, "cache", cache_key.tag, "value", cache_key.ident)
+        return self._keys.value(cache_key.tag, cache_key.ident)
 
     def local_expiry(self, name: str) -> float | None:
         """When this process's copy of the value under Redis key `name` expires (monotonic)."""
         return self._local.expiry(name)
 
     def _lock_name(self, cache_key: CacheKey) -> str:
-        return key(self._namespace, "cache", cache_key.tag, "lock", cache_key.ident)
+        return self._keys.lock(cache_key.tag, cache_key.ident)
 
     async def get_or_fetch(
         self,
@@ -264,13 +256,16 @@ class Cache:
         ttl: float,
         *,
         max_stale: float | None = None,
+        record: "TypeAdapter[T] | None" = None,
     ) -> Cached[T]:
         """The fresh cached value, else one fetch shared by every caller on every replica.
 
         When the fetch fails with an upstream error, a copy up to `max_stale` seconds past its
-        TTL is served with outcome `stale`; otherwise the error is raised.
+        TTL is served with outcome `stale`; otherwise the error is raised. `record` is the
+        value's type: what Redis holds is checked against it on the way in and out (an entry
+        that does not fit is a miss); without it the value is JSON as is.
         """
-        return await self._get(cache_key, fetch, ttl, max_stale)
+        return await self._get(cache_key, fetch, ttl, max_stale, record)
 
     async def get_or_derive(
         self,
@@ -279,9 +274,10 @@ class Cache:
         ttl: float,
         *,
         max_stale: float | None = None,
+        record: "TypeAdapter[T] | None" = None,
     ) -> Cached[T]:
         """Like `get_or_fetch`, for a value built from other cached values (see `Derived`)."""
-        return await self._get(cache_key, build, ttl, max_stale)
+        return await self._get(cache_key, build, ttl, max_stale, record)
 
     async def _get(
         self,
@@ -289,13 +285,14 @@ class Cache:
         fetch: Callable[[], Awaitable[Any]],
         ttl: float,
         max_stale: float | None,
+        record: "TypeAdapter[Any] | None",
     ) -> Cached[Any]:
         """`_get_value`; with tracing on, in a span naming the key's system, account and outcome."""
         if not tracing.enabled():
-            return await self._get_value(cache_key, fetch, ttl, max_stale)
+            return await self._get_value(cache_key, fetch, ttl, max_stale, record)
         with tracing.span("cache.get", _key_attributes(cache_key)) as span:
             try:
-                result = await self._get_value(cache_key, fetch, ttl, max_stale)
+                result = await self._get_value(cache_key, fetch, ttl, max_stale, record)
             except GatewayError as error:
                 tracing.failed(span, error.code.value)
                 raise
@@ -309,6 +306,7 @@ class Cache:
         fetch: Callable[[], Awaitable[Any]],
         ttl: float,
         max_stale: float | None,
+        record: "TypeAdapter[Any] | None",
     ) -> Cached[Any]:
         name = self.key_name(cache_key)
         entry = self._local.get(name)
@@ -318,7 +316,9 @@ class Cache:
         task = self._inflight.get(name)
         if task is None:
             stale_window = self._max_stale if max_stale is None else max_stale
-            task = asyncio.ensure_future(self._lookup(cache_key, name, fetch, ttl, stale_window))
+            task = asyncio.ensure_future(
+                self._lookup(cache_key, name, fetch, ttl, stale_window, record)
+            )
             self._inflight[name] = task
             task.add_done_callback(lambda _: self._inflight.pop(name, None))
         try:
@@ -330,7 +330,7 @@ class Cache:
         return result
 
     async def get_many(
-        self, cache_keys: Iterable[CacheKey]
+        self, cache_keys: Iterable[CacheKey], record: "TypeAdapter[Any] | None" = None
     ) -> tuple[dict[CacheKey, Cached[Any]], list[CacheKey]]:
         """Fresh values of a batch (local tier, then one MGET per hash tag) and the keys missing."""
         found: dict[CacheKey, Cached[Any]] = {}
@@ -359,7 +359,7 @@ class Cache:
                 replies = await pipe.execute()
         for group, raws in zip(groups.values(), replies, strict=True):
             for cache_key, raw in zip(group, raws, strict=True):
-                stored = _decode(raw)
+                stored = _decode(raw, record)
                 if stored is None or stored.age() >= stored.ttl:
                     missing.append(cache_key)
                     self._count(cache_key, "miss")
@@ -369,7 +369,12 @@ class Cache:
         return found, missing
 
     async def set_many(
-        self, values: Mapping[CacheKey, Any], ttl: float, *, max_stale: float | None = None
+        self,
+        values: Mapping[CacheKey, Any],
+        ttl: float,
+        *,
+        max_stale: float | None = None,
+        record: "TypeAdapter[Any] | None" = None,
     ) -> None:
         """Store a batch of freshly fetched values in one pipeline."""
         stale_window = self._max_stale if max_stale is None else max_stale
@@ -380,19 +385,25 @@ class Cache:
                 for cache_key, value in values.items():
                     pipe.set(
                         self.key_name(cache_key),
-                        _encode(_Stored(value, now, ttl)),
-                        px=_px(ttl + stale_window),
+                        _encode(_Stored(value, now, ttl), record),
+                        px=ms(ttl + stale_window),
                     )
                 await pipe.execute()
         for cache_key, value in values.items():
             self._local.put(self.key_name(cache_key), value, now, ttl)
 
     async def put(
-        self, cache_key: CacheKey, value: Any, ttl: float, *, max_stale: float | None = None
+        self,
+        cache_key: CacheKey,
+        value: T,
+        ttl: float,
+        *,
+        max_stale: float | None = None,
+        record: "TypeAdapter[T] | None" = None,
     ) -> None:
         """Store `value` as freshly fetched, e.g. after a reconcile action changed it."""
         self.writes += 1
-        await self.set_many({cache_key: value}, ttl, max_stale=max_stale)
+        await self.set_many({cache_key: value}, ttl, max_stale=max_stale, record=record)
 
     async def invalidate(self, target: CacheKey | CachePrefix) -> None:
         """Delete one key, or every key under a prefix, from Redis and the local tier."""
@@ -420,11 +431,7 @@ class Cache:
         if prefix.account is None and prefix.data_type is not None:
             raise ValueError("a data type prefix needs its account")
         parts = [p for p in (prefix.system, prefix.account, prefix.data_type) if p is not None]
-        if prefix.data_type is not None:
-            start = key(self._namespace, "cache", "/".join(parts), "value", "")
-            return start, _glob_escape(start) + "*"
-        open_tag = key(self._namespace, "cache", "/".join(parts) + "/")[:-1]  # drop the "}"
-        return open_tag, _glob_escape(open_tag) + "*}:value:*"
+        return self._keys.values_under(tag(*parts), complete=prefix.data_type is not None)
 
     async def _lookup(
         self,
@@ -433,19 +440,20 @@ class Cache:
         fetch: Callable[[], Awaitable[Any]],
         ttl: float,
         max_stale: float,
+        record: "TypeAdapter[Any] | None",
     ) -> Cached[Any]:
         lock = self._lock_name(cache_key)
         deadline = time.monotonic() + self._wait_timeout
         last: _Stored | None = None
         async with self._redis_errors():
             while True:
-                last = _decode(await self._redis.get(name)) or last
+                last = _decode(await self._redis.get(name), record) or last
                 if last is not None and last.age() < ttl:
                     return self._fresh(cache_key, name, last, "hit")
                 token = secrets.token_hex(16)
-                if await self._redis.set(lock, token, nx=True, px=_px(self._lease)):
+                if not await self._leases.acquire([lock], token, self._lease):
                     return await self._fetch_holding(
-                        cache_key, name, lock, token, fetch, ttl, max_stale
+                        cache_key, name, lock, token, fetch, ttl, max_stale, record
                     )
                 while await self._redis.exists(lock):
                     if time.monotonic() >= deadline:
@@ -458,7 +466,7 @@ class Cache:
                             Timeout(f"{cache_key.system}: another replica's fetch took too long"),
                         )
                     await asyncio.sleep(self._poll_interval)
-                    stored = _decode(await self._redis.get(name))
+                    stored = _decode(await self._redis.get(name), record)
                     if stored is not None and stored.age() < ttl:
                         return self._fresh(cache_key, name, stored, "hit")
 
@@ -471,10 +479,11 @@ class Cache:
         fetch: Callable[[], Awaitable[Any]],
         ttl: float,
         max_stale: float,
+        record: "TypeAdapter[Any] | None",
     ) -> Cached[Any]:
         renewer = asyncio.ensure_future(self._renew_lease(lock, token))
         try:
-            stored = _decode(await self._redis.get(name))
+            stored = _decode(await self._redis.get(name), record)
             if stored is not None and stored.age() < ttl:
                 return self._fresh(cache_key, name, stored, "hit")
             try:
@@ -489,18 +498,18 @@ class Cache:
                 fetched = _Stored(value.value, time.time(), ttl, value.inputs_age)
             else:
                 fetched = _Stored(value, time.time(), ttl)
-            await self._redis.set(name, _encode(fetched), px=_px(ttl + max_stale))
+            await self._redis.set(name, _encode(fetched, record), px=ms(ttl + max_stale))
             return self._fresh(cache_key, name, fetched, "miss")
         finally:
             renewer.cancel()
             with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
-                await self._release(keys=[lock], args=[token])
+                await self._leases.release([lock], token)
 
     async def _renew_lease(self, lock: str, token: str) -> None:
         while True:
             await asyncio.sleep(self._lease / 3)
             with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
-                await self._renew(keys=[lock], args=[token, _px(self._lease)])
+                await self._leases.renew([lock], token, self._lease)
 
     def _fresh(
         self, cache_key: CacheKey, name: str, stored: _Stored, outcome: Outcome
@@ -555,30 +564,30 @@ def _batch_attributes(cache_keys: Iterable[CacheKey]) -> tracing.Attributes | No
     return {**_key_attributes(keys[0]), "qontract.cache.keys": len(keys)} if keys else None
 
 
-def _encode(stored: _Stored) -> str:
-    record = {"t": stored.fetched_at, "ttl": stored.ttl, "v": stored.value}
+def _encode(stored: _Stored, record: "TypeAdapter[Any] | None") -> str:
+    value = stored.value
+    if record is not None:  # by alias: what the record's type reads back
+        value = record.dump_python(value, mode="json", by_alias=True)
+    data = {"t": stored.fetched_at, "ttl": stored.ttl, "v": value}
     if stored.inputs_age:
-        record["a"] = stored.inputs_age
-    return json.dumps(record, separators=(",", ":"))
+        data["a"] = stored.inputs_age
+    return json.dumps(data, separators=(",", ":"))
 
 
-def _decode(raw: bytes | str | None) -> _Stored | None:
+def _decode(raw: bytes | str | None, record: "TypeAdapter[Any] | None" = None) -> _Stored | None:
+    """The stored record, or None for no entry or one this replica cannot read (a miss)."""
     if raw is None:
         return None
-    data = json.loads(raw)
-    return _Stored(data["v"], float(data["t"]), float(data["ttl"]), float(data.get("a", 0.0)))
-
-
-def _px(seconds: float) -> int:
-    return max(1, int(seconds * 1000))
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
+    try:
+        data = json.loads(raw)
+        value = data["v"] if record is None else record.validate_python(data["v"])
+        return _Stored(value, float(data["t"]), float(data["ttl"]), float(data.get("a", 0.0)))
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 async def _split(
-    cache: Cache, cache_keys: Iterable[CacheKey]
+    cache: Cache, cache_keys: Iterable[CacheKey], record: "TypeAdapter[Any] | None"
 ) -> tuple[dict[CacheKey, "Cached[Any] | GatewayError"], list[CacheKey]]:
     """Fresh values of a batch and the keys to fetch; with Redis down, every key is to fetch.
 
@@ -587,7 +596,7 @@ async def _split(
     """
     keys = list(dict.fromkeys(cache_keys))
     try:
-        found, missing = await cache.get_many(keys)
+        found, missing = await cache.get_many(keys, record)
     except UpstreamUnavailable:
         return {}, keys
     return dict(found), missing
@@ -618,12 +627,17 @@ async def get_or_fetch_many(
     cache_keys: Iterable[CacheKey],
     fetch: Callable[[CacheKey], Awaitable[T]],
     ttl: float,
+    record: "TypeAdapter[T] | None" = None,
 ) -> dict[CacheKey, "Cached[T] | GatewayError"]:
     """Values of a batch: one MGET for what is cached, one shared fetch per missing key.
 
     A key whose fetch fails maps to its error, so one unknown id does not fail the batch.
     """
-    return await _many(cache, cache_keys, lambda k: cache.get_or_fetch(k, lambda: fetch(k), ttl))
+
+    def lookup(key: CacheKey) -> Awaitable[Cached[T]]:
+        return cache.get_or_fetch(key, lambda: fetch(key), ttl, record=record)
+
+    return await _many(cache, cache_keys, lookup, record)
 
 
 async def get_or_derive_many(
@@ -631,17 +645,23 @@ async def get_or_derive_many(
     cache_keys: Iterable[CacheKey],
     build: Callable[[CacheKey], Awaitable[Derived[T]]],
     ttl: float,
+    record: "TypeAdapter[T] | None" = None,
 ) -> dict[CacheKey, "Cached[T] | GatewayError"]:
     """Like `get_or_fetch_many`, for values built from other cached values (see `Derived`)."""
-    return await _many(cache, cache_keys, lambda k: cache.get_or_derive(k, lambda: build(k), ttl))
+
+    def lookup(key: CacheKey) -> Awaitable[Cached[T]]:
+        return cache.get_or_derive(key, lambda: build(key), ttl, record=record)
+
+    return await _many(cache, cache_keys, lookup, record)
 
 
 async def _many(
     cache: Cache,
     cache_keys: Iterable[CacheKey],
     lookup: Callable[[CacheKey], Awaitable[Cached[T]]],
+    record: "TypeAdapter[T] | None",
 ) -> dict[CacheKey, "Cached[T] | GatewayError"]:
-    results, missing = await _split(cache, cache_keys)
+    results, missing = await _split(cache, cache_keys, record)
     await _fill(cache, results, missing, lookup)
     return results
 
@@ -651,6 +671,7 @@ async def get_or_fetch_batch(
     cache_keys: Iterable[CacheKey],
     fetch_many: Callable[[list[CacheKey]], Awaitable[Mapping[CacheKey, T | GatewayError]]],
     ttl: float,
+    record: "TypeAdapter[T] | None" = None,
 ) -> dict[CacheKey, "Cached[T] | GatewayError"]:
     """Like `get_or_fetch_many`, for upstreams that return many keys in one call.
 
@@ -658,7 +679,7 @@ async def get_or_fetch_batch(
     key keeps its own single flight, stale copy and error; a key `fetch_many` leaves out is
     an internal error, so it must map every key it is given to a value or an error.
     """
-    results, missing = await _split(cache, cache_keys)
+    results, missing = await _split(cache, cache_keys, record)
     batch: list[asyncio.Future[Mapping[CacheKey, T | GatewayError]]] = []
 
     async def fetch(cache_key: CacheKey) -> T:
@@ -670,6 +691,9 @@ async def get_or_fetch_batch(
         return value
 
     await _fill(
-        cache, results, missing, lambda key: cache.get_or_fetch(key, lambda: fetch(key), ttl)
+        cache,
+        results,
+        missing,
+        lambda key: cache.get_or_fetch(key, lambda: fetch(key), ttl, record=record),
     )
     return results

@@ -3,8 +3,6 @@
 from enum import StrEnum
 from typing import Any
 
-from redis.exceptions import RedisError
-
 
 class ErrorCode(StrEnum):
     """The codes a client can rely on in `errors[].extensions.code`."""
@@ -21,6 +19,7 @@ class ErrorCode(StrEnum):
     SUBSCRIPTION_DROPPED = "SUBSCRIPTION_DROPPED"
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
     BUNDLE_NOT_FOUND = "BUNDLE_NOT_FOUND"
+    CONFLICT = "CONFLICT"
 
 
 class GatewayError(Exception):
@@ -66,10 +65,11 @@ class UpstreamUnavailable(GatewayError):
     code = ErrorCode.UPSTREAM_UNAVAILABLE
 
 
-def redis_unavailable(
-    error: RedisError | OSError, what: str = "shared state store"
-) -> UpstreamUnavailable:
-    """The one form any Redis failure takes for a caller: UPSTREAM_UNAVAILABLE, upstream redis."""
+def redis_unavailable(error: Exception, what: str = "shared state store") -> UpstreamUnavailable:
+    """The one form any Redis failure takes for a caller: UPSTREAM_UNAVAILABLE, upstream redis.
+
+    Also for the task broker (Celery's transport on the same Redis), whose errors are kombu's.
+    """
     return UpstreamUnavailable(
         f"{what} (Redis) unreachable: {type(error).__name__}", upstream="redis"
     )
@@ -109,6 +109,12 @@ class LimitExceeded(GatewayError):
     """A bound on what one caller or one process may hold was reached; retry once some ends."""
 
     code = ErrorCode.LIMIT_EXCEEDED
+
+
+class Conflict(GatewayError):
+    """Another run is changing part of what this one would change; retry once it has ended."""
+
+    code = ErrorCode.CONFLICT
 
 
 SHOWN_CHARACTERS = 64

@@ -10,7 +10,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.errors import UpstreamRateLimited, redis_unavailable
-from gateway.redis import key
+from gateway.redis_keys import RateKeys, tag
 
 # GCRA form of a token bucket. KEYS: theoretical arrival time (ms), pause marker.
 # ARGV: ms between tokens, burst tolerance ms, longest wait the caller accepts (ms).
@@ -117,17 +117,14 @@ class RateLimiter:
 
     def __init__(self, redis: "aioredis.Redis", namespace: str, metrics: RateLimitMetrics) -> None:
         self._redis = redis
-        self._namespace = namespace
+        self._names = RateKeys(namespace)
         self._metrics = metrics
         self._take = redis.register_script(_TAKE)
         self._pause = redis.register_script(_PAUSE)
 
     def _keys(self, bucket: Bucket) -> list[str]:
-        tag = f"{bucket.system}/{bucket.account}/{bucket.tier}"
-        return [
-            key(self._namespace, "ratelimit", tag, "tat"),
-            key(self._namespace, "ratelimit", tag, "pause"),
-        ]
+        shared = tag(bucket.system, bucket.account, bucket.tier)
+        return [self._names.tat(shared), self._names.pause(shared)]
 
     async def acquire(self, bucket: Bucket, deadline: float) -> float:
         """Reserve the next token and sleep until it is due; `deadline` is a monotonic instant.

@@ -1,4 +1,4 @@
-"""The Redis connection pools of a process, and how keys are named."""
+"""The Redis connection pools of a process (keys are named in `gateway.redis_keys`)."""
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -32,12 +32,3 @@ def create_redis(
         decode_responses=False,
     )
     return aioredis.Redis.from_pool(pool)
-
-
-def key(namespace: str, area: str, tag: str, *parts: str) -> str:
-    """A key `namespace:area:{tag}:part...`.
-
-    Keys that one Lua script or MULTI touches together share the `tag`, so they land in one
-    Redis Cluster slot; different tags spread over the cluster.
-    """
-    return ":".join((namespace, area, "{" + tag + "}", *parts))

@@ -2,16 +2,16 @@
 
 import asyncio
 from collections.abc import Awaitable
-from typing import Any
 
 import strawberry
 from strawberry.types import Info
 
 from gateway.errors import BadUserInput, GatewayError, NotFound, shown
+from resolvers.github.api import GitHubCollaborator as CollaboratorRecord
 from resolvers.github.source import GitHubSource
 from schema.context import RequestContext
 from schema.inputs import bounded
-from schema.loaders import Loaded, keyed_loader, unwrap
+from schema.loaders import Loaded, items, keyed_loader, unwrap
 
 
 @strawberry.federation.type(name="GitHubUser_v1", keys=["login"])
@@ -93,15 +93,22 @@ async def github_org_members(info: Info[RequestContext, None], org: str) -> list
     """Resolve `github_org_members_v1` with the account named `org`."""
     cached = await info.context.sources.get(GitHubSource, org).org_members(org)
     members = unwrap(info, cached)
-    return [GitHubUser(login=m["login"], id=str(m["id"])) for m in members]
+    return [GitHubUser(login=m.login, id=str(m.id)) for m in members]
 
 
-def _collaborator(record: dict[str, Any]) -> GitHubCollaborator:
+def _collaborator(record: CollaboratorRecord) -> GitHubCollaborator:
+    granted = record.permissions
     return GitHubCollaborator(
-        login=record["login"],
-        id=str(record["id"]),
-        role_name=record["role_name"],
-        permissions=GitHubPermissions(**record["permissions"]),
+        login=record.login,
+        id=str(record.id),
+        role_name=record.role_name,
+        permissions=GitHubPermissions(
+            admin=granted.admin,
+            maintain=granted.maintain,
+            push=granted.push,
+            triage=granted.triage,
+            pull=granted.pull,
+        ),
     )
 
 
@@ -112,7 +119,7 @@ async def github_repo_collaborators(
 
     A malformed name, an unknown owner or a missing repository is a null item with its error.
     """
-    pending: list[Awaitable[Loaded[list[dict[str, Any]]]] | GatewayError] = []
+    pending: list[Awaitable[Loaded[list[CollaboratorRecord]]] | GatewayError] = []
     for repo in repos:
         try:
             owner, _ = split_repo(repo)
@@ -122,16 +129,12 @@ async def github_repo_collaborators(
             continue
         name = f"github/{owner}/repo_collaborators"
         pending.append(keyed_loader(info, name, source.repo_collaborators).load(repo))
-    items: list[Any] = []
-    for repo, waiting in zip(repos, pending, strict=True):
-        try:
-            if isinstance(waiting, GatewayError):
-                raise waiting
-            records = unwrap(info, (await waiting).result)
-            items.append(GitHubRepo(name=repo, collaborators=[_collaborator(r) for r in records]))
-        except GatewayError as error:
-            items.append(error)
-    return items
+    results = [w if isinstance(w, GatewayError) else (await w).result for w in pending]
+    return items(
+        info,
+        zip(repos, results, strict=True),
+        lambda repo, found: GitHubRepo(name=repo, collaborators=[_collaborator(r) for r in found]),
+    )
 
 
 @strawberry.type

@@ -1,18 +1,23 @@
 """Jira types and root fields: `jira_issues_v1`, `jira_projects_v1`."""
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TypeVar
 
 import strawberry
 from strawberry.types import Info
 
 from gateway.cache import Cached
 from gateway.errors import BadUserInput, GatewayError
+from resolvers.jira.api import JiraIssue as IssueRecord
+from resolvers.jira.api import JiraProject as ProjectRecord
 from resolvers.jira.source import JiraSource
 from schema.context import RequestContext
 from schema.entities import only_item
 from schema.inputs import bounded
-from schema.loaders import keyed_loader, unwrap
+from schema.loaders import items, keyed_loader, unwrap
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @strawberry.type(name="JiraUser_v1")
@@ -60,33 +65,36 @@ class JiraProject:
         return only_item(await jira_projects(info, instance, keys=[key]))
 
 
-def _issue(instance: str, record: dict[str, Any]) -> JiraIssue:
-    assignee = record["assignee"]
+def _issue(instance: str, issue: IssueRecord) -> JiraIssue:
+    assignee = issue.assignee
     return JiraIssue(
         instance=instance,
-        key=record["key"],
-        summary=record["summary"],
-        status=record["status"],
-        assignee=JiraUser(**assignee) if assignee else None,
-        labels=record["labels"],
+        key=issue.key,
+        summary=issue.summary,
+        status=issue.status,
+        assignee=JiraUser(
+            account_id=assignee.account_id, display_name=assignee.display_name, email=assignee.email
+        )
+        if assignee
+        else None,
+        labels=issue.labels,
     )
+
+
+def _project(instance: str, project: ProjectRecord) -> JiraProject:
+    return JiraProject(instance=instance, key=project.key, id=project.id, name=project.name)
 
 
 async def _each(
     info: Info[RequestContext, None],
     name: str,
-    fetch: Callable[[list[str]], Awaitable[Mapping[str, Cached[Any] | GatewayError]]],
+    fetch: Callable[[list[str]], Awaitable[Mapping[str, Cached[T] | GatewayError]]],
     keys: list[str],
-) -> list[Any]:
-    """Records for `keys` through this request's loader `name`; an error stays its item's."""
+    make: Callable[[str, T], R],
+) -> list[R | None]:
+    """Items for `keys` through this request's loader `name`; an error stays its item's."""
     loaded = await keyed_loader(info, name, fetch).load_many(keys)
-    items: list[Any] = []
-    for one in loaded:
-        try:
-            items.append(unwrap(info, one.result))
-        except GatewayError as error:
-            items.append(error)
-    return items
+    return items(info, zip(keys, (one.result for one in loaded), strict=True), make)
 
 
 async def jira_issues(
@@ -103,9 +111,8 @@ async def jira_issues(
     if jql is not None:
         return [_issue(instance, r) for r in unwrap(info, await source.issues_by_jql(jql))]
     assert keys is not None
-    records = await _each(info, f"jira/{instance}/issues", source.issues_by_key, keys)
-    items: list[Any] = [r if isinstance(r, GatewayError) else _issue(instance, r) for r in records]
-    return items
+    name = f"jira/{instance}/issues"
+    return await _each(info, name, source.issues_by_key, keys, lambda _, r: _issue(instance, r))
 
 
 async def jira_projects(
@@ -115,14 +122,9 @@ async def jira_projects(
     NOT_FOUND), or every project the gateway's token can see."""
     source = info.context.sources.get(JiraSource, instance)
     if keys is None:
-        return [
-            JiraProject(instance=instance, **r) for r in unwrap(info, await source.all_projects())
-        ]
-    records = await _each(info, f"jira/{instance}/projects", source.projects_by_key, keys)
-    items: list[Any] = [
-        r if isinstance(r, GatewayError) else JiraProject(instance=instance, **r) for r in records
-    ]
-    return items
+        return [_project(instance, p) for p in unwrap(info, await source.all_projects())]
+    name = f"jira/{instance}/projects"
+    return await _each(info, name, source.projects_by_key, keys, lambda _, p: _project(instance, p))
 
 
 @strawberry.type

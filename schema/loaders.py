@@ -1,8 +1,8 @@
 """Per-request batching of keyed lookups, with per-item errors and provenance."""
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
@@ -13,6 +13,8 @@ from schema.context import RequestContext
 from schema.provenance import record
 
 T = TypeVar("T")
+R = TypeVar("R")
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -42,3 +44,23 @@ def unwrap(info: Info[RequestContext, Any], result: "Cached[T] | GatewayError") 
         raise result
     record(info, result.lookup)
     return result.value
+
+
+def items(
+    info: Info[RequestContext, Any],
+    results: Iterable[tuple[K, "Cached[T] | GatewayError"]],
+    make: Callable[[K, T], R],
+) -> list[R | None]:
+    """One list item per (key, result): `make(key, value)` (its lookup recorded), or the
+    item's own error.
+
+    The error stands in the list where the item would be: graphql-core raises it for that
+    item alone, so the client sees a null item with its coded error (hence `R | None`).
+    """
+    made: list[R | GatewayError] = []
+    for key, result in results:
+        try:
+            made.append(make(key, unwrap(info, result)))
+        except GatewayError as error:
+            made.append(error)
+    return cast(list[R | None], made)

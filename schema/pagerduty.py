@@ -1,17 +1,16 @@
 """PagerDuty types and root fields: `pagerduty_schedules_v1`, `pagerduty_escalation_policies_v1`."""
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
 import strawberry
 from strawberry.types import Info
 
-from gateway.errors import GatewayError
-from resolvers.pagerduty.source import PagerDutySource
+from resolvers.pagerduty.source import PagerDutySource, Result, UserRecord
 from schema.context import RequestContext
 from schema.entities import only_item
 from schema.inputs import bounded
-from schema.loaders import keyed_loader, unwrap
+from schema.loaders import items, keyed_loader
 
 T = TypeVar("T")
 
@@ -64,18 +63,20 @@ async def _on_call(
     ids: list[str],
     kind: str,
     make: Callable[[str, list[PagerDutyUser]], T],
-) -> list[Any]:
+) -> list[T | None]:
     """One item per id from the request's `kind` loader; an item's error stays its own."""
     source = info.context.sources.get(PagerDutySource, instance)
-    fetch = getattr(source, kind)
+    fetch: Callable[[list[str]], Awaitable[Mapping[str, Result]]] = getattr(source, kind)
     loader = keyed_loader(info, f"pagerduty/{instance}/{kind}", fetch)
-    items: list[Any] = []
-    for ident, loaded in zip(ids, await loader.load_many(ids), strict=True):
-        try:
-            items.append(make(ident, [PagerDutyUser(**u) for u in unwrap(info, loaded.result)]))
-        except GatewayError as error:
-            items.append(error)
-    return items
+    loaded = [one.result for one in await loader.load_many(ids)]
+    return items(info, zip(ids, loaded, strict=True), lambda i, u: make(i, _users(u)))
+
+
+def _users(records: list[UserRecord]) -> list[PagerDutyUser]:
+    return [
+        PagerDutyUser(id=u["id"], name=u["name"], email=u["email"], username=u["username"])
+        for u in records
+    ]
 
 
 async def pagerduty_schedules(

@@ -17,8 +17,8 @@ from prometheus_client import CollectorRegistry
 
 from gateway.auth import mint_token
 from gateway.events import Event, EventMetrics, EventPublisher, create_event_publisher
-from gateway.events.redis_streams import stream_keys
 from gateway.redis import create_redis
+from gateway.redis_keys import stream_keys
 from reconcile_client.config import GatewayEndpoint
 from reconcile_client.event_log_sink import run_event_log_sink
 from reconcile_client.gateway_client import GatewayClient

@@ -19,7 +19,8 @@ from prometheus_client import CollectorRegistry
 from gateway.credentials import CredentialHeaders
 from gateway.errors import BadUserInput, UpstreamError, UpstreamUnavailable
 from gateway.events import EventMetrics, EventPublisher, create_event_publisher
-from gateway.events.redis_streams import decode_entry, stream_keys
+from gateway.events.redis_streams import decode_entry
+from gateway.redis_keys import stream_keys
 from gateway.runtime import Runtime
 from gateway.settings import InvalidSettings
 from resolvers.openshift.api import headers

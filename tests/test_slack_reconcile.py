@@ -11,8 +11,9 @@ from prometheus_client import CollectorRegistry
 
 from gateway.errors import BadUserInput
 from gateway.events import EventMetrics, EventPublisher, create_event_publisher
-from gateway.events.redis_streams import decode_entry, stream_keys
+from gateway.events.redis_streams import decode_entry
 from gateway.redis import create_redis
+from gateway.redis_keys import stream_keys
 from gateway.registry import Sources
 from gateway.runtime import Runtime
 from resolvers.slack.reconcile import SlackUsergroupsReconcile, reconcile

@@ -8,7 +8,8 @@ import pytest
 import redis
 
 from gateway.auth import mint_token
-from gateway.events.redis_streams import decode_entry, stream_keys
+from gateway.events.redis_streams import decode_entry
+from gateway.redis_keys import stream_keys
 from tests.emulators.slack import SlackEmulator
 from tests.support.gateway import graphql
 from tests.support.server_thread import ServerThread
@@ -64,15 +65,28 @@ def gateway(
     slack: tuple[SlackEmulator, ServerThread],
     monkeypatch: pytest.MonkeyPatch,
 ) -> ServerThread:
+    return gateway_with(gateway_factory, slack, monkeypatch, "coreos")
+
+
+def gateway_with(
+    gateway_factory: Callable[..., ServerThread],
+    slack: tuple[SlackEmulator, ServerThread],
+    monkeypatch: pytest.MonkeyPatch,
+    *names: str,
+) -> ServerThread:
+    """A gateway with Slack workspaces `names`, all on the one Slack emulator."""
     monkeypatch.setenv("QGW_TEST_SLACK_TOKEN", TOKEN)
     _, server = slack
-    workspace = {
-        "name": "coreos",
-        "api_url": f"{server.url}/api",
-        "token": {"env": "QGW_TEST_SLACK_TOKEN"},
-        "rate_limit": GENEROUS,
-    }
-    return gateway_factory(auth={"secret": SECRET}, upstreams={"slack": [workspace]})
+    workspaces = [
+        {
+            "name": name,
+            "api_url": f"{server.url}/api",
+            "token": {"env": "QGW_TEST_SLACK_TOKEN"},
+            "rate_limit": GENEROUS,
+        }
+        for name in names
+    ]
+    return gateway_factory(auth={"secret": SECRET}, upstreams={"slack": workspaces})
 
 
 def call(gateway: ServerThread, scopes: list[str], query: str, **variables: Any) -> Any:
@@ -156,6 +170,59 @@ def test_second_real_run_while_the_first_is_running_gets_the_same_task(
     done = call(gateway, ["reconcile:apply"], READ, id=first_id, wait=30)
     assert done["data"]["reconcile_task_v1"]["status"] == "success"
     assert emulator.total_calls("POST /api/usergroups.create") == 1
+
+
+@pytest.fixture
+def two_workspaces(
+    gateway_factory: Callable[..., ServerThread],
+    slack: tuple[SlackEmulator, ServerThread],
+    monkeypatch: pytest.MonkeyPatch,
+) -> ServerThread:
+    """A gateway with workspaces `coreos` and `other` (both on the one Slack emulator)."""
+    return gateway_with(gateway_factory, slack, monkeypatch, "coreos", "other")
+
+
+def submit_real(gateway: ServerThread, *names: str) -> Any:
+    """Submit a real run for the workspaces `names` (each with the desired state of coreos)."""
+    workspaces = [{**DESIRED, "name": name} for name in names]
+    variables = {"input": {"dry_run": False, "workspaces": workspaces}}
+    return call(gateway, ["reconcile:apply"], SUBMIT, **variables)
+
+
+def test_real_runs_with_overlapping_workspaces_never_apply_at_once(
+    two_workspaces: ServerThread, slack: tuple[SlackEmulator, ServerThread]
+) -> None:
+    emulator, _ = slack
+    emulator.slow(2.0, times=1, path_prefix="/api/usergroups.list")
+    first = submit_real(two_workspaces, "coreos")["data"]["slack_usergroups_reconcile_v1"]
+    overlapping = submit_real(two_workspaces, "other", "coreos")
+    (error,) = overlapping["errors"]
+    assert error["extensions"]["code"] == "CONFLICT"
+    assert error["extensions"]["task_id"] == first["id"]
+    assert "slack-usergroups:coreos" in error["message"]
+    assert "other" not in error["message"]
+    separate = submit_real(two_workspaces, "other")["data"]["slack_usergroups_reconcile_v1"]
+    assert separate["id"] != first["id"]
+    for task_id in (first["id"], separate["id"]):
+        done = call(two_workspaces, ["reconcile:apply"], READ, id=task_id, wait=30)
+        assert done["data"]["reconcile_task_v1"]["status"] == "success", done
+    after = submit_real(two_workspaces, "coreos", "other")["data"]
+    assert after["slack_usergroups_reconcile_v1"]["id"] not in (first["id"], separate["id"])
+
+
+def test_a_run_over_part_of_a_running_set_is_refused(
+    two_workspaces: ServerThread, slack: tuple[SlackEmulator, ServerThread]
+) -> None:
+    emulator, _ = slack
+    emulator.slow(2.0, times=1, path_prefix="/api/usergroups.list")
+    wide = submit_real(two_workspaces, "coreos", "other")["data"]["slack_usergroups_reconcile_v1"]
+    same = submit_real(two_workspaces, "other", "coreos")["data"]["slack_usergroups_reconcile_v1"]
+    assert same["id"] == wide["id"], "the same set of workspaces is the same run"
+    narrow = submit_real(two_workspaces, "coreos")
+    assert narrow["errors"][0]["extensions"]["code"] == "CONFLICT"
+    assert narrow["errors"][0]["extensions"]["task_id"] == wide["id"]
+    done = call(two_workspaces, ["reconcile:apply"], READ, id=wide["id"], wait=30)
+    assert done["data"]["reconcile_task_v1"]["status"] == "success", done
 
 
 def test_a_real_runs_events_name_the_submitting_request_and_the_task(

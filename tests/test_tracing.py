@@ -12,7 +12,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from gateway import tracing
 from gateway.events.model import Event
-from gateway.events.redis_streams import decode_entry, stream_keys
+from gateway.events.redis_streams import decode_entry
+from gateway.redis_keys import stream_keys
 from gateway.settings import Settings, TracingSettings
 from tests.emulators.pagerduty import PagerDutyEmulator
 from tests.emulators.slack import SlackEmulator

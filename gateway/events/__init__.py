@@ -17,8 +17,9 @@ from gateway.events.base import (
 from gateway.events.disabled import DisabledPublisher
 from gateway.events.model import Event
 from gateway.events.redis_fanout import FanoutSubscription, StreamFanout, SubscriberDropped
-from gateway.events.redis_streams import RedisStreamConsumer, RedisStreamPublisher, stream_keys
+from gateway.events.redis_streams import RedisStreamConsumer, RedisStreamPublisher
 from gateway.events.sns_sqs import SnsPublisher, SqsConsumer, create_aws_client
+from gateway.redis_keys import stream_keys
 
 __all__ = [
     "Event",

@@ -21,8 +21,9 @@ from gateway.events import (
     create_event_fanout,
     create_event_publisher,
 )
-from gateway.events.redis_streams import acknowledge, stream_keys
+from gateway.events.redis_streams import acknowledge
 from gateway.redis import create_redis
+from gateway.redis_keys import stream_keys
 from gateway.settings import EventSettings
 
 GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")

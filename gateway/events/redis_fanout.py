@@ -13,13 +13,13 @@ from gateway.errors import BadUserInput, shown
 from gateway.events.base import UNKNOWN_EVENT_TYPE, EventMetrics, ReceivedEvent
 from gateway.events.redis_streams import (
     TYPE_FIELD,
-    StreamKeys,
     decode_entry,
     entry_id,
     is_stream_id,
     require_blocking_client,
     stream_id_key,
 )
+from gateway.redis_keys import StreamKeys
 
 BACKEND = "redis-fanout"
 NOTHING_READ = "0-0"

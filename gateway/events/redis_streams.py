@@ -4,7 +4,6 @@ import asyncio
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -23,29 +22,13 @@ from gateway.events.base import (
     publish_counted,
 )
 from gateway.events.model import Event
-from gateway.redis import key
+from gateway.redis_keys import StreamKeys
 
 BACKEND = "redis"
 TYPE_FIELD = b"type"
 EVENT_FIELD = b"event"
 STREAM_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")
 _UINT64_MAX = 2**64 - 1
-
-
-@dataclass(frozen=True, slots=True)
-class StreamKeys:
-    """The event stream of one deployment namespace and its dead-letter stream (one slot)."""
-
-    stream: str
-    dead_letter: str
-
-
-def stream_keys(namespace: str) -> StreamKeys:
-    """The stream keys of `namespace`; both share a hash tag so MULTI can touch both."""
-    return StreamKeys(
-        stream=key(namespace, "events", "stream"),
-        dead_letter=key(namespace, "events", "stream", "dead-letter"),
-    )
 
 
 def encode_entry(event: Event) -> dict[bytes, bytes]:

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter
 from gateway.errors import GatewayError, Timeout
 from gateway.events import ReceivedEvent
 from gateway.notifier.messages import DIRECT_MESSAGE_TYPES, LINE_FORMATTERS, Message, messages
-from gateway.redis import key
+from gateway.redis_keys import NotifierKeys
 from gateway.registry import Sources
 from resolvers.slack.chat import SlackChat
 from resolvers.slack.source import SlackSource
@@ -161,4 +161,4 @@ class Notifier:
 
     def _marker(self, event_id: str, message_key: str) -> str:
         digest = hashlib.sha256(f"{self.group}\0{event_id}\0{message_key}".encode()).hexdigest()
-        return key(self.namespace, "notifier", digest, "sent")
+        return NotifierKeys(self.namespace).sent(digest)

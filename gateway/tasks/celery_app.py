@@ -5,9 +5,9 @@ from urllib.parse import parse_qs, urlsplit
 from celery import Celery
 from kombu.entity import Queue
 
+from gateway.redis_keys import TaskKeys
 from gateway.settings import Settings
 from gateway.tasks.engine import DRY_RUN_QUEUE, QUEUES
-from gateway.tasks.keys import TaskKeys
 
 RUN_TASK = "gateway.tasks.run"
 
@@ -22,7 +22,7 @@ def broker_url(redis_url: str) -> str:
 
 
 def create_celery_app(settings: Settings) -> Celery:
-    """A Celery app on the gateway's Redis; its keys live under `<namespace>:celery:`."""
+    """A Celery app on the gateway's Redis; its keys live under `<ns>:celery:{broker}:`."""
     if settings.redis.url is None:
         raise ValueError("the Celery engine needs a Redis URL")
     app = Celery("qontract-gateway", set_as_current=False)

@@ -12,7 +12,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from gateway.tasks.keys import TaskKeys
+from gateway.redis_keys import TaskKeys
 
 log = structlog.get_logger("gateway.tasks")
 

@@ -11,15 +11,15 @@ from typing import Any
 import structlog
 
 from gateway import tracing
-from gateway.errors import NotFound, UpstreamUnavailable, shown
+from gateway.errors import Conflict, NotFound, redis_unavailable, shown
+from gateway.redis_keys import TaskKeys
 from gateway.runtime import Runtime
 from gateway.settings import TaskSettings
 from gateway.tasks.changes import TaskChanges
 from gateway.tasks.engine import TaskEngine
 from gateway.tasks.inprocess import InProcessEngine
-from gateway.tasks.keys import TaskKeys
 from gateway.tasks.kinds import TaskKinds
-from gateway.tasks.lease import ResourceLeases
+from gateway.tasks.lease import ResourceLeases, lease_names
 from gateway.tasks.quota import CallerQuota, check_input_shape
 from gateway.tasks.reaper import Observe, Reaper
 from gateway.tasks.record import TaskRecord, utcnow
@@ -123,7 +123,11 @@ class TaskQueue:
             await self._quota.admit(caller, record.id, len(encoded.encode()))
         await self._store.create(record, encoded)
         if resource is not None and not dry_run:
-            holder = await self._hold(resource, record.id)
+            try:
+                holder = await self._hold(resource, record.id)
+            except Conflict:
+                await self._store.delete(record.id)
+                raise
             if holder is not None:
                 await self._store.delete(record.id)
                 log.info("real run deduplicated", task_id=holder.id, resource=resource)
@@ -134,24 +138,39 @@ class TaskQueue:
             await self._store.delete(record.id)
             if resource is not None and not dry_run:
                 await self._leases.release(resource, record.id)
-            raise UpstreamUnavailable(
-                f"task broker unreachable: {type(error).__name__}", upstream="redis"
-            ) from None
+            raise redis_unavailable(error, "task broker") from None
         log.info("task submitted", task_id=record.id, kind=kind, dry_run=dry_run)
         return record
 
     async def _hold(self, resource: str, task_id: str) -> TaskRecord | None:
-        """Take the lease for `task_id`, or return the unfinished task that holds it."""
+        """Take every lease of `resource` for `task_id` (None), or return the unfinished task
+        holding exactly these leases (a duplicate run).
+
+        A running task holding only some of them (an overlapping set of workspaces) refuses
+        this run with CONFLICT naming it: two real runs never change one resource at once,
+        and a run with a different set is not the same run, so it is not deduplicated.
+        """
         ttl = self._settings.record_ttl
+        ended: list[str] = []
         while True:
-            holder_id = await self._leases.acquire(resource, task_id, ttl)
-            if holder_id == task_id:
+            blocking = await self._leases.acquire(resource, task_id, ttl, ended)
+            if not blocking:
                 return None
-            holder = await self._store.read(holder_id)
-            if holder is not None and not holder.status.finished:
-                return holder
-            if await self._leases.replace(resource, holder_id, task_id, ttl):
-                return None
+            for holder_id in blocking:
+                holder = await self._store.read(holder_id)
+                if holder is None or holder.status.finished:
+                    ended.append(holder_id)
+                elif holder.resource == resource:
+                    return holder
+                else:
+                    shared = sorted(
+                        set(lease_names(resource)) & set(lease_names(holder.resource or ""))
+                    )
+                    raise Conflict(
+                        f"task {holder.id} is already applying changes to {', '.join(shared)}; "
+                        "submit again once it has ended",
+                        task_id=holder.id,
+                    )
 
     async def get(self, task_id: str) -> TaskRecord:
         """The task's record (a lost run is reaped first); NOT_FOUND for an unknown id."""

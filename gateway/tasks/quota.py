@@ -6,8 +6,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from gateway.errors import BadUserInput, LimitExceeded
+from gateway.redis_keys import TaskKeys
 from gateway.settings import TaskSettings
-from gateway.tasks.keys import TaskKeys
 
 # KEYS: the caller's submissions (sorted set of "task_id:bytes" by submission time, ms).
 # ARGV: window ms, task id, bytes, max tasks, max bytes.

@@ -87,11 +87,11 @@ class TaskRunner:
             return
         real = record.resource is not None and not record.dry_run
         if record.resource is not None and real:
-            holder = await self._leases.acquire(
+            blocking = await self._leases.acquire(
                 record.resource, record.id, self._settings.heartbeat_timeout
             )
-            if holder != record.id:
-                await self._end(record, token, error=f"superseded by task {holder}")
+            if blocking:
+                await self._end(record, token, error=f"superseded by task {blocking[0]}")
                 return
         context = TaskContext(
             task_id=record.id,

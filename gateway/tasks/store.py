@@ -8,7 +8,8 @@ from typing import Any, Literal, cast
 
 import redis.asyncio as aioredis
 
-from gateway.tasks.keys import TaskKeys
+from gateway.owned_lease import OwnedLeases, ms
+from gateway.redis_keys import TaskKeys
 from gateway.tasks.record import TaskRecord, TaskStatus, utcnow
 
 Claim = Literal["claimed", "busy", "stale", "finished", "missing"]
@@ -23,14 +24,6 @@ if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 'stale' end
 if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 'busy' end
 redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[4])
 return 'claimed'
-"""
-
-# KEYS: heartbeat. ARGV: token, heartbeat ms.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
 """
 
 # KEYS: record, heartbeat. ARGV: token, attempt, status, finished_at, result, error.
@@ -73,10 +66,6 @@ def _text(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def _ms(seconds: float) -> int:
-    return max(1, int(seconds * 1000))
-
-
 class TaskStore:
     """Reads and changes task records; every status change is published on its channel."""
 
@@ -85,7 +74,7 @@ class TaskStore:
         self.keys = keys
         self._record_ttl = record_ttl
         self._claim = redis.register_script(_CLAIM)
-        self._renew = redis.register_script(_RENEW)
+        self._heartbeats = OwnedLeases(redis)
         self._finish = redis.register_script(_FINISH)
         self._requeue = redis.register_script(_REQUEUE)
 
@@ -95,7 +84,7 @@ class TaskStore:
         fields: Mapping[Any, Any] = {**record.to_fields(), "payload": payload}
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(name, mapping=fields)
-            pipe.pexpire(name, _ms(self._record_ttl))
+            pipe.pexpire(name, ms(self._record_ttl))
             await pipe.execute()
         await self.redis.zadd(self.keys.pending(), {record.id: time.time()})
 
@@ -133,7 +122,7 @@ class TaskStore:
         """Start run `token` of `attempt`: `claimed`, or why not (another run holds it...)."""
         keys = [self.keys.record(task_id), self.keys.heartbeat(task_id)]
         now = utcnow()
-        args: list[str | int] = [attempt, token, _ms(heartbeat), now.isoformat()]
+        args: list[str | int] = [attempt, token, ms(heartbeat), now.isoformat()]
         outcome = cast(Claim, _text(await self._claim(keys=keys, args=args)))
         if outcome == "claimed":
             await self.redis.zadd(self.keys.running(), {task_id: now.timestamp()})
@@ -143,8 +132,7 @@ class TaskStore:
 
     async def renew(self, task_id: str, token: str, heartbeat: float) -> bool:
         """Extend run `token`'s heartbeat; False when the run no longer holds the task."""
-        keys = [self.keys.heartbeat(task_id)]
-        return bool(await self._renew(keys=keys, args=[token, _ms(heartbeat)]))
+        return await self._heartbeats.renew([self.keys.heartbeat(task_id)], token, heartbeat)
 
     async def finish(
         self,

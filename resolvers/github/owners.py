@@ -4,11 +4,22 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
+from typing_extensions import TypedDict
 
 from gateway.errors import UpstreamError
 
-OwnersRecord = dict[str, Any]
-NO_OWNERS: OwnersRecord = {"approvers": [], "reviewers": [], "no_parent_owners": False}
+
+class OwnersRecord(TypedDict):
+    """One OWNERS file: approvers, reviewers and whether parents' owners are ignored."""
+
+    approvers: list[str]
+    reviewers: list[str]
+    no_parent_owners: bool
+
+
+def no_owners() -> OwnersRecord:
+    """The record of a directory without an OWNERS file."""
+    return OwnersRecord(approvers=[], reviewers=[], no_parent_owners=False)
 
 
 def _names(value: Any) -> list[str]:
@@ -30,15 +41,15 @@ def _yaml(text: str, where: str) -> dict[str, Any]:
 def parse_owners(text: str | None, where: str) -> OwnersRecord:
     """An OWNERS file's approvers, reviewers and `options.no_parent_owners`; None is no file."""
     if text is None:
-        return dict(NO_OWNERS)
+        return no_owners()
     data = _yaml(text, where)
     options = data.get("options")
     no_parent = isinstance(options, dict) and options.get("no_parent_owners") is True
-    return {
-        "approvers": _names(data.get("approvers")),
-        "reviewers": _names(data.get("reviewers")),
-        "no_parent_owners": no_parent,
-    }
+    return OwnersRecord(
+        approvers=_names(data.get("approvers")),
+        reviewers=_names(data.get("reviewers")),
+        no_parent_owners=no_parent,
+    )
 
 
 def parse_aliases(text: str | None, where: str) -> dict[str, list[str]]:

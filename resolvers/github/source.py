@@ -3,12 +3,20 @@
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from gateway.cache import Cached, CacheKey, CacheLookup, get_or_fetch_many
+from pydantic import TypeAdapter
+
+from gateway.cache import FLAG, Cached, CacheKey, CacheLookup, get_or_fetch_many
 from gateway.errors import BadUserInput, GatewayError, NotFound, shown
 from gateway.source import AccountSource
-from resolvers.github.api import REF, REPO, GitHubApi, file_segments
+from resolvers.github.api import (
+    REF,
+    REPO,
+    GitHubApi,
+    GitHubCollaborator,
+    GitHubUser,
+    file_segments,
+)
 from resolvers.github.owners import (
     OwnersRecord,
     directories,
@@ -25,8 +33,11 @@ DEFAULT_TTL = {
     "files": 43_200.0,
 }
 
-Record = dict[str, Any]
-Result = Cached[list[Record]] | GatewayError
+MEMBERS = TypeAdapter(list[GitHubUser])
+COLLABORATORS = TypeAdapter(list[GitHubCollaborator])
+OWNERS = TypeAdapter(OwnersRecord)
+ALIASES = TypeAdapter(dict[str, list[str]])
+Result = Cached[list[GitHubCollaborator]] | GatewayError
 
 
 @dataclass(frozen=True)
@@ -49,26 +60,26 @@ class GitHubSource(AccountSource[GitHubApi]):
     system = SYSTEM
     default_ttl = DEFAULT_TTL
 
-    async def org_members(self, org: str) -> Cached[list[Record]]:
+    async def org_members(self, org: str) -> Cached[list[GitHubUser]]:
         """Members (login, id) of `org`."""
 
-        async def fetch() -> list[Record]:
-            return [m.model_dump() for m in await self.api.org_members(org)]
+        async def fetch() -> list[GitHubUser]:
+            return await self.api.org_members(org)
 
         key = self.key("org_members", org)
-        return await self.cache.get_or_fetch(key, fetch, self.ttl["org_members"])
+        return await self.cache.get_or_fetch(key, fetch, self.ttl["org_members"], record=MEMBERS)
 
     async def repo_collaborators(self, repos: Sequence[str]) -> dict[str, Result]:
         """Collaborators (login, id, role_name, permissions) per `owner/name`; a malformed name
         is its own BAD_USER_INPUT."""
 
-        async def fetch(key: CacheKey) -> list[Record]:
-            return [c.model_dump() for c in await self.api.repo_collaborators(key.ident)]
+        async def fetch(key: CacheKey) -> list[GitHubCollaborator]:
+            return await self.api.repo_collaborators(key.ident)
 
         valid, errors = REPO.split(repos)
         keys = [self.key("repo_collaborators", repo) for repo in valid]
         ttl = self.ttl["repo_collaborators"]
-        found = await get_or_fetch_many(self.cache, keys, fetch, ttl)
+        found = await get_or_fetch_many(self.cache, keys, fetch, ttl, COLLABORATORS)
         results: dict[str, Result] = dict(errors)
         results.update((key.ident, found[key]) for key in keys)
         return results
@@ -115,8 +126,8 @@ class GitHubSource(AccountSource[GitHubApi]):
         keys = list(dirs)
         aliases_key = self.key("owners", f"aliases:{repo}@{ref}")
         found, aliases = await asyncio.gather(
-            get_or_fetch_many(self.cache, keys, fetch_owners, ttl),
-            self.cache.get_or_fetch(aliases_key, fetch_aliases, ttl),
+            get_or_fetch_many(self.cache, keys, fetch_owners, ttl, OWNERS),
+            self.cache.get_or_fetch(aliases_key, fetch_aliases, ttl, record=ALIASES),
         )
         files: list[Cached[OwnersRecord]] = []
         for key in keys:
@@ -125,12 +136,13 @@ class GitHubSource(AccountSource[GitHubApi]):
                 raise result
             files.append(result)
         approvers, reviewers = effective_owners([f.value for f in files], aliases.value)
-        lookups = [f.lookup for f in [*files, aliases]]
+        lookups = [*(f.lookup for f in files), aliases.lookup]
         if not approvers and not reviewers:
             exists = await self.cache.get_or_fetch(
                 self.key("owners", f"ref:{repo}@{ref}"),
                 lambda: self.api.ref_exists(repo, ref),
                 ttl,
+                record=FLAG,
             )
             lookups.append(exists.lookup)
             if not exists.value:

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from pydantic import TypeAdapter
 
-from gateway.cache import Cached, CacheKey, get_or_fetch_many
+from gateway.cache import FLAG, TEXT, Cached, CacheKey, get_or_fetch_many
 from gateway.errors import GatewayError, NotFound, shown
 from gateway.ratelimit import BucketSpec
 from gateway.source import AccountSource
@@ -56,7 +56,7 @@ class GitLabSource(AccountSource[GitLabApi]):
         async def fetch(key: CacheKey) -> str | None:
             return await self.api.file_text(project, keys[key], ref)
 
-        found = await get_or_fetch_many(self.cache, keys, fetch, self.ttl["files"])
+        found = await get_or_fetch_many(self.cache, keys, fetch, self.ttl["files"], TEXT)
         texts: dict[str, Cached[str | None]] = {}
         for key, path in keys.items():
             result = found[key]
@@ -73,6 +73,7 @@ class GitLabSource(AccountSource[GitLabApi]):
             self.key("refs", f"{project}@{ref}"),
             lambda: self.api.ref_exists(project, ref),
             self.ttl["refs"],
+            record=FLAG,
         )
 
     async def owners(self, project: str, path: str, ref: str) -> Owners:
@@ -99,9 +100,9 @@ class GitLabSource(AccountSource[GitLabApi]):
     async def project_members(self, project: str) -> Cached[list[GitLabMember]]:
         """Members of `project`, inherited ones included; NOT_FOUND for an unknown project."""
 
-        async def fetch() -> list[dict[str, object]]:
-            return [m.model_dump() for m in await self.api.project_members(project)]
+        async def fetch() -> list[GitLabMember]:
+            return await self.api.project_members(project)
 
         key = self.key("project_members", PROJECT.check(project))
-        cached = await self.cache.get_or_fetch(key, fetch, self.ttl["project_members"])
-        return Cached(_MEMBERS.validate_python(cached.value), cached.lookup)
+        ttl = self.ttl["project_members"]
+        return await self.cache.get_or_fetch(key, fetch, ttl, record=_MEMBERS)

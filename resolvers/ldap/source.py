@@ -3,7 +3,7 @@
 import re
 from collections.abc import Sequence
 
-from gateway.cache import Cached, CacheKey, get_or_fetch_batch
+from gateway.cache import FLAG, Cached, CacheKey, get_or_fetch_batch
 from gateway.errors import GatewayError
 from gateway.source import AccountSource, IdSyntax
 from resolvers.ldap.api import LDAP, LdapApi
@@ -42,7 +42,7 @@ class LdapSource(AccountSource[LdapApi]):
             found = await self.api.existing([by_key[key] for key in missing])
             return {key: by_key[key] in found for key in missing}
 
-        found = await get_or_fetch_batch(self.cache, by_key, fetch, self.ttl["users"])
+        found = await get_or_fetch_batch(self.cache, by_key, fetch, self.ttl["users"], FLAG)
         results: dict[str, Existence] = dict(errors)
         results.update((name, found[self.key("users", name.lower())]) for name in valid)
         return results

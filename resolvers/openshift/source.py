@@ -1,7 +1,9 @@
 """Cached state of one cluster: whether it is OpenShift, and its namespaces with their phase."""
 
 import asyncio
-from typing import TypedDict
+
+from pydantic import TypeAdapter
+from typing_extensions import TypedDict
 
 from gateway.cache import Cached, CacheKey
 from gateway.credentials import CredentialHeaders
@@ -24,6 +26,9 @@ class ClusterNamespaces(TypedDict):
     namespaces: dict[str, str]
 
 
+NAMESPACES = TypeAdapter(ClusterNamespaces)
+
+
 class OpenShiftSource(AccountSource[KubernetesApi]):
     """One cluster's namespaces through the shared cache, one list walk per TTL.
 
@@ -39,7 +44,8 @@ class OpenShiftSource(AccountSource[KubernetesApi]):
 
     async def namespaces(self) -> Cached[ClusterNamespaces]:
         """The cluster's kind and every namespace by name, with its phase."""
-        return await self.cache.get_or_fetch(self._key(), self._fetch, self.ttl["namespaces"])
+        ttl = self.ttl["namespaces"]
+        return await self.cache.get_or_fetch(self._key(), self._fetch, ttl, record=NAMESPACES)
 
     async def create_namespace(self, name: str, openshift: bool) -> None:
         """Create `name` (see KubernetesApi.create_namespace), then forget the cached list."""

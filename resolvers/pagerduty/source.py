@@ -3,7 +3,9 @@
 import asyncio
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+
+from pydantic import TypeAdapter
+from typing_extensions import TypedDict
 
 from gateway.cache import (
     Cached,
@@ -20,13 +22,23 @@ from resolvers.pagerduty.api import POLICY_ID, SCHEDULE_ID, PagerDutyApi, PagerD
 SYSTEM = "pagerduty"
 DEFAULT_TTL = {"schedule_users": 300.0, "escalation_policy_users": 600.0, "user": 43_200.0}
 
-UserRecord = dict[str, Any]
+
+class UserRecord(TypedDict):
+    """What is cached and served of a user."""
+
+    id: str
+    name: str
+    email: str
+    username: str
+
+
+USERS = TypeAdapter(list[UserRecord])
 Result = Cached[list[UserRecord]] | GatewayError
 
 
 def user_record(user: PagerDutyUser) -> UserRecord:
-    """What is cached and served of a user."""
-    return {"id": user.id, "name": user.name, "email": user.email, "username": user.username}
+    """The cached record of `user`."""
+    return UserRecord(id=user.id, name=user.name, email=user.email, username=user.username)
 
 
 class PagerDutySource(AccountSource[PagerDutyApi]):
@@ -50,7 +62,8 @@ class PagerDutySource(AccountSource[PagerDutyApi]):
 
         valid, errors = SCHEDULE_ID.split(ids)
         keys = [self.key("schedule_users", i) for i in valid]
-        found = await get_or_fetch_many(self.cache, keys, fetch, self.ttl["schedule_users"])
+        ttl = self.ttl["schedule_users"]
+        found = await get_or_fetch_many(self.cache, keys, fetch, ttl, USERS)
         results: dict[str, Result] = dict(errors)
         results.update((key.ident, found[key]) for key in keys)
         return results
@@ -65,7 +78,7 @@ class PagerDutySource(AccountSource[PagerDutyApi]):
         valid, errors = POLICY_ID.split(ids)
         keys = [self.key("escalation_policy_users", i) for i in valid]
         ttl = self.ttl["escalation_policy_users"]
-        found = await get_or_derive_many(self.cache, keys, build, ttl)
+        found = await get_or_derive_many(self.cache, keys, build, ttl, USERS)
         results: dict[str, Result] = dict(errors)
         results.update((key.ident, found[key]) for key in keys)
         return results
@@ -109,5 +122,5 @@ class PagerDutySource(AccountSource[PagerDutyApi]):
             return [] if user.deleted_at else [user_record(user)]
 
         keys = [self.key("user", i) for i in ids]
-        found = await get_or_fetch_many(self.cache, keys, fetch, self.ttl["user"])
+        found = await get_or_fetch_many(self.cache, keys, fetch, self.ttl["user"], USERS)
         return [found[key] for key in keys]

@@ -9,11 +9,13 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from graphql import get_introspection_query
+from pydantic import TypeAdapter
 from redis.exceptions import RedisError
+from typing_extensions import TypedDict
 
 from gateway.cache import Cache, CacheKey
 from gateway.errors import BundleNotFound, GatewayError, UpstreamError, UpstreamUnavailable
-from gateway.redis import key
+from gateway.redis_keys import SchemaKeys
 from resolvers.qontract_server.api import Answer, QontractServerApi, checked_sha
 from resolvers.qontract_server.settings import QontractServerSettings
 
@@ -35,6 +37,19 @@ class UnknownBundle(BundleNotFound):
     def __init__(self, sha: str, answer: Answer) -> None:
         super().__init__(f"qontract-server does not know bundle {sha}", upstream=UPSTREAM)
         self.answer = answer
+
+
+class StoredAnswer(TypedDict, total=False):
+    """A cached answer: status, content type and body text; or only `large` (kept in the
+    fetching replica's memory, too large for Redis)."""
+
+    s: int
+    c: str
+    b: str
+    large: bool
+
+
+STORED_ANSWER = TypeAdapter(StoredAnswer)
 
 
 class AnswerMemory:
@@ -86,7 +101,7 @@ class QontractServerSource:
         self.api = api
         self.cache = cache
         self.redis = redis
-        self.namespace = namespace
+        self.schema_keys = SchemaKeys(namespace, UPSTREAM)
         self.settings = settings
         self.memory = AnswerMemory(settings.answer_cache_bytes)
         self._large: dict[str, Answer] = {}
@@ -130,6 +145,7 @@ class QontractServerSource:
                 lambda: self._fetch_stored(name, sha, payload),
                 self.settings.answer_ttl,
                 max_stale=0.0,
+                record=STORED_ANSWER,
             )
             answer = _decode(cached.value)
         except UpstreamUnavailable as error:
@@ -146,12 +162,12 @@ class QontractServerSource:
         self.memory.put(name, answer)
         return answer
 
-    async def _fetch_stored(self, name: str, sha: str, payload: dict[str, Any]) -> Any:
+    async def _fetch_stored(self, name: str, sha: str, payload: dict[str, Any]) -> StoredAnswer:
         answer = await self._fetch(sha, payload)
         if len(answer.body) > self.settings.redis_entry_bytes:
             self._large[name] = answer
-            return {"large": True}
-        return {"s": answer.status, "c": answer.content_type, "b": answer.body.decode()}
+            return StoredAnswer(large=True)
+        return StoredAnswer(s=answer.status, c=answer.content_type, b=answer.body.decode())
 
     async def _fetch(self, sha: str, payload: dict[str, Any]) -> Answer:
         """One answer from qontract-server; an unknown sha is asked again until the wait ends."""
@@ -186,8 +202,8 @@ class QontractServerSource:
         The fingerprint is the sha256 of the introspection; a new bundle with the same schema
         (a data-only reload) costs one introspection per sha across all replicas, then none.
         """
-        by_sha = key(self.namespace, UPSTREAM, "schema", "sha", sha)
-        last = key(self.namespace, UPSTREAM, "schema", "last")
+        by_sha = self.schema_keys.by_sha(sha)
+        last = self.schema_keys.last()
         try:
             fingerprint = await self.redis.get(by_sha)
             if fingerprint is not None:
@@ -216,7 +232,7 @@ class QontractServerSource:
     async def last_schema(self) -> tuple[str, dict[str, Any]] | None:
         """The last schema any replica learned (start-up while qontract-server is down)."""
         try:
-            fingerprint = await self.redis.get(key(self.namespace, UPSTREAM, "schema", "last"))
+            fingerprint = await self.redis.get(self.schema_keys.last())
             if fingerprint is None:
                 return None
             stored = await self._stored_schema(_text(fingerprint))
@@ -225,7 +241,7 @@ class QontractServerSource:
         return None if stored is None else (_text(fingerprint), stored)
 
     def _schema_key(self, fingerprint: str) -> str:
-        return key(self.namespace, UPSTREAM, "schema", "fingerprint", fingerprint)
+        return self.schema_keys.by_fingerprint(fingerprint)
 
     async def _stored_schema(self, fingerprint: str) -> dict[str, Any] | None:
         raw = await self.redis.get(self._schema_key(fingerprint))
@@ -239,7 +255,7 @@ def _text(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
-def _decode(value: Any) -> Answer | None:
-    if not isinstance(value, dict) or "s" not in value:
+def _decode(value: StoredAnswer) -> Answer | None:
+    if "s" not in value or "c" not in value or "b" not in value:
         return None
-    return Answer(int(value["s"]), str(value["c"]), str(value["b"]).encode())
+    return Answer(value["s"], value["c"], value["b"].encode())

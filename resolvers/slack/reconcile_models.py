@@ -5,6 +5,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.tasks.lease import resource_of
+
 DRY_RUN_SCOPE = "reconcile:dry-run"
 APPLY_SCOPE = "reconcile:apply"
 
@@ -63,9 +65,8 @@ class ReconcileRequest(BaseModel):
 
     @property
     def resource(self) -> str:
-        """What two real runs must not change at once: the workspaces, sorted."""
-        names = sorted({workspace.name for workspace in self.workspaces})
-        return "slack-usergroups:" + ",".join(names)
+        """What two real runs must not change at once: one lease per workspace."""
+        return resource_of(f"slack-usergroups:{workspace.name}" for workspace in self.workspaces)
 
 
 class ActionTarget(BaseModel):

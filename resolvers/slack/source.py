@@ -1,7 +1,9 @@
 """Cached, rate-limited Slack data of one workspace: users, usergroups and channels."""
 
 from collections.abc import Sequence
-from typing import TypedDict
+
+from pydantic import TypeAdapter
+from typing_extensions import TypedDict
 
 from gateway.cache import Cached, CacheKey, CacheLookup
 from gateway.source import AccountSource
@@ -55,6 +57,10 @@ class ChannelDirectory(TypedDict):
 
 
 Usergroups = dict[str, UsergroupRecord]
+USERS = TypeAdapter(UserDirectory)
+USERGROUPS = TypeAdapter(Usergroups)
+CHANNELS = TypeAdapter(ChannelDirectory)
+CONVERSATION = TypeAdapter(str)
 
 
 def user_directory(users: Sequence[SlackUser]) -> UserDirectory:
@@ -116,7 +122,7 @@ class SlackSource(AccountSource[SlackApi]):
     async def users(self) -> Cached[UserDirectory]:
         """The workspace's users (one `users.list` walk per TTL across all replicas)."""
         return await self.cache.get_or_fetch(
-            self._key("users"), self._fetch_users, self.ttl["users"]
+            self._key("users"), self._fetch_users, self.ttl["users"], record=USERS
         )
 
     async def usergroups(self) -> Cached[Usergroups]:
@@ -126,7 +132,8 @@ class SlackSource(AccountSource[SlackApi]):
             groups = await self.api.usergroups()
             return {group.handle: usergroup_record(group, []) for group in groups}
 
-        return await self.cache.get_or_fetch(self._key("usergroups"), fetch, self.ttl["usergroups"])
+        key = self._key("usergroups")
+        return await self.cache.get_or_fetch(key, fetch, self.ttl["usergroups"], record=USERGROUPS)
 
     async def channels(self) -> Cached[ChannelDirectory]:
         """Unarchived channels by name and by id."""
@@ -134,7 +141,8 @@ class SlackSource(AccountSource[SlackApi]):
         async def fetch() -> ChannelDirectory:
             return channel_directory(await self.api.channels())
 
-        return await self.cache.get_or_fetch(self._key("channels"), fetch, self.ttl["channels"])
+        key = self._key("channels")
+        return await self.cache.get_or_fetch(key, fetch, self.ttl["channels"], record=CHANNELS)
 
     async def direct_message(self, user_id: str) -> str:
         """The id of the direct-message conversation with `user_id` (a `U…`/`W…` id), cached."""
@@ -143,7 +151,10 @@ class SlackSource(AccountSource[SlackApi]):
             return await self.api.open_conversation(user_id)
 
         cached = await self.cache.get_or_fetch(
-            self.key("direct_messages", user_id), fetch, self.ttl["direct_messages"]
+            self.key("direct_messages", user_id),
+            fetch,
+            self.ttl["direct_messages"],
+            record=CONVERSATION,
         )
         return cached.value
 
@@ -151,7 +162,7 @@ class SlackSource(AccountSource[SlackApi]):
         """Fetch the users now and replace the cached copy (after Slack said `invalid_users`)."""
         key = self._key("users")
         directory = await self._fetch_users()
-        await self.cache.put(key, directory, self.ttl["users"])
+        await self.cache.put(key, directory, self.ttl["users"], record=USERS)
         return Cached(directory, CacheLookup(SYSTEM, self.cache.key_name(key), "miss", 0.0))
 
     async def put_usergroup(self, usergroup: SlackUsergroup) -> None:
@@ -163,7 +174,7 @@ class SlackSource(AccountSource[SlackApi]):
         dropped, so the next read goes to Slack rather than serve the state before the change.
         """
         key = self._key("usergroups")
-        found, _ = await self.cache.get_many([key])
+        found, _ = await self.cache.get_many([key], USERGROUPS)
         cached = found.get(key)
         remaining = self.ttl["usergroups"] - cached.lookup.age_seconds if cached else 0.0
         if cached is None or remaining <= 0:
@@ -176,7 +187,7 @@ class SlackSource(AccountSource[SlackApi]):
         groups[usergroup.handle] = usergroup_record(
             usergroup, list(previous["users"]) if previous else []
         )
-        await self.cache.put(key, groups, remaining)
+        await self.cache.put(key, groups, remaining, record=USERGROUPS)
 
     async def _fetch_users(self) -> UserDirectory:
         return user_directory(await self.api.users())

@@ -8,7 +8,8 @@ import httpx
 import pytest
 import redis
 
-from gateway.events.redis_streams import decode_entry, stream_keys
+from gateway.events.redis_streams import decode_entry
+from gateway.redis_keys import stream_keys
 from tests.client.conftest import ONCALL_WELCOME, run_cli
 from tests.client.test_cli import COMMAND, env_for
 from tests.client.test_slack_usergroups_api import graphql_posts

@@ -7,8 +7,8 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
 from gateway.events.base import EventMetrics
-from gateway.events.redis_streams import StreamKeys, stream_keys
 from gateway.redis import create_redis
+from gateway.redis_keys import StreamKeys, stream_keys
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from gateway.events import (
     create_event_fanout,
     create_event_publisher,
 )
-from gateway.events.redis_streams import StreamKeys
+from gateway.redis_keys import StreamKeys
 from tests.support.wait import async_wait_until
 
 

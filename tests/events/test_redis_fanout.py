@@ -13,12 +13,8 @@ from gateway.errors import BadUserInput
 from gateway.events.base import EventMetrics, ReceivedEvent
 from gateway.events.model import Event
 from gateway.events.redis_fanout import FanoutSubscription, StreamFanout, SubscriberDropped
-from gateway.events.redis_streams import (
-    RedisStreamPublisher,
-    StreamKeys,
-    encode_entry,
-    entry_id,
-)
+from gateway.events.redis_streams import RedisStreamPublisher, encode_entry, entry_id
+from gateway.redis_keys import StreamKeys
 from tests.support.wait import async_wait_until
 
 

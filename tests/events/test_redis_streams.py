@@ -9,12 +9,9 @@ from prometheus_client import CollectorRegistry
 
 from gateway.events.base import EventMetrics, ReceivedEvent
 from gateway.events.model import Event
-from gateway.events.redis_streams import (
-    RedisStreamConsumer,
-    RedisStreamPublisher,
-    StreamKeys,
-)
+from gateway.events.redis_streams import RedisStreamConsumer, RedisStreamPublisher
 from gateway.redis import create_redis
+from gateway.redis_keys import StreamKeys
 from tests.events.conftest import counted
 from tests.support.ports import free_port
 from tests.support.wait import async_wait_until

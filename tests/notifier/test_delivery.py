@@ -10,10 +10,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from gateway.events import Event, EventMetrics, create_event_consumer, create_event_publisher
-from gateway.events.redis_streams import stream_keys
 from gateway.notifier.delivery import Notifier, NotifierMetrics
 from gateway.notifier.messages import messages
 from gateway.redis import create_redis
+from gateway.redis_keys import stream_keys
 from gateway.registry import Sources
 from gateway.runtime import Runtime
 from resolvers.systems import SYSTEMS

@@ -15,7 +15,8 @@ import yaml
 
 from gateway.auth import mint_token
 from gateway.events import Event
-from gateway.events.redis_streams import encode_entry, stream_keys
+from gateway.events.redis_streams import encode_entry
+from gateway.redis_keys import stream_keys
 from tests.emulators.slack import SlackEmulator
 from tests.support.gateway import graphql
 from tests.support.serve_process import CHECKOUT, clean_env, running

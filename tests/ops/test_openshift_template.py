@@ -13,10 +13,10 @@ import pytest
 import redis
 from pydantic import BaseModel, SecretStr
 
+from gateway.redis_keys import TaskKeys
 from gateway.settings import CONFIG_FILE_VARIABLE, Settings
 from gateway.tasks.celery_app import RUN_TASK, create_celery_app
 from gateway.tasks.engine import QUEUES
-from gateway.tasks.keys import TaskKeys
 from tests.ops.template import (
     REPO,
     TemplateError,

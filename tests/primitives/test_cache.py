@@ -10,7 +10,7 @@ import pytest
 
 from gateway.cache import CacheKey, CachePrefix
 from gateway.errors import UpstreamUnavailable
-from gateway.redis import key
+from gateway.redis_keys import CacheKeys
 from gateway.upstream import UpstreamClient, UpstreamPath, UpstreamPolicy
 from tests.emulators.base import UpstreamEmulator
 from tests.primitives.conftest import SECRET, ReplicaFactory
@@ -153,7 +153,7 @@ async def test_lock_of_a_killed_holder_is_taken_over_within_its_lease(
         env={**os.environ, "PYTHONPATH": os.getcwd()},
     )
     survivor = replicas()
-    lock = key(namespace, "cache", ITEM.tag, "lock", ITEM.ident)
+    lock = CacheKeys(namespace).lock(ITEM.tag, ITEM.ident)
     try:
 
         async def holder_locked() -> bool:
@@ -242,3 +242,30 @@ async def test_token_never_appears_in_errors_or_cache_keys(
     assert keys
     assert SECRET not in shown
     assert "Bearer" not in shown
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [b"not json", b"[]", b'{"v": {"id": "x"}}', b'{"t": "then", "ttl": 60, "v": {}}'],
+)
+async def test_an_entry_this_replica_cannot_read_is_a_miss_not_a_crash(
+    replicas: ReplicaFactory, emulator: UpstreamEmulator, stored: bytes
+) -> None:
+    replica = replicas()
+    await replica.redis.set(replica.cache.key_name(ITEM), stored)
+    found = await replica.cache.get_or_fetch(ITEM, fetch_json(replica.client, "/items/42"), ttl=60)
+    assert found.lookup.outcome == "miss"
+    assert emulator.total_calls("GET /items/42") == 1
+
+
+async def test_entries_of_the_previous_key_layout_are_never_read(
+    replicas: ReplicaFactory, emulator: UpstreamEmulator, namespace: str
+) -> None:
+    replica = replicas()
+    old_layout = f"{namespace}:cache:{{{ITEM.tag}}}:value:{ITEM.ident}"
+    assert old_layout != replica.cache.key_name(ITEM)
+    old_value = b'{"t": 9999999999, "ttl": 60, "v": {"legacy": "shape"}}'
+    await replica.redis.set(old_layout, old_value)
+    found = await replica.cache.get_or_fetch(ITEM, fetch_json(replica.client, "/items/42"), ttl=60)
+    assert "legacy" not in found.value
+    assert emulator.total_calls("GET /items/42") == 1

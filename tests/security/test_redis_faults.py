@@ -10,7 +10,8 @@ import redis
 
 from gateway.auth import mint_token
 from gateway.events.model import Event
-from gateway.events.redis_streams import encode_entry, stream_keys
+from gateway.events.redis_streams import encode_entry
+from gateway.redis_keys import stream_keys
 from tests.support.gateway import gateway_settings, graphql, start_gateway
 from tests.support.graphql_ws import GraphQLWebSocket
 from tests.support.redis_server import PrivateRedis
@@ -20,7 +21,7 @@ from tests.support.wait import wait_until
 from tests.test_slack_reconcile import MANAGED
 
 SECRET = "redis-faults-test-secret-0123456789abcdef"
-SCOPES = ["read", "reconcile:dry-run", "events"]
+SCOPES = ["read", "reconcile:dry-run", "reconcile:apply", "events"]
 SUBMIT = """mutation Submit($input: SlackUsergroupsReconcileInput_v1!) {
   slack_usergroups_reconcile_v1(input: $input) { id status }
 }"""
@@ -30,11 +31,13 @@ READ = """query Read($id: String!) {
 ACK = """mutation Ack { events_ack_v1(group: "faults", ids: ["1-0"]) }"""
 LIVE = """subscription { events_v1 { stream_id } }"""
 REPLAY = """subscription { events_v1(since: "0") { stream_id } }"""
+WATCH = """subscription Watch($id: String!) { reconcile_task_v1(id: $id) { id status } }"""
 LOOKUP = """query Lookup { slack_usergroups_v1(workspace: "coreos") { handle } }"""
 DRY_RUN = {
     "dry_run": True,
     "workspaces": [{"name": "coreos", "managed_usergroups": MANAGED, "usergroups": []}],
 }
+REAL_RUN = {**DRY_RUN, "dry_run": False}
 # The issue asks for ~1 s; the bound leaves room for a loaded two-core machine.
 ANSWER_WITHIN = 3.0
 
@@ -78,6 +81,7 @@ def calls(task_id: str) -> dict[str, tuple[str, dict[str, Any]]]:
     return {
         "reconcile_task_v1": (READ, {"id": task_id}),
         "slack_usergroups_reconcile_v1": (SUBMIT, {"input": DRY_RUN}),
+        "slack_usergroups_reconcile_v1 (real run, leases)": (SUBMIT, {"input": REAL_RUN}),
         "events_ack_v1": (ACK, {}),
         "slack_usergroups_v1": (LOOKUP, {}),
     }
@@ -138,21 +142,29 @@ async def test_a_subscription_failing_on_redis_gets_the_same_coded_error_over_we
     namespace: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    task_id = submitted_task(gateway)
     token = mint_token(SECRET, "redis-faults", SCOPES, expires_days=1)
     client = await GraphQLWebSocket.open(gateway.url, token)
+    messages: dict[str, dict[str, Any]] = {}
     try:
         live = await client.subscribe(LIVE)
         event = Event(event_type="faults.seen", source="test")
         redis.Redis.from_url(own_redis.url).xadd(stream_keys(namespace).stream, encode_entry(event))  # type: ignore[arg-type]
         await client.events(live, 1)  # the gateway's reader is past it: `since` must read Redis
         own_redis.stop()
-        operation = await client.subscribe(REPLAY)
-        message = await client.message(operation)
+        for name, document, variables in (
+            ("events_v1(since:)", REPLAY, {}),
+            ("reconcile_task_v1", WATCH, {"id": task_id}),
+        ):
+            operation = await client.subscribe(document, variables)
+            messages[name] = await client.message(operation)
     finally:
         await client.close()
-    errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
-    assert errors[0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE", message
-    assert errors[0]["extensions"]["upstream"] == "redis", message
+    for name, message in messages.items():
+        payload = message["payload"]
+        errors = payload if message["type"] == "error" else payload["errors"]
+        assert errors[0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE", (name, message)
+        assert errors[0]["extensions"]["upstream"] == "redis", (name, message)
     assert_no_traceback_logged(capsys)
 
 

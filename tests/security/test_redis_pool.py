@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from gateway.auth import mint_token
-from gateway.tasks.keys import TaskKeys
+from gateway.redis_keys import TaskKeys
 from tests.emulators.slack import SlackEmulator
 from tests.support.gateway import graphql
 from tests.support.graphql_ws import GraphQLWebSocket

@@ -7,7 +7,7 @@ import pytest
 import redis
 
 from gateway.auth import mint_token
-from gateway.tasks.keys import TaskKeys
+from gateway.redis_keys import TaskKeys
 from tests.support.gateway import graphql
 from tests.support.server_thread import ServerThread
 from tests.support.slack_workspace import coreos_slack

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from gateway.redis import create_redis, key
+from gateway.redis import create_redis
+from gateway.redis_keys import key
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.tasks.queue import TaskQueue

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
-from gateway.tasks.keys import TaskKeys
+from gateway.redis_keys import TaskKeys
 from gateway.tasks.record import TaskStatus
 from tests.support.wait import async_wait_until
 from tests.tasks.conftest import HEARTBEAT_TIMEOUT, Gate, QueueFactory, WorkerFactory

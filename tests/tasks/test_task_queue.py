@@ -7,8 +7,8 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.errors import NotFound
+from gateway.redis_keys import TaskKeys
 from gateway.tasks.celery_app import broker_url
-from gateway.tasks.keys import TaskKeys
 from gateway.tasks.record import TaskStatus
 from tests.tasks.conftest import Gate, QueueFactory
 

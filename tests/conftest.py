@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from gateway.graphiql.assets import ASSETS_DIR, fetch_assets, invalid_assets
-from tests.support.chromium import skip_unless_required
+from tests.support.chromium import REQUIRE_BROWSER_VARIABLE
 from tests.support.gateway import gateway_settings, start_gateway
 from tests.support.redis_server import PrivateRedis
+from tests.support.required import skip_unless_required
 from tests.support.server_thread import ServerThread
 
 
@@ -58,6 +59,9 @@ def gateway(gateway_factory: Callable[..., ServerThread]) -> ServerThread:
 def graphiql_assets() -> Path:
     """The GraphiQL files in the directory the gateway serves, fetched with npm when missing."""
     if invalid_assets(ASSETS_DIR) and shutil.which("npm") is None:
-        skip_unless_required("npm is not installed; it is needed to fetch the GraphiQL assets")
+        skip_unless_required(
+            "npm is not installed; it is needed to fetch the GraphiQL assets",
+            REQUIRE_BROWSER_VARIABLE,
+        )
     fetch_assets(ASSETS_DIR)
     return ASSETS_DIR

@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support.chromium import Chromium, skip_unless_required
+from tests.support.chromium import REQUIRE_BROWSER_VARIABLE, Chromium
+from tests.support.required import skip_unless_required
 from tests.support.server_thread import ServerThread
 
 CHROMIUM_VARIABLE = "QONTRACT_GATEWAY_CHROMIUM"
@@ -28,7 +29,10 @@ def chromium() -> Iterator[Chromium]:
     wanted = os.environ.get(CHROMIUM_VARIABLE, "chromium")
     binary = shutil.which(wanted)
     if binary is None:
-        skip_unless_required(f"Chromium is not installed: {wanted} not found ({CHROMIUM_VARIABLE})")
+        skip_unless_required(
+            f"Chromium is not installed: {wanted} not found ({CHROMIUM_VARIABLE})",
+            REQUIRE_BROWSER_VARIABLE,
+        )
     with Chromium(binary) as browser:
         yield browser
 

@@ -1,7 +1,6 @@
 """Every `.gql` operation validates against its schema; its models are qenerate's, regenerated."""
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from reconcile_client.operations import (
 from tests.client.recordings import qontract_server_file
 from tests.emulators.qontract_server import SDL as QONTRACT_SERVER_SDL
 from tests.support import qenerate
+from tests.support.required import skip_unless_required
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_SCHEMA = build_schema(
@@ -150,9 +150,10 @@ def test_regenerating_gives_exactly_the_committed_modules() -> None:
     """
     directory = qenerate.install_dir()
     if not qenerate.installed(directory):
-        if os.environ.get(qenerate.REQUIRE_VARIABLE):
-            pytest.fail(f"qenerate is not installed in {directory}")
-        pytest.skip("qenerate not installed: python -m tests.support.qenerate install")
+        skip_unless_required(
+            f"qenerate is not installed in {directory}: python -m tests.support.qenerate install",
+            qenerate.REQUIRE_VARIABLE,
+        )
     generated = qenerate.generate(directory, GQL_DIR)
     committed = {path: path.read_text() for path in GQL_DIR.glob("*/*.py")}
     committed = {path: text for path, text in committed.items() if path.name != "__init__.py"}

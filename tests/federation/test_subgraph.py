@@ -14,7 +14,6 @@ from tests.emulators.github import GitHubEmulator
 from tests.emulators.jira import JiraEmulator
 from tests.emulators.pagerduty import PagerDutyEmulator
 from tests.emulators.slack import SlackEmulator
-from tests.support.chromium import skip_unless_required
 from tests.support.composer import (
     REQUIRE_VARIABLE,
     ComposerUnavailable,
@@ -24,6 +23,7 @@ from tests.support.composer import (
     install_dir,
 )
 from tests.support.gateway import graphql
+from tests.support.required import skip_unless_required
 from tests.support.server_thread import ServerThread
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema" / "schema.graphql"

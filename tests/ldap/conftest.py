@@ -12,8 +12,8 @@ from gateway.settings import Settings
 from resolvers.ldap.api import LdapApi, bind_password
 from resolvers.ldap.settings import LdapAccountSettings
 from resolvers.ldap.source import LdapSource
-from tests.support.chromium import skip_unless_required
 from tests.support.ldap_server import BASE_DN, BIND_DN, PrivateSlapd, slapd_installed
+from tests.support.required import skip_unless_required
 
 PASSWORD_VARIABLE = "QGW_TEST_LDAP_BIND_PASSWORD"
 

@@ -11,7 +11,7 @@ from dockerfile_parse import DockerfileParser
 from gateway.cli import main
 from gateway.settings import Settings
 from tests.ops.template import REPO, load_template, process
-from tests.support.chromium import skip_unless_required
+from tests.support.required import skip_unless_required
 
 DOCKERFILE = REPO / "Dockerfile"
 REQUIRE_HADOLINT_VARIABLE = "QONTRACT_GATEWAY_REQUIRE_HADOLINT"

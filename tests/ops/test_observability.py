@@ -20,9 +20,9 @@ from gateway.tasks.engine import DRY_RUN_QUEUE, QUEUES
 from gateway.tasks.queue import TaskQueue
 from tests.emulators.pagerduty import PagerDutyEmulator
 from tests.ops.template import REPO, validate_object
-from tests.support.chromium import skip_unless_required
 from tests.support.gateway import graphql
 from tests.support.ports import free_port
+from tests.support.required import skip_unless_required
 from tests.support.server_thread import ServerThread
 from tests.support.wait import async_wait_until, wait_until
 

@@ -10,10 +10,9 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import Any
 
 import httpx
-import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from tests.support.wait import wait_until
@@ -31,13 +30,6 @@ HEADLESS_FLAGS = (
     "--no-proxy-server",
     "--window-size=1280,800",
 )
-
-
-def skip_unless_required(reason: str, variable: str = REQUIRE_BROWSER_VARIABLE) -> NoReturn:
-    """Skip the test for `reason`, or fail it when `variable` is 1 (the test is required)."""
-    if os.environ.get(variable) == "1":
-        pytest.fail(f"{reason} ({variable}=1)")
-    pytest.skip(reason)
 
 
 class CdpPage:

@@ -36,7 +36,11 @@ READ = """query Read($id: String!, $wait: Int) {
     }
   }
 }"""
-DESIRED = [{"name": "app-old", "delete": True}, {"name": "app-new"}, {"name": "app-a"}]
+DESIRED: list[dict[str, Any]] = [
+    {"name": "app-old", "delete": True},
+    {"name": "app-new"},
+    {"name": "app-a"},
+]
 
 Clusters = dict[str, tuple[KubernetesEmulator, ServerThread]]
 

@@ -346,6 +346,11 @@ def gateway_workers(
         worker.log.unlink(missing_ok=True)
 
 
+def started_it(worker: Worker, task_id: str) -> bool:
+    """Whether `worker` logged the start of a run of `task_id`."""
+    return any("task started" in line and task_id in line for line in worker.output().splitlines())
+
+
 def test_a_run_whose_worker_is_killed_midway_is_redone_without_applying_anything_twice(
     api_gateway: ServerThread,
     gateway_workers: Callable[[], Worker],
@@ -353,19 +358,22 @@ def test_a_run_whose_worker_is_killed_midway_is_redone_without_applying_anything
     redis_url: str,
     namespace: str,
 ) -> None:
-    """The first worker deletes app-old, then dies while its project request hangs; the rerun
-    on the second worker reads the cluster afresh, so it deletes nothing again and requests
-    app-new once more (the hung request, answered later, finds it there: 409 is success)."""
+    """The worker running the task deletes app-old, then dies while its project request
+    hangs; the rerun on the other worker reads the cluster afresh, so it deletes nothing again
+    and requests app-new once more (the hung request, answered later, finds it there: 409 is
+    success)."""
     emulator = clusters["appsres01"][0]
-    emulator.slow(6.0, times=1, path_prefix="/apis/project.openshift.io/v1/projectrequests")
-    first = gateway_workers()
+    emulator.slow(10.0, times=1, path_prefix="/apis/project.openshift.io/v1/projectrequests")
+    workers = [gateway_workers(), gateway_workers()]
     task = submit(api_gateway, False, appsres01=DESIRED)["data"]
     task_id = task["openshift_namespaces_reconcile_v1"]["id"]
     wait_until(lambda: emulator.total_calls(PROJECT_REQUESTS) == 1, 60, "the hung request")
     assert "app-old" not in emulator.state.namespaces
-    second = gateway_workers()
+    wait_until(lambda: any(started_it(w, task_id) for w in workers), 10, "the run's start log")
+    [running] = [worker for worker in workers if started_it(worker, task_id)]
+    [other] = [worker for worker in workers if worker is not running]
 
-    first.kill()
+    running.kill()
     done = finished(api_gateway, task_id)
 
     result = done["typed_result"]
@@ -373,6 +381,7 @@ def test_a_run_whose_worker_is_killed_midway_is_redone_without_applying_anything
     assert [(a["__typename"], a["namespace"]) for a in result["actions"]] == [
         ("OpenShiftNamespaceCreate_v1", "app-new")
     ]
+    assert started_it(other, task_id), "redone by the other worker"
     assert emulator.total_calls("DELETE") == 1
     assert emulator.total_calls(PROJECT_REQUESTS) == 2
     wait_until(lambda: emulator.in_flight == 0, 30, "the hung request's late answer")
@@ -385,4 +394,4 @@ def test_a_run_whose_worker_is_killed_midway_is_redone_without_applying_anything
         ("openshift-namespaces.delete_namespace", "app-old", task_id),
         ("openshift-namespaces.create_namespace", "app-new", task_id),
     ]
-    assert second.process.poll() is None
+    assert other.process.poll() is None

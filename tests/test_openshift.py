@@ -487,6 +487,7 @@ def test_cluster_settings_refuse_bad_urls_duplicates_and_unknown_keys() -> None:
         ({**good, "password": "hunter2"}, "openshift.0.password"),
         ({**good, "token": {"env": "A", "file": "/b"}}, "openshift.0.token"),
         ({**good, "ttl": {"usergroups": 5}}, "openshift.0.ttl"),
+        ({"name": "x", "api_url": "https://api.x:6443", "token": token}, "openshift.0.api_url"),
     ):
         with pytest.raises(InvalidSettings) as refused:
             configured_accounts({"openshift": [bad]}, SYSTEMS)

@@ -383,6 +383,11 @@ async def test_unknown_or_repeated_clusters_are_bad_user_input_before_any_call(
         await reconcile(request, clusters.registry, clusters.publisher)
     with pytest.raises(BadUserInput):
         await clusters.run(False, **{"http://169.254.169.254/": [{"name": "x"}]})
+    with pytest.raises(BadUserInput) as many:
+        await clusters.run(False, **{f"gone-{n:03d}": [] for n in range(400)})
+    assert "gone-000, gone-001" in many.value.message
+    assert "gone-010" not in many.value.message
+    assert "and 390 more; configured: appsres01, appsres02, kind01" in many.value.message
     assert sum(emulator.total_calls() for emulator in clusters.emulators.values()) == 0
 
 

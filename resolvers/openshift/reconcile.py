@@ -27,6 +27,8 @@ from resolvers.openshift.source import TERMINATING, ClusterNamespaces, OpenShift
 TASK_KIND = "openshift-namespaces.reconcile"
 EVENT_PREFIX = "openshift-namespaces"
 CONCURRENT_CLUSTERS = 8
+NAMED_AT_MOST = 10
+"""Unknown clusters an error names (the rest are counted), so its size does not grow with input."""
 PROTECTED = frozenset({"default", "kube-system", "kube-public", "kube-node-lease", "openshift"})
 """Namespaces a cluster cannot run without: never deleted, whatever the request says."""
 
@@ -123,9 +125,10 @@ def check_clusters(request: ReconcileRequest, configured: Mapping[str, object]) 
         raise BadUserInput(f"clusters listed more than once: {', '.join(repeated)}")
     unknown = sorted(set(names) - set(configured))
     if unknown:
+        more = f" and {len(unknown) - NAMED_AT_MOST} more" if len(unknown) > NAMED_AT_MOST else ""
         raise BadUserInput(
-            f"unknown openshift clusters: {', '.join(unknown)}; configured: "
-            f"{', '.join(sorted(configured)) or 'none'}"
+            f"unknown openshift clusters: {', '.join(unknown[:NAMED_AT_MOST])}{more}; "
+            f"configured: {', '.join(sorted(configured)) or 'none'}"
         )
 
 

@@ -43,13 +43,15 @@ SINGLE_ACCOUNT = "default"
 
 @dataclass(frozen=True)
 class Connection:
-    """How one account is reached: base URL, credential, configured limit and HTTP policy."""
+    """How one account is reached: base URL, credential, configured limit and HTTP policy;
+    `verify` False skips the TLS certificate check (a cluster's `insecure_skip_tls_verify`)."""
 
     base_url: str
     token: Credential | None
     rate_limit: RateLimitSettings | None
     policy: UpstreamPolicy
     fetch_slots: bool = True
+    verify: bool = True
 
 
 def account_connection(account: UpstreamAccountSettings) -> Connection:
@@ -214,6 +216,7 @@ class System(Generic[A, S]):
                 rate_limit_signal=self.rate_limit_signal,
                 outage_signal=self.outage_signal,
                 credential_headers=credential.changing if credential else None,
+                verify=connection.verify,
             ),
             runtime.limiter,
             runtime.upstream_metrics,

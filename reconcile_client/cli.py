@@ -11,6 +11,10 @@ from reconcile_client.integrations.event_log_sink import (
     EventLogSinkIntegration,
     EventLogSinkParams,
 )
+from reconcile_client.integrations.openshift_namespaces_api import (
+    OpenShiftNamespacesIntegration,
+    OpenShiftNamespacesIntegrationParams,
+)
 from reconcile_client.integrations.slack_usergroups_api import (
     SlackUsergroupsIntegration,
     SlackUsergroupsIntegrationParams,
@@ -60,6 +64,22 @@ def slack_usergroups_api(
         workspace_name=workspace_name, usergroup_name=usergroup_name
     )
     integration = SlackUsergroupsIntegration(params, config)
+    ctx.exit(run_class_integration(integration, dry_run))
+
+
+@main.command("openshift-namespaces-api", short_help="Manage OpenShift namespaces via the gateway.")
+@click.option("--cluster-name", default=None, help="Only this cluster.")
+@click.option("--namespace-name", default=None, help="Only namespaces with this name.")
+@click.pass_context
+def openshift_namespaces_api(
+    ctx: click.Context, cluster_name: str | None, namespace_name: str | None
+) -> None:
+    """Namespaces (present or deleted) from app-interface, created and deleted via the gateway."""
+    config, dry_run = _context(ctx)
+    params = OpenShiftNamespacesIntegrationParams(
+        cluster_name=cluster_name, namespace_name=namespace_name
+    )
+    integration = OpenShiftNamespacesIntegration(params, config)
     ctx.exit(run_class_integration(integration, dry_run))
 
 

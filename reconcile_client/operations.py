@@ -12,13 +12,19 @@ from pydantic import BaseModel
 
 from reconcile_client.gql.federated import slack_usergroups_joined
 from reconcile_client.gql.gateway import (
+    openshift_namespaces_reconcile,
+    openshift_namespaces_task,
     pagerduty_escalation_policy_users,
     pagerduty_schedule_users,
     reconcile_task,
     slack_usergroups_reconcile,
     vcs_owners,
 )
-from reconcile_client.gql.qontract_server import integrations, slack_usergroups_desired_state
+from reconcile_client.gql.qontract_server import (
+    integrations,
+    openshift_namespaces_desired_state,
+    slack_usergroups_desired_state,
+)
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 
@@ -66,6 +72,21 @@ SLACK_USERGROUPS_JOINED = Operation(
     "SlackUsergroupsJoined",
     slack_usergroups_joined.DEFINITION,
     slack_usergroups_joined.SlackUsergroupsJoinedQueryData,
+)
+OPENSHIFT_NAMESPACES_DESIRED_STATE = Operation(
+    "OpenShiftNamespacesDesiredState",
+    openshift_namespaces_desired_state.DEFINITION,
+    openshift_namespaces_desired_state.OpenShiftNamespacesDesiredStateQueryData,
+)
+OPENSHIFT_NAMESPACES_RECONCILE = Operation(
+    "OpenShiftNamespacesReconcile",
+    openshift_namespaces_reconcile.DEFINITION,
+    openshift_namespaces_reconcile.OpenShiftNamespacesReconcileMutationResponse,
+)
+OPENSHIFT_NAMESPACES_TASK = Operation(
+    "OpenShiftNamespacesTask",
+    openshift_namespaces_task.DEFINITION,
+    openshift_namespaces_task.OpenShiftNamespacesTaskQueryData,
 )
 SCHEDULE_USERS = Fragment(
     "PagerDutyScheduleUsers",

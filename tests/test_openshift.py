@@ -1,8 +1,8 @@
 """OpenShift namespaces: the API client, cached source and reconcile against emulated clusters.
 
 Every cluster is a Kubernetes emulator over real HTTP; cache, rate limiter and event stream
-are a real Redis. Sources are built the way the system registry will build them
-(`cluster_source` from the runtime and a cluster's settings).
+are a real Redis. Sources are built by the system registry from `upstreams.openshift`, as the
+gateway and its workers build them.
 """
 
 import subprocess
@@ -16,22 +16,22 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gateway.credentials import CredentialHeaders
 from gateway.errors import BadUserInput, UpstreamError, UpstreamUnavailable
 from gateway.events import EventMetrics, EventPublisher, create_event_publisher
 from gateway.events.redis_streams import decode_entry
 from gateway.redis_keys import stream_keys
+from gateway.registry import Sources, configured_accounts
 from gateway.runtime import Runtime
 from gateway.settings import InvalidSettings
-from resolvers.openshift.api import headers
 from resolvers.openshift.reconcile import (
     OpenShiftNamespacesReconcile,
     compute_actions,
     reconcile,
 )
 from resolvers.openshift.reconcile_models import ClusterRequest, ReconcileRequest
-from resolvers.openshift.settings import openshift_accounts
-from resolvers.openshift.source import ClusterNamespaces, OpenShiftSource, cluster_source
+from resolvers.openshift.source import ClusterNamespaces, OpenShiftSource
+from resolvers.openshift.system import SYSTEM
+from resolvers.systems import SYSTEMS
 from tests.emulators.kubernetes import KubernetesEmulator, KubernetesState
 from tests.support.gateway import gateway_settings
 from tests.support.server_thread import ServerThread
@@ -54,17 +54,23 @@ HOSTILE = [
 
 @dataclass
 class Clusters:
-    """The emulated clusters by name, their sources, the publisher and the test's Redis."""
+    """The emulated clusters by name, the registry's sources, the publisher and the test's
+    Redis."""
 
     emulators: dict[str, KubernetesEmulator]
-    sources: dict[str, OpenShiftSource]
+    registry: Sources
     publisher: EventPublisher
     runtime: Runtime
     namespace: str
 
+    @property
+    def sources(self) -> dict[str, OpenShiftSource]:
+        """Each configured cluster's source, by name."""
+        return self.registry.of(OpenShiftSource)
+
     async def run(self, dry_run: bool, **clusters: list[dict[str, Any]]) -> dict[str, Any]:
         """Run the reconcile task with `clusters` (name to desired namespaces)."""
-        task = OpenShiftNamespacesReconcile(self.sources, self.publisher)
+        task = OpenShiftNamespacesReconcile(self.registry, self.publisher)
         payload = {
             "dry_run": dry_run,
             "clusters": [{"name": name, "namespaces": wanted} for name, wanted in clusters.items()],
@@ -106,19 +112,11 @@ async def clusters(
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Clusters]:
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
-    runtime = Runtime.create(gateway_settings(redis_url, namespace))
-    settings = openshift_accounts(
-        [
-            {"name": name, "server_url": url, "token": {"env": TOKEN_ENV}}
-            for name, (_, url) in served.items()
-        ]
-    )
-    sources = {
-        account.name: cluster_source(
-            runtime, account, CredentialHeaders(account.token, headers, None)
-        )
-        for account in settings
-    }
+    accounts = [
+        {"name": name, "server_url": url, "token": {"env": TOKEN_ENV}}
+        for name, (_, url) in served.items()
+    ]
+    runtime, sources = cluster_sources(redis_url, namespace, accounts)
     publisher = create_event_publisher(
         "redis",
         metrics=EventMetrics(CollectorRegistry()),
@@ -132,9 +130,18 @@ async def clusters(
         runtime,
         namespace,
     )
-    for source in sources.values():
-        await source.api.client.aclose()
+    await sources.aclose()
     await runtime.aclose()
+
+
+def cluster_sources(
+    redis_url: str, namespace: str, accounts: list[dict[str, Any]]
+) -> tuple[Runtime, Sources]:
+    """A runtime on the test's Redis and the registry's sources for `upstreams.openshift`."""
+    runtime = Runtime.create(
+        gateway_settings(redis_url, namespace, upstreams={"openshift": accounts})
+    )
+    return runtime, Sources.create(runtime, SYSTEMS)
 
 
 async def test_an_openshift_cluster_is_listed_across_pages_then_served_from_the_cache(
@@ -373,9 +380,14 @@ async def test_unknown_or_repeated_clusters_are_bad_user_input_before_any_call(
         {"dry_run": False, "clusters": [{"name": "kind01"}, {"name": "kind01"}]}
     )
     with pytest.raises(BadUserInput, match="more than once"):
-        await reconcile(request, clusters.sources, clusters.publisher)
+        await reconcile(request, clusters.registry, clusters.publisher)
     with pytest.raises(BadUserInput):
         await clusters.run(False, **{"http://169.254.169.254/": [{"name": "x"}]})
+    with pytest.raises(BadUserInput) as many:
+        await clusters.run(False, **{f"gone-{n:03d}": [] for n in range(400)})
+    assert "gone-000, gone-001" in many.value.message
+    assert "gone-010" not in many.value.message
+    assert "and 390 more; configured: appsres01, appsres02, kind01" in many.value.message
     assert sum(emulator.total_calls() for emulator in clusters.emulators.values()) == 0
 
 
@@ -431,14 +443,12 @@ async def test_many_clusters_with_a_bound_of_one_are_all_reconciled(clusters: Cl
             ],
         }
     )
-    result = await reconcile(request, clusters.sources, clusters.publisher, concurrency=1)
+    result = await reconcile(request, clusters.registry, clusters.publisher, concurrency=1)
     assert (result.status, result.applied_count) == ("success", 3)
     assert all("shared-new" in e.state.namespaces for e in clusters.emulators.values())
-    assert request.resources == [
-        "openshift-namespaces:appsres01",
-        "openshift-namespaces:appsres02",
-        "openshift-namespaces:kind01",
-    ]
+    assert request.resource == (
+        "openshift-namespaces:appsres01 openshift-namespaces:appsres02 openshift-namespaces:kind01"
+    )
 
 
 def test_the_diff_of_1000_namespaces_over_50_clusters_takes_well_under_a_second() -> None:
@@ -473,18 +483,23 @@ def test_the_diff_of_1000_namespaces_over_50_clusters_takes_well_under_a_second(
 def test_cluster_settings_refuse_bad_urls_duplicates_and_unknown_keys() -> None:
     token = {"env": TOKEN_ENV}
     good = {"name": "appsres01", "server_url": "https://api.appsres01.example:6443", "token": token}
-    assert openshift_accounts([good])[0].insecure_skip_tls_verify is False
-    for bad in (
-        {**good, "server_url": "https://api.example:6443/path?x=1"},
-        {**good, "name": "../x"},
-        {**good, "password": "hunter2"},
-        {**good, "token": {"env": "A", "file": "/b"}},
+    [(system, account)] = configured_accounts({"openshift": [good]}, SYSTEMS)
+    assert system is SYSTEM
+    assert account.insecure_skip_tls_verify is False
+    for bad, field in (
+        ({**good, "server_url": "https://api.example:6443/path?x=1"}, "openshift.0.server_url"),
+        ({**good, "name": "../x"}, "openshift.0.name"),
+        ({**good, "password": "hunter2"}, "openshift.0.password"),
+        ({**good, "token": {"env": "A", "file": "/b"}}, "openshift.0.token"),
+        ({**good, "ttl": {"usergroups": 5}}, "openshift.0.ttl"),
+        ({"name": "x", "api_url": "https://api.x:6443", "token": token}, "openshift.0.api_url"),
     ):
         with pytest.raises(InvalidSettings) as refused:
-            openshift_accounts([bad])
+            configured_accounts({"openshift": [bad]}, SYSTEMS)
+        assert field in str(refused.value)
         assert "hunter2" not in str(refused.value)
-    with pytest.raises(InvalidSettings, match="unique"):
-        openshift_accounts([good, good])
+    with pytest.raises(InvalidSettings, match="account names repeated: appsres01"):
+        configured_accounts({"openshift": [good, good]}, SYSTEMS)
 
 
 def _self_signed(directory: Path) -> tuple[str, str]:
@@ -522,10 +537,11 @@ async def test_insecure_skip_tls_verify_alone_lets_a_self_signed_cluster_answer(
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
     cert, key = _self_signed(tmp_path)
     emulator = _emulator("openshift", "app-a")
-    runtime = Runtime.create(gateway_settings(redis_url, namespace))
     with ServerThread(emulator.app, ssl_certfile=cert, ssl_keyfile=key) as server:
         assert server.url.startswith("https://")
-        accounts = openshift_accounts(
+        runtime, sources = cluster_sources(
+            redis_url,
+            namespace,
             [
                 {
                     "name": name,
@@ -534,12 +550,9 @@ async def test_insecure_skip_tls_verify_alone_lets_a_self_signed_cluster_answer(
                     "insecure_skip_tls_verify": insecure,
                 }
                 for name, insecure in (("checked", False), ("lab", True))
-            ]
+            ],
         )
-        checked, lab = (
-            cluster_source(runtime, account, CredentialHeaders(account.token, headers, None))
-            for account in accounts
-        )
+        checked, lab = (sources.get(OpenShiftSource, name) for name in ("checked", "lab"))
         try:
             with pytest.raises(UpstreamUnavailable):
                 await checked.api.namespaces()
@@ -547,9 +560,8 @@ async def test_insecure_skip_tls_verify_alone_lets_a_self_signed_cluster_answer(
             names = {item.metadata.name for item in await lab.api.namespaces()}
             assert "app-a" in names
         finally:
-            await checked.api.client.aclose()
-            await lab.api.client.aclose()
-    await runtime.aclose()
+            await sources.aclose()
+            await runtime.aclose()
 
 
 async def test_no_more_clusters_than_the_bound_are_read_at_once(
@@ -558,22 +570,17 @@ async def test_no_more_clusters_than_the_bound_are_read_at_once(
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
     emulator = _emulator("openshift")
     emulator.slow(0.2, times=1_000)
-    runtime = Runtime.create(gateway_settings(redis_url, namespace))
     with ServerThread(emulator.app) as server:
-        accounts = openshift_accounts(
+        runtime, sources = cluster_sources(
+            redis_url,
+            namespace,
             [
                 {"name": f"shard{n}", "server_url": server.url, "token": {"env": TOKEN_ENV}}
                 for n in range(6)
-            ]
+            ],
         )
-        sources = {
-            account.name: cluster_source(
-                runtime, account, CredentialHeaders(account.token, headers, None)
-            )
-            for account in accounts
-        }
         request = ReconcileRequest.model_validate(
-            {"clusters": [{"name": name, "namespaces": [{"name": "app"}]} for name in sources]}
+            {"clusters": [{"name": f"shard{n}", "namespaces": [{"name": "app"}]} for n in range(6)]}
         )
         publisher = create_event_publisher(
             "redis",
@@ -582,8 +589,7 @@ async def test_no_more_clusters_than_the_bound_are_read_at_once(
             namespace=namespace,
         )
         result = await reconcile(request, sources, publisher, concurrency=2)
-        for source in sources.values():
-            await source.api.client.aclose()
+        await sources.aclose()
     await runtime.aclose()
     assert len(result.actions) == 6
     # each cluster read is the project probe and the namespace list, side by side

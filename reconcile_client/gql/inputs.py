@@ -1,4 +1,4 @@
-"""Variables the client sends (qenerate generates result types only): the reconcile input."""
+"""Variables the client sends (qenerate generates result types only): the reconcile inputs."""
 
 from pydantic import BaseModel
 
@@ -39,3 +39,24 @@ class SlackUsergroupsReconcileInput(BaseModel):
 
     dry_run: bool = True
     workspaces: list[DesiredWorkspace]
+
+
+class DesiredNamespace(BaseModel):
+    """A namespace that must exist, or (with `delete`) must not."""
+
+    name: str
+    delete: bool = False
+
+
+class DesiredCluster(BaseModel):
+    """One cluster, by its app-interface name (configured in the gateway), and its namespaces."""
+
+    name: str
+    namespaces: list[DesiredNamespace]
+
+
+class OpenShiftNamespacesReconcileInput(BaseModel):
+    """The `openshift_namespaces_reconcile_v1` mutation's `input` argument."""
+
+    dry_run: bool = True
+    clusters: list[DesiredCluster]

@@ -1,16 +1,13 @@
 """slack-usergroups-api: Slack usergroups from app-interface, reconciled by the qontract-gateway."""
 
-import asyncio
 import logging
-import math
-import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from reconcile_client.errors import ConfigError, GatewayQueryError, IntegrationFailed
+from reconcile_client.errors import ConfigError, GatewayQueryError
 from reconcile_client.gql.federated import slack_usergroups_joined as joined
 from reconcile_client.gql.gateway.reconcile_task import (
     ReconcileTaskV1,
@@ -44,11 +41,10 @@ from reconcile_client.operations import (
     Fragment,
 )
 from reconcile_client.params import PydanticRunParams
+from reconcile_client.task_wait import report_task, wait_for_task
 
 logger = logging.getLogger(__name__)
 
-TASK_WAIT_SECONDS = 300
-FINISHED = frozenset({"success", "failed"})
 LIVE_KEYS = frozenset({"oncall_users", "repo_owners"})
 PAGERDUTY_FIELDS: dict[str, tuple[str, Fragment[Any]]] = {
     "schedule": ("pagerduty_schedules_v1", SCHEDULE_USERS),
@@ -363,37 +359,14 @@ class SlackUsergroupsIntegration(QontractReconcileApiIntegration[SlackUsergroups
         if not dry_run:
             print(f"reconcile task {task.q_id} accepted ({task.status.value})")
             return
-        report(task.q_id, await self.wait_for(task.q_id))
-
-    async def wait_for(self, task_id: str) -> ReconcileTaskV1:
-        """The task once finished, or as it is after TASK_WAIT_SECONDS."""
-        deadline = time.monotonic() + TASK_WAIT_SECONDS
-        while True:
-            remaining = math.ceil(deadline - time.monotonic())
-            data = await self.gateway.execute(
-                RECONCILE_TASK,
-                {"id": task_id, "wait_seconds": max(0, min(remaining, TASK_WAIT_SECONDS))},
-                read_timeout=max(remaining, 0) + 30,
-            )
-            task = data.reconcile_task_v1
-            if task.status.value in FINISHED or remaining <= 0:
-                return task
-            await asyncio.sleep(min(1.0, max(remaining, 0)))
+        finished = await wait_for_task(
+            self.gateway, RECONCILE_TASK, task.q_id, lambda data: data.reconcile_task_v1
+        )
+        report(task.q_id, finished)
 
 
 def report(task_id: str, task: ReconcileTaskV1) -> None:
     """Print every action; IntegrationFailed on errors, a failed task or one still pending."""
-    status = task.status.value
-    if status not in FINISHED:
-        raise IntegrationFailed(f"task {task_id} still {status} after {TASK_WAIT_SECONDS} s")
     result = task.typed_result
     actions = result.actions if isinstance(result, SlackUsergroupsReconcileResultV1) else []
-    errors = result.errors if result else []
-    for action in actions:
-        print(f"[dry-run] {describe(action)}")
-    print(f"task {task_id}: {result.status if result else status}, {len(actions)} action(s)")
-    for error in errors:
-        print(f"error: {error}")
-    if status == "failed" or errors:
-        reason = task.error or f"{len(errors)} error(s)"
-        raise IntegrationFailed(f"task {task_id} failed: {reason}")
+    report_task(task_id, task.status.value, task.error, result, [describe(a) for a in actions])

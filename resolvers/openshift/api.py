@@ -7,12 +7,10 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.credentials import CredentialHeaders
 from gateway.errors import BadUserInput, GatewayError, UpstreamError, shown
-from gateway.ratelimit import Bucket, BucketSpec
+from gateway.ratelimit import BucketSpec
 from gateway.source import IdSyntax
-from gateway.upstream import Params, UpstreamAccount, UpstreamClient, UpstreamPath
-from resolvers.openshift.settings import OpenShiftAccountSettings
+from gateway.upstream import Params, UpstreamClient, UpstreamPath
 
 SYSTEM = "openshift"
 TIER = "api"
@@ -47,21 +45,6 @@ _ANSWERS = frozenset(range(400, 500))
 def headers(token: str) -> dict[str, str]:
     """The request headers for a service account token."""
     return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-
-
-def upstream_account(
-    settings: OpenShiftAccountSettings, credential: CredentialHeaders, bucket: BucketSpec
-) -> UpstreamAccount:
-    """The upstream account of one cluster: its server, bucket, Bearer headers and TLS check."""
-    return UpstreamAccount(
-        system=SYSTEM,
-        name=settings.name,
-        base_url=settings.server_url,
-        bucket=Bucket(SYSTEM, settings.name, TIER, bucket),
-        headers=credential.fixed,
-        credential_headers=credential.changing,
-        verify=not settings.insecure_skip_tls_verify,
-    )
 
 
 class KubeStatus(BaseModel):

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from gateway.errors import BadUserInput, GatewayError, shown
 from gateway.events import EventPublisher
 from gateway.events.action_log import ActionLog
+from gateway.registry import Sources
 from gateway.settings import validation_problems
 from resolvers.openshift.api import NAMESPACE, uses_project_api
 from resolvers.openshift.reconcile_models import (
@@ -26,6 +27,8 @@ from resolvers.openshift.source import TERMINATING, ClusterNamespaces, OpenShift
 TASK_KIND = "openshift-namespaces.reconcile"
 EVENT_PREFIX = "openshift-namespaces"
 CONCURRENT_CLUSTERS = 8
+NAMED_AT_MOST = 10
+"""Unknown clusters an error names (the rest are counted), so its size does not grow with input."""
 PROTECTED = frozenset({"default", "kube-system", "kube-public", "kube-node-lease", "openshift"})
 """Namespaces a cluster cannot run without: never deleted, whatever the request says."""
 
@@ -102,10 +105,11 @@ class ClusterWriter:
 
 
 class NamespaceEvents(ActionLog):
-    """`openshift-namespaces.<action>` and `.error` events of one run."""
+    """`openshift-namespaces.<action>` and `.error` events of one run; `origin` (task and
+    request ids) joins every payload."""
 
-    def __init__(self, publisher: EventPublisher) -> None:
-        super().__init__(publisher, EVENT_PREFIX)
+    def __init__(self, publisher: EventPublisher, origin: Mapping[str, str] | None = None) -> None:
+        super().__init__(publisher, EVENT_PREFIX, origin)
 
     async def error(self, error: NamespaceError) -> None:
         """Publish one `openshift-namespaces.error`."""
@@ -113,27 +117,37 @@ class NamespaceEvents(ActionLog):
         await self.publish("error", payload)
 
 
-async def reconcile(
-    request: ReconcileRequest,
-    clusters: Mapping[str, OpenShiftSource],
-    publisher: EventPublisher,
-    concurrency: int = CONCURRENT_CLUSTERS,
-) -> ReconcileResult:
-    """Reconcile every cluster of `request`, at most `concurrency` at once; failed iff errors.
-
-    Unknown or repeated cluster names are BAD_USER_INPUT before anything is read or written.
-    """
+def check_clusters(request: ReconcileRequest, configured: Mapping[str, object]) -> None:
+    """BAD_USER_INPUT for clusters listed twice or not configured (`configured` by name)."""
     names = Counter(cluster.name for cluster in request.clusters)
     repeated = sorted(name for name, count in names.items() if count > 1)
     if repeated:
         raise BadUserInput(f"clusters listed more than once: {', '.join(repeated)}")
-    unknown = sorted(set(names) - set(clusters))
+    unknown = sorted(set(names) - set(configured))
     if unknown:
+        more = f" and {len(unknown) - NAMED_AT_MOST} more" if len(unknown) > NAMED_AT_MOST else ""
         raise BadUserInput(
-            f"unknown openshift clusters: {', '.join(unknown)}; configured: "
-            f"{', '.join(sorted(clusters)) or 'none'}"
+            f"unknown openshift clusters: {', '.join(unknown[:NAMED_AT_MOST])}{more}; "
+            f"configured: {', '.join(sorted(configured)) or 'none'}"
         )
-    events = NamespaceEvents(publisher)
+
+
+async def reconcile(
+    request: ReconcileRequest,
+    sources: Sources,
+    publisher: EventPublisher,
+    origin: Mapping[str, str] | None = None,
+    concurrency: int = CONCURRENT_CLUSTERS,
+) -> ReconcileResult:
+    """Reconcile every cluster of `request`, at most `concurrency` at once, each through its
+    own source; failed iff errors.
+
+    Unknown or repeated cluster names are BAD_USER_INPUT before anything is read or written;
+    `origin` (task and request ids) joins every event's payload.
+    """
+    clusters = sources.of(OpenShiftSource)
+    check_clusters(request, clusters)
+    events = NamespaceEvents(publisher, origin)
     slots = asyncio.Semaphore(concurrency)
 
     async def bounded(cluster: ClusterRequest) -> ClusterOutcome:
@@ -155,9 +169,11 @@ async def reconcile(
 async def _reconcile_cluster(
     cluster: ClusterRequest, source: OpenShiftSource, dry_run: bool, events: NamespaceEvents
 ) -> ClusterOutcome:
-    """One cluster's actions, how many were applied and its errors."""
+    """One cluster's actions, how many were applied and its errors; a real run reads the
+    cluster afresh, a dry run may use the cached copy."""
     try:
-        current = (await source.namespaces()).value
+        read = source.namespaces if dry_run else source.refresh_namespaces
+        current = (await read()).value
     except GatewayError as error:
         failed = NamespaceError(cluster.name, "", f"reading the namespaces failed: {error.message}")
         if not dry_run:
@@ -175,15 +191,18 @@ async def _reconcile_cluster(
 class OpenShiftNamespacesReconcile:
     """The `openshift-namespaces.reconcile` task: a JSON request in, the JSON result out."""
 
-    def __init__(self, clusters: Mapping[str, OpenShiftSource], publisher: EventPublisher) -> None:
-        self.clusters = clusters
+    def __init__(self, sources: Sources, publisher: EventPublisher) -> None:
+        self.sources = sources
         self.publisher = publisher
 
-    async def __call__(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """Validate `payload` as a ReconcileRequest (else BAD_USER_INPUT) and run it."""
+    async def __call__(
+        self, payload: dict[str, Any], origin: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Validate `payload` as a ReconcileRequest (else BAD_USER_INPUT) and run it; `origin`
+        (task and request ids) joins its events."""
         try:
             request = ReconcileRequest.model_validate(payload)
         except ValidationError as error:
             raise BadUserInput(f"invalid reconcile request: {validation_problems(error)}") from None
-        result = await reconcile(request, self.clusters, self.publisher)
+        result = await reconcile(request, self.sources, self.publisher, origin)
         return result.model_dump(mode="json")

@@ -5,6 +5,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.tasks.lease import resource_of
+
 DRY_RUN_SCOPE = "reconcile:dry-run"
 APPLY_SCOPE = "reconcile:apply"
 MAX_CLUSTERS = 500
@@ -54,31 +56,36 @@ class ReconcileRequest(BaseModel):
         return DRY_RUN_SCOPE if self.dry_run else APPLY_SCOPE
 
     @property
-    def resources(self) -> list[str]:
-        """What two real runs must not change at once: one lease name per cluster, sorted."""
-        return sorted({RESOURCE_PREFIX + cluster.name for cluster in self.clusters})
+    def resource(self) -> str:
+        """What two real runs must not change at once: one lease per cluster."""
+        return resource_of(RESOURCE_PREFIX + cluster.name for cluster in self.clusters)
 
 
 NamespaceApi = Literal["project", "namespace"]
 """How a namespace is created or deleted: as an OpenShift project, or as a plain namespace."""
 
 
-class CreateNamespace(BaseModel):
+class NamespaceTarget(BaseModel):
+    """What every namespace action names: the cluster, the namespace and the API it goes
+    through; system namespaces are never deleted."""
+
+    cluster: str = Field(description="the configured cluster's name")
+    namespace: str
+    api: NamespaceApi = Field(
+        description="`project` (OpenShift's project API) or `namespace` (`/api/v1/namespaces`)"
+    )
+
+
+class CreateNamespace(NamespaceTarget):
     """Create a missing namespace (a ProjectRequest on OpenShift, except `openshift-*`)."""
 
     kind: Literal["create_namespace"] = "create_namespace"
-    cluster: str
-    namespace: str
-    api: NamespaceApi
 
 
-class DeleteNamespace(BaseModel):
+class DeleteNamespace(NamespaceTarget):
     """Delete a namespace that must not exist (its project on OpenShift, except `openshift-*`)."""
 
     kind: Literal["delete_namespace"] = "delete_namespace"
-    cluster: str
-    namespace: str
-    api: NamespaceApi
 
 
 NamespaceAction = Annotated[CreateNamespace | DeleteNamespace, Field(discriminator="kind")]
@@ -101,9 +108,14 @@ ReconcileStatus = Literal["success", "failed"]
 
 
 class ReconcileResult(BaseModel):
-    """The outcome of a run: every action (applied unless a dry run), how many applied, errors."""
+    """The outcome of a run: every action (applied unless a dry run), how many applied, errors.
+
+    `pending` and `running` are states of the task that runs it, never of a finished result.
+    """
 
     status: ReconcileStatus
     actions: list[NamespaceAction] = Field(default_factory=list)
     applied_count: int = 0
-    errors: list[str] = Field(default_factory=list)
+    errors: list[str] = Field(
+        default_factory=list, description='"cluster/namespace: what failed" (or "cluster: ...")'
+    )

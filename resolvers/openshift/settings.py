@@ -1,15 +1,14 @@
 """OpenShift (or plain Kubernetes) clusters as configured in `upstreams.openshift`."""
 
-from typing import Any
+from pydantic import BaseModel, ConfigDict, Field
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
-
-from gateway.settings import Credential, RateLimitSettings, named_accounts
+from gateway.settings import Credential, RateLimitSettings
 
 
 class OpenShiftAccountSettings(BaseModel):
     """One cluster, named as its `Cluster_v1.name` in app-interface; callers name it, never
-    its URL, so no request can point the gateway at another server."""
+    its URL, so no request can point the gateway at another server. The system registry
+    validates the list (`upstreams.openshift`) with this model and refuses repeated names."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -28,11 +27,3 @@ class OpenShiftAccountSettings(BaseModel):
     ttl: dict[str, float] = Field(
         default_factory=dict, description="seconds per data type, over the system's defaults"
     )
-
-
-_ACCOUNTS = TypeAdapter(list[OpenShiftAccountSettings])
-
-
-def openshift_accounts(raw: list[dict[str, Any]]) -> list[OpenShiftAccountSettings]:
-    """The `upstreams.openshift` clusters, or InvalidSettings naming each bad field (no values)."""
-    return named_accounts(_ACCOUNTS, raw, "upstreams.openshift", "cluster")

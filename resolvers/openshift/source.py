@@ -5,14 +5,9 @@ import asyncio
 from pydantic import TypeAdapter
 from typing_extensions import TypedDict
 
-from gateway.cache import Cached, CacheKey
-from gateway.credentials import CredentialHeaders
-from gateway.ratelimit import BucketSpec
-from gateway.runtime import Runtime
+from gateway.cache import Cached, CacheKey, CacheLookup
 from gateway.source import AccountSource
-from gateway.upstream import UpstreamClient, UpstreamPolicy
-from resolvers.openshift.api import OPENSHIFT, SYSTEM, KubernetesApi, upstream_account
-from resolvers.openshift.settings import OpenShiftAccountSettings
+from resolvers.openshift.api import SYSTEM, KubernetesApi
 
 DEFAULT_TTL = {"namespaces": 600.0}
 ALL = "all"
@@ -47,6 +42,14 @@ class OpenShiftSource(AccountSource[KubernetesApi]):
         ttl = self.ttl["namespaces"]
         return await self.cache.get_or_fetch(self._key(), self._fetch, ttl, record=NAMESPACES)
 
+    async def refresh_namespaces(self) -> Cached[ClusterNamespaces]:
+        """Read the cluster now and replace the cached copy: a real run decides on what the
+        cluster holds, not on a copy up to one TTL old (a rerun after a lost worker sees
+        what the lost run already changed)."""
+        current = await self._fetch()
+        await self.cache.put(self._key(), current, self.ttl["namespaces"], record=NAMESPACES)
+        return Cached(current, CacheLookup(SYSTEM, self.cache.key_name(self._key()), "miss", 0.0))
+
     async def create_namespace(self, name: str, openshift: bool) -> None:
         """Create `name` (see KubernetesApi.create_namespace), then forget the cached list."""
         try:
@@ -67,26 +70,3 @@ class OpenShiftSource(AccountSource[KubernetesApi]):
             openshift=openshift,
             namespaces={item.metadata.name: item.status.phase for item in namespaces},
         )
-
-
-def cluster_source(
-    runtime: Runtime, settings: OpenShiftAccountSettings, credential: CredentialHeaders
-) -> OpenShiftSource:
-    """The source of one configured cluster, on the runtime's Redis, limiter and fetch slots.
-
-    The caller owns `source.api.client` and closes it (`aclose`) at shutdown.
-    """
-    limit = settings.rate_limit
-    spec = (
-        OPENSHIFT
-        if limit is None
-        else BucketSpec.within(limit.requests, limit.per_seconds, burst=limit.burst)
-    )
-    client = UpstreamClient(
-        upstream_account(settings, credential, spec),
-        runtime.limiter,
-        runtime.upstream_metrics,
-        UpstreamPolicy(read_timeout=settings.timeout),
-        runtime.fetch_slots,
-    )
-    return OpenShiftSource(settings.name, KubernetesApi(client), runtime.cache, settings.ttl)

@@ -20,6 +20,9 @@ from reconcile_client.integrations.slack_usergroups_state import OwnersRef, Page
 from reconcile_client.operations import (
     ESCALATION_POLICY_USERS,
     INTEGRATIONS,
+    OPENSHIFT_NAMESPACES_DESIRED_STATE,
+    OPENSHIFT_NAMESPACES_RECONCILE,
+    OPENSHIFT_NAMESPACES_TASK,
     OWNERS,
     RECONCILE_TASK,
     SCHEDULE_USERS,
@@ -43,7 +46,12 @@ REAL_QONTRACT_SERVER_SCHEMA = build_schema(qontract_server_file("schema.graphql"
 GQL_DIR = REPO_ROOT / "reconcile_client" / "gql"
 
 
-GATEWAY_OPERATIONS = [SLACK_USERGROUPS_RECONCILE, RECONCILE_TASK]
+GATEWAY_OPERATIONS = [
+    SLACK_USERGROUPS_RECONCILE,
+    RECONCILE_TASK,
+    OPENSHIFT_NAMESPACES_RECONCILE,
+    OPENSHIFT_NAMESPACES_TASK,
+]
 
 
 def lookup_document(owners: bool) -> str:
@@ -95,6 +103,11 @@ def test_qontract_server_operation_validates_against_the_real_servers_schema(
     assert_valid(REAL_QONTRACT_SERVER_SCHEMA, operation.document)
 
 
+def test_namespaces_operation_validates_against_the_real_servers_schema() -> None:
+    """The emulator's SDL has no namespaces (the stand-in serves the real schema)."""
+    assert_valid(REAL_QONTRACT_SERVER_SCHEMA, OPENSHIFT_NAMESPACES_DESIRED_STATE.document)
+
+
 def test_joined_operation_validates_against_the_federating_gateways_merged_schema() -> None:
     """The schema gql/federated is generated against: the real server's and the gateway's."""
     introspection = json.loads(qenerate.QONTRACT_SERVER_INTROSPECTION.read_text())
@@ -110,7 +123,12 @@ FRAGMENTS = [SCHEDULE_USERS, ESCALATION_POLICY_USERS, OWNERS]
 
 @pytest.mark.parametrize(
     "operation",
-    [*GATEWAY_OPERATIONS, *QONTRACT_SERVER_OPERATIONS, SLACK_USERGROUPS_JOINED],
+    [
+        *GATEWAY_OPERATIONS,
+        *QONTRACT_SERVER_OPERATIONS,
+        SLACK_USERGROUPS_JOINED,
+        OPENSHIFT_NAMESPACES_DESIRED_STATE,
+    ],
     ids=lambda op: op.name,
 )
 def test_each_binding_runs_the_operation_it_is_named_after(operation: Operation[Any]) -> None:

@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,24 +117,34 @@ async def queue_factory(redis_url: str, namespace: str) -> AsyncIterator[QueueFa
 
 
 class Worker:
-    """A `python -m tests.tasks.worker` process group (the gateway's worker with the test
-    kinds) on the test's Redis."""
+    """A worker process group on the test's Redis: by default `python -m tests.tasks.worker`
+    (the gateway's worker with the test kinds); `command` (after `python -m`) and `env` run
+    another, such as the gateway's own `gateway worker --queues=...` with its upstreams."""
 
-    def __init__(self, redis_url: str, namespace: str, queues: str) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        namespace: str,
+        queues: str,
+        command: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.log = Path(tempfile.mkstemp(prefix="qgw-worker-", suffix=".log")[1])
-        env = {
+        environment = {
             **os.environ,
             "QONTRACT_GATEWAY_REDIS__URL": redis_url,
             "QONTRACT_GATEWAY_REDIS__NAMESPACE": namespace,
             "QONTRACT_GATEWAY_LOG_FORMAT": "console",
             "PYTHONPATH": str(ROOT),
             **{f"QONTRACT_GATEWAY_TASKS__{name.upper()}": str(v) for name, v in TASKS.items()},
+            **(env or {}),
         }
+        arguments = list(command) or ["tests.tasks.worker", queues]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.tasks.worker", queues],
+                [sys.executable, "-m", *arguments],
                 cwd=ROOT,
-                env=env,
+                env=environment,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -166,11 +176,16 @@ WorkerFactory = Callable[..., Worker]
 
 @pytest.fixture
 def worker_factory(redis_url: str, namespace: str) -> Iterator[WorkerFactory]:
-    """Start real Celery workers: `factory(queues="reconcile-apply")`; killed at teardown."""
+    """Start real Celery workers: `factory(queues="reconcile-apply")` (or another `command`
+    with `env`, see Worker); killed at teardown."""
     started: list[Worker] = []
 
-    def start(queues: str = "reconcile-dry-run,reconcile-apply") -> Worker:
-        worker = Worker(redis_url, namespace, queues).wait_ready()
+    def start(
+        queues: str = "reconcile-dry-run,reconcile-apply",
+        command: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> Worker:
+        worker = Worker(redis_url, namespace, queues, command, env).wait_ready()
         started.append(worker)
         return worker
 

@@ -1,13 +1,15 @@
-"""Delivering one event's messages to Slack, each at most once, and the notifier's counters."""
+"""Delivering events' messages to Slack, each at most once, and the notifier's counters."""
 
+import asyncio
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import redis.asyncio as aioredis
 import structlog
 from prometheus_client import CollectorRegistry, Counter
+from redis.exceptions import RedisError
 
-from gateway.errors import GatewayError, Timeout
+from gateway.errors import GatewayError, Timeout, redis_unavailable
 from gateway.events import ReceivedEvent
 from gateway.notifier.messages import DIRECT_MESSAGE_TYPES, LINE_FORMATTERS, Message, messages
 from gateway.redis_keys import NotifierKeys
@@ -18,6 +20,8 @@ from resolvers.slack.source import SlackSource
 SENDING = b"sending"
 SENT = b"sent"
 KNOWN_TYPES = frozenset(LINE_FORMATTERS) | DIRECT_MESSAGE_TYPES
+Conversation = tuple[str, str | None, str | None]
+"""Where a message goes: workspace, channel, user (one of the two set)."""
 
 
 class NotifierMetrics:
@@ -65,10 +69,10 @@ def maybe_posted(error: Exception) -> bool:
 
 
 class Notifier:
-    """Turns each delivered event into Slack messages; raises if any was not accepted.
+    """Turns each batch of delivered events into Slack messages; reports the events not posted.
 
-    A message is claimed in Redis (`sending`) before it is posted and marked `sent` after Slack
-    accepted it, so a redelivery skips it. A claim left by a failure that may have posted
+    A message is claimed in Redis (`sending`) just before it is posted and marked `sent` after
+    Slack accepted it, so a redelivery skips it. A claim left by a failure that may have posted
     (a timeout) or by a process killed mid-send is never posted again: at most once, logged
     and counted as `unconfirmed`. In a dry run nothing is claimed or posted, only logged.
     """
@@ -97,32 +101,60 @@ class Notifier:
         self.dry_run = dry_run
         self.log = structlog.get_logger(__name__).bind(dry_run=dry_run)
 
-    async def handle(self, received: ReceivedEvent) -> None:
-        """Send every message of `received`; the first failure is raised (the event is retried)."""
-        event = received.event
-        label = event_type_label(event.event_type)
-        self.metrics.received.labels(label).inc()
-        failure: GatewayError | None = None
-        for message in messages(event, self.channels):
+    async def deliver(self, batch: Sequence[ReceivedEvent]) -> dict[str, GatewayError]:
+        """Send every message of `batch`: one conversation's in event order, different
+        conversations at once. Returns the first error of each delivery not fully posted (it is
+        retried; after its last allowed attempt it is counted as dead-lettered)."""
+        conversations: dict[Conversation, list[tuple[ReceivedEvent, Message]]] = {}
+        for received in batch:
+            self.metrics.received.labels(event_type_label(received.event.event_type)).inc()
+            for message in messages(received.event, self.channels):
+                conversation = (message.workspace, message.channel, message.user)
+                conversations.setdefault(conversation, []).append((received, message))
+        failures: dict[str, GatewayError] = {}
+        outcomes = await asyncio.gather(
+            *(self._send_in_order(queue, failures) for queue in conversations.values()),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome  # a bug: the whole batch is retried
+        for received in batch:
+            if received.delivery_id in failures and received.delivery_count >= self.max_deliveries:
+                self.metrics.dead_lettered.labels(event_type_label(received.event.event_type)).inc()
+        return failures
+
+    async def _send_in_order(
+        self, queue: list[tuple[ReceivedEvent, Message]], failures: dict[str, GatewayError]
+    ) -> None:
+        """Post one conversation's messages one after the other, noting failures by delivery."""
+        unmarked: list[str] = []
+        for received, message in queue:
             try:
-                await self._send_once(event.id, message)
+                await self._send_once(received.event.id, message, unmarked)
             except GatewayError as error:
                 self.metrics.failed.labels(kind(message)).inc()
                 self.log.warning(
                     "notification not posted",
-                    event_id=event.id,
-                    event_type=event.event_type,
+                    event_id=received.event.id,
+                    event_type=received.event.event_type,
                     workspace=message.workspace,
                     delivery_count=received.delivery_count,
                     error=error.message,
                 )
-                failure = failure or error
-        if failure is not None:
-            if received.delivery_count >= self.max_deliveries:
-                self.metrics.dead_lettered.labels(label).inc()
-            raise failure
+                failures.setdefault(received.delivery_id, error)
+        if unmarked:
+            try:
+                await self._mark_sent(unmarked, None)
+            except GatewayError as error:
+                self.log.warning(
+                    "posted notifications not marked sent; they are never posted again",
+                    error=error.message,
+                )
 
-    async def _send_once(self, event_id: str, message: Message) -> None:
+    async def _send_once(self, event_id: str, message: Message, unmarked: list[str]) -> None:
+        """Claim, post and note `message` as posted; `unmarked` (posted, not yet marked `sent`)
+        are marked in the claim's round trip."""
         if self.dry_run:
             self.log.info(
                 "dry run: would post",
@@ -134,23 +166,53 @@ class Notifier:
             )
             return
         marker = self._marker(event_id, message.key)
-        if not await self.redis.set(marker, SENDING, nx=True, ex=self.sent_ttl):
-            if await self.redis.get(marker) == SENDING:
-                self.metrics.unconfirmed.labels(kind(message)).inc()
-                self.log.warning(
-                    "notification not sent again: an earlier attempt may have posted it",
-                    event_id=event_id,
-                    workspace=message.workspace,
-                )
+        if not await self._mark_sent(unmarked, marker):
+            await self._skip(event_id, message, marker)
             return
         try:
             await self._post(message)
-        except Exception as error:
+        except GatewayError as error:
             if not maybe_posted(error):
-                await self.redis.delete(marker)
+                await self._release(marker)
             raise
-        await self.redis.set(marker, SENT, ex=self.sent_ttl)
+        unmarked.append(marker)
         self.metrics.posted.labels(kind(message)).inc()
+
+    async def _mark_sent(self, posted: list[str], claim: str | None) -> bool:
+        """Mark the `posted` markers `sent` and take `claim` (if any) in one round trip; True
+        when `claim` was taken. `posted` is emptied once marked."""
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for marker in posted:
+                    pipe.set(marker, SENT, ex=self.sent_ttl)
+                if claim is not None:
+                    pipe.set(claim, SENDING, nx=True, ex=self.sent_ttl)
+                replies = await pipe.execute()
+        except RedisError as error:
+            raise redis_unavailable(error, "notifier's sent markers") from error
+        posted.clear()
+        return claim is not None and bool(replies[-1])
+
+    async def _release(self, marker: str) -> None:
+        """Drop a claim whose message was surely not posted, so a redelivery posts it."""
+        try:
+            await self.redis.delete(marker)
+        except RedisError as error:
+            raise redis_unavailable(error, "notifier's sent markers") from error
+
+    async def _skip(self, event_id: str, message: Message, marker: str) -> None:
+        """A message claimed before: sent (nothing to do), or maybe sent (counted, logged)."""
+        try:
+            state = await self.redis.get(marker)
+        except RedisError as error:
+            raise redis_unavailable(error, "notifier's sent markers") from error
+        if state == SENDING:
+            self.metrics.unconfirmed.labels(kind(message)).inc()
+            self.log.warning(
+                "notification not sent again: an earlier attempt may have posted it",
+                event_id=event_id,
+                workspace=message.workspace,
+            )
 
     async def _post(self, message: Message) -> None:
         chat = SlackChat(self.sources.get(SlackSource, message.workspace))

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.events import EventConsumer, create_event_consumer
+from gateway.events import EventConsumer, consume_batches, create_event_consumer
 from gateway.health import HealthEndpoints
 from gateway.notifier.delivery import Notifier, NotifierMetrics
 from gateway.redis import create_redis
@@ -87,7 +87,9 @@ def notifier_app(settings: Settings, *, dry_run: bool = False) -> Starlette:
         )
         stop = asyncio.Event()
         tasks.extend(
-            asyncio.create_task(consumer.consume(notifier.handle, stop=stop))
+            asyncio.create_task(
+                consume_batches(consumer, notifier.deliver, stop, options.batch_size)
+            )
             for consumer in consumers
         )
         structlog.get_logger(__name__).info(

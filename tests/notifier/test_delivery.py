@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gateway.events import Event, EventMetrics, create_event_consumer, create_event_publisher
+from gateway.events import (
+    Event,
+    EventMetrics,
+    consume_batches,
+    create_event_consumer,
+    create_event_publisher,
+)
 from gateway.notifier.delivery import Notifier, NotifierMetrics
 from gateway.notifier.messages import messages
 from gateway.redis import create_redis
@@ -139,7 +145,7 @@ async def consuming(parts: Parts) -> AsyncIterator[None]:
         visibility_timeout_ms=50,
     )
     stop = asyncio.Event()
-    task = asyncio.create_task(consumer.consume(parts.notifier.handle, stop=stop))
+    task = asyncio.create_task(consume_batches(consumer, parts.notifier.deliver, stop, 10))
     try:
         yield
     finally:

@@ -162,7 +162,8 @@ async def measure(
 
 
 def serve_emulator(port: int) -> None:
-    """The Slack emulator, plus `/bench/arrived?prefix=`: arrival time by tag, on `port`."""
+    """The Slack emulator, plus `/bench/arrived?prefix=`: arrival time by tag (a message may
+    hold several lines, each with its tag), on `port`."""
     emulator = SlackEmulator()
     emulator_state(emulator)
 
@@ -172,7 +173,8 @@ def serve_emulator(port: int) -> None:
             {
                 tag: message["at"]
                 for message in emulator.state.messages
-                if (tag := tag_of(message["text"])).startswith(prefix)
+                for line in message["text"].split("\n")
+                if (tag := tag_of(line)).startswith(prefix)
             }
         )
 

@@ -83,6 +83,7 @@ def notifier_app(settings: Settings, *, dry_run: bool = False) -> Starlette:
             group=group,
             max_deliveries=options.max_deliveries,
             sent_ttl=options.sent_ttl,
+            lines_per_message=options.lines_per_message,
             dry_run=dry_run,
         )
         stop = asyncio.Event()

@@ -123,31 +123,44 @@ class Notifier:
                 conversation = (message.workspace, message.channel, message.user)
                 conversations.setdefault(conversation, []).append((received, message))
         failures: dict[str, GatewayError] = {}
+        unmarked: list[str] = []
         outcomes = await asyncio.gather(
-            *(self._send_in_order(queue, failures) for queue in conversations.values()),
+            *(self._send_in_order(queue, failures, unmarked) for queue in conversations.values()),
             return_exceptions=True,
         )
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome  # a bug: the whole batch is retried
+        if unmarked:
+            try:
+                await self._mark_sent(unmarked, [])
+            except GatewayError as error:
+                self.log.warning(
+                    "posted notifications not marked sent; they are never posted again",
+                    error=error.message,
+                )
         for received in batch:
             if received.delivery_id in failures and received.delivery_count >= self.max_deliveries:
                 self.metrics.dead_lettered.labels(event_type_label(received.event.event_type)).inc()
         return failures
 
     async def _send_in_order(
-        self, queue: list[tuple[ReceivedEvent, Message]], failures: dict[str, GatewayError]
+        self,
+        queue: list[tuple[ReceivedEvent, Message]],
+        failures: dict[str, GatewayError],
+        unmarked: list[str],
     ) -> None:
-        """Post one conversation's messages one after the other, noting failures by delivery.
+        """Post one conversation's messages one after the other, noting failures by delivery
+        and adding the markers of the last one posted to `unmarked`.
 
         After a failure the rest are not tried (they fail alike), so a redelivery keeps the order.
         """
-        unmarked: list[str] = []
+        pending: list[str] = []
         failure: GatewayError | None = None
         for chunk in self._chunks(queue):
             if failure is None:
                 try:
-                    await self._send_once(chunk, unmarked)
+                    await self._send_once(chunk, pending)
                     continue
                 except GatewayError as error:
                     failure = error
@@ -162,14 +175,7 @@ class Notifier:
                     error=failure.message,
                 )
                 failures.setdefault(received.delivery_id, failure)
-        if unmarked:
-            try:
-                await self._mark_sent(unmarked, [])
-            except GatewayError as error:
-                self.log.warning(
-                    "posted notifications not marked sent; they are never posted again",
-                    error=error.message,
-                )
+        unmarked.extend(pending)
 
     def _chunks(
         self, queue: list[tuple[ReceivedEvent, Message]]

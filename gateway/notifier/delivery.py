@@ -20,6 +20,9 @@ from resolvers.slack.source import SlackSource
 SENDING = b"sending"
 SENT = b"sent"
 KNOWN_TYPES = frozenset(LINE_FORMATTERS) | DIRECT_MESSAGE_TYPES
+POSTS_AT_ONCE = 16
+"""Slack messages claimed and posted at once: fewer than an account's 20 connections, so a
+claimed message's request leaves at once (a kill between the two loses that message)."""
 Conversation = tuple[str, str | None, str | None]
 """Where a message goes: workspace, channel, user (one of the two set)."""
 
@@ -109,6 +112,7 @@ class Notifier:
         self.max_deliveries = max_deliveries
         self.sent_ttl = int(sent_ttl)
         self.lines_per_message = lines_per_message
+        self._posting = asyncio.Semaphore(POSTS_AT_ONCE)
         self.dry_run = dry_run
         self.log = structlog.get_logger(__name__).bind(dry_run=dry_run)
 
@@ -212,24 +216,25 @@ class Notifier:
                     text=message.text[:500],
                 )
             return
-        markers = [self._marker(received.event.id, message.key) for received, message in chunk]
-        claimed = await self._mark_sent(unmarked, markers)
-        sending: list[str] = []
-        lines: list[str] = []
-        for (received, message), marker, taken in zip(chunk, markers, claimed, strict=True):
-            if taken:
-                sending.append(marker)
-                lines.append(message.text)
-            else:
-                await self._skip(received.event.id, message, marker)
-        if not sending:
-            return
-        try:
-            await self._post(chunk[0][1], "\n".join(lines))
-        except GatewayError as error:
-            if not maybe_posted(error):
-                await self._release(sending)
-            raise
+        async with self._posting:
+            markers = [self._marker(received.event.id, message.key) for received, message in chunk]
+            claimed = await self._mark_sent(unmarked, markers)
+            sending: list[str] = []
+            lines: list[str] = []
+            for (received, message), marker, taken in zip(chunk, markers, claimed, strict=True):
+                if taken:
+                    sending.append(marker)
+                    lines.append(message.text)
+                else:
+                    await self._skip(received.event.id, message, marker)
+            if not sending:
+                return
+            try:
+                await self._post(chunk[0][1], "\n".join(lines))
+            except GatewayError as error:
+                if not maybe_posted(error):
+                    await self._release(sending)
+                raise
         unmarked.extend(sending)
         self.metrics.posted.labels(kind(chunk[0][1])).inc(len(sending))
 

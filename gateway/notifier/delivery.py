@@ -132,9 +132,6 @@ class Notifier:
             *(self._send_in_order(queue, failures, unmarked) for queue in conversations.values()),
             return_exceptions=True,
         )
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome  # a bug: the whole batch is retried
         if unmarked:
             try:
                 await self._mark_sent(unmarked, [])
@@ -143,6 +140,9 @@ class Notifier:
                     "posted notifications not marked sent; they are never posted again",
                     error=error.message,
                 )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome  # a bug: the whole batch is retried, what was posted is not
         for received in batch:
             if received.delivery_id in failures and received.delivery_count >= self.max_deliveries:
                 self.metrics.dead_lettered.labels(event_type_label(received.event.event_type)).inc()

@@ -233,3 +233,9 @@ def peak_rss_mb(pid: int) -> dict[int, float]:
             if line.startswith("VmHWM:"):
                 peaks[each] = int(line.split()[1]) / 1024
     return peaks
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process `pid` has used so far, from /proc: stable under load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

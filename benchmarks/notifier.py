@@ -4,16 +4,21 @@ Run: `python -m benchmarks.notifier` (needs redis-server; loopback only, about 6
 `qontract-gateway notifier` process reads a private Redis as a consumer group and posts to the
 Slack emulator (a process of its own, uvloop): 1,000 `slack-usergroups.*` events (every
 fourth one a `notify_add_user` DM, the rest one channel line each) published at 200 events/s,
-then as one burst. Prints p50/p99 latency from XADD to the emulator receiving the post, and
-events lost (target p99 <= 1 s, 0 lost). The baseline, run the same way in the same run, is a
-bare loop (XREADGROUP, one httpx POST, XACK; no formatting, claims, rate buckets or retries).
-The workspace's rate limit is raised for the run: Slack's own limit of chat.postMessage (about
-one message per second per channel) would make 750 lines in one channel take 12 minutes.
+then as one burst. Prints p50/p99 latency from XADD to the emulator receiving the post,
+events lost (target p99 <= 1 s, 0 lost), and the CPU time the consuming process spent per
+event (from /proc: unlike latency, it hardly moves when other processes load the machine).
+The baseline, run the same way in the same run, is a bare loop (XREADGROUP, one httpx POST,
+XACK; no formatting, claims, rate buckets or retries). The load average is printed before and
+after. The workspace's rate limit is raised for the run: Slack's own limit of chat.postMessage
+(about one message per second per channel) would make 750 lines in one channel take 12
+minutes; the notifier's count of rate-limit waits is printed to show the bucket did not bind.
 """
 
 import argparse
 import asyncio
 import contextlib
+import os
+import re
 import statistics
 import tempfile
 import time
@@ -31,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from benchmarks.harness import gateway_command, gateway_env, process
+from benchmarks.harness import cpu_seconds, gateway_command, gateway_env, process
 from gateway.events import Event
 from gateway.events.redis_streams import decode_entry, encode_entry
 from gateway.redis import create_redis
@@ -58,6 +63,7 @@ class Run:
     received: int
     p50_ms: float
     p99_ms: float
+    cpu_ms_per_event: float
 
     @property
     def lost(self) -> int:
@@ -118,8 +124,19 @@ async def publish(client: "aioredis.Redis", run: int, rate: int | None) -> dict[
     return sent
 
 
-async def measure(redis_url: str, slack_url: str, run: int, rate: int | None) -> Run:
+@dataclass(frozen=True)
+class Consumer:
+    """The process that consumes the events: its pid, and its /metrics URL if it has one."""
+
+    pid: int
+    metrics_url: str | None = None
+
+
+async def measure(
+    redis_url: str, slack_url: str, consumer: Consumer, run: int, rate: int | None
+) -> Run:
     """Publish one run and wait (bounded) until every message reached the emulator."""
+    cpu_before = cpu_seconds(consumer.pid)
     client = create_redis(redis_url)
     try:
         sent = await publish(client, run, rate)
@@ -138,13 +155,15 @@ async def measure(redis_url: str, slack_url: str, run: int, rate: int | None) ->
                 break
             await asyncio.sleep(POLL_SECONDS)
             found = await arrived()
+    cpu_ms = (cpu_seconds(consumer.pid) - cpu_before) * 1000 / EVENTS
     latencies = sorted(at - sent[tag] for tag, at in found.items())
     cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
-    return Run(EVENTS, len(latencies), cuts[49] * 1000, cuts[98] * 1000)
+    return Run(EVENTS, len(latencies), cuts[49] * 1000, cuts[98] * 1000, cpu_ms)
 
 
 def serve_emulator(port: int) -> None:
-    """The Slack emulator, plus `/bench/arrived?prefix=`: arrival time by tag, on `port`."""
+    """The Slack emulator, plus `/bench/arrived?prefix=`: arrival time by tag (a message may
+    hold several lines, each with its tag), on `port`."""
     emulator = SlackEmulator()
     emulator_state(emulator)
 
@@ -154,7 +173,8 @@ def serve_emulator(port: int) -> None:
             {
                 tag: message["at"]
                 for message in emulator.state.messages
-                if (tag := tag_of(message["text"])).startswith(prefix)
+                for line in message["text"].split("\n")
+                if (tag := tag_of(line)).startswith(prefix)
             }
         )
 
@@ -173,7 +193,7 @@ def emulator_process() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def notifier_process(redis_url: str, slack_url: str) -> Iterator[None]:
+def notifier_process(redis_url: str, slack_url: str) -> Iterator[Consumer]:
     """`qontract-gateway notifier` on this checkout, ready."""
     port = free_port()
     settings = {
@@ -195,12 +215,12 @@ def notifier_process(redis_url: str, slack_url: str) -> Iterator[None]:
         config.write_text(yaml.safe_dump(settings))
         command = gateway_command("notifier", "--config", str(config), "--port", str(port))
         env = gateway_env(redis_url, {"QGW_BENCH_SLACK_TOKEN": TOKEN})
-        with process(command, env, f"http://127.0.0.1:{port}/readyz"):
-            yield
+        with process(command, env, f"http://127.0.0.1:{port}/readyz") as child:
+            yield Consumer(child.pid, f"http://127.0.0.1:{port}/metrics")
 
 
 @contextlib.contextmanager
-def baseline_process(redis_url: str, slack_url: str) -> Iterator[None]:
+def baseline_process(redis_url: str, slack_url: str) -> Iterator[Consumer]:
     """The bare consumer loop of `--baseline`, as a process of its own."""
     ready = Path(tempfile.mkdtemp()) / "ready"
     command = [
@@ -211,8 +231,8 @@ def baseline_process(redis_url: str, slack_url: str) -> Iterator[None]:
         slack_url,
         str(ready),
     ]
-    with process(command, gateway_env(redis_url, {}), ready.exists):
-        yield
+    with process(command, gateway_env(redis_url, {}), ready.exists) as child:
+        yield Consumer(child.pid)
 
 
 async def bare_loop(redis_url: str, slack_url: str, ready: Path) -> None:
@@ -242,19 +262,35 @@ async def bare_loop(redis_url: str, slack_url: str, ready: Path) -> None:
                     await client.xack(stream, "bare", entry_id)
 
 
-def run_all(redis_url: str) -> dict[str, dict[str, Run]]:
-    """Paced and burst runs through the notifier, then through the bare loop."""
+def rate_limit_waits(metrics_url: str) -> float:
+    """How often the notifier waited for a rate-limit token (0: the bucket never bound)."""
+    text = httpx.get(metrics_url, timeout=10).text
+    pattern = re.compile(r"^qontract_gateway_ratelimit_waits_total(?:{[^}]*})? ([0-9.e+]+)$", re.M)
+    return sum(float(value) for value in pattern.findall(text))
+
+
+def run_all(redis_url: str) -> tuple[dict[str, dict[str, Run]], float]:
+    """Paced and burst runs through the notifier, then through the bare loop; and how often
+    the notifier waited for a rate-limit token."""
     results: dict[str, dict[str, Run]] = {}
+    waits = 0.0
     with emulator_process() as slack_url:
         for name, start in (("notifier", notifier_process), ("baseline", baseline_process)):
             offset = len(results) * 10
-            with start(redis_url, slack_url):
-                asyncio.run(measure(redis_url, slack_url, offset, RATE))  # warm-up
+            with start(redis_url, slack_url) as consumer:
+                asyncio.run(measure(redis_url, slack_url, consumer, offset, RATE))  # warm-up
                 results[name] = {
-                    "paced": asyncio.run(measure(redis_url, slack_url, offset + 1, RATE)),
-                    "burst": asyncio.run(measure(redis_url, slack_url, offset + 2, None)),
+                    "paced": asyncio.run(measure(redis_url, slack_url, consumer, offset + 1, RATE)),
+                    "burst": asyncio.run(measure(redis_url, slack_url, consumer, offset + 2, None)),
                 }
-    return results
+                if consumer.metrics_url is not None:
+                    waits = rate_limit_waits(consumer.metrics_url)
+    return results, waits
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages of the machine."""
+    return ", ".join(f"{load:.1f}" for load in os.getloadavg())
 
 
 def main() -> None:
@@ -270,20 +306,25 @@ def main() -> None:
         redis_url, slack_url, ready = args.baseline
         asyncio.run(bare_loop(redis_url, slack_url, Path(ready)))
         return
+    load_before = load_average()
     with PrivateRedis() as redis:
-        results = run_all(redis.url)
+        results, waits = run_all(redis.url)
     print(f"notifier delivery, {EVENTS} events (3/4 channel lines, 1/4 DMs), one process")
+    print(f"  load average before {load_before}, after {load_average()} (2 cores shared)")
     for mode, label in (("paced", f"at {RATE}/s"), ("burst", "as one burst")):
         ours, bare = results["notifier"][mode], results["baseline"][mode]
         print(
             f"  {label:>13}: p50 {ours.p50_ms:7.1f} ms, p99 {ours.p99_ms:7.1f} ms, "
-            f"{ours.lost} lost (target p99 <= 1000 ms, 0 lost; "
-            f"{ours.p99_ms / 1000:.2f} x target)"
+            f"{ours.lost} lost, {ours.cpu_ms_per_event:.2f} ms CPU/event "
+            f"(target p99 <= 1000 ms, 0 lost; {ours.p99_ms / 1000:.2f} x target)"
         )
         print(
             f"  {'baseline':>13}: p50 {bare.p50_ms:7.1f} ms, p99 {bare.p99_ms:7.1f} ms, "
-            f"{bare.lost} lost; ratio notifier / baseline p99: {ours.p99_ms / bare.p99_ms:.2f} x"
+            f"{bare.lost} lost, {bare.cpu_ms_per_event:.2f} ms CPU/event; notifier / baseline: "
+            f"p99 {ours.p99_ms / bare.p99_ms:.2f} x, "
+            f"CPU {ours.cpu_ms_per_event / bare.cpu_ms_per_event:.2f} x"
         )
+    print(f"  the notifier waited for a rate-limit token {waits:.0f} times")
 
 
 if __name__ == "__main__":

@@ -316,7 +316,16 @@ class NotifierSettings(BaseModel):
     retry_after: float = Field(
         30.0, gt=0, description="seconds before a failed or abandoned delivery is tried again"
     )
-    batch_size: int = Field(10, gt=0, description="deliveries read at once")
+    batch_size: int = Field(
+        50, gt=0, le=1_000, description="deliveries read and posted at once (one batch)"
+    )
+    lines_per_message: int = Field(
+        50,
+        ge=1,
+        le=1_000,
+        description="channel lines of one batch posted together in one Slack message (Slack "
+        "takes about one message per second per channel); 1: a message per line",
+    )
     concurrency: int = Field(
         1,
         ge=1,

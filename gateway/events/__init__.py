@@ -8,11 +8,13 @@ from typing import Any, Literal
 import redis.asyncio as aioredis
 
 from gateway.events.base import (
+    BatchHandler,
     EventConsumer,
     EventMetrics,
     EventPublisher,
     Handler,
     ReceivedEvent,
+    consume_batches,
 )
 from gateway.events.disabled import DisabledPublisher
 from gateway.events.model import Event
@@ -22,6 +24,7 @@ from gateway.events.sns_sqs import SnsPublisher, SqsConsumer, create_aws_client
 from gateway.redis_keys import stream_keys
 
 __all__ = [
+    "BatchHandler",
     "Event",
     "EventConsumer",
     "EventMetrics",
@@ -31,6 +34,7 @@ __all__ = [
     "ReceivedEvent",
     "StreamFanout",
     "SubscriberDropped",
+    "consume_batches",
     "create_event_consumer",
     "create_event_fanout",
     "create_event_publisher",

@@ -2,7 +2,7 @@
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,6 +24,8 @@ class ReceivedEvent:
 
 
 Handler = Callable[[ReceivedEvent], Awaitable[None]]
+BatchHandler = Callable[[Sequence[ReceivedEvent]], Awaitable[Mapping[str, Exception]]]
+"""Handles a batch of deliveries at once; returns the failures by delivery id."""
 Delivery = ReceivedEvent | str
 
 
@@ -98,7 +100,30 @@ async def consume_until_stopped(
     max_count: int,
     retry_delay: float = 1.0,
 ) -> None:
-    """The loop behind every `consume`: receive, handle each, ack successes, reject failures."""
+    """The loop behind every `consume`: receive, handle each in turn, ack successes, reject
+    failures."""
+
+    async def each_in_turn(batch: Sequence[ReceivedEvent]) -> dict[str, Exception]:
+        failures: dict[str, Exception] = {}
+        for received in batch:
+            try:
+                await handler(received)
+            except Exception as error:
+                failures[received.delivery_id] = error
+        return failures
+
+    await consume_batches(consumer, each_in_turn, stop, max_count, retry_delay)
+
+
+async def consume_batches(
+    consumer: EventConsumer,
+    handler: BatchHandler,
+    stop: asyncio.Event | None,
+    max_count: int,
+    retry_delay: float = 1.0,
+) -> None:
+    """Receive up to `max_count` deliveries at a time and hand each batch to `handler`; ack
+    what it did not report failed (in one call), reject what it did, until `stop` is set."""
     log = structlog.get_logger(__name__)
     stop = stop or asyncio.Event()
     while not stop.is_set():
@@ -109,22 +134,27 @@ async def consume_until_stopped(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), retry_delay)
             continue
+        if not batch:
+            continue
+        try:
+            failures = await handler(batch)
+        except Exception as error:
+            failures = {received.delivery_id: error for received in batch}
         handled: list[Delivery] = []
         for received in batch:
-            try:
-                await handler(received)
-            except Exception as error:
-                log.warning(
-                    "event handler failed",
-                    event_id=received.event.id,
-                    event_type=received.event.event_type,
-                    delivery_id=received.delivery_id,
-                    delivery_count=received.delivery_count,
-                    error=repr(error),
-                )
-                await _reject_quietly(consumer, received, repr(error))
-            else:
+            failure = failures.get(received.delivery_id)
+            if failure is None:
                 handled.append(received)
+                continue
+            log.warning(
+                "event handler failed",
+                event_id=received.event.id,
+                event_type=received.event.event_type,
+                delivery_id=received.delivery_id,
+                delivery_count=received.delivery_count,
+                error=repr(failure),
+            )
+            await _reject_quietly(consumer, received, repr(failure))
         if handled:
             try:
                 await consumer.ack(handled)

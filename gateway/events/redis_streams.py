@@ -2,6 +2,7 @@
 
 import asyncio
 import re
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,6 +30,7 @@ TYPE_FIELD = b"type"
 EVENT_FIELD = b"event"
 STREAM_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")
 _UINT64_MAX = 2**64 - 1
+MAX_RECLAIM_INTERVAL = 1.0
 
 
 def encode_entry(event: Event) -> dict[bytes, bytes]:
@@ -176,6 +178,8 @@ class RedisStreamConsumer:
         self._start_id = start_id
         self._dead_letter_maxlen = dead_letter_maxlen
         self._claim_cursor = "0-0"
+        self._reclaim_every = min(visibility_timeout_ms / 10_000, MAX_RECLAIM_INTERVAL)
+        self._next_reclaim = 0.0
         self._history_cursor: str | None = "0-0"
         self._group_ready = False
         self._log = structlog.get_logger(__name__).bind(group=group, consumer=consumer)
@@ -254,6 +258,13 @@ class RedisStreamConsumer:
         return received
 
     async def _reclaim(self, count: int) -> list[ReceivedEvent]:
+        """Stale deliveries of any consumer: a scan starts at most every tenth of the
+        visibility timeout (and every second), and goes on while it finds a full batch."""
+        if self._claim_cursor == "0-0":
+            now = time.monotonic()
+            if now < self._next_reclaim:
+                return []
+            self._next_reclaim = now + self._reclaim_every
         response = await self._client.xautoclaim(
             self._keys.stream,
             self._group,

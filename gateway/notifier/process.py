@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.events import EventConsumer, create_event_consumer
+from gateway.events import EventConsumer, consume_batches, create_event_consumer
 from gateway.health import HealthEndpoints
 from gateway.notifier.delivery import Notifier, NotifierMetrics
 from gateway.redis import create_redis
@@ -83,11 +83,14 @@ def notifier_app(settings: Settings, *, dry_run: bool = False) -> Starlette:
             group=group,
             max_deliveries=options.max_deliveries,
             sent_ttl=options.sent_ttl,
+            lines_per_message=options.lines_per_message,
             dry_run=dry_run,
         )
         stop = asyncio.Event()
         tasks.extend(
-            asyncio.create_task(consumer.consume(notifier.handle, stop=stop))
+            asyncio.create_task(
+                consume_batches(consumer, notifier.deliver, stop, options.batch_size)
+            )
             for consumer in consumers
         )
         structlog.get_logger(__name__).info(

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gateway.events import Event, EventMetrics, create_event_consumer, create_event_publisher
+from gateway.events import (
+    Event,
+    EventMetrics,
+    consume_batches,
+    create_event_consumer,
+    create_event_publisher,
+)
 from gateway.notifier.delivery import Notifier, NotifierMetrics
 from gateway.notifier.messages import messages
 from gateway.redis import create_redis
@@ -106,6 +112,7 @@ async def parts(
             group="notifier",
             max_deliveries=3,
             sent_ttl=60,
+            lines_per_message=2,
         )
         yield Parts(notifier, metrics, registry, slack, runtime, namespace, redis_url)
         await sources.aclose()
@@ -139,7 +146,7 @@ async def consuming(parts: Parts) -> AsyncIterator[None]:
         visibility_timeout_ms=50,
     )
     stop = asyncio.Event()
-    task = asyncio.create_task(consumer.consume(parts.notifier.handle, stop=stop))
+    task = asyncio.create_task(consume_batches(consumer, parts.notifier.deliver, stop, 10))
     try:
         yield
     finally:
@@ -189,6 +196,30 @@ async def test_a_post_slack_answered_503_is_retried_and_posted_once(parts: Parts
     async with consuming(parts):
         await async_wait_until(posted, 30, "the line posted")
     assert parts.emulator.state.messages_in("C1") == [":warning: usergroup @a: boom"]
+
+
+async def test_lines_read_together_share_slack_messages_in_event_order_each_line_once(
+    parts: Parts,
+) -> None:
+    parts.emulator.fail(status=503, times=1, path_prefix="/api/chat.postMessage")
+    await publish(
+        parts,
+        *(event("slack-usergroups.error", usergroup=name, error="boom") for name in "abc"),
+        event("slack-usergroups.notify_add_user", users=["carol"], message="welcome"),
+    )
+
+    async def posted() -> bool:
+        return sample(parts, "qontract_gateway_notifier_posted_total", kind="channel") == 3
+
+    async with consuming(parts):
+        await async_wait_until(posted, 30, "every line posted")
+    # two lines a message (lines_per_message), the refused first message posted on redelivery
+    assert parts.emulator.state.messages_in("C1") == [
+        ":warning: usergroup @a: boom\n:warning: usergroup @b: boom",
+        ":warning: usergroup @c: boom",
+    ]
+    assert parts.emulator.state.direct_messages_to("U4") == ["welcome"]
+    assert parts.emulator.total_calls("POST /api/chat.postMessage") == 4
 
 
 async def test_a_post_that_timed_out_is_not_sent_again(parts: Parts) -> None:

@@ -11,6 +11,10 @@ from reconcile_client.integrations.event_log_sink import (
     EventLogSinkIntegration,
     EventLogSinkParams,
 )
+from reconcile_client.integrations.github_owners_api import (
+    GitHubOwnersIntegration,
+    GitHubOwnersIntegrationParams,
+)
 from reconcile_client.integrations.slack_usergroups_api import (
     SlackUsergroupsIntegration,
     SlackUsergroupsIntegrationParams,
@@ -61,6 +65,16 @@ def slack_usergroups_api(
     )
     integration = SlackUsergroupsIntegration(params, config)
     ctx.exit(run_class_integration(integration, dry_run))
+
+
+@main.command("github-owners-api", short_help="Add GitHub org owners via the gateway.")
+@click.option("--org-name", default=None, help="Only this GitHub org.")
+@click.pass_context
+def github_owners_api(ctx: click.Context, org_name: str | None) -> None:
+    """GitHub org owners from app-interface roles, added via the gateway (never removed)."""
+    config, dry_run = _context(ctx)
+    params = GitHubOwnersIntegrationParams(org_name=org_name)
+    ctx.exit(run_class_integration(GitHubOwnersIntegration(params, config), dry_run))
 
 
 @main.command("event-log-sink", short_help="Write the gateway's events as JSON lines.")

@@ -12,13 +12,18 @@ from pydantic import BaseModel
 
 from reconcile_client.gql.federated import slack_usergroups_joined
 from reconcile_client.gql.gateway import (
+    github_owners_reconcile,
     pagerduty_escalation_policy_users,
     pagerduty_schedule_users,
     reconcile_task,
     slack_usergroups_reconcile,
     vcs_owners,
 )
-from reconcile_client.gql.qontract_server import integrations, slack_usergroups_desired_state
+from reconcile_client.gql.qontract_server import (
+    github_owners_desired_state,
+    integrations,
+    slack_usergroups_desired_state,
+)
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 
@@ -66,6 +71,16 @@ SLACK_USERGROUPS_JOINED = Operation(
     "SlackUsergroupsJoined",
     slack_usergroups_joined.DEFINITION,
     slack_usergroups_joined.SlackUsergroupsJoinedQueryData,
+)
+GITHUB_OWNERS_RECONCILE = Operation(
+    "GitHubOwnersReconcile",
+    github_owners_reconcile.DEFINITION,
+    github_owners_reconcile.GitHubOwnersReconcileMutationResponse,
+)
+GITHUB_OWNERS_DESIRED_STATE = Operation(
+    "GitHubOwnersDesiredState",
+    github_owners_desired_state.DEFINITION,
+    github_owners_desired_state.GitHubOwnersDesiredStateQueryData,
 )
 SCHEDULE_USERS = Fragment(
     "PagerDutyScheduleUsers",

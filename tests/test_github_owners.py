@@ -141,7 +141,7 @@ def test_dry_run_lists_the_owners_to_add_and_writes_nothing(
     assert added(result) == {("app-sre", "bob"), ("app-sre", "frank"), ("openshift", "bob")}
     assert result["applied_count"] == 0
     assert emulator.total_calls(PUTS) == 0
-    assert emulator.total_calls("GET /users/") == 0
+    assert emulator.total_calls("GET /users/") == 3, "only the logins to add are looked up"
     assert emulator.total_calls("GET /orgs/app-sre/members") == 2, "admins span two pages"
 
 
@@ -170,6 +170,10 @@ def test_an_unknown_login_is_a_per_action_error_and_the_rest_applies(
     gateway: ServerThread, github: tuple[GitHubEmulator, ServerThread]
 ) -> None:
     emulator, _ = github
+    dry = run(gateway, True, org("app-sre", "ghost-user", "bob"))
+    assert dry["status"] == "failed", "a dry run (a merge request check) catches it too"
+    assert dry["errors"] == ["app-sre/ghost-user: add_owner refused: GitHub has no such login"]
+    assert added(dry) == {("app-sre", "bob")}
     result = run(gateway, False, org("app-sre", "ghost-user", "bob"))
     assert result["status"] == "failed"
     assert result["errors"] == ["app-sre/ghost-user: add_owner refused: GitHub has no such login"]
@@ -261,13 +265,10 @@ def test_a_real_run_publishes_one_event_per_action_and_error_with_its_request_id
         timeout=30,
     )
     task_id = response.json()["data"]["github_owners_reconcile_v1"]["id"]
-    assert finished(gateway, task_id)["status"] == "success"
+    task = finished(gateway, task_id)
+    assert task["typed_result"]["status"] == "failed", "the unknown login"
     origin = {"task_id": task_id, "request_id": "req-owners-42"}
     assert events(redis_url, namespace) == [
-        (
-            "github-owners.add_owner",
-            {"org": "app-sre", "login": "frank", "kind": "add_owner", "state": "pending", **origin},
-        ),
         (
             "github-owners.error",
             {
@@ -276,6 +277,10 @@ def test_a_real_run_publishes_one_event_per_action_and_error_with_its_request_id
                 "error": "app-sre/ghost: add_owner refused: GitHub has no such login",
                 **origin,
             },
+        ),
+        (
+            "github-owners.add_owner",
+            {"org": "app-sre", "login": "frank", "kind": "add_owner", "state": "pending", **origin},
         ),
     ]
 

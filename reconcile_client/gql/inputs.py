@@ -39,3 +39,16 @@ class SlackUsergroupsReconcileInput(BaseModel):
 
     dry_run: bool = True
     workspaces: list[DesiredWorkspace]
+
+
+class GitHubOwnersOrganization(BaseModel):
+    """One GitHub org and the logins that must be its owners."""
+
+    org: str
+    owners: list[str]
+
+
+class GitHubOwnersReconcileInput(BaseModel):
+    """The `input` argument of `github_owners_reconcile_v1`."""
+
+    organizations: list[GitHubOwnersOrganization]

@@ -66,21 +66,39 @@ class OwnerEvents(ActionLog):
         await self.publish("error", payload)
 
 
+async def known_logins(
+    source: GitHubSource, actions: list[AddOwner]
+) -> tuple[list[AddOwner], list[OwnerError]]:
+    """The actions whose login GitHub knows, and an error for each other one (asked in dry runs
+    too, so a merge request check catches a mistyped login)."""
+    known: list[AddOwner] = []
+    errors: list[OwnerError] = []
+    for action in actions:
+        try:
+            exists = await source.login_exists(action.login)
+        except GatewayError as error:
+            reason = f"add_owner failed: looking the login up failed: {error.message}"
+        else:
+            if exists:
+                known.append(action)
+                continue
+            reason = "add_owner refused: GitHub has no such login"
+        errors.append(OwnerError(action.org, action.login, reason))
+    return known, errors
+
+
 async def apply(
     source: GitHubSource, actions: list[AddOwner], events: OwnerEvents
 ) -> tuple[int, list[OwnerError]]:
     """Apply one org's actions in order through its own source; how many were applied, and one
-    error per failed action (an unknown login is refused before any write)."""
+    error per failed action."""
     applied = 0
     errors: list[OwnerError] = []
     for action in actions:
         try:
             state = await source.add_owner(action.login)
-            problem = None if state is not None else "add_owner refused: GitHub has no such login"
         except GatewayError as error:
-            state, problem = None, f"add_owner failed: {error.message}"
-        if problem is not None:
-            failed = OwnerError(action.org, action.login, problem)
+            failed = OwnerError(action.org, action.login, f"add_owner failed: {error.message}")
             errors.append(failed)
             await events.error(failed)
             continue
@@ -92,7 +110,7 @@ async def apply(
 async def _reconcile_org(
     desired: OrganizationRequest, source: GitHubSource, dry_run: bool, events: OwnerEvents
 ) -> OrgOutcome:
-    """One org's actions, how many were applied and its errors."""
+    """One org's actions (those of logins GitHub knows), how many were applied and its errors."""
     try:
         current = await source.org_owners()
     except GatewayError as error:
@@ -100,7 +118,9 @@ async def _reconcile_org(
         if not dry_run:
             await events.error(failed)
         return [], 0, [failed]
-    actions, errors = compute_actions(desired, current.value)
+    wanted, errors = compute_actions(desired, current.value)
+    actions, unknown = await known_logins(source, wanted)
+    errors += unknown
     if dry_run:
         return actions, 0, errors
     for refused in errors:

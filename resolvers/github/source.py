@@ -86,12 +86,14 @@ class GitHubSource(AccountSource[GitHubApi]):
         key = self.key("org_owners", self.account)
         return await self.cache.get_or_fetch(key, fetch, self.ttl["org_owners"], record=LOGINS)
 
-    async def add_owner(self, login: str) -> str | None:
-        """Make `login` an owner of this account's org (GitHub invites a non-member); None when
-        GitHub has no such login, else the membership's state. The cached owners are dropped,
-        so the next read sees the change."""
-        if await self.api.user(login) is None:
-            return None
+    async def login_exists(self, login: str) -> bool:
+        """Whether GitHub has an account `login` (asked each time: it runs only for logins that
+        are about to become owners)."""
+        return await self.api.user(login) is not None
+
+    async def add_owner(self, login: str) -> str:
+        """Make `login` an owner of this account's org (GitHub invites a non-member); the
+        membership's state. The cached owners are dropped, so the next read sees the change."""
         try:
             return await self.api.set_membership(self.account, login, ADMIN)
         finally:

@@ -19,6 +19,8 @@ from reconcile_client.integrations.slack_usergroups_api import Lookups
 from reconcile_client.integrations.slack_usergroups_state import OwnersRef, PagerDutyRef
 from reconcile_client.operations import (
     ESCALATION_POLICY_USERS,
+    GITHUB_OWNERS_DESIRED_STATE,
+    GITHUB_OWNERS_RECONCILE,
     INTEGRATIONS,
     OWNERS,
     RECONCILE_TASK,
@@ -43,7 +45,7 @@ REAL_QONTRACT_SERVER_SCHEMA = build_schema(qontract_server_file("schema.graphql"
 GQL_DIR = REPO_ROOT / "reconcile_client" / "gql"
 
 
-GATEWAY_OPERATIONS = [SLACK_USERGROUPS_RECONCILE, RECONCILE_TASK]
+GATEWAY_OPERATIONS = [SLACK_USERGROUPS_RECONCILE, GITHUB_OWNERS_RECONCILE, RECONCILE_TASK]
 
 
 def lookup_document(owners: bool) -> str:
@@ -105,12 +107,26 @@ def test_joined_operation_validates_against_the_federating_gateways_merged_schem
     )
 
 
+def test_github_owners_desired_state_validates_against_the_real_and_the_federated_schema() -> None:
+    """Read from qontract-server, or the same document through a federating gateway (the small
+    emulator's SDL has no bots: the stand-in, built from the real bundle, serves it)."""
+    assert_valid(REAL_QONTRACT_SERVER_SCHEMA, GITHUB_OWNERS_DESIRED_STATE.document)
+    introspection = json.loads(qenerate.QONTRACT_SERVER_INTROSPECTION.read_text())
+    merged = build_client_schema(qenerate.federated_introspection(introspection)["data"])
+    assert_valid(merged, GITHUB_OWNERS_DESIRED_STATE.document)
+
+
 FRAGMENTS = [SCHEDULE_USERS, ESCALATION_POLICY_USERS, OWNERS]
 
 
 @pytest.mark.parametrize(
     "operation",
-    [*GATEWAY_OPERATIONS, *QONTRACT_SERVER_OPERATIONS, SLACK_USERGROUPS_JOINED],
+    [
+        *GATEWAY_OPERATIONS,
+        *QONTRACT_SERVER_OPERATIONS,
+        SLACK_USERGROUPS_JOINED,
+        GITHUB_OWNERS_DESIRED_STATE,
+    ],
     ids=lambda op: op.name,
 )
 def test_each_binding_runs_the_operation_it_is_named_after(operation: Operation[Any]) -> None:

@@ -315,3 +315,19 @@ def test_desired_owners_are_lower_case_per_org_from_unexpired_owner_roles_only()
         ("b-org", ["ann", "bot-x"]),
     ]
     assert [o.org for o in desired_owners(roles, now, "b-org")] == ["b-org"]
+
+
+def test_an_org_the_gateway_has_no_account_for_is_exit_1_naming_the_configured_ones(
+    gateway_factory: Callable[..., ServerThread],
+    app_interface: QontractServerStandin,
+    github: tuple[GitHubEmulator, ServerThread],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("QGW_TEST_GH_TOKEN", GH_TOKEN)
+    account = {"name": "app-sre", "api_url": github[1].url, "token": {"env": "QGW_TEST_GH_TOKEN"}}
+    gateway = gateway_factory(upstreams={"github": [account]})
+    result = run_cli(COMMAND, env=direct_env(gateway, app_interface))
+    assert result.returncode == 1
+    assert "unknown GitHub org 'openshift'; configured: app-sre" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert github[0].total_calls() == 0

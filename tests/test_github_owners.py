@@ -143,6 +143,9 @@ def test_dry_run_lists_the_owners_to_add_and_writes_nothing(
     assert emulator.total_calls(PUTS) == 0
     assert emulator.total_calls("GET /users/") == 3, "only the logins to add are looked up"
     assert emulator.total_calls("GET /orgs/app-sre/members") == 2, "admins span two pages"
+    again = run(gateway, True, org("app-sre", "alice", "bob", "frank"), org("openshift", "bob"))
+    assert added(again) == added(result)
+    assert emulator.total_calls() == 3 + 2 + 1 + 1 + 1, "the second run is served from the cache"
 
 
 def test_real_run_applies_each_once_and_a_second_run_finds_nothing(

@@ -70,19 +70,20 @@ async def known_logins(
     source: GitHubSource, actions: list[AddOwner]
 ) -> tuple[list[AddOwner], list[OwnerError]]:
     """The actions whose login GitHub knows, and an error for each other one (asked in dry runs
-    too, so a merge request check catches a mistyped login)."""
+    too, so a merge request check catches a mistyped login; the answers are cached)."""
+    exists = await source.logins_exist([action.login for action in actions])
     known: list[AddOwner] = []
     errors: list[OwnerError] = []
     for action in actions:
-        try:
-            exists = await source.login_exists(action.login)
-        except GatewayError as error:
-            reason = f"add_owner failed: looking the login up failed: {error.message}"
-        else:
-            if exists:
-                known.append(action)
-                continue
-            reason = "add_owner refused: GitHub has no such login"
+        found = exists[action.login]
+        if found is True:
+            known.append(action)
+            continue
+        reason = (
+            "add_owner refused: GitHub has no such login"
+            if found is False
+            else f"add_owner failed: looking the login up failed: {found.message}"
+        )
         errors.append(OwnerError(action.org, action.login, reason))
     return known, errors
 

@@ -30,6 +30,7 @@ SYSTEM = "github"
 DEFAULT_TTL = {
     "org_members": 3600.0,
     "org_owners": 3600.0,
+    "users": 3600.0,
     "repo_collaborators": 1800.0,
     "owners": 43_200.0,
     "files": 43_200.0,
@@ -86,10 +87,20 @@ class GitHubSource(AccountSource[GitHubApi]):
         key = self.key("org_owners", self.account)
         return await self.cache.get_or_fetch(key, fetch, self.ttl["org_owners"], record=LOGINS)
 
-    async def login_exists(self, login: str) -> bool:
-        """Whether GitHub has an account `login` (asked each time: it runs only for logins that
-        are about to become owners)."""
-        return await self.api.user(login) is not None
+    async def logins_exist(self, logins: Sequence[str]) -> dict[str, bool | GatewayError]:
+        """Whether GitHub has an account per login (any case; data type `users`, one cached
+        yes/no per lower-case login, looked up concurrently), or the lookup's error."""
+
+        async def fetch(key: CacheKey) -> bool:
+            return await self.api.user(key.ident) is not None
+
+        keys = {login: self.key("users", login.lower()) for login in logins}
+        found = await get_or_fetch_many(self.cache, keys.values(), fetch, self.ttl["users"], FLAG)
+        answers: dict[str, bool | GatewayError] = {}
+        for login, key in keys.items():
+            result = found[key]
+            answers[login] = result if isinstance(result, GatewayError) else result.value
+        return answers
 
     async def add_owner(self, login: str) -> str:
         """Make `login` an owner of this account's org (GitHub invites a non-member); the

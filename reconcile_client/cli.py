@@ -68,7 +68,7 @@ def slack_usergroups_api(
 
 
 @main.command("github-owners-api", short_help="Add GitHub org owners via the gateway.")
-@click.option("--org-name", default=None, help="Only this GitHub org.")
+@click.option("--org", "org_name", default=None, help="Only this GitHub org.")
 @click.pass_context
 def github_owners_api(ctx: click.Context, org_name: str | None) -> None:
     """GitHub org owners from app-interface roles, added via the gateway (never removed)."""

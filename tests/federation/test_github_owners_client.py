@@ -208,14 +208,14 @@ def test_direct_dry_run_equals_the_federated_one(
     assert dry_run_lines(result.stdout) == EXPECTED
 
 
-def test_org_name_narrows_the_run_and_an_org_without_owners_is_a_usage_error(
+def test_org_option_narrows_the_run_and_an_org_without_owners_is_a_usage_error(
     plain_gateway: ServerThread, app_interface: QontractServerStandin
 ) -> None:
     env = direct_env(plain_gateway, app_interface)
-    narrowed = run_cli(COMMAND, "--org-name", "openshift", env=env)
+    narrowed = run_cli(COMMAND, "--org", "openshift", env=env)
     assert narrowed.returncode == 0, narrowed.stderr
     assert dry_run_lines(narrowed.stdout) == [line for line in EXPECTED if "openshift/" in line]
-    unknown = run_cli(COMMAND, "--org-name", "nope", env=env)
+    unknown = run_cli(COMMAND, "--org", "nope", env=env)
     assert unknown.returncode == 2
     assert "org 'nope' has no owners in app-interface" in unknown.stderr
     assert "Traceback" not in unknown.stderr

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from reconcile_client.gql.federated import slack_usergroups_joined
 from reconcile_client.gql.gateway import (
+    github_owners_reconcile,
     openshift_namespaces_reconcile,
     openshift_namespaces_task,
     pagerduty_escalation_policy_users,
@@ -21,6 +22,7 @@ from reconcile_client.gql.gateway import (
     vcs_owners,
 )
 from reconcile_client.gql.qontract_server import (
+    github_owners_desired_state,
     integrations,
     openshift_namespaces_desired_state,
     slack_usergroups_desired_state,
@@ -72,6 +74,16 @@ SLACK_USERGROUPS_JOINED = Operation(
     "SlackUsergroupsJoined",
     slack_usergroups_joined.DEFINITION,
     slack_usergroups_joined.SlackUsergroupsJoinedQueryData,
+)
+GITHUB_OWNERS_RECONCILE = Operation(
+    "GitHubOwnersReconcile",
+    github_owners_reconcile.DEFINITION,
+    github_owners_reconcile.GitHubOwnersReconcileMutationResponse,
+)
+GITHUB_OWNERS_DESIRED_STATE = Operation(
+    "GitHubOwnersDesiredState",
+    github_owners_desired_state.DEFINITION,
+    github_owners_desired_state.GitHubOwnersDesiredStateQueryData,
 )
 OPENSHIFT_NAMESPACES_DESIRED_STATE = Operation(
     "OpenShiftNamespacesDesiredState",

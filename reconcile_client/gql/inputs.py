@@ -60,3 +60,16 @@ class OpenShiftNamespacesReconcileInput(BaseModel):
 
     dry_run: bool = True
     clusters: list[DesiredCluster]
+
+
+class GitHubOwnersOrganization(BaseModel):
+    """One GitHub org and the logins that must be its owners."""
+
+    org: str
+    owners: list[str]
+
+
+class GitHubOwnersReconcileInput(BaseModel):
+    """The `input` argument of `github_owners_reconcile_v1`."""
+
+    organizations: list[GitHubOwnersOrganization]

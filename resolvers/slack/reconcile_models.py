@@ -6,9 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.tasks.lease import resource_of
-
-DRY_RUN_SCOPE = "reconcile:dry-run"
-APPLY_SCOPE = "reconcile:apply"
+from gateway.tasks.reconcile_scopes import ReconcileStatus, required_scope
 
 
 class Notifications(BaseModel):
@@ -61,7 +59,7 @@ class ReconcileRequest(BaseModel):
     @property
     def required_scope(self) -> str:
         """The token scope a caller needs to submit this request."""
-        return DRY_RUN_SCOPE if self.dry_run else APPLY_SCOPE
+        return required_scope(self.dry_run)
 
     @property
     def resource(self) -> str:
@@ -119,9 +117,6 @@ class UsergroupError:
     def __str__(self) -> str:
         where = f"{self.workspace}/{self.usergroup}" if self.usergroup else self.workspace
         return f"{where}: {self.reason}"
-
-
-ReconcileStatus = Literal["success", "failed"]
 
 
 class ReconcileResult(BaseModel):

@@ -51,6 +51,14 @@ query ReconcileTask($id: String!, $wait_seconds: Int) {
           }
         }
       }
+      ... on GitHubOwnersReconcileResult_v1 {
+        applied_count
+        owner_actions: actions {
+          __typename
+          org
+          login
+        }
+      }
     }
   }
 }
@@ -105,11 +113,22 @@ class SlackUsergroupsReconcileResultV1(ReconcileTaskResultV1):
     actions: list[Union[SlackUsergroupCreateV1, SlackUsergroupUpdateUsersV1, SlackUsergroupUpdateMetadataV1, SlackUsergroupActionV1]] = Field(..., alias="actions")
 
 
+class GitHubOwnerActionV1(ConfiguredBaseModel):
+    typename: str = Field(..., alias="__typename")
+    org: str = Field(..., alias="org")
+    login: str = Field(..., alias="login")
+
+
+class GitHubOwnersReconcileResultV1(ReconcileTaskResultV1):
+    applied_count: int = Field(..., alias="applied_count")
+    owner_actions: list[GitHubOwnerActionV1] = Field(..., alias="owner_actions")
+
+
 class ReconcileTaskV1(ConfiguredBaseModel):
     q_id: str = Field(..., alias="id")
     status: ReconcileTaskStatusV1 = Field(alias="status")
     error: Optional[str] = Field(..., alias="error")
-    typed_result: Optional[Union[SlackUsergroupsReconcileResultV1, ReconcileTaskResultV1]] = Field(..., alias="typed_result")
+    typed_result: Optional[Union[SlackUsergroupsReconcileResultV1, GitHubOwnersReconcileResultV1, ReconcileTaskResultV1]] = Field(..., alias="typed_result")
 
 
 class ReconcileTaskQueryData(ConfiguredBaseModel):

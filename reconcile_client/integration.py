@@ -1,24 +1,14 @@
-"""The base class of integrations that reconcile through the qontract-gateway, and how a dry
-run waits for its task and reports it."""
+"""The base class of integrations that reconcile through the qontract-gateway."""
 
-import asyncio
-import math
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from typing import Generic, TypeVar
 
 from reconcile_client.config import ClientConfig, load_config
-from reconcile_client.errors import IntegrationFailed
 from reconcile_client.gateway_client import GatewayClient
-from reconcile_client.gql.gateway.reconcile_task import ReconcileTaskV1
-from reconcile_client.operations import RECONCILE_TASK
 from reconcile_client.params import PydanticRunParams
 from reconcile_client.qontract_server import QontractServer
 
 ParamsT = TypeVar("ParamsT", bound=PydanticRunParams)
-TASK_WAIT_SECONDS = 300
-FINISHED = frozenset({"success", "failed"})
 
 
 class QontractReconcileApiIntegration(ABC, Generic[ParamsT]):
@@ -63,41 +53,8 @@ class QontractReconcileApiIntegration(ABC, Generic[ParamsT]):
             self._qontract_server = QontractServer(endpoint, self.name)
         return self._qontract_server
 
-    async def wait_for(self, task_id: str) -> ReconcileTaskV1:
-        """The task once finished, or as it is after TASK_WAIT_SECONDS."""
-        deadline = time.monotonic() + TASK_WAIT_SECONDS
-        while True:
-            remaining = math.ceil(deadline - time.monotonic())
-            data = await self.gateway.execute(
-                RECONCILE_TASK,
-                {"id": task_id, "wait_seconds": max(0, min(remaining, TASK_WAIT_SECONDS))},
-                read_timeout=max(remaining, 0) + 30,
-            )
-            task = data.reconcile_task_v1
-            if task.status.value in FINISHED or remaining <= 0:
-                return task
-            await asyncio.sleep(min(1.0, max(remaining, 0)))
-
     async def aclose(self) -> None:
         """Close every client this integration opened."""
         for client in (self._gateway, self._qontract_server):
             if client is not None:
                 await client.aclose()
-
-
-def report(task_id: str, task: ReconcileTaskV1, actions: Sequence[str]) -> None:
-    """Print each of the dry run's `actions` (one line each, read from the task's typed result)
-    and its errors; IntegrationFailed on errors, a failed task or one still pending."""
-    status = task.status.value
-    if status not in FINISHED:
-        raise IntegrationFailed(f"task {task_id} still {status} after {TASK_WAIT_SECONDS} s")
-    result = task.typed_result
-    errors = result.errors if result else []
-    for action in actions:
-        print(f"[dry-run] {action}")
-    print(f"task {task_id}: {result.status if result else status}, {len(actions)} action(s)")
-    for error in errors:
-        print(f"error: {error}")
-    if status == "failed" or errors:
-        reason = task.error or f"{len(errors)} error(s)"
-        raise IntegrationFailed(f"task {task_id} failed: {reason}")

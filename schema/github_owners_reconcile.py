@@ -7,7 +7,7 @@ import strawberry
 from strawberry.experimental import pydantic
 from strawberry.types import Info
 
-from gateway.errors import BadUserInput, Forbidden, shown
+from gateway.errors import BadUserInput, shown
 from resolvers.github.api import LOGIN
 from resolvers.github.reconcile import TASK_KIND
 from resolvers.github.reconcile_models import (
@@ -21,7 +21,7 @@ from resolvers.github.source import GitHubSource
 from schema.context import RequestContext
 from schema.inputs import check_items
 from schema.permissions import scope
-from schema.tasks import READ_TASK_SCOPES, ReconcileTask, ReconcileTaskResult
+from schema.tasks import READ_TASK_SCOPES, ReconcileTask, ReconcileTaskResult, submit_reconcile
 
 
 @strawberry.input(name="GitHubOwnersOrganizationInput_v1")
@@ -34,14 +34,14 @@ class OrganizationInput:
 
 @strawberry.input(name="GitHubOwnersReconcileInput_v1")
 class ReconcileInput:
-    """The orgs to reconcile, each at most once."""
+    """The orgs to reconcile, each at most once; a dry run (the default) only computes the
+    actions."""
 
+    dry_run: bool = True
     organizations: list[OrganizationInput]
 
 
-def reconcile_request(
-    info: Info[RequestContext, None], input: ReconcileInput, dry_run: bool
-) -> ReconcileRequest:
+def reconcile_request(info: Info[RequestContext, None], input: ReconcileInput) -> ReconcileRequest:
     """The request `input` asks for, or BAD_USER_INPUT: lists within the limits, each login
     well formed, each org a configured account listed once; checked in time linear in `input`."""
     limits = info.context.runtime.settings.limits
@@ -63,7 +63,7 @@ def reconcile_request(
             if problem is not None:
                 raise BadUserInput(f"{where}: {problem.message}")
     return ReconcileRequest(
-        dry_run=dry_run,
+        dry_run=input.dry_run,
         organizations=[
             OrganizationRequest(org=o.org, owners=list(o.owners)) for o in input.organizations
         ],
@@ -71,24 +71,13 @@ def reconcile_request(
 
 
 async def github_owners_reconcile(
-    info: Info[RequestContext, None], input: ReconcileInput, dry_run: bool = True
+    info: Info[RequestContext, None], input: ReconcileInput
 ) -> ReconcileTask:
     """Submit the run and return its task at once; real runs of the same orgs dedup.
 
     The field admits either reconcile scope; a real run needs `reconcile:apply` as well.
     """
-    request = reconcile_request(info, input, dry_run)
-    if not dry_run and not info.context.identity.has_scope(request.required_scope):
-        raise Forbidden(f"a real run needs the '{request.required_scope}' scope")
-    record = await info.context.tasks.submit(
-        TASK_KIND,
-        request.model_dump(mode="json"),
-        dry_run=dry_run,
-        resource=None if dry_run else request.resource,
-        request_id=info.context.request_id,
-        caller=info.context.identity.subject,
-    )
-    return ReconcileTask.of(record)
+    return await submit_reconcile(info, TASK_KIND, reconcile_request(info, input))
 
 
 @strawberry.type

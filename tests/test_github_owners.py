@@ -19,8 +19,8 @@ from tests.test_github import SECONDARY_LIMIT
 SECRET = "github-owners-test-secret-0123456789abcdef"
 TOKEN = "ghp-owners-token-value-789"
 ORGS = ("app-sre", "openshift")
-SUBMIT = """mutation Submit($input: GitHubOwnersReconcileInput_v1!, $dry_run: Boolean!) {
-  github_owners_reconcile_v1(input: $input, dry_run: $dry_run) { id status dry_run kind }
+SUBMIT = """mutation Submit($input: GitHubOwnersReconcileInput_v1!) {
+  github_owners_reconcile_v1(input: $input) { id status dry_run kind }
 }"""
 READ = """query Read($id: String!) {
   reconcile_task_v1(id: $id, wait_seconds: 30) {
@@ -91,7 +91,7 @@ def call(gateway: ServerThread, query: str, scopes: list[str], **variables: Any)
 def submit(gateway: ServerThread, dry_run: bool, *organizations: dict[str, Any]) -> Any:
     """Submit a run (real runs with the apply scope) and return the whole answer."""
     scopes = ["reconcile:dry-run"] if dry_run else ["reconcile:apply"]
-    variables = {"input": {"organizations": list(organizations)}, "dry_run": dry_run}
+    variables = {"input": {"dry_run": dry_run, "organizations": list(organizations)}}
     return call(gateway, SUBMIT, scopes, **variables)
 
 
@@ -260,7 +260,7 @@ def test_a_real_run_publishes_one_event_per_action_and_error_with_its_request_id
     gateway: ServerThread, redis_url: str, namespace: str
 ) -> None:
     token = mint_token(SECRET, "github-owners-api", ["reconcile:apply"], expires_days=1)
-    variables = {"input": {"organizations": [org("app-sre", "frank", "ghost")]}, "dry_run": False}
+    variables = {"input": {"dry_run": False, "organizations": [org("app-sre", "frank", "ghost")]}}
     response = httpx.post(
         f"{gateway.url}/graphql",
         json={"query": SUBMIT, "variables": variables},
@@ -322,7 +322,7 @@ def test_reading_the_owners_failing_is_an_org_error_and_other_orgs_proceed(
 
 
 def test_the_dry_run_scope_cannot_submit_a_real_run(gateway: ServerThread) -> None:
-    variables = {"input": {"organizations": [org("app-sre", "bob")]}, "dry_run": False}
+    variables = {"input": {"dry_run": False, "organizations": [org("app-sre", "bob")]}}
     answer = call(gateway, SUBMIT, ["reconcile:dry-run"], **variables)
     assert answer["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert "reconcile:apply" in answer["errors"][0]["message"]

@@ -35,7 +35,7 @@ class DesiredWorkspace(BaseModel):
 
 
 class SlackUsergroupsReconcileInput(BaseModel):
-    """The mutation's `input` argument."""
+    """The `slack_usergroups_reconcile_v1` mutation's `input` argument."""
 
     dry_run: bool = True
     workspaces: list[DesiredWorkspace]
@@ -70,6 +70,7 @@ class GitHubOwnersOrganization(BaseModel):
 
 
 class GitHubOwnersReconcileInput(BaseModel):
-    """The `input` argument of `github_owners_reconcile_v1`."""
+    """The `github_owners_reconcile_v1` mutation's `input` argument."""
 
+    dry_run: bool = True
     organizations: list[GitHubOwnersOrganization]

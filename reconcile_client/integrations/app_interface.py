@@ -1,6 +1,7 @@
-"""What every integration reading app-interface shares: quoting a value in a message, and
-whether a role has expired."""
+"""What every integration reading app-interface shares: quoting a value in a message, whether
+a role has expired, and whether a cluster disables an integration."""
 
+from collections.abc import Set
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -40,3 +41,25 @@ def role_active(role: ExpiringRole, now: datetime) -> bool:
             "as YYYY-MM-DD"
         ) from None
     return now.astimezone(UTC).date() < expires
+
+
+class ClusterAutomations(Protocol):
+    """A cluster's `disable` block as any integration's operation reads it."""
+
+    @property
+    def integrations(self) -> list[str] | None:
+        """The integrations that must leave the cluster alone."""
+
+
+class DisablingCluster(Protocol):
+    """A cluster as any integration's operation reads it: its `disable` block."""
+
+    @property
+    def disable(self) -> ClusterAutomations | None:
+        """`disable`, or None when the cluster disables nothing."""
+
+
+def cluster_disables(cluster: DisablingCluster, integrations: Set[str]) -> bool:
+    """Whether the cluster's `disable.integrations` names any of `integrations`."""
+    disabled = cluster.disable.integrations if cluster.disable else None
+    return not integrations.isdisjoint(disabled or [])

@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from reconcile_client.errors import ConfigError
-from reconcile_client.gql.gateway.reconcile_task import (
+from reconcile_client.gql.gateway.github_owners_task import (
+    GitHubOwnerActionV1,
     GitHubOwnersReconcileResultV1,
     ReconcileTaskV1,
 )
@@ -19,10 +20,15 @@ from reconcile_client.gql.qontract_server.github_owners_desired_state import (
     PermissionGithubOrgTeamV1,
     RoleV1,
 )
-from reconcile_client.integration import QontractReconcileApiIntegration, report
+from reconcile_client.integration import QontractReconcileApiIntegration
 from reconcile_client.integrations.app_interface import role_active
-from reconcile_client.operations import GITHUB_OWNERS_DESIRED_STATE, GITHUB_OWNERS_RECONCILE
+from reconcile_client.operations import (
+    GITHUB_OWNERS_DESIRED_STATE,
+    GITHUB_OWNERS_RECONCILE,
+    GITHUB_OWNERS_TASK,
+)
 from reconcile_client.params import PydanticRunParams
+from reconcile_client.task_wait import report_task, wait_for_task
 
 logger = logging.getLogger(__name__)
 
@@ -89,19 +95,27 @@ class GitHubOwnersIntegration(QontractReconcileApiIntegration[GitHubOwnersIntegr
         if not organizations:
             print("nothing to reconcile: no org owners in app-interface")
             return
-        request = GitHubOwnersReconcileInput(organizations=organizations)
+        request = GitHubOwnersReconcileInput(dry_run=dry_run, organizations=organizations)
         accepted = await self.gateway.execute(
-            GITHUB_OWNERS_RECONCILE, {"input": request.model_dump(), "dry_run": dry_run}
+            GITHUB_OWNERS_RECONCILE, {"input": request.model_dump()}
         )
         task = accepted.github_owners_reconcile_v1
         if not dry_run:
             print(f"reconcile task {task.q_id} accepted ({task.status.value})")
             return
-        owners_report(task.q_id, await self.wait_for(task.q_id))
+        finished = await wait_for_task(
+            self.gateway, GITHUB_OWNERS_TASK, task.q_id, lambda data: data.reconcile_task_v1
+        )
+        report(task.q_id, finished)
 
 
-def owners_report(task_id: str, task: ReconcileTaskV1) -> None:
-    """Print every owner to add (see `report`)."""
+def describe(action: GitHubOwnerActionV1) -> str:
+    """One readable line for an action: `add_owner org/login`."""
+    return f"add_owner {action.org}/{action.login}"
+
+
+def report(task_id: str, task: ReconcileTaskV1) -> None:
+    """Print every action; IntegrationFailed on errors, a failed task or one still pending."""
     result = task.typed_result
-    actions = result.owner_actions if isinstance(result, GitHubOwnersReconcileResultV1) else []
-    report(task_id, task, [f"add_owner {action.org}/{action.login}" for action in actions])
+    actions = result.actions if isinstance(result, GitHubOwnersReconcileResultV1) else []
+    report_task(task_id, task.status.value, task.error, result, [describe(a) for a in actions])

@@ -42,7 +42,7 @@ from reconcile_client.gql.qontract_server.slack_usergroups_desired_state import 
 from reconcile_client.gql.qontract_server.slack_usergroups_desired_state import (
     SlackWorkspaceV1 as SlackWorkspace,
 )
-from reconcile_client.integrations.app_interface import role_active, shown
+from reconcile_client.integrations.app_interface import cluster_disables, role_active, shown
 
 logger = logging.getLogger(__name__)
 
@@ -290,8 +290,7 @@ def cluster_members(
             )
     groups = []
     for cluster in clusters:
-        disabled = cluster.disable.integrations or [] if cluster.disable else []
-        if WORKSPACE_INTEGRATIONS & set(disabled):
+        if cluster_disables(cluster, WORKSPACE_INTEGRATIONS):
             continue
         if usergroup_name and cluster_handle(cluster.name) != usergroup_name:
             continue

@@ -6,9 +6,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.tasks.lease import resource_of
+from gateway.tasks.reconcile_scopes import ReconcileStatus, required_scope
 
-DRY_RUN_SCOPE = "reconcile:dry-run"
-APPLY_SCOPE = "reconcile:apply"
 MAX_CLUSTERS = 500
 MAX_NAMESPACES_PER_CLUSTER = 20_000
 MAX_NAMESPACES = 50_000
@@ -53,7 +52,7 @@ class ReconcileRequest(BaseModel):
     @property
     def required_scope(self) -> str:
         """The token scope a caller needs to submit this request."""
-        return DRY_RUN_SCOPE if self.dry_run else APPLY_SCOPE
+        return required_scope(self.dry_run)
 
     @property
     def resource(self) -> str:
@@ -102,9 +101,6 @@ class NamespaceError:
     def __str__(self) -> str:
         where = f"{self.cluster}/{self.namespace}" if self.namespace else self.cluster
         return f"{where}: {self.reason}"
-
-
-ReconcileStatus = Literal["success", "failed"]
 
 
 class ReconcileResult(BaseModel):

@@ -19,8 +19,8 @@ from pydantic import (  # noqa: F401 # pylint: disable=W0611
 
 
 DEFINITION = """
-mutation GitHubOwnersReconcile($input: GitHubOwnersReconcileInput_v1!, $dry_run: Boolean!) {
-  github_owners_reconcile_v1(input: $input, dry_run: $dry_run) {
+mutation GitHubOwnersReconcile($input: GitHubOwnersReconcileInput_v1!) {
+  github_owners_reconcile_v1(input: $input) {
     id
     status
   }

@@ -4,13 +4,13 @@ every system's reconcile mutation submits one."""
 import datetime as dt
 from collections.abc import AsyncGenerator
 from enum import Enum
-from typing import Any, Protocol, cast
+from typing import cast
 
 import strawberry
 from strawberry.types import Info
 
 from gateway.errors import BadUserInput, Forbidden
-from gateway.tasks.reconcile_scopes import APPLY_SCOPE, DRY_RUN_SCOPE
+from gateway.tasks.reconcile import APPLY_SCOPE, DRY_RUN_SCOPE, BaseReconcileRequest
 from gateway.tasks.record import TaskRecord
 from schema.context import RequestContext
 from schema.scalars import JSON
@@ -107,27 +107,8 @@ async def reconcile_task_changes(
         yield ReconcileTask.of(record)
 
 
-class ReconcileRequest(Protocol):
-    """What every system's validated reconcile request offers the mutation submitting it."""
-
-    @property
-    def dry_run(self) -> bool:
-        """Whether the run only computes its actions."""
-
-    @property
-    def required_scope(self) -> str:
-        """The token scope a caller needs to submit this request."""
-
-    @property
-    def resource(self) -> str:
-        """What two real runs must not change at once (their leases)."""
-
-    def model_dump(self, *, mode: str) -> dict[str, Any]:
-        """The request as the task's JSON payload."""
-
-
 async def submit_reconcile(
-    info: Info[RequestContext, None], kind: str, request: ReconcileRequest
+    info: Info[RequestContext, None], kind: str, request: BaseReconcileRequest
 ) -> ReconcileTask:
     """Submit `request` as a task of `kind` and return the task at once; FORBIDDEN for a real
     run without its scope. A real run of resources one already pending or running holds returns

@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.tasks.lease import resource_of
-from gateway.tasks.reconcile_scopes import ReconcileStatus, required_scope
+from gateway.tasks.reconcile import BaseReconcileRequest, ReconcileStatus
 
 LEASE_PREFIX = "github-owners"
 
@@ -20,18 +20,10 @@ class OrganizationRequest(BaseModel):
     owners: list[str] = Field(default_factory=list)
 
 
-class ReconcileRequest(BaseModel):
-    """A reconcile request; a dry run (the default) computes the actions without applying them."""
+class ReconcileRequest(BaseReconcileRequest):
+    """The owners each org should have; a dry run (the default) only computes the actions."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    dry_run: bool = True
     organizations: list[OrganizationRequest] = Field(default_factory=list)
-
-    @property
-    def required_scope(self) -> str:
-        """The token scope a caller needs to submit this request."""
-        return required_scope(self.dry_run)
 
     @property
     def resource(self) -> str:

@@ -1,7 +1,6 @@
 """GitHub, declared to the system registry: accounts named by org, limit, TTLs and fields."""
 
 from collections.abc import Mapping
-from typing import Any
 
 import httpx
 
@@ -9,7 +8,7 @@ from gateway.ratelimit import BucketSpec
 from gateway.registry import Repositories, Sources, System, SystemSchema
 from gateway.runtime import Runtime
 from gateway.settings import UpstreamAccountSettings
-from gateway.tasks.kinds import TaskContext, TaskFunction
+from gateway.tasks.kinds import TaskFunction
 from gateway.upstream import UpstreamClient
 from resolvers.github import api
 from resolvers.github.reconcile import TASK_KIND, GitHubOwnersReconcile
@@ -41,12 +40,7 @@ def source(
 
 def task_kinds(sources: Sources, runtime: Runtime) -> Mapping[str, TaskFunction]:
     """`github-owners.reconcile`, on the process's shared sources."""
-    reconcile = GitHubOwnersReconcile(sources, runtime.events.publisher)
-
-    async def reconcile_owners(payload: dict[str, Any], context: TaskContext) -> dict[str, Any]:
-        return await reconcile(payload, context.origin)
-
-    return {TASK_KIND: reconcile_owners}
+    return {TASK_KIND: GitHubOwnersReconcile(sources, runtime.events.publisher).task}
 
 
 SYSTEM = System(

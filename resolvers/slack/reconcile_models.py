@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.tasks.lease import resource_of
-from gateway.tasks.reconcile_scopes import ReconcileStatus, required_scope
+from gateway.tasks.reconcile import BaseReconcileRequest, ReconcileStatus
 
 
 class Notifications(BaseModel):
@@ -48,18 +48,11 @@ class WorkspaceRequest(BaseModel):
     usergroups: list[DesiredUsergroup] = Field(default_factory=list)
 
 
-class ReconcileRequest(BaseModel):
-    """A reconcile request; a dry run (the default) computes the actions without applying them."""
+class ReconcileRequest(BaseReconcileRequest):
+    """The usergroups each workspace should have; a dry run (the default) only computes the
+    actions."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    dry_run: bool = True
     workspaces: list[WorkspaceRequest] = Field(default_factory=list)
-
-    @property
-    def required_scope(self) -> str:
-        """The token scope a caller needs to submit this request."""
-        return required_scope(self.dry_run)
 
     @property
     def resource(self) -> str:

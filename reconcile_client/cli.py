@@ -11,6 +11,10 @@ from reconcile_client.integrations.event_log_sink import (
     EventLogSinkIntegration,
     EventLogSinkParams,
 )
+from reconcile_client.integrations.github_owners_api import (
+    GitHubOwnersIntegration,
+    GitHubOwnersIntegrationParams,
+)
 from reconcile_client.integrations.openshift_namespaces_api import (
     OpenShiftNamespacesIntegration,
     OpenShiftNamespacesIntegrationParams,
@@ -81,6 +85,16 @@ def openshift_namespaces_api(
     )
     integration = OpenShiftNamespacesIntegration(params, config)
     ctx.exit(run_class_integration(integration, dry_run))
+
+
+@main.command("github-owners-api", short_help="Add GitHub org owners via the gateway.")
+@click.option("--org", "org_name", default=None, help="Only this GitHub org.")
+@click.pass_context
+def github_owners_api(ctx: click.Context, org_name: str | None) -> None:
+    """GitHub org owners from app-interface roles, added via the gateway (never removed)."""
+    config, dry_run = _context(ctx)
+    params = GitHubOwnersIntegrationParams(org_name=org_name)
+    ctx.exit(run_class_integration(GitHubOwnersIntegration(params, config), dry_run))
 
 
 @main.command("event-log-sink", short_help="Write the gateway's events as JSON lines.")

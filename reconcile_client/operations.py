@@ -12,15 +12,18 @@ from pydantic import BaseModel
 
 from reconcile_client.gql.federated import slack_usergroups_joined
 from reconcile_client.gql.gateway import (
+    github_owners_reconcile,
+    github_owners_task,
     openshift_namespaces_reconcile,
     openshift_namespaces_task,
     pagerduty_escalation_policy_users,
     pagerduty_schedule_users,
-    reconcile_task,
     slack_usergroups_reconcile,
+    slack_usergroups_task,
     vcs_owners,
 )
 from reconcile_client.gql.qontract_server import (
+    github_owners_desired_state,
     integrations,
     openshift_namespaces_desired_state,
     slack_usergroups_desired_state,
@@ -52,13 +55,15 @@ class Fragment(Generic[ResultT]):
         return files("reconcile_client").joinpath("gql", self.path).read_text()
 
 
-RECONCILE_TASK = Operation(
-    "ReconcileTask", reconcile_task.DEFINITION, reconcile_task.ReconcileTaskQueryData
-)
 SLACK_USERGROUPS_RECONCILE = Operation(
     "SlackUsergroupsReconcile",
     slack_usergroups_reconcile.DEFINITION,
     slack_usergroups_reconcile.SlackUsergroupsReconcileMutationResponse,
+)
+SLACK_USERGROUPS_TASK = Operation(
+    "SlackUsergroupsTask",
+    slack_usergroups_task.DEFINITION,
+    slack_usergroups_task.SlackUsergroupsTaskQueryData,
 )
 INTEGRATIONS = Operation(
     "Integrations", integrations.DEFINITION, integrations.IntegrationsQueryData
@@ -72,6 +77,19 @@ SLACK_USERGROUPS_JOINED = Operation(
     "SlackUsergroupsJoined",
     slack_usergroups_joined.DEFINITION,
     slack_usergroups_joined.SlackUsergroupsJoinedQueryData,
+)
+GITHUB_OWNERS_RECONCILE = Operation(
+    "GitHubOwnersReconcile",
+    github_owners_reconcile.DEFINITION,
+    github_owners_reconcile.GitHubOwnersReconcileMutationResponse,
+)
+GITHUB_OWNERS_TASK = Operation(
+    "GitHubOwnersTask", github_owners_task.DEFINITION, github_owners_task.GitHubOwnersTaskQueryData
+)
+GITHUB_OWNERS_DESIRED_STATE = Operation(
+    "GitHubOwnersDesiredState",
+    github_owners_desired_state.DEFINITION,
+    github_owners_desired_state.GitHubOwnersDesiredStateQueryData,
 )
 OPENSHIFT_NAMESPACES_DESIRED_STATE = Operation(
     "OpenShiftNamespacesDesiredState",

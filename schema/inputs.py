@@ -69,6 +69,17 @@ class BoundedInputs(FieldExtension):
         FetchSlots.enter_request(context.per_request(_FETCH_BOUND, slots.request_bound))
 
 
+def check_items(
+    where: str, count: int, limits: QueryLimits, *, whole_request: bool = False
+) -> None:
+    """BAD_USER_INPUT naming the limit when `where` holds more items than one list may
+    (`limits.max_list_items`), or, with `whole_request`, than one request may in all."""
+    if whole_request:
+        _at_most(where, "items", count, limits.max_request_items, "max_request_items")
+    else:
+        _at_most(where, "items", count, limits.max_list_items, "max_list_items")
+
+
 def _string(where: str, name: str, value: str, limits: QueryLimits) -> None:
     if name == "jql":
         _at_most(where, "characters", len(value), limits.max_jql_length, "max_jql_length")

@@ -4,14 +4,14 @@ import strawberry
 from pydantic import ValidationError
 from strawberry.types import Info
 
-from gateway.errors import BadUserInput, Forbidden
+from gateway.errors import BadUserInput
 from gateway.settings import validation_problems
 from resolvers.openshift.reconcile import TASK_KIND, check_clusters
 from resolvers.openshift.reconcile_models import ReconcileRequest
 from resolvers.openshift.source import OpenShiftSource
 from schema.context import RequestContext
 from schema.permissions import scope
-from schema.tasks import READ_TASK_SCOPES, ReconcileTask
+from schema.tasks import READ_TASK_SCOPES, ReconcileTask, submit_reconcile
 
 
 @strawberry.input(name="OpenShiftNamespaceInput_v1")
@@ -51,18 +51,8 @@ async def openshift_namespaces_reconcile(
         request = ReconcileRequest.model_validate(strawberry.asdict(input))
     except ValidationError as error:
         raise BadUserInput(f"invalid reconcile input: {validation_problems(error)}") from None
-    if not request.dry_run and not info.context.identity.has_scope(request.required_scope):
-        raise Forbidden(f"a real run needs the '{request.required_scope}' scope")
     check_clusters(request, info.context.sources.of(OpenShiftSource))
-    record = await info.context.tasks.submit(
-        TASK_KIND,
-        request.model_dump(mode="json"),
-        dry_run=request.dry_run,
-        resource=None if request.dry_run else request.resource,
-        request_id=info.context.request_id,
-        caller=info.context.identity.subject,
-    )
-    return ReconcileTask.of(record)
+    return await submit_reconcile(info, TASK_KIND, request)
 
 
 @strawberry.type

@@ -4,13 +4,14 @@ import strawberry
 from pydantic import ValidationError
 from strawberry.types import Info
 
-from gateway.errors import BadUserInput, Forbidden
+from gateway.errors import BadUserInput
+from gateway.settings import validation_problems
 from resolvers.slack.reconcile import TASK_KIND
 from resolvers.slack.reconcile_models import ReconcileRequest
 from resolvers.slack.source import SlackSource
 from schema.context import RequestContext
 from schema.permissions import scope
-from schema.tasks import READ_TASK_SCOPES, ReconcileTask
+from schema.tasks import READ_TASK_SCOPES, ReconcileTask, submit_reconcile
 
 
 @strawberry.input(name="SlackUsergroupNotificationsInput_v1")
@@ -66,24 +67,10 @@ async def slack_usergroups_reconcile(
     try:
         request = ReconcileRequest.model_validate(strawberry.asdict(input))
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in error.errors(include_url=False)
-        )
-        raise BadUserInput(f"invalid reconcile input: {problems}") from None
-    if not request.dry_run and not info.context.identity.has_scope(request.required_scope):
-        raise Forbidden(f"a real run needs the '{request.required_scope}' scope")
+        raise BadUserInput(f"invalid reconcile input: {validation_problems(error)}") from None
     for workspace in request.workspaces:
         info.context.sources.get(SlackSource, workspace.name)
-    record = await info.context.tasks.submit(
-        TASK_KIND,
-        request.model_dump(mode="json"),
-        dry_run=request.dry_run,
-        resource=None if request.dry_run else request.resource,
-        request_id=info.context.request_id,
-        caller=info.context.identity.subject,
-    )
-    return ReconcileTask.of(record)
+    return await submit_reconcile(info, TASK_KIND, request)
 
 
 @strawberry.type

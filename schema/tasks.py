@@ -1,4 +1,5 @@
-"""Reconcile tasks: `reconcile_task_v1` as a (blocking) query and as a subscription."""
+"""Reconcile tasks: `reconcile_task_v1` as a (blocking) query and as a subscription, and how
+every system's reconcile mutation submits one."""
 
 import datetime as dt
 from collections.abc import AsyncGenerator
@@ -8,7 +9,8 @@ from typing import cast
 import strawberry
 from strawberry.types import Info
 
-from gateway.errors import BadUserInput
+from gateway.errors import BadUserInput, Forbidden
+from gateway.tasks.reconcile import APPLY_SCOPE, DRY_RUN_SCOPE, BaseReconcileRequest
 from gateway.tasks.record import TaskRecord
 from schema.context import RequestContext
 from schema.scalars import JSON
@@ -17,7 +19,7 @@ MAX_WAIT_SECONDS = 300
 
 # Reading a task needs either reconcile scope: dry-run callers read their dry runs' actions,
 # apply callers follow their real runs; task ids are unguessable (uuid4).
-READ_TASK_SCOPES = ("reconcile:dry-run", "reconcile:apply")
+READ_TASK_SCOPES = (DRY_RUN_SCOPE, APPLY_SCOPE)
 
 
 @strawberry.enum(name="ReconcileTaskStatus_v1")
@@ -103,3 +105,22 @@ async def reconcile_task_changes(
     """Resolve the `reconcile_task_v1` subscription: each status change, until the task ends."""
     async for record in info.context.tasks.watch(id):
         yield ReconcileTask.of(record)
+
+
+async def submit_reconcile(
+    info: Info[RequestContext, None], kind: str, request: BaseReconcileRequest
+) -> ReconcileTask:
+    """Submit `request` as a task of `kind` and return the task at once; FORBIDDEN for a real
+    run without its scope. A real run of resources one already pending or running holds returns
+    that task (or CONFLICT when they only overlap); dry runs never dedup."""
+    if not request.dry_run and not info.context.identity.has_scope(request.required_scope):
+        raise Forbidden(f"a real run needs the '{request.required_scope}' scope")
+    record = await info.context.tasks.submit(
+        kind,
+        request.model_dump(mode="json"),
+        dry_run=request.dry_run,
+        resource=None if request.dry_run else request.resource,
+        request_id=info.context.request_id,
+        caller=info.context.identity.subject,
+    )
+    return ReconcileTask.of(record)

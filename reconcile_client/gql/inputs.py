@@ -35,7 +35,7 @@ class DesiredWorkspace(BaseModel):
 
 
 class SlackUsergroupsReconcileInput(BaseModel):
-    """The mutation's `input` argument."""
+    """The `slack_usergroups_reconcile_v1` mutation's `input` argument."""
 
     dry_run: bool = True
     workspaces: list[DesiredWorkspace]
@@ -60,3 +60,17 @@ class OpenShiftNamespacesReconcileInput(BaseModel):
 
     dry_run: bool = True
     clusters: list[DesiredCluster]
+
+
+class GitHubOwnersOrganization(BaseModel):
+    """One GitHub org and the logins that must be its owners."""
+
+    org: str
+    owners: list[str]
+
+
+class GitHubOwnersReconcileInput(BaseModel):
+    """The `github_owners_reconcile_v1` mutation's `input` argument."""
+
+    dry_run: bool = True
+    organizations: list[GitHubOwnersOrganization]

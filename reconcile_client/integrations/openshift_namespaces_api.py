@@ -16,6 +16,7 @@ from reconcile_client.gql.inputs import (
 )
 from reconcile_client.gql.qontract_server.openshift_namespaces_desired_state import NamespaceV1
 from reconcile_client.integration import QontractReconcileApiIntegration
+from reconcile_client.integrations.app_interface import cluster_disables
 from reconcile_client.operations import (
     OPENSHIFT_NAMESPACES_DESIRED_STATE,
     OPENSHIFT_NAMESPACES_RECONCILE,
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 INTEGRATION = "openshift-namespaces-api"
 UPSTREAM_INTEGRATION = "openshift-namespaces"
+MANAGING_INTEGRATIONS = frozenset({INTEGRATION, UPSTREAM_INTEGRATION})
 """A cluster disabling either one is left alone, as qontract-reconcile's integration does."""
 ACTION_KINDS = {
     "OpenShiftNamespaceCreate_v1": "create_namespace",
@@ -44,9 +46,7 @@ class OpenShiftNamespacesIntegrationParams(PydanticRunParams):
 
 def enabled(namespace: NamespaceV1) -> bool:
     """Whether the namespace's cluster lets this integration (and the one it replaces) run."""
-    disable = namespace.cluster.disable
-    disabled = (disable.integrations if disable else None) or []
-    return INTEGRATION not in disabled and UPSTREAM_INTEGRATION not in disabled
+    return not cluster_disables(namespace.cluster, MANAGING_INTEGRATIONS)
 
 
 def selected_namespaces(

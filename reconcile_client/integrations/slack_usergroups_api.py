@@ -9,7 +9,7 @@ from typing import Any
 
 from reconcile_client.errors import ConfigError, GatewayQueryError
 from reconcile_client.gql.federated import slack_usergroups_joined as joined
-from reconcile_client.gql.gateway.reconcile_task import (
+from reconcile_client.gql.gateway.slack_usergroups_task import (
     ReconcileTaskV1,
     SlackUsergroupActionV1,
     SlackUsergroupCreateV1,
@@ -33,11 +33,11 @@ from reconcile_client.integrations.slack_usergroups_state import (
 from reconcile_client.operations import (
     ESCALATION_POLICY_USERS,
     OWNERS,
-    RECONCILE_TASK,
     SCHEDULE_USERS,
     SLACK_USERGROUPS_DESIRED_STATE,
     SLACK_USERGROUPS_JOINED,
     SLACK_USERGROUPS_RECONCILE,
+    SLACK_USERGROUPS_TASK,
     Fragment,
 )
 from reconcile_client.params import PydanticRunParams
@@ -360,7 +360,7 @@ class SlackUsergroupsIntegration(QontractReconcileApiIntegration[SlackUsergroups
             print(f"reconcile task {task.q_id} accepted ({task.status.value})")
             return
         finished = await wait_for_task(
-            self.gateway, RECONCILE_TASK, task.q_id, lambda data: data.reconcile_task_v1
+            self.gateway, SLACK_USERGROUPS_TASK, task.q_id, lambda data: data.reconcile_task_v1
         )
         report(task.q_id, finished)
 

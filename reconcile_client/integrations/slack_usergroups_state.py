@@ -42,16 +42,15 @@ from reconcile_client.gql.qontract_server.slack_usergroups_desired_state import 
 from reconcile_client.gql.qontract_server.slack_usergroups_desired_state import (
     SlackWorkspaceV1 as SlackWorkspace,
 )
+from reconcile_client.integrations.app_interface import cluster_disables, role_active, shown
 
 logger = logging.getLogger(__name__)
 
 INTEGRATION = "slack-usergroups-api"
 WORKSPACE_INTEGRATIONS = frozenset({"slack-usergroups", INTEGRATION})
 SCHEDULE_TIME_FORMAT = "%Y-%m-%d %H:%M"
-EXPIRATION_DATE_FORMAT = "%Y-%m-%d"
 DEFAULT_OWNERS_REF = "master"
 NOTIFICATION_FIELDS = {"addUser": "add_user", "removeUser": "remove_user"}
-SHOWN_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -111,11 +110,6 @@ class DesiredStateInputs:
     roles: Sequence[Role]
     oncall: Mapping[PagerDutyRef, Sequence[str]]
     owners: Mapping[OwnersRef, RepoOwners]
-
-
-def shown(text: str) -> str:
-    """`text` quoted for a message, cut at SHOWN_CHARS characters."""
-    return repr(text[:SHOWN_CHARS] + ("..." if len(text) > SHOWN_CHARS else ""))
 
 
 def selected_permissions(
@@ -262,20 +256,6 @@ def default_channel(workspace: SlackWorkspace) -> str | None:
     return None
 
 
-def role_active(role: Role, now: datetime) -> bool:
-    """False once `expirationDate` (YYYY-MM-DD, UTC) is today or past."""
-    if not role.expiration_date:
-        return True
-    try:
-        expires = datetime.strptime(role.expiration_date, EXPIRATION_DATE_FORMAT).date()
-    except ValueError:
-        raise ConfigError(
-            f"role {role.path}: expirationDate {shown(role.expiration_date)} is not formatted "
-            "as YYYY-MM-DD"
-        ) from None
-    return now.astimezone(UTC).date() < expires
-
-
 def cluster_handle(cluster: str) -> str:
     """The usergroup of a cluster's users."""
     return f"{cluster}-cluster"
@@ -310,8 +290,7 @@ def cluster_members(
             )
     groups = []
     for cluster in clusters:
-        disabled = cluster.disable.integrations or [] if cluster.disable else []
-        if WORKSPACE_INTEGRATIONS & set(disabled):
+        if cluster_disables(cluster, WORKSPACE_INTEGRATIONS):
             continue
         if usergroup_name and cluster_handle(cluster.name) != usergroup_name:
             continue

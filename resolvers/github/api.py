@@ -32,6 +32,14 @@ REF = IdSyntax(
     "a branch, tag or commit as git allows it (no spaces, control characters, '..', '~', '^', "
     "':', '?', '*', '[' or '\\')",
 )
+LOGIN = IdSyntax(
+    "GitHub login",
+    re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,38}"),
+    39,
+    "a letter or digit, then letters, digits, '-' or '_'",
+)
+ADMIN = "admin"
+"""The org role of an owner, in member filters, invitations and memberships."""
 _FILE_SEGMENT = re.compile(r"[^\x00-\x1f\x7f/]+")
 
 
@@ -57,6 +65,14 @@ class GitHubUser(BaseModel):
 
     login: str
     id: int
+
+
+class GitHubInvitation(BaseModel):
+    """A pending org invitation; `login` is None for one sent to an e-mail address."""
+
+    id: int
+    login: str | None = None
+    role: str = "direct_member"
 
 
 class GitHubPermissions(BaseModel):
@@ -127,6 +143,40 @@ class GitHubApi:
         items = await self._pages("orgs.members", path, f"org {org}")
         return [GitHubUser.model_validate(item) for item in items]
 
+    async def org_admins(self, org: str) -> list[GitHubUser]:
+        """Every member of `org` with the admin (owner) role, all pages."""
+        path = UpstreamPath("/orgs/{}/members", org)
+        items = await self._pages("orgs.members", path, f"org {org}", {"role": ADMIN})
+        return [GitHubUser.model_validate(item) for item in items]
+
+    async def org_invitations(self, org: str) -> list[GitHubInvitation]:
+        """Every pending invitation of `org`, all pages."""
+        path = UpstreamPath("/orgs/{}/invitations", org)
+        items = await self._pages("orgs.invitations", path, f"org {org}")
+        return [GitHubInvitation.model_validate(item) for item in items]
+
+    async def user(self, login: str) -> GitHubUser | None:
+        """The account `login` (checked with LOGIN first), or None when GitHub has none."""
+        try:
+            path = UpstreamPath("/users/{}", LOGIN.check(login))
+            response = await self.client.request("users.get", "GET", path)
+        except UpstreamError as error:
+            if error.extensions.get("status") == 404:
+                return None
+            raise
+        return GitHubUser.model_validate(response.json())
+
+    async def set_membership(self, org: str, login: str, role: str) -> str:
+        """Make `login` a member of `org` with `role`; the membership's state as GitHub answers
+        it: `active`, or `pending` when GitHub sent an invitation (the user was no member)."""
+        path = UpstreamPath("/orgs/{}/memberships/{}", org, LOGIN.check(login))
+        response = await self.client.request(
+            "orgs.memberships.set", "PUT", path, json={"role": role}, idempotent=True
+        )
+        body = response.json()
+        state = body.get("state") if isinstance(body, dict) else None
+        return state if isinstance(state, str) else "unknown"
+
     async def repo_collaborators(self, repo: str) -> list[GitHubCollaborator]:
         """Every collaborator of `owner/name`, all pages."""
         path = UpstreamPath("/repos/{}/{}/collaborators", *_owner_name(repo))
@@ -171,11 +221,18 @@ class GitHubApi:
                 f"GitHub file {path} in {repo}@{ref} is not UTF-8 text in base64"
             ) from None
 
-    async def _pages(self, operation: str, path: UpstreamPath, what: str) -> list[dict[str, Any]]:
-        """All items of a list endpoint, following `Link: <...>; rel="next"` headers."""
+    async def _pages(
+        self,
+        operation: str,
+        path: UpstreamPath,
+        what: str,
+        filters: dict[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """All items of a list endpoint, following `Link: <...>; rel="next"` headers; `filters`
+        go with the first request (the next-page links carry them on)."""
         items: list[dict[str, Any]] = []
         url: UpstreamPath | None = path
-        params: dict[str, str | list[str]] | None = {"per_page": str(PER_PAGE)}
+        params: dict[str, str | list[str]] | None = {"per_page": str(PER_PAGE), **(filters or {})}
         pages = 0
         while url is not None:
             if pages == MAX_PAGES:

@@ -10,6 +10,7 @@ from gateway.cache import FLAG, Cached, CacheKey, CacheLookup, get_or_fetch_many
 from gateway.errors import BadUserInput, GatewayError, NotFound, shown
 from gateway.source import AccountSource
 from resolvers.github.api import (
+    ADMIN,
     REF,
     REPO,
     GitHubApi,
@@ -28,12 +29,15 @@ from resolvers.github.owners import (
 SYSTEM = "github"
 DEFAULT_TTL = {
     "org_members": 3600.0,
+    "org_owners": 3600.0,
+    "users": 3600.0,
     "repo_collaborators": 1800.0,
     "owners": 43_200.0,
     "files": 43_200.0,
 }
 
 MEMBERS = TypeAdapter(list[GitHubUser])
+LOGINS = TypeAdapter(list[str])
 COLLABORATORS = TypeAdapter(list[GitHubCollaborator])
 OWNERS = TypeAdapter(OwnersRecord)
 ALIASES = TypeAdapter(dict[str, list[str]])
@@ -68,6 +72,43 @@ class GitHubSource(AccountSource[GitHubApi]):
 
         key = self.key("org_members", org)
         return await self.cache.get_or_fetch(key, fetch, self.ttl["org_members"], record=MEMBERS)
+
+    async def org_owners(self) -> Cached[list[str]]:
+        """The owners of this account's org, lower-case and sorted: members with the admin role
+        and pending invitations for it (an invited owner is not invited again)."""
+
+        async def fetch() -> list[str]:
+            admins, invitations = await asyncio.gather(
+                self.api.org_admins(self.account), self.api.org_invitations(self.account)
+            )
+            invited = (i.login for i in invitations if i.login is not None and i.role == ADMIN)
+            return sorted({admin.login.lower() for admin in admins} | {i.lower() for i in invited})
+
+        key = self.key("org_owners", self.account)
+        return await self.cache.get_or_fetch(key, fetch, self.ttl["org_owners"], record=LOGINS)
+
+    async def logins_exist(self, logins: Sequence[str]) -> dict[str, bool | GatewayError]:
+        """Whether GitHub has an account per login (any case; data type `users`, one cached
+        yes/no per lower-case login, looked up concurrently), or the lookup's error."""
+
+        async def fetch(key: CacheKey) -> bool:
+            return await self.api.user(key.ident) is not None
+
+        keys = {login: self.key("users", login.lower()) for login in logins}
+        found = await get_or_fetch_many(self.cache, keys.values(), fetch, self.ttl["users"], FLAG)
+        answers: dict[str, bool | GatewayError] = {}
+        for login, key in keys.items():
+            result = found[key]
+            answers[login] = result if isinstance(result, GatewayError) else result.value
+        return answers
+
+    async def add_owner(self, login: str) -> str:
+        """Make `login` an owner of this account's org (GitHub invites a non-member); the
+        membership's state. The cached owners are dropped, so the next read sees the change."""
+        try:
+            return await self.api.set_membership(self.account, login, ADMIN)
+        finally:
+            await self.cache.invalidate(self.key("org_owners", self.account))
 
     async def repo_collaborators(self, repos: Sequence[str]) -> dict[str, Result]:
         """Collaborators (login, id, role_name, permissions) per `owner/name`; a malformed name

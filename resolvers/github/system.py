@@ -1,15 +1,20 @@
 """GitHub, declared to the system registry: accounts named by org, limit, TTLs and fields."""
 
+from collections.abc import Mapping
+
 import httpx
 
 from gateway.ratelimit import BucketSpec
-from gateway.registry import Repositories, System, SystemSchema
+from gateway.registry import Repositories, Sources, System, SystemSchema
 from gateway.runtime import Runtime
 from gateway.settings import UpstreamAccountSettings
+from gateway.tasks.kinds import TaskFunction
 from gateway.upstream import UpstreamClient
 from resolvers.github import api
+from resolvers.github.reconcile import TASK_KIND, GitHubOwnersReconcile
 from resolvers.github.source import GitHubSource
 from schema.github import GitHubQuery
+from schema.github_owners_reconcile import TYPES, GitHubOwnersMutation, reconcile_result
 from schema.vcs import VCS_FIELDS, VcsQuery
 
 RATE_LIMIT = BucketSpec.within(5000, 3600, burst=50)
@@ -33,6 +38,11 @@ def source(
     return GitHubSource(account.name, api.GitHubApi(client), runtime.cache, account.ttl)
 
 
+def task_kinds(sources: Sources, runtime: Runtime) -> Mapping[str, TaskFunction]:
+    """`github-owners.reconcile`, on the process's shared sources."""
+    return {TASK_KIND: GitHubOwnersReconcile(sources, runtime.events.publisher).task}
+
+
 SYSTEM = System(
     name="github",
     account_noun="GitHub org",
@@ -46,8 +56,12 @@ SYSTEM = System(
     rate_limit_signal=rate_limit_signal,
     graphql=SystemSchema(
         queries=(GitHubQuery, VcsQuery),
+        mutations=(GitHubOwnersMutation,),
         cache_backed=frozenset({"github_org_members_v1", "github_repo_collaborators_v1"})
         | VCS_FIELDS,
+        types=TYPES,
+        results={TASK_KIND: reconcile_result},
     ),
     repositories=Repositories(host=lambda account: "github.com", by_owner=True),
+    task_kinds=task_kinds,
 )

@@ -3,15 +3,12 @@
 import asyncio
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-from pydantic import ValidationError
 
 from gateway.errors import BadUserInput, GatewayError, shown
 from gateway.events import EventPublisher
 from gateway.events.action_log import ActionLog
 from gateway.registry import Sources
-from gateway.settings import validation_problems
+from gateway.tasks.reconcile import ReconcileKind
 from resolvers.openshift.api import NAMESPACE, uses_project_api
 from resolvers.openshift.reconcile_models import (
     ClusterRequest,
@@ -188,21 +185,13 @@ async def _reconcile_cluster(
     return actions, applied, errors + apply_errors
 
 
-class OpenShiftNamespacesReconcile:
+class OpenShiftNamespacesReconcile(ReconcileKind[ReconcileRequest]):
     """The `openshift-namespaces.reconcile` task: a JSON request in, the JSON result out."""
 
-    def __init__(self, sources: Sources, publisher: EventPublisher) -> None:
-        self.sources = sources
-        self.publisher = publisher
+    request_model = ReconcileRequest
 
-    async def __call__(
-        self, payload: dict[str, Any], origin: Mapping[str, str] | None = None
-    ) -> dict[str, Any]:
-        """Validate `payload` as a ReconcileRequest (else BAD_USER_INPUT) and run it; `origin`
-        (task and request ids) joins its events."""
-        try:
-            request = ReconcileRequest.model_validate(payload)
-        except ValidationError as error:
-            raise BadUserInput(f"invalid reconcile request: {validation_problems(error)}") from None
-        result = await reconcile(request, self.sources, self.publisher, origin)
-        return result.model_dump(mode="json")
+    async def run(
+        self, request: ReconcileRequest, origin: Mapping[str, str] | None
+    ) -> ReconcileResult:
+        """Reconcile `request` on the process's sources."""
+        return await reconcile(request, self.sources, self.publisher, origin)

@@ -6,9 +6,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.tasks.lease import resource_of
+from gateway.tasks.reconcile import BaseReconcileRequest, ReconcileStatus
 
-DRY_RUN_SCOPE = "reconcile:dry-run"
-APPLY_SCOPE = "reconcile:apply"
 MAX_CLUSTERS = 500
 MAX_NAMESPACES_PER_CLUSTER = 20_000
 MAX_NAMESPACES = 50_000
@@ -35,12 +34,10 @@ class ClusterRequest(BaseModel):
     )
 
 
-class ReconcileRequest(BaseModel):
-    """A reconcile request; a dry run (the default) computes the actions without applying them."""
+class ReconcileRequest(BaseReconcileRequest):
+    """The namespaces each cluster should have; a dry run (the default) only computes the
+    actions."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    dry_run: bool = True
     clusters: list[ClusterRequest] = Field(default_factory=list, max_length=MAX_CLUSTERS)
 
     @model_validator(mode="after")
@@ -49,11 +46,6 @@ class ReconcileRequest(BaseModel):
         if total > MAX_NAMESPACES:
             raise ValueError(f"at most {MAX_NAMESPACES} namespaces in all, not {total}")
         return self
-
-    @property
-    def required_scope(self) -> str:
-        """The token scope a caller needs to submit this request."""
-        return DRY_RUN_SCOPE if self.dry_run else APPLY_SCOPE
 
     @property
     def resource(self) -> str:
@@ -102,9 +94,6 @@ class NamespaceError:
     def __str__(self) -> str:
         where = f"{self.cluster}/{self.namespace}" if self.namespace else self.cluster
         return f"{where}: {self.reason}"
-
-
-ReconcileStatus = Literal["success", "failed"]
 
 
 class ReconcileResult(BaseModel):

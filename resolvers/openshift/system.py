@@ -2,11 +2,10 @@
 limits, TTLs, the namespaces reconcile mutation and its task kind."""
 
 from collections.abc import Mapping
-from typing import Any
 
 from gateway.registry import Connection, Sources, System, SystemSchema
 from gateway.runtime import Runtime
-from gateway.tasks.kinds import TaskContext, TaskFunction
+from gateway.tasks.kinds import TaskFunction
 from gateway.upstream import UpstreamClient, UpstreamPolicy
 from resolvers.openshift import api
 from resolvers.openshift.reconcile import TASK_KIND, OpenShiftNamespacesReconcile
@@ -41,12 +40,7 @@ def source(
 
 def task_kinds(sources: Sources, runtime: Runtime) -> Mapping[str, TaskFunction]:
     """`openshift-namespaces.reconcile`, on the process's shared sources."""
-    reconcile = OpenShiftNamespacesReconcile(sources, runtime.events.publisher)
-
-    async def reconcile_namespaces(payload: dict[str, Any], context: TaskContext) -> dict[str, Any]:
-        return await reconcile(payload, context.origin)
-
-    return {TASK_KIND: reconcile_namespaces}
+    return {TASK_KIND: OpenShiftNamespacesReconcile(sources, runtime.events.publisher).task}
 
 
 SYSTEM = System(

@@ -2,13 +2,11 @@
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
-
-from pydantic import ValidationError
 
 from gateway.errors import BadUserInput, GatewayError
 from gateway.events import EventPublisher
 from gateway.registry import Sources
+from gateway.tasks.reconcile import ReconcileKind
 from resolvers.slack.apply import EventLog, WorkspaceWriter
 from resolvers.slack.diff import compute_actions
 from resolvers.slack.reconcile_models import (
@@ -94,21 +92,13 @@ async def _reconcile_workspace(
     return actions, applied, errors + apply_errors
 
 
-class SlackUsergroupsReconcile:
+class SlackUsergroupsReconcile(ReconcileKind[ReconcileRequest]):
     """The `slack-usergroups.reconcile` task: a JSON request in, the JSON result out."""
 
-    def __init__(self, sources: Sources, publisher: EventPublisher) -> None:
-        self.sources = sources
-        self.publisher = publisher
+    request_model = ReconcileRequest
 
-    async def __call__(
-        self, payload: dict[str, Any], origin: Mapping[str, str] | None = None
-    ) -> dict[str, Any]:
-        """Validate `payload` as a ReconcileRequest (else BAD_USER_INPUT) and run it; `origin`
-        (task and request ids) joins its events."""
-        try:
-            request = ReconcileRequest.model_validate(payload)
-        except ValidationError as error:
-            raise BadUserInput(f"invalid reconcile request: {error}") from None
-        result = await reconcile(request, self.sources, self.publisher, origin)
-        return result.model_dump(mode="json")
+    async def run(
+        self, request: ReconcileRequest, origin: Mapping[str, str] | None
+    ) -> ReconcileResult:
+        """Reconcile `request` on the process's sources."""
+        return await reconcile(request, self.sources, self.publisher, origin)

@@ -6,9 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.tasks.lease import resource_of
-
-DRY_RUN_SCOPE = "reconcile:dry-run"
-APPLY_SCOPE = "reconcile:apply"
+from gateway.tasks.reconcile import BaseReconcileRequest, ReconcileStatus
 
 
 class Notifications(BaseModel):
@@ -50,18 +48,11 @@ class WorkspaceRequest(BaseModel):
     usergroups: list[DesiredUsergroup] = Field(default_factory=list)
 
 
-class ReconcileRequest(BaseModel):
-    """A reconcile request; a dry run (the default) computes the actions without applying them."""
+class ReconcileRequest(BaseReconcileRequest):
+    """The usergroups each workspace should have; a dry run (the default) only computes the
+    actions."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    dry_run: bool = True
     workspaces: list[WorkspaceRequest] = Field(default_factory=list)
-
-    @property
-    def required_scope(self) -> str:
-        """The token scope a caller needs to submit this request."""
-        return DRY_RUN_SCOPE if self.dry_run else APPLY_SCOPE
 
     @property
     def resource(self) -> str:
@@ -119,9 +110,6 @@ class UsergroupError:
     def __str__(self) -> str:
         where = f"{self.workspace}/{self.usergroup}" if self.usergroup else self.workspace
         return f"{where}: {self.reason}"
-
-
-ReconcileStatus = Literal["success", "failed"]
 
 
 class ReconcileResult(BaseModel):

@@ -1,12 +1,11 @@
 """Slack, declared to the system registry: workspaces, limits, TTLs, fields and task kinds."""
 
 from collections.abc import Mapping
-from typing import Any
 
 from gateway.registry import Sources, System, SystemSchema, configured_spec
 from gateway.runtime import Runtime
 from gateway.settings import UpstreamAccountSettings
-from gateway.tasks.kinds import TaskContext, TaskFunction
+from gateway.tasks.kinds import TaskFunction
 from gateway.upstream import UpstreamClient
 from resolvers.slack.api import SLACK_TIER_2, SlackApi, slack_outage
 from resolvers.slack.reconcile import TASK_KIND, SlackUsergroupsReconcile
@@ -32,12 +31,7 @@ def source(
 
 def task_kinds(sources: Sources, runtime: Runtime) -> Mapping[str, TaskFunction]:
     """`slack-usergroups.reconcile`, on the process's shared sources."""
-    reconcile = SlackUsergroupsReconcile(sources, runtime.events.publisher)
-
-    async def reconcile_usergroups(payload: dict[str, Any], context: TaskContext) -> dict[str, Any]:
-        return await reconcile(payload, context.origin)
-
-    return {TASK_KIND: reconcile_usergroups}
+    return {TASK_KIND: SlackUsergroupsReconcile(sources, runtime.events.publisher).task}
 
 
 SYSTEM = System(

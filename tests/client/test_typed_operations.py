@@ -19,16 +19,19 @@ from reconcile_client.integrations.slack_usergroups_api import Lookups
 from reconcile_client.integrations.slack_usergroups_state import OwnersRef, PagerDutyRef
 from reconcile_client.operations import (
     ESCALATION_POLICY_USERS,
+    GITHUB_OWNERS_DESIRED_STATE,
+    GITHUB_OWNERS_RECONCILE,
+    GITHUB_OWNERS_TASK,
     INTEGRATIONS,
     OPENSHIFT_NAMESPACES_DESIRED_STATE,
     OPENSHIFT_NAMESPACES_RECONCILE,
     OPENSHIFT_NAMESPACES_TASK,
     OWNERS,
-    RECONCILE_TASK,
     SCHEDULE_USERS,
     SLACK_USERGROUPS_DESIRED_STATE,
     SLACK_USERGROUPS_JOINED,
     SLACK_USERGROUPS_RECONCILE,
+    SLACK_USERGROUPS_TASK,
     Fragment,
     Operation,
 )
@@ -48,9 +51,11 @@ GQL_DIR = REPO_ROOT / "reconcile_client" / "gql"
 
 GATEWAY_OPERATIONS = [
     SLACK_USERGROUPS_RECONCILE,
-    RECONCILE_TASK,
+    SLACK_USERGROUPS_TASK,
     OPENSHIFT_NAMESPACES_RECONCILE,
     OPENSHIFT_NAMESPACES_TASK,
+    GITHUB_OWNERS_RECONCILE,
+    GITHUB_OWNERS_TASK,
 ]
 
 
@@ -118,6 +123,15 @@ def test_joined_operation_validates_against_the_federating_gateways_merged_schem
     )
 
 
+def test_github_owners_desired_state_validates_against_the_real_and_the_federated_schema() -> None:
+    """Read from qontract-server, or the same document through a federating gateway (the small
+    emulator's SDL has no bots: the stand-in, built from the real bundle, serves it)."""
+    assert_valid(REAL_QONTRACT_SERVER_SCHEMA, GITHUB_OWNERS_DESIRED_STATE.document)
+    introspection = json.loads(qenerate.QONTRACT_SERVER_INTROSPECTION.read_text())
+    merged = build_client_schema(qenerate.federated_introspection(introspection)["data"])
+    assert_valid(merged, GITHUB_OWNERS_DESIRED_STATE.document)
+
+
 FRAGMENTS = [SCHEDULE_USERS, ESCALATION_POLICY_USERS, OWNERS]
 
 
@@ -128,6 +142,7 @@ FRAGMENTS = [SCHEDULE_USERS, ESCALATION_POLICY_USERS, OWNERS]
         *QONTRACT_SERVER_OPERATIONS,
         SLACK_USERGROUPS_JOINED,
         OPENSHIFT_NAMESPACES_DESIRED_STATE,
+        GITHUB_OWNERS_DESIRED_STATE,
     ],
     ids=lambda op: op.name,
 )

@@ -40,7 +40,7 @@ def test_random_operation_names_leave_metrics_small_and_known_names_counted(
         body = {"query": f"query {name} {{ gateway_info_v1 {{ version }} }}"}
         client.post("/graphql", json={**body, "operationName": name} if by_operation_name else body)
 
-    for name in ("ReconcileTask", "SlackUsergroupsLookups", "ConfiguredByOperator", "Warmup"):
+    for name in ("SlackUsergroupsTask", "SlackUsergroupsLookups", "ConfiguredByOperator", "Warmup"):
         ask(name)
     before = client.get("/metrics").text
     for n in range(RANDOM_NAMES):
@@ -50,7 +50,7 @@ def test_random_operation_names_leave_metrics_small_and_known_names_counted(
     assert len(after) - len(before) < 500, f"/metrics grew from {len(before)} to {len(after)}"
     counts = operations(after)
     assert counts[("other", "error")] == RANDOM_NAMES + 1, counts
-    assert counts[("ReconcileTask", "error")] == 1
+    assert counts[("SlackUsergroupsTask", "error")] == 1
     assert counts[("SlackUsergroupsLookups", "error")] == 1
     assert counts[("ConfiguredByOperator", "error")] == 1
 

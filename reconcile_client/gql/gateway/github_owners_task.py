@@ -19,7 +19,7 @@ from pydantic import (  # noqa: F401 # pylint: disable=W0611
 
 
 DEFINITION = """
-query ReconcileTask($id: String!, $wait_seconds: Int) {
+query GitHubOwnersTask($id: String!, $wait_seconds: Int) {
   reconcile_task_v1(id: $id, wait_seconds: $wait_seconds) {
     id
     status
@@ -28,27 +28,12 @@ query ReconcileTask($id: String!, $wait_seconds: Int) {
       __typename
       status
       errors
-      ... on SlackUsergroupsReconcileResult_v1 {
+      ... on GitHubOwnersReconcileResult_v1 {
         applied_count
         actions {
           __typename
-          workspace
-          usergroup
-          enable
-          ... on SlackUsergroupCreate_v1 {
-            description
-            channels
-            users
-          }
-          ... on SlackUsergroupUpdateUsers_v1 {
-            users
-            users_to_add
-            users_to_remove
-          }
-          ... on SlackUsergroupUpdateMetadata_v1 {
-            new_description: description
-            new_channels: channels
-          }
+          org
+          login
         }
       }
     }
@@ -76,47 +61,29 @@ class ReconcileTaskResultV1(ConfiguredBaseModel):
     errors: list[str] = Field(..., alias="errors")
 
 
-class SlackUsergroupActionV1(ConfiguredBaseModel):
+class GitHubOwnerActionV1(ConfiguredBaseModel):
     typename: str = Field(..., alias="__typename")
-    workspace: str = Field(..., alias="workspace")
-    usergroup: str = Field(..., alias="usergroup")
-    enable: bool = Field(..., alias="enable")
+    org: str = Field(..., alias="org")
+    login: str = Field(..., alias="login")
 
 
-class SlackUsergroupCreateV1(SlackUsergroupActionV1):
-    description: str = Field(..., alias="description")
-    channels: list[str] = Field(..., alias="channels")
-    users: list[str] = Field(..., alias="users")
-
-
-class SlackUsergroupUpdateUsersV1(SlackUsergroupActionV1):
-    users: list[str] = Field(..., alias="users")
-    users_to_add: list[str] = Field(..., alias="users_to_add")
-    users_to_remove: list[str] = Field(..., alias="users_to_remove")
-
-
-class SlackUsergroupUpdateMetadataV1(SlackUsergroupActionV1):
-    new_description: Optional[str] = Field(..., alias="new_description")
-    new_channels: Optional[list[str]] = Field(..., alias="new_channels")
-
-
-class SlackUsergroupsReconcileResultV1(ReconcileTaskResultV1):
+class GitHubOwnersReconcileResultV1(ReconcileTaskResultV1):
     applied_count: int = Field(..., alias="applied_count")
-    actions: list[Union[SlackUsergroupCreateV1, SlackUsergroupUpdateUsersV1, SlackUsergroupUpdateMetadataV1, SlackUsergroupActionV1]] = Field(..., alias="actions")
+    actions: list[GitHubOwnerActionV1] = Field(..., alias="actions")
 
 
 class ReconcileTaskV1(ConfiguredBaseModel):
     q_id: str = Field(..., alias="id")
     status: ReconcileTaskStatusV1 = Field(alias="status")
     error: Optional[str] = Field(..., alias="error")
-    typed_result: Optional[Union[SlackUsergroupsReconcileResultV1, ReconcileTaskResultV1]] = Field(..., alias="typed_result")
+    typed_result: Optional[Union[GitHubOwnersReconcileResultV1, ReconcileTaskResultV1]] = Field(..., alias="typed_result")
 
 
-class ReconcileTaskQueryData(ConfiguredBaseModel):
+class GitHubOwnersTaskQueryData(ConfiguredBaseModel):
     reconcile_task_v1: ReconcileTaskV1 = Field(..., alias="reconcile_task_v1")
 
 
-def query(query_func: Callable, **kwargs: Any) -> ReconcileTaskQueryData:
+def query(query_func: Callable, **kwargs: Any) -> GitHubOwnersTaskQueryData:
     """
     This is a convenience function which queries and parses the data into
     concrete types. It should be compatible with most GQL clients.
@@ -129,7 +96,7 @@ def query(query_func: Callable, **kwargs: Any) -> ReconcileTaskQueryData:
         kwargs: optional arguments that will be passed to the query function
 
     Returns:
-        ReconcileTaskQueryData: queried data parsed into generated classes
+        GitHubOwnersTaskQueryData: queried data parsed into generated classes
     """
     raw_data: dict[Any, Any] = query_func(DEFINITION, **kwargs)
-    return ReconcileTaskQueryData(**raw_data)
+    return GitHubOwnersTaskQueryData(**raw_data)

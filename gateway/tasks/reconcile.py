@@ -1,0 +1,74 @@
+"""What every system's reconcile shares: the scopes that submit a run, the request's `dry_run`,
+the result's statuses, and the task kind that validates a JSON request and runs it."""
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gateway.errors import BadUserInput
+from gateway.events.base import EventPublisher
+from gateway.settings import validation_problems
+from gateway.tasks.kinds import TaskContext
+
+if TYPE_CHECKING:
+    from gateway.registry import Sources
+
+DRY_RUN_SCOPE = "reconcile:dry-run"
+APPLY_SCOPE = "reconcile:apply"
+
+ReconcileStatus = Literal["success", "failed"]
+"""A finished run's status: `failed` iff it has errors."""
+
+
+class BaseReconcileRequest(BaseModel, ABC):
+    """A reconcile request; a dry run (the default) computes the actions without applying them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dry_run: bool = True
+
+    @property
+    def required_scope(self) -> str:
+        """The token scope a caller needs to submit this request."""
+        return DRY_RUN_SCOPE if self.dry_run else APPLY_SCOPE
+
+    @property
+    @abstractmethod
+    def resource(self) -> str:
+        """What two real runs must not change at once: one lease per account it names."""
+
+
+RequestT = TypeVar("RequestT", bound=BaseReconcileRequest)
+
+
+class ReconcileKind(ABC, Generic[RequestT]):
+    """A system's reconcile task kind: a JSON request in, validated as `request_model`, and the
+    JSON result out."""
+
+    request_model: type[RequestT]
+
+    def __init__(self, sources: "Sources", publisher: EventPublisher) -> None:
+        self.sources = sources
+        self.publisher = publisher
+
+    @abstractmethod
+    async def run(self, request: RequestT, origin: Mapping[str, str] | None) -> BaseModel:
+        """Reconcile `request`; `origin` (task and request ids) joins its events."""
+
+    async def __call__(
+        self, payload: dict[str, Any], origin: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Validate `payload` (else BAD_USER_INPUT naming the problems, never the input) and run
+        it."""
+        try:
+            request = self.request_model.model_validate(payload)
+        except ValidationError as error:
+            raise BadUserInput(f"invalid reconcile request: {validation_problems(error)}") from None
+        result = await self.run(request, origin)
+        return result.model_dump(mode="json")
+
+    async def task(self, payload: dict[str, Any], context: TaskContext) -> dict[str, Any]:
+        """The task function registered for the kind: `payload` run with the task's origin."""
+        return await self(payload, context.origin)

@@ -1,0 +1,73 @@
+"""What the GitHub owners reconcile takes and returns: the request, actions and the result."""
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.tasks.lease import resource_of
+from gateway.tasks.reconcile import BaseReconcileRequest, ReconcileStatus
+
+LEASE_PREFIX = "github-owners"
+
+
+class OrganizationRequest(BaseModel):
+    """One org (a configured GitHub account) and the logins that must be its owners."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    org: str = Field(min_length=1)
+    owners: list[str] = Field(default_factory=list)
+
+
+class ReconcileRequest(BaseReconcileRequest):
+    """The owners each org should have; a dry run (the default) only computes the actions."""
+
+    organizations: list[OrganizationRequest] = Field(default_factory=list)
+
+    @property
+    def resource(self) -> str:
+        """What two real runs must not change at once: one lease per org."""
+        return resource_of(f"{LEASE_PREFIX}:{org.org}" for org in self.organizations)
+
+
+class OwnerTarget(BaseModel):
+    """What every owner action names; owners are never removed."""
+
+    org: str
+    login: str = Field(description="the GitHub login, as the request spelled it")
+
+
+class AddOwner(OwnerTarget):
+    """Make `login` an owner (admin) of `org`; GitHub invites a login that is no member yet."""
+
+    kind: Literal["add_owner"] = "add_owner"
+
+
+OwnerAction = AddOwner
+"""Every action a run may take: only adding (removal is never done)."""
+
+
+@dataclass(frozen=True)
+class OwnerError:
+    """Why one login (or, with no login, a whole org) was not reconciled."""
+
+    org: str
+    login: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.org}/{self.login}" if self.login else self.org
+        return f"{where}: {self.reason}"
+
+
+class ReconcileResult(BaseModel):
+    """The outcome of a run: every action (applied unless a dry run), how many applied, errors.
+
+    `pending` and `running` are states of the task that runs it, never of a finished result.
+    """
+
+    status: ReconcileStatus
+    actions: list[OwnerAction] = Field(default_factory=list)
+    applied_count: int = 0
+    errors: list[str] = Field(default_factory=list, description='"org/login: what failed"')

@@ -233,6 +233,13 @@ class EventSettings(BaseModel):
         200, gt=0, description="durable subscriptions one process serves (one connection each)"
     )
     max_ack_ids: int = Field(1_000, gt=0, description="stream ids one events_ack_v1 may settle")
+    outage_grace: float = Field(
+        3.0,
+        ge=0,
+        le=300,
+        description="seconds of Redis outage live and durable subscriptions ride out; longer, "
+        "they end with UPSTREAM_UNAVAILABLE (upstream redis)",
+    )
     sns_topic_arn: str | None = None
     sqs_queue_url: str | None = Field(None, description="the SQS queue subscribed to the topic")
     sqs_dead_letter_queue_url: str | None = None

@@ -455,7 +455,11 @@ def named_accounts(
     adapter: TypeAdapter[list[Account]], raw: list[dict[str, Any]], location: str, noun: str
 ) -> list[Account]:
     """The accounts in `raw` as `adapter` validates them, or InvalidSettings naming each bad
-    field under `location` (never a value) or the `noun` names that are not unique."""
+    field under `location` (never a value) or the `noun` names that are not unique.
+
+    Transitional: only OpenShift's settings use it until `resolvers/openshift/system.py`
+    declares OpenShift; then `System.accounts` (gateway/registry.py), the one path that
+    validates per-system accounts, replaces it and this goes."""
     try:
         accounts = adapter.validate_python(raw)
     except ValidationError as error:

@@ -3,6 +3,7 @@ against a real slapd that requires STARTTLS."""
 
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -84,7 +85,7 @@ def test_each_user_is_cached_on_its_own_so_a_longer_list_searches_only_the_new_n
 ) -> None:
     gateway = ldap_gateway(slapd)
     first, second = unknown_name(), unknown_name()
-    before = len(slapd.searches())
+    before, binds_before = len(slapd.searches()), slapd.binds()
 
     graphql(gateway, USERS, instance="main", usernames=["carol", first])
     after_first = slapd.searches()[before:]
@@ -101,7 +102,28 @@ def test_each_user_is_cached_on_its_own_so_a_longer_list_searches_only_the_new_n
     assert first not in search
     assert [item["exists"] for item in body["data"]["ldap_users_v1"]] == [True, False, True, False]
     assert len(slapd.searches()) == before + 2  # the third request was all hits
+    assert slapd.binds() == binds_before + 2  # one bind per batch
     assert {p["outcome"] for p in again["extensions"]["provenance"]} == {"hit"}
+
+
+def test_concurrent_requests_for_the_same_new_names_share_one_search(
+    slapd: PrivateSlapd, ldap_gateway: Callable[..., ServerThread]
+) -> None:
+    gateway = ldap_gateway(slapd)
+    names = ["bob", unknown_name()]
+    before = len(slapd.searches())
+
+    with ThreadPoolExecutor(8) as pool:
+        bodies = list(
+            pool.map(lambda _: graphql(gateway, USERS, instance="main", usernames=names), range(8))
+        )
+
+    assert all(
+        body["data"]["ldap_users_v1"]
+        == [{"username": "bob", "exists": True}, {"username": names[1], "exists": False}]
+        for body in bodies
+    )
+    assert len(slapd.searches()) == before + 1
 
 
 def test_an_unknown_instance_is_bad_user_input_naming_the_configured_ones(

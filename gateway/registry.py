@@ -159,7 +159,7 @@ class System(Generic[A, S]):
 
     def __post_init__(self) -> None:
         if (self.source is None) == (self.own_connections is None):
-            raise TypeError(f"system {self.name}: declare `source` or `own_connections`, not both")
+            raise TypeError(f"system {self.name}: declare one of `source` and `own_connections`")
         if self.source is not None and self.rate_limit is None:
             raise TypeError(f"system {self.name}: an HTTP system declares its `rate_limit`")
 

@@ -115,10 +115,10 @@ def test_accounts_from_the_environment_are_json(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_a_system_declares_an_http_source_with_its_rate_limit_or_its_own_connections() -> None:
-    with pytest.raises(TypeError, match="declare `source` or `own_connections`, not both"):
+    with pytest.raises(TypeError, match="declare one of `source` and `own_connections`"):
         replace(LDAP, own_connections=None)
     ldap: AnySystem = LDAP
-    with pytest.raises(TypeError, match="declare `source` or `own_connections`, not both"):
+    with pytest.raises(TypeError, match="declare one of `source` and `own_connections`"):
         replace(ldap, source=PAGERDUTY.source)
     with pytest.raises(TypeError, match="an HTTP system declares its `rate_limit`"):
         replace(PAGERDUTY, rate_limit=None)

@@ -9,6 +9,7 @@ from typing import Any
 import redis.asyncio as aioredis
 import structlog
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from gateway.errors import BadUserInput, UpstreamUnavailable, redis_unavailable, shown
 from gateway.events.base import UNKNOWN_EVENT_TYPE, EventMetrics, ReceivedEvent
@@ -286,8 +287,12 @@ class StreamFanout:
                     count=self._batch_size,
                     block=self._block_ms,
                 )
-            except Exception as error:
+            except (RedisError, OSError) as error:
                 self._read_failed(error)
+                await asyncio.sleep(self._retry_delay)
+                continue
+            except Exception as error:  # not an outage: logged, and the reader goes on
+                self._log.error("event stream read failed; retrying", error=repr(error))
                 await asyncio.sleep(self._retry_delay)
                 continue
             if self._outage is not None:

@@ -20,6 +20,7 @@ from tests.support.redis_server import PrivateRedis
 from tests.support.server_thread import ServerThread
 from tests.support.slack_workspace import coreos_slack
 from tests.support.wait import wait_until
+from tests.test_events_graphql import until_subscribed
 from tests.test_slack_reconcile import MANAGED
 
 SECRET = "redis-faults-test-secret-0123456789abcdef"
@@ -167,6 +168,7 @@ async def test_a_subscription_failing_on_redis_gets_the_same_coded_error_over_we
     messages: dict[str, dict[str, Any]] = {}
     try:
         live = await client.subscribe(LIVE)
+        await until_subscribed(gateway, 1)
         event = Event(event_type="faults.seen", source="test")
         redis.Redis.from_url(own_redis.url).xadd(stream_keys(namespace).stream, encode_entry(event))  # type: ignore[arg-type]
         await client.events(live, 1)  # the gateway's reader is past it: `since` must read Redis
@@ -243,6 +245,7 @@ async def test_live_and_durable_subscriptions_end_with_the_redis_error_when_redi
     try:
         live = await client.subscribe(LIVE)
         durable = await client.subscribe(DURABLE)
+        await until_subscribed(gateway, 1)  # else the reader may pass the event first
         stream_id = publish_event(own_redis, namespace)
         [seen_live] = await client.events(live, 1)
         [seen_durable] = await client.events(durable, 1)
@@ -293,6 +296,7 @@ async def test_subscriptions_ride_out_a_redis_restart_shorter_than_the_grace(
         try:
             live = await client.subscribe(LIVE)
             durable = await client.subscribe(DURABLE)
+            await until_subscribed(gateway, 1)
             before = publish_event(own_redis, namespace)
             await client.events(live, 1)
             await client.events(durable, 1)

@@ -234,7 +234,9 @@ def assert_redis_unavailable(message: dict[str, Any]) -> dict[str, Any]:
     return extensions
 
 
+@pytest.mark.parametrize("outage", ["stopped", "frozen"])
 async def test_live_and_durable_subscriptions_end_with_the_redis_error_when_redis_stays_down(
+    outage: str,
     own_redis: PrivateRedis,
     gateway: ServerThread,
     namespace: str,
@@ -249,8 +251,11 @@ async def test_live_and_durable_subscriptions_end_with_the_redis_error_when_redi
         stream_id = publish_event(own_redis, namespace)
         [seen_live] = await client.events(live, 1)
         [seen_durable] = await client.events(durable, 1)
-        own_redis.stop()
-        # the default grace (3 s) plus a blocking read and a retry; a loaded machine needs room
+        if outage == "stopped":
+            own_redis.stop()
+        else:
+            own_redis.pause()
+        # the default grace (3 s) plus blocking reads (2 s each when frozen) and retries
         ended = {
             name: await client.message(op, timeout=20)
             for name, op in (("live", live), ("durable", durable))
@@ -264,6 +269,8 @@ async def test_live_and_durable_subscriptions_end_with_the_redis_error_when_redi
         refused_durable = await client.message(await client.subscribe(DURABLE), timeout=20)
     finally:
         await client.close()
+        if outage == "frozen":
+            own_redis.resume()
 
     assert seen_live["stream_id"] == seen_durable["stream_id"] == stream_id
     assert assert_redis_unavailable(ended["live"])["last_id"] == stream_id

@@ -20,10 +20,10 @@ import httpx
 from benchmarks.harness import gateway
 from gateway.settings import QueryLimits
 from resolvers.ldap.api import users_filter
-from tests.support.ldap_server import BASE_DN, BIND_DN, PrivateSlapd
+from tests.ldap.conftest import PASSWORD_VARIABLE, ldap_account
+from tests.support.ldap_server import BASE_DN, PrivateSlapd
 from tests.support.redis_server import PrivateRedis
 
-PASSWORD_VARIABLE = "BENCH_LDAP_BIND_PASSWORD"
 NAMES_PER_SEARCH = 100
 USERS_DN = f"cn=users,cn=accounts,{BASE_DN}"
 
@@ -90,14 +90,7 @@ def main() -> None:
         redis = stack.enter_context(PrivateRedis())
         slapd = stack.enter_context(PrivateSlapd())
         os.environ[PASSWORD_VARIABLE] = slapd.bind_password
-        account = {
-            "name": "main",
-            "url": slapd.url,
-            "base_dn": BASE_DN,
-            "bind_dn": BIND_DN,
-            "bind_password": {"env": PASSWORD_VARIABLE},
-            "ca_file": str(slapd.certificates.ca),
-        }
+        account = ldap_account(slapd).model_dump(mode="json", exclude_none=True)
         url = stack.enter_context(gateway(redis.url, {"ldap": [account]}, {}))
         client = stack.enter_context(httpx.Client(timeout=120))
         ask(client, url, names("warm-up", args.users))

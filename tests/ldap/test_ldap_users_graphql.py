@@ -12,9 +12,9 @@ from gateway.errors import ErrorCode
 from gateway.registry import configured_accounts
 from gateway.settings import InvalidSettings
 from resolvers.systems import SYSTEMS
-from tests.ldap.conftest import PASSWORD_VARIABLE
+from tests.ldap.conftest import PASSWORD_VARIABLE, ldap_account
 from tests.support.gateway import graphql
-from tests.support.ldap_server import BASE_DN, BIND_DN, PrivateSlapd
+from tests.support.ldap_server import PrivateSlapd
 from tests.support.server_thread import ServerThread
 
 USERS = """query Users($instance: String!, $usernames: [String!]!) {
@@ -24,18 +24,7 @@ USERS = """query Users($instance: String!, $usernames: [String!]!) {
 
 def ldap_upstream(server: PrivateSlapd, **extra: Any) -> dict[str, Any]:
     """`upstreams.ldap` with one account `main` on `server`, its password from the environment."""
-    account = {
-        "name": "main",
-        "url": server.url,
-        "base_dn": BASE_DN,
-        "bind_dn": BIND_DN,
-        "bind_password": {"env": PASSWORD_VARIABLE},
-        "ca_file": str(server.certificates.ca),
-        "timeout": 5.0,
-        "connect_timeout": 2.0,
-        **extra,
-    }
-    return {"ldap": [account]}
+    return {"ldap": [ldap_account(server, **extra).model_dump(mode="json", exclude_none=True)]}
 
 
 @pytest.fixture

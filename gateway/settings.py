@@ -3,7 +3,7 @@
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -11,7 +11,6 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -233,6 +232,13 @@ class EventSettings(BaseModel):
         200, gt=0, description="durable subscriptions one process serves (one connection each)"
     )
     max_ack_ids: int = Field(1_000, gt=0, description="stream ids one events_ack_v1 may settle")
+    outage_grace: float = Field(
+        3.0,
+        ge=0,
+        le=300,
+        description="seconds of Redis outage live and durable subscriptions ride out; longer, "
+        "they end with UPSTREAM_UNAVAILABLE (upstream redis)",
+    )
     sns_topic_arn: str | None = None
     sqs_queue_url: str | None = Field(None, description="the SQS queue subscribed to the topic")
     sqs_dead_letter_queue_url: str | None = None
@@ -441,28 +447,3 @@ def validation_problems(error: ValidationError, location: str = "") -> str:
         + f": {problem['msg']}"
         for problem in error.errors(include_input=False, include_url=False)
     )
-
-
-class NamedAccount(Protocol):
-    """An account in an `upstreams.<system>` list: what makes it unique is its name."""
-
-    @property
-    def name(self) -> str: ...
-
-
-Account = TypeVar("Account", bound=NamedAccount)
-
-
-def named_accounts(
-    adapter: TypeAdapter[list[Account]], raw: list[dict[str, Any]], location: str, noun: str
-) -> list[Account]:
-    """The accounts in `raw` as `adapter` validates them, or InvalidSettings naming each bad
-    field under `location` (never a value) or the `noun` names that are not unique."""
-    try:
-        accounts = adapter.validate_python(raw)
-    except ValidationError as error:
-        raise InvalidSettings(f"invalid settings: {validation_problems(error, location)}") from None
-    names = [account.name for account in accounts]
-    if len(set(names)) != len(names):
-        raise InvalidSettings(f"invalid settings: {location}: {noun} names must be unique")
-    return accounts

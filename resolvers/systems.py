@@ -5,6 +5,7 @@ from gateway.registry import AnySystem
 from resolvers.github.system import SYSTEM as GITHUB
 from resolvers.gitlab.system import SYSTEM as GITLAB
 from resolvers.jira.system import SYSTEM as JIRA
+from resolvers.ldap.system import SYSTEM as LDAP
 from resolvers.openshift.system import SYSTEM as OPENSHIFT
 from resolvers.pagerduty.system import SYSTEM as PAGERDUTY
 from resolvers.qontract_server.system import SYSTEM as QONTRACT_SERVER
@@ -20,4 +21,5 @@ SYSTEMS: tuple[AnySystem, ...] = (
     JIRA,
     GITLAB,
     OPENSHIFT,
+    LDAP,
 )

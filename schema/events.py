@@ -1,6 +1,7 @@
 """`events_v1` (live), `events_durable_v1` (consumer group) and `events_ack_v1`."""
 
 import asyncio
+import time
 from collections.abc import AsyncGenerator
 from datetime import datetime
 
@@ -9,8 +10,9 @@ import structlog
 from redis.exceptions import RedisError
 from strawberry.types import Info
 
-from gateway.errors import SubscriptionDropped
+from gateway.errors import SubscriptionDropped, UpstreamUnavailable, redis_unavailable
 from gateway.events import ReceivedEvent, SubscriberDropped
+from gateway.events.redis_fanout import REDIS_UNAVAILABLE, STREAM
 from schema.context import RequestContext
 from schema.scalars import JSON
 
@@ -57,7 +59,10 @@ async def events(
     types: list[str] | None = None,
     since: str | None = None,
 ) -> AsyncGenerator[EventV1, None]:
-    """Live events of `types` (all when absent); after `since` replayed first, with no gap."""
+    """Live events of `types` (all when absent); after `since` replayed first, with no gap.
+
+    Redis unreachable for `events.outage_grace` ends it with UPSTREAM_UNAVAILABLE (upstream
+    redis) carrying `last_id`, the cursor to resubscribe with."""
     async with info.context.runtime.events.live(types, since) as subscription:
         try:
             async for received in subscription:
@@ -65,6 +70,12 @@ async def events(
         except SubscriberDropped as dropped:
             if dropped.reason == "closed":
                 return
+            if dropped.reason == REDIS_UNAVAILABLE:
+                raise UpstreamUnavailable(
+                    f"{dropped.detail}; resubscribe with since: last_id",
+                    upstream="redis",
+                    last_id=dropped.last_id,
+                ) from None
             raise SubscriptionDropped(
                 f"{dropped.detail}; resubscribe with since: last_id",
                 reason=dropped.reason,
@@ -78,10 +89,15 @@ async def events_durable(
     consumer: str,
     types: list[str] | None = None,
 ) -> AsyncGenerator[EventV1, None]:
-    """Deliveries to `consumer` of consumer `group`; each comes back until it is acknowledged."""
+    """Deliveries to `consumer` of consumer `group`; each comes back until it is acknowledged.
+
+    Reads that fail on Redis are retried for `events.outage_grace`; past it the subscription
+    ends with UPSTREAM_UNAVAILABLE (upstream redis). Nothing is lost: unacknowledged
+    deliveries come back to the group after `visibility_timeout`.
+    """
     wanted = None if types is None else frozenset(types)
     hub = info.context.runtime.events
-    failing = False
+    outage_began: float | None = None
     async with hub.durable(group, consumer) as reader:
         while True:
             try:
@@ -90,14 +106,17 @@ async def events_durable(
                 if unwanted:
                     await reader.ack(unwanted)
             except (RedisError, OSError) as error:
-                if not failing:  # once per outage, not once per retry
+                now = time.monotonic()
+                if outage_began is None:  # logged once per outage, not once per retry
                     log.warning(
                         "durable event read failed; retrying", group=group, error=repr(error)
                     )
-                failing = True
+                    outage_began = now
+                if now - outage_began >= hub.settings.outage_grace:
+                    raise redis_unavailable(error, STREAM) from None
                 await asyncio.sleep(READ_RETRY_SECONDS)
                 continue
-            failing = False
+            outage_began = None
             for received in batch:
                 if wanted is None or received.event.event_type in wanted:
                     yield event_v1(received)

@@ -1,11 +1,14 @@
 """Settings come from a YAML or TOML file, and QONTRACT_GATEWAY_* variables win over it."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from gateway.registry import configured_accounts
+from gateway.registry import AnySystem, configured_accounts
 from gateway.settings import InvalidSettings, load_settings
+from resolvers.ldap.system import SYSTEM as LDAP
+from resolvers.pagerduty.system import SYSTEM as PAGERDUTY
 from resolvers.systems import SYSTEMS
 
 
@@ -109,3 +112,28 @@ def test_accounts_from_the_environment_are_json(monkeypatch: pytest.MonkeyPatch)
     )
     ((system, account),) = configured_accounts(load_settings().upstreams, SYSTEMS)
     assert (system.name, account.name) == ("github", "app-sre")
+
+
+def test_a_system_declares_an_http_source_with_its_rate_limit_or_its_own_connections() -> None:
+    with pytest.raises(TypeError, match="declare one of `source` and `own_connections`"):
+        replace(LDAP, own_connections=None)
+    ldap: AnySystem = LDAP
+    with pytest.raises(TypeError, match="declare one of `source` and `own_connections`"):
+        replace(ldap, source=PAGERDUTY.source)
+    with pytest.raises(TypeError, match="an HTTP system declares its `rate_limit`"):
+        replace(PAGERDUTY, rate_limit=None)
+
+
+def test_ldap_accounts_are_checked_by_the_registry_like_any_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    account = (
+        '{"name": "ipa", "url": "ldap://ipa.example.com", "base_dn": "dc=example,dc=com", '
+        '"bind_dn": "uid=svc,dc=example,dc=com", "bind_password": {"env": "LDAP_PW"}}'
+    )
+    monkeypatch.setenv("QONTRACT_GATEWAY_UPSTREAMS__LDAP", f"[{account}]")
+    ((system, ldap),) = configured_accounts(load_settings().upstreams, SYSTEMS)
+    assert (system.name, ldap.users_dn) == ("ldap", "cn=users,cn=accounts,dc=example,dc=com")
+    monkeypatch.setenv("QONTRACT_GATEWAY_UPSTREAMS__LDAP", f"[{account}, {account}]")
+    with pytest.raises(InvalidSettings, match=r"upstreams\.ldap: account names repeated: ipa"):
+        configured_accounts(load_settings().upstreams, SYSTEMS)

@@ -133,7 +133,7 @@ def create_event_fanout(
 ) -> StreamFanout:
     """The one live reader of a process, for GraphQL subscriptions (Redis backend only).
 
-    `options`: block_ms, batch_size, queue_size (per subscriber), retry_delay.
+    `options`: block_ms, batch_size, queue_size (per subscriber), retry_delay, outage_grace.
     """
     return StreamFanout(redis_client, stream_keys(namespace), metrics=metrics, **options)
 

@@ -65,6 +65,7 @@ class EventHub:
                 metrics=metrics,
                 block_ms=settings.block_ms,
                 queue_size=settings.fanout_queue_size,
+                outage_grace=settings.outage_grace,
             )
         live = Gauge(
             "qontract_gateway_events_live_subscribers",

@@ -2,14 +2,16 @@
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
-from gateway.errors import BadUserInput, shown
+from gateway.errors import BadUserInput, UpstreamUnavailable, redis_unavailable, shown
 from gateway.events.base import UNKNOWN_EVENT_TYPE, EventMetrics, ReceivedEvent
 from gateway.events.redis_streams import (
     TYPE_FIELD,
@@ -23,6 +25,9 @@ from gateway.redis_keys import StreamKeys
 
 BACKEND = "redis-fanout"
 NOTHING_READ = "0-0"
+REDIS_UNAVAILABLE = "redis_unavailable"
+"""The drop reason of live subscribers when the stream could not be read for the grace."""
+STREAM = "event stream"
 
 
 class SubscriberDropped(Exception):
@@ -133,7 +138,10 @@ class StreamFanout:
     """Reads the namespace stream once (XREAD BLOCK) and feeds every in-process subscriber.
 
     The client must have a socket timeout longer than `block_ms`. A subscriber whose queue
-    overflows is dropped with a reason rather than buffered without bound.
+    overflows is dropped with a reason rather than buffered without bound. While Redis cannot
+    be read, the reader retries every `retry_delay`; once that has lasted `outage_grace`,
+    every subscriber is dropped (`redis_unavailable`) and new ones are refused with
+    UPSTREAM_UNAVAILABLE until a read succeeds again.
     """
 
     def __init__(
@@ -146,6 +154,7 @@ class StreamFanout:
         batch_size: int = 500,
         queue_size: int = 1_000,
         retry_delay: float = 1.0,
+        outage_grace: float = 3.0,
     ) -> None:
         require_blocking_client(client, block_ms)
         self._client = client
@@ -155,6 +164,8 @@ class StreamFanout:
         self._batch_size = batch_size
         self._queue_size = queue_size
         self._retry_delay = retry_delay
+        self._outage_grace = outage_grace
+        self._outage: tuple[float, Exception] | None = None
         self._subscribers: set[FanoutSubscription] = set()
         self._last_id = NOTHING_READ
         self._reader: asyncio.Task[None] | None = None
@@ -189,6 +200,9 @@ class StreamFanout:
                 f"since must be a stream id like '1700000000000-0', not {shown(since)}"
             )
         await self.start()
+        unavailable = self._unavailable()
+        if unavailable is not None:
+            raise unavailable
         subscription = FanoutSubscription(
             self,
             event_types=None if event_types is None else frozenset(event_types),
@@ -239,8 +253,33 @@ class StreamFanout:
         for subscription in tuple(self._subscribers):
             self._drop(subscription, "closed", "the gateway is shutting down")
 
+    def _unavailable(self) -> UpstreamUnavailable | None:
+        """The error for subscribers once reads have failed for `outage_grace`, else None."""
+        if self._outage is None:
+            return None
+        began, error = self._outage
+        if time.monotonic() - began < self._outage_grace:
+            return None
+        return redis_unavailable(error, STREAM)
+
+    def _read_failed(self, error: Exception) -> None:
+        """Note a failed read; past the grace, drop every subscriber with the Redis error."""
+        if self._outage is None:  # logged once per outage, not once per retry
+            self._log.warning("event stream read failed; retrying", error=repr(error))
+            self._outage = (time.monotonic(), error)
+        else:
+            self._outage = (self._outage[0], error)
+        unavailable = self._unavailable()
+        if unavailable is not None and self._subscribers:
+            self._log.warning(
+                "live event subscribers dropped; Redis unreachable",
+                subscribers=len(self._subscribers),
+                error=repr(error),
+            )
+            for subscription in tuple(self._subscribers):
+                self._drop(subscription, REDIS_UNAVAILABLE, unavailable.message, log=False)
+
     async def _read_forever(self) -> None:
-        failing = False
         while True:
             try:
                 response: Any = await self._client.xread(
@@ -248,15 +287,17 @@ class StreamFanout:
                     count=self._batch_size,
                     block=self._block_ms,
                 )
-            except Exception as error:
-                if not failing:  # once per outage, not once per retry
-                    self._log.warning("event stream read failed; retrying", error=repr(error))
-                failing = True
+            except (RedisError, OSError) as error:
+                self._read_failed(error)
                 await asyncio.sleep(self._retry_delay)
                 continue
-            if failing:
+            except Exception as error:  # not an outage: logged, and the reader goes on
+                self._log.error("event stream read failed; retrying", error=repr(error))
+                await asyncio.sleep(self._retry_delay)
+                continue
+            if self._outage is not None:
                 self._log.info("event stream read recovered")
-                failing = False
+                self._outage = None
             try:
                 for _stream, entries in response or ():
                     self._dispatch(entries)
@@ -290,11 +331,14 @@ class StreamFanout:
                     subscribers = tuple(self._subscribers)
             self._metrics.delivered.labels(BACKEND, event_type).inc(fed)
 
-    def _drop(self, subscription: FanoutSubscription, reason: str, detail: str) -> None:
+    def _drop(
+        self, subscription: FanoutSubscription, reason: str, detail: str, log: bool = True
+    ) -> None:
         self._subscribers.discard(subscription)
         subscription.drop(reason, detail)
         self._metrics.subscribers_dropped.labels(BACKEND, reason).inc()
-        self._log.warning("event subscriber dropped", reason=reason, detail=detail)
+        if log:
+            self._log.warning("event subscriber dropped", reason=reason, detail=detail)
 
     def _decode(self, delivery_id: str, fields: dict[bytes, bytes]) -> ReceivedEvent | None:
         try:

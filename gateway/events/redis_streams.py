@@ -202,16 +202,23 @@ class RedisStreamConsumer:
 
     async def receive(self, max_count: int = 10) -> list[ReceivedEvent]:
         """This consumer's own unacknowledged deliveries (a restart), then stale ones reclaimed
-        from any consumer, then new entries (blocking)."""
+        from any consumer, then new entries (blocking). A Redis that lost the group (restarted
+        without its data) fails this read with NOGROUP; the next one makes the group again."""
         await self.ensure_group()
-        received = await self._own_history(max_count)
-        if not received:
-            received = await self._reclaim(max_count)
-        if len(received) < max_count:
-            received += await self._read_new(
-                max_count - len(received),
-                block_ms=None if received else self._block_ms,
-            )
+        try:
+            received = await self._own_history(max_count)
+            if not received:
+                received = await self._reclaim(max_count)
+            if len(received) < max_count:
+                received += await self._read_new(
+                    max_count - len(received),
+                    block_ms=None if received else self._block_ms,
+                )
+        except ResponseError as error:
+            if "NOGROUP" in str(error):
+                self._group_ready = False
+                self._claim_cursor = self._history_cursor = "0-0"
+            raise
         for delivery in received:
             event_type = delivery.event.event_type
             self._metrics.delivered.labels(BACKEND, event_type).inc()

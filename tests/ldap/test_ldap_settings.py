@@ -7,15 +7,12 @@ import pytest
 from pydantic import ValidationError
 
 from gateway.cache import Cached
-from gateway.credentials import CredentialHeaders
 from gateway.registry import Sources
 from gateway.runtime import Runtime
 from gateway.settings import Settings, validation_problems
-from resolvers.ldap.api import LdapApi, bind_password
 from resolvers.ldap.settings import LdapAccountSettings
 from resolvers.ldap.source import LdapSource
-from resolvers.vault.secrets import VaultSecrets
-from resolvers.vault.system import SYSTEM as VAULT
+from resolvers.systems import SYSTEMS
 from tests.ldap.conftest import ldap_account
 from tests.support.ldap_server import BASE_DN, BIND_DN, PrivateSlapd
 from tests.support.openbao import PrivateOpenBao
@@ -66,7 +63,7 @@ def test_bad_accounts_are_refused_naming_the_field_never_the_value(
         assert str(value) not in problems
 
 
-async def test_the_bind_password_may_come_from_vault(
+async def test_the_bind_password_may_come_from_vault_through_the_registry(
     slapd: PrivateSlapd,
     openbao: PrivateOpenBao,
     redis_url: str,
@@ -76,21 +73,20 @@ async def test_the_bind_password_may_come_from_vault(
     path = f"ldap-{uuid.uuid4().hex[:8]}"
     openbao.kv2_put(path, {"bind_password": slapd.bind_password})
     vault = approle_account(openbao, openbao.approle(f"role-{path}"), monkeypatch)
-    runtime = Runtime.create(
-        Settings(redis={"url": redis_url, "namespace": namespace}, upstreams={"vault": [vault]})
-    )
-    secrets = Sources.create(runtime, (VAULT,)).secrets
-    assert isinstance(secrets, VaultSecrets)
-    await secrets.start()
     reference = {"instance": "main", "path": f"secret/{path}", "field": "bind_password"}
-    account = ldap_account(slapd, bind_password={"vault": reference})
-    password = CredentialHeaders(account.bind_password, bind_password, secrets)
-    api = LdapApi(account, runtime.upstream_metrics, password)
+    ldap = ldap_account(slapd, bind_password={"vault": reference}).model_dump(mode="json")
+    runtime = Runtime.create(
+        Settings(
+            redis={"url": redis_url, "namespace": namespace},
+            upstreams={"vault": [vault], "ldap": [ldap]},
+        )
+    )
+    sources = Sources.create(runtime, SYSTEMS)
     try:
-        answers = await LdapSource(account.name, api, runtime.cache).users_exist(["alice"])
+        await sources.start()  # logs in to Vault and reads the bind password once
+        answers = await sources.get(LdapSource, "main").users_exist(["alice"])
     finally:
-        await api.aclose()
-        await secrets.aclose()
+        await sources.aclose()
         await runtime.aclose()
 
     assert isinstance(answers["alice"], Cached)

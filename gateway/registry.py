@@ -6,8 +6,9 @@ them. Nothing here knows any particular system.
 """
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
@@ -107,6 +108,18 @@ class SecretStore(SecretReader, Protocol):
 
 
 SourceFactory = Callable[[A, UpstreamClient, Runtime], S]
+
+
+@dataclass(frozen=True)
+class OwnConnections(Generic[A, S]):
+    """How a system not spoken over HTTP (LDAP) makes its source: from the account, its
+    credential (built by the system's `headers`) and the runtime, with connections, timeouts,
+    retries and breaker of its own; `close` ends those connections."""
+
+    source: Callable[[A, CredentialHeaders | None, Runtime], S]
+    close: Callable[[S], Awaitable[None]]
+
+
 SystemKinds = Callable[["Sources", Runtime], Mapping[str, TaskFunction]]
 
 
@@ -117,19 +130,21 @@ class System(Generic[A, S]):
     `name` keys `upstreams.<name>` in the settings, cache keys, buckets and metric labels
     (`label` replaces it in buckets, metrics and errors where those predate the registry);
     `account_noun` names an account to callers ("Slack workspace"); `settings` validates one
-    account (per-system options live there); `source` turns an account and its pooled client
-    into the cached source the schema and task kinds use. `secret_store` marks the system
-    keeping other accounts' `vault` credentials (Vault): it is built first, and those
-    credentials are read through it.
+    account (per-system options live there); `source` turns an account and its pooled HTTP
+    client (drawing on a bucket of `rate_limit`) into the cached source the schema and task
+    kinds use; a system with `own_connections` instead (LDAP) has neither. `secret_store`
+    marks the system keeping other accounts' `vault` credentials (Vault): it is built first,
+    and those credentials are read through it.
     """
 
     name: str
     account_noun: str
     settings: type[A]
     source_type: type[S]
-    source: SourceFactory[A, S]
     headers: Callable[[str | None, A], dict[str, str]]
-    rate_limit: BucketSpec
+    source: SourceFactory[A, S] | None = None
+    rate_limit: BucketSpec | None = None
+    own_connections: OwnConnections[A, S] | None = None
     tier: str = "api"
     ttl: Mapping[str, float] = field(default_factory=dict)
     connection: Callable[[A], Connection] = _ACCOUNT_CONNECTION
@@ -141,6 +156,12 @@ class System(Generic[A, S]):
     repositories: Repositories | None = None
     secret_store: Callable[[Mapping[str, Any]], SecretStore] | None = None
     task_kinds: SystemKinds | None = None
+
+    def __post_init__(self) -> None:
+        if (self.source is None) == (self.own_connections is None):
+            raise TypeError(f"system {self.name}: declare `source` or `own_connections`, not both")
+        if self.source is not None and self.rate_limit is None:
+            raise TypeError(f"system {self.name}: an HTTP system declares its `rate_limit`")
 
     def accounts(self, raw: object) -> list[A]:
         """The accounts of `upstreams.<name>`; InvalidSettings names the field that is wrong."""
@@ -204,6 +225,8 @@ class System(Generic[A, S]):
         connection = self.connection(account)
         name = self.account_name(account)
         spec = configured_spec(connection.rate_limit) or self.rate_limit
+        if spec is None:
+            raise TypeError(f"system {self.name} is not spoken over HTTP")
         return UpstreamClient(
             UpstreamAccount(
                 system=self.upstream,
@@ -269,6 +292,7 @@ class Sources:
             system.source_type: name for name, system in self.systems.items()
         }
         self.clients: list[UpstreamClient] = []
+        self._closers: list[Callable[[], Awaitable[None]]] = []
         self._hosts: dict[str, list[tuple[AnySystem, str, Any]]] = {}
         self.secrets: SecretStore | None = None
         self._credentials: list[tuple[str, CredentialHeaders]] = []
@@ -292,14 +316,19 @@ class Sources:
         return sources
 
     def _add(self, system: AnySystem, account: Any, runtime: Runtime) -> None:
-        """Build `account`'s credential headers, client and source."""
+        """Build `account`'s credential headers, client (or own connections) and source."""
         name = system.account_name(account)
         credential = system.credential(account, self.secrets)
         if credential is not None and credential.changing is not None:
             self._credentials.append((f"{system.name} account {name!r}", credential))
-        client = system.client(account, runtime, credential)
-        self.clients.append(client)
-        made = system.source(account, client, runtime)
+        if system.own_connections is not None:
+            made = system.own_connections.source(account, credential, runtime)
+            self._closers.append(partial(system.own_connections.close, made))
+        else:
+            assert system.source is not None  # one of the two, checked at declaration
+            client = system.client(account, runtime, credential)
+            self.clients.append(client)
+            made = system.source(account, client, runtime)
         self._sources[system.name][name] = made
         if system.repositories is not None:
             host = system.repositories.host(account).lower()
@@ -363,6 +392,8 @@ class Sources:
             await self.secrets.aclose()
         for client in self.clients:
             await client.aclose()
+        for close in self._closers:
+            await close()
 
 
 def worker_kinds(systems: Iterable[AnySystem]) -> KindsFactory:

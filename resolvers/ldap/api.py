@@ -5,7 +5,7 @@ import contextlib
 import math
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from urllib.parse import urlsplit
@@ -35,7 +35,7 @@ PERSON_FILTER = "(objectclass=person)"
 PASSWORD = "password"
 
 
-def bind_password(value: str) -> Mapping[str, str]:
+def bind_password(value: str) -> dict[str, str]:
     """The `CredentialHeaders` builder of an account's `bind_password`: the value, by name."""
     return {PASSWORD: value}
 

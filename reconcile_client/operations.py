@@ -12,13 +12,19 @@ from pydantic import BaseModel
 
 from reconcile_client.gql.federated import slack_usergroups_joined
 from reconcile_client.gql.gateway import (
+    ldap_users,
     pagerduty_escalation_policy_users,
     pagerduty_schedule_users,
     reconcile_task,
     slack_usergroups_reconcile,
+    vcs_file_sync,
     vcs_owners,
 )
-from reconcile_client.gql.qontract_server import integrations, slack_usergroups_desired_state
+from reconcile_client.gql.qontract_server import (
+    integrations,
+    ldap_users_with_paths,
+    slack_usergroups_desired_state,
+)
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 
@@ -78,3 +84,12 @@ ESCALATION_POLICY_USERS = Fragment(
     pagerduty_escalation_policy_users.PagerDutyEscalationPolicyUsers,
 )
 OWNERS = Fragment("VcsOwners", "gateway/vcs_owners.gql", vcs_owners.VcsOwners)
+LDAP_USER = Fragment("LdapUser", "gateway/ldap_users.gql", ldap_users.LdapUser)
+LDAP_USERS_WITH_PATHS = Operation(
+    "LdapUsersWithPaths",
+    ldap_users_with_paths.DEFINITION,
+    ldap_users_with_paths.LdapUsersWithPathsQueryData,
+)
+VCS_FILE_SYNC = Operation(
+    "VcsFileSync", vcs_file_sync.DEFINITION, vcs_file_sync.VcsFileSyncMutationResponse
+)

@@ -1,5 +1,7 @@
 """Variables the client sends (qenerate generates result types only): the reconcile input."""
 
+from typing import Literal
+
 from pydantic import BaseModel
 
 
@@ -39,3 +41,12 @@ class SlackUsergroupsReconcileInput(BaseModel):
 
     dry_run: bool = True
     workspaces: list[DesiredWorkspace]
+
+
+class VcsFileOperation(BaseModel):
+    """One file change of `vcs_file_sync_v1` (`VcsFileOperationInput_v1`), committed alone."""
+
+    action: Literal["create", "update", "delete"]
+    path: str
+    content: str | None = None
+    commit_message: str

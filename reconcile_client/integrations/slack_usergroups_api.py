@@ -1,9 +1,6 @@
 """slack-usergroups-api: Slack usergroups from app-interface, reconciled by the qontract-gateway."""
 
-import asyncio
 import logging
-import math
-import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +19,11 @@ from reconcile_client.gql.gateway.reconcile_task import (
 )
 from reconcile_client.gql.inputs import DesiredWorkspace, SlackUsergroupsReconcileInput
 from reconcile_client.gql.qontract_server import slack_usergroups_desired_state as desired
-from reconcile_client.integration import QontractReconcileApiIntegration
+from reconcile_client.integration import (
+    FINISHED,
+    TASK_WAIT_SECONDS,
+    QontractReconcileApiIntegration,
+)
 from reconcile_client.integrations.slack_usergroups_state import (
     INTEGRATION,
     DesiredStateInputs,
@@ -36,7 +37,6 @@ from reconcile_client.integrations.slack_usergroups_state import (
 from reconcile_client.operations import (
     ESCALATION_POLICY_USERS,
     OWNERS,
-    RECONCILE_TASK,
     SCHEDULE_USERS,
     SLACK_USERGROUPS_DESIRED_STATE,
     SLACK_USERGROUPS_JOINED,
@@ -47,8 +47,6 @@ from reconcile_client.params import PydanticRunParams
 
 logger = logging.getLogger(__name__)
 
-TASK_WAIT_SECONDS = 300
-FINISHED = frozenset({"success", "failed"})
 LIVE_KEYS = frozenset({"oncall_users", "repo_owners"})
 PAGERDUTY_FIELDS: dict[str, tuple[str, Fragment[Any]]] = {
     "schedule": ("pagerduty_schedules_v1", SCHEDULE_USERS),
@@ -363,22 +361,7 @@ class SlackUsergroupsIntegration(QontractReconcileApiIntegration[SlackUsergroups
         if not dry_run:
             print(f"reconcile task {task.q_id} accepted ({task.status.value})")
             return
-        report(task.q_id, await self.wait_for(task.q_id))
-
-    async def wait_for(self, task_id: str) -> ReconcileTaskV1:
-        """The task once finished, or as it is after TASK_WAIT_SECONDS."""
-        deadline = time.monotonic() + TASK_WAIT_SECONDS
-        while True:
-            remaining = math.ceil(deadline - time.monotonic())
-            data = await self.gateway.execute(
-                RECONCILE_TASK,
-                {"id": task_id, "wait_seconds": max(0, min(remaining, TASK_WAIT_SECONDS))},
-                read_timeout=max(remaining, 0) + 30,
-            )
-            task = data.reconcile_task_v1
-            if task.status.value in FINISHED or remaining <= 0:
-                return task
-            await asyncio.sleep(min(1.0, max(remaining, 0)))
+        report(task.q_id, await self.wait_for_task(task.q_id))
 
 
 def report(task_id: str, task: ReconcileTaskV1) -> None:

@@ -15,17 +15,21 @@ from graphql import (
     validate,
 )
 
+from reconcile_client.integrations.ldap_users_api import USERNAMES_PER_FIELD, ldap_query
 from reconcile_client.integrations.slack_usergroups_api import Lookups
 from reconcile_client.integrations.slack_usergroups_state import OwnersRef, PagerDutyRef
 from reconcile_client.operations import (
     ESCALATION_POLICY_USERS,
     INTEGRATIONS,
+    LDAP_USER,
+    LDAP_USERS_WITH_PATHS,
     OWNERS,
     RECONCILE_TASK,
     SCHEDULE_USERS,
     SLACK_USERGROUPS_DESIRED_STATE,
     SLACK_USERGROUPS_JOINED,
     SLACK_USERGROUPS_RECONCILE,
+    VCS_FILE_SYNC,
     Fragment,
     Operation,
 )
@@ -43,7 +47,7 @@ REAL_QONTRACT_SERVER_SCHEMA = build_schema(qontract_server_file("schema.graphql"
 GQL_DIR = REPO_ROOT / "reconcile_client" / "gql"
 
 
-GATEWAY_OPERATIONS = [SLACK_USERGROUPS_RECONCILE, RECONCILE_TASK]
+GATEWAY_OPERATIONS = [SLACK_USERGROUPS_RECONCILE, RECONCILE_TASK, VCS_FILE_SYNC]
 
 
 def lookup_document(owners: bool) -> str:
@@ -81,6 +85,13 @@ def test_lookup_query_with_owners_validates_against_the_exported_schema() -> Non
     assert_valid(GATEWAY_SCHEMA, lookup_document(owners=True))
 
 
+def test_ldap_check_query_of_several_aliases_validates_against_the_exported_schema() -> None:
+    usernames = [f"user{n}" for n in range(USERNAMES_PER_FIELD + 1)]
+    document, variables = ldap_query(usernames)
+    assert_valid(GATEWAY_SCHEMA, document)
+    assert [len(variables[name]) for name in ("u0", "u1")] == [USERNAMES_PER_FIELD, 1]
+
+
 QONTRACT_SERVER_OPERATIONS = [SLACK_USERGROUPS_DESIRED_STATE, INTEGRATIONS]
 
 
@@ -95,6 +106,12 @@ def test_qontract_server_operation_validates_against_the_real_servers_schema(
     assert_valid(REAL_QONTRACT_SERVER_SCHEMA, operation.document)
 
 
+def test_ldap_users_operation_validates_against_the_real_servers_schema() -> None:
+    """Its backrefs (`requests`, `queries`, `sre_checkpoints`) are not in the emulator's SDL:
+    ldap-users-api is tested against the stand-in, which serves the real schema."""
+    assert_valid(REAL_QONTRACT_SERVER_SCHEMA, LDAP_USERS_WITH_PATHS.document)
+
+
 def test_joined_operation_validates_against_the_federating_gateways_merged_schema() -> None:
     """The schema gql/federated is generated against: the real server's and the gateway's."""
     introspection = json.loads(qenerate.QONTRACT_SERVER_INTROSPECTION.read_text())
@@ -105,12 +122,17 @@ def test_joined_operation_validates_against_the_federating_gateways_merged_schem
     )
 
 
-FRAGMENTS = [SCHEDULE_USERS, ESCALATION_POLICY_USERS, OWNERS]
+FRAGMENTS = [SCHEDULE_USERS, ESCALATION_POLICY_USERS, OWNERS, LDAP_USER]
 
 
 @pytest.mark.parametrize(
     "operation",
-    [*GATEWAY_OPERATIONS, *QONTRACT_SERVER_OPERATIONS, SLACK_USERGROUPS_JOINED],
+    [
+        *GATEWAY_OPERATIONS,
+        *QONTRACT_SERVER_OPERATIONS,
+        SLACK_USERGROUPS_JOINED,
+        LDAP_USERS_WITH_PATHS,
+    ],
     ids=lambda op: op.name,
 )
 def test_each_binding_runs_the_operation_it_is_named_after(operation: Operation[Any]) -> None:

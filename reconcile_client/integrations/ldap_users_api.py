@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from reconcile_client.errors import IntegrationFailed
+from reconcile_client.errors import GatewayQueryError, IntegrationFailed
 from reconcile_client.flags import feature_toggle_state
 from reconcile_client.gql.gateway.reconcile_task import ReconcileTaskV1, VcsFileSyncResultV1
 from reconcile_client.gql.inputs import VcsFileOperation
@@ -146,11 +146,17 @@ class LdapUsersIntegration(QontractReconcileApiIntegration[LdapUsersIntegrationP
         return [UserFiles.of(user) for user in data.users or []]
 
     async def ldap_exists(self, usernames: Sequence[str]) -> dict[str, bool | None]:
-        """LDAP's answer for every username, in one gateway request."""
+        """LDAP's answer for every username, in one gateway request; a name the gateway could
+        not answer for (its item is null, with its own error) is logged and left out."""
         document, variables = ldap_query(usernames)
-        data = await self.gateway.execute_document(
-            document, {"instance": self.params.ldap_instance, **variables}
+        failed: list[GatewayQueryError] = []
+        data, _ = await self.gateway.execute_with_extensions(
+            document, {"instance": self.params.ldap_instance, **variables}, item_errors=failed
         )
+        for error in failed:
+            alias, index = error.path[-2], error.path[-1]
+            name = variables[str(alias)][int(index)]
+            logger.warning("LDAP gave no answer for %r, kept: %s", name, error.message)
         return ldap_answers(data)
 
     async def async_run(self, dry_run: bool) -> None:
@@ -170,8 +176,6 @@ class LdapUsersIntegration(QontractReconcileApiIntegration[LdapUsersIntegrationP
             exists,
             self.params.max_delete_fraction,
         )
-        for name in deletions.unanswered:
-            logger.warning("%s: LDAP gave no answer; the user is kept", name)
         gone = [by_file[user.path] for user in deletions.users]
         print(f"{len(gone)} of {len(users)} users are gone from LDAP")
         if not gone:

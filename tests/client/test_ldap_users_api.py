@@ -30,9 +30,10 @@ def user_file(name: str) -> str:
     return f"/access/users/{name}.yml"
 
 
-def bundle(gone: tuple[str, ...]) -> dict[str, Any]:
+def bundle(gone: tuple[str, ...], unanswerable: tuple[str, ...] = ()) -> dict[str, Any]:
     """The recorded bundle's schema with only: the integration, users in LDAP, users `gone`
-    from it, and a credentials request of the first gone user."""
+    from it, users whose names LDAP cannot be asked about, and a credentials request of the
+    first gone user."""
     base = load_bundle_dict(BUNDLE_PATH)
     data: dict[str, Any] = {
         "/integrations/ldap-users-api.yml": {
@@ -43,7 +44,7 @@ def bundle(gone: tuple[str, ...]) -> dict[str, Any]:
             "schemas": [USER_SCHEMA, REQUEST_SCHEMA],
         }
     }
-    for name in (*IN_LDAP, *gone):
+    for name in (*IN_LDAP, *gone, *unanswerable):
         data[user_file(name)] = {
             "$schema": USER_SCHEMA,
             "labels": {},
@@ -97,9 +98,9 @@ def start(
     monkeypatch.setenv("QGW_TEST_GL_TOKEN", GITLAB_TOKEN)
 
     def begin(
-        gone: tuple[str, ...] = ("erin",), **ldap: Any
+        gone: tuple[str, ...] = ("erin",), unanswerable: tuple[str, ...] = (), **ldap: Any
     ) -> tuple[ServerThread, QontractServerStandin]:
-        standin = QontractServerStandin(bundle(gone)).start()
+        standin = QontractServerStandin(bundle(gone, unanswerable)).start()
         standins.append(standin)
         upstreams = {
             "qontract_server": {
@@ -224,3 +225,14 @@ def test_a_file_sync_that_fails_is_exit_1_and_leaves_no_branch(
     assert "1 of 1 merge requests failed" in done.stderr
     assert list(project(gitlab).files) == ["master"]
     assert project(gitlab).merge_requests == []
+
+
+def test_a_user_ldap_cannot_answer_for_is_kept_and_the_rest_proceeds(
+    start: Start, gitlab: tuple[GitLabEmulator, ServerThread]
+) -> None:
+    gateway, _ = start(unanswerable=("not a uid",))
+    done = cli(gateway, gitlab, "--no-dry-run", FLAGS=NO_AUTO_MERGE)
+    assert done.returncode == 0, done.stderr
+    assert "LDAP gave no answer for 'not a uid', kept" in done.stderr
+    assert "1 of 6 users are gone from LDAP" in done.stdout
+    assert [mr["title"] for mr in project(gitlab).merge_requests] == [TITLE]

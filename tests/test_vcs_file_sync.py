@@ -8,11 +8,16 @@ import pytest
 import redis
 
 from gateway.auth import mint_token
+from gateway.events.disabled import DisabledPublisher
 from gateway.events.redis_streams import decode_entry
 from gateway.redis_keys import stream_keys
+from gateway.registry import Sources
+from gateway.runtime import Runtime
+from resolvers.gitlab.file_sync import BRANCH_PREFIX, FileSyncTask
+from resolvers.systems import SYSTEMS
 from tests.emulators.github import GitHubEmulator
 from tests.emulators.gitlab import GitLabEmulator, GitLabProject
-from tests.support.gateway import graphql
+from tests.support.gateway import gateway_settings, graphql
 from tests.support.server_thread import ServerThread
 
 SECRET = "file-sync-test-secret-0123456789abcdef"
@@ -380,3 +385,46 @@ def test_the_dry_run_scope_cannot_open_an_mr(
     body = graphql(gateway, SUBMIT, token, **variables)
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert gitlab[0].total_calls() == 0
+
+
+async def test_a_redelivered_run_replaces_the_branch_its_lost_run_left(
+    gitlab: tuple[GitLabEmulator, ServerThread],
+    redis_url: str,
+    namespace: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker that died after the branch and a commit: the task's next attempt (same task
+    id, so same branch) deletes that branch and makes the MR from a fresh one."""
+    monkeypatch.setenv("QGW_TEST_GL_TOKEN", GITLAB_TOKEN)
+    account = {
+        "name": "gitlab-internal",
+        "api_url": f"{gitlab[1].url}/api/v4",
+        "token": {"env": "QGW_TEST_GL_TOKEN"},
+    }
+    runtime = Runtime.create(
+        gateway_settings(redis_url, namespace, upstreams={"gitlab": [account]})
+    )
+    sources = Sources.create(runtime, SYSTEMS)
+    task_id = "0b4e7a52-2f1c-4c43-9d0e-6f0d3c2f4a11"
+    left = BRANCH_PREFIX + task_id
+    project(gitlab).files[left] = {"half-done.yml": "left by the lost run\n"}
+    payload = {
+        "dry_run": False,
+        "repo_url": repo_url(gitlab),
+        "title": "[ldap-users] delete alice",
+        "target_branch": "master",
+        "operations": DELETE_ALICE,
+    }
+    try:
+        result = await FileSyncTask(sources, DisabledPublisher())(payload, task_id, attempt=2)
+    finally:
+        await sources.aclose()
+        await runtime.aclose()
+    assert (result["status"], result["outcome"], result["branch"]) == (
+        "success",
+        "mr_created",
+        left,
+    )
+    assert project(gitlab).files[left] == {"data/users/bob.yml": "name: bob\n"}, "a fresh branch"
+    assert [c["branch"] for c in project(gitlab).commits] == [left]
+    assert [mr["source_branch"] for mr in project(gitlab).merge_requests] == [left]

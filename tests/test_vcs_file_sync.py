@@ -79,6 +79,7 @@ def gateway(
     github: ServerThread,
     monkeypatch: pytest.MonkeyPatch,
 ) -> ServerThread:
+    """A gateway on the GitLab emulator (answers later than 2 s time out) and a GitHub one."""
     monkeypatch.setenv("QGW_TEST_GL_TOKEN", GITLAB_TOKEN)
     monkeypatch.setenv("QGW_TEST_GH_TOKEN", "ghp-unused")
     return gateway_factory(
@@ -89,6 +90,7 @@ def gateway(
                     "name": "gitlab-internal",
                     "api_url": f"{gitlab[1].url}/api/v4",
                     "token": {"env": "QGW_TEST_GL_TOKEN"},
+                    "timeout": 2.0,
                 }
             ],
             "github": [
@@ -290,6 +292,20 @@ def test_a_missing_target_branch_fails_the_dry_run_and_the_real_run_without_a_br
     assert real["status"] == "failed"
     assert "Invalid reference name: master" in real["errors"][0]
     assert list(project(gitlab).files) == ["main"]
+
+
+def test_a_merge_request_whose_answer_was_lost_is_found_and_its_branch_kept(
+    gateway: ServerThread, gitlab: tuple[GitLabEmulator, ServerThread]
+) -> None:
+    gitlab[0].state.merge_request_answer_delay = 3.0
+    result = sync(gateway, repo_url(gitlab), DELETE_ALICE, dry_run=False)
+    (mr,) = project(gitlab).merge_requests
+    assert (result["status"], result["outcome"], result["mr_url"]) == (
+        "success",
+        "mr_created",
+        mr["web_url"],
+    )
+    assert mr["source_branch"] in project(gitlab).files, "the MR's branch is not removed"
 
 
 def test_two_concurrent_calls_make_one_mr(

@@ -9,10 +9,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateway.errors import BadUserInput, GatewayError
+from gateway.errors import BadUserInput, GatewayError, Timeout, UpstreamUnavailable
 from gateway.events import EventPublisher
 from gateway.events.action_log import ActionLog
 from gateway.registry import Sources
+from resolvers.gitlab.api import GitLabMergeRequest
 from resolvers.gitlab.file_sync_models import (
     FileSyncRequest,
     FileSyncResult,
@@ -87,22 +88,15 @@ class FileSync:
                 return await self._plan()
             if redelivered:
                 await self.api.delete_branch(self.project, self.branch)
-            await self.api.create_branch(self.project, self.branch, request.target_branch)
         except GatewayError as error:
             return await self._failed(error.message)
         try:
+            await self.api.create_branch(self.project, self.branch, request.target_branch)
             for op in request.operations:
                 await self.api.commit(
                     self.project, self.branch, op.commit_message, op.action, op.path, op.content
                 )
-            created = await self.api.create_merge_request(
-                self.project,
-                self.branch,
-                request.target_branch,
-                request.title,
-                request.description,
-                request.merge_request_labels,
-            )
+            created = await self._open_merge_request()
         except GatewayError as error:
             return await self._failed(error.message, await self._remove_branch())
         result = self._result(
@@ -122,6 +116,25 @@ class FileSync:
             },
         )
         return result
+
+    async def _open_merge_request(self) -> GitLabMergeRequest:
+        """Open the merge request; when its answer is lost (a timeout or an outage, after
+        which GitLab may have made it), the open one with the title is looked up first."""
+        request = self.request
+        try:
+            return await self.api.create_merge_request(
+                self.project,
+                self.branch,
+                request.target_branch,
+                request.title,
+                request.description,
+                request.merge_request_labels,
+            )
+        except (Timeout, UpstreamUnavailable):
+            made = await self.api.open_merge_requests(self.project, request.title)
+            if made:
+                return made[0]
+            raise
 
     async def _plan(self) -> FileSyncResult:
         """A dry run: the target branch must exist; the MR would be created."""

@@ -1,6 +1,7 @@
 """A stateful GitLab REST v4 emulator: projects, repository files, branches, commits, merge
 requests and members."""
 
+import asyncio
 import base64
 import hashlib
 import math
@@ -66,14 +67,16 @@ class GitLabProject:
 
 @dataclass
 class GitLabState:
-    """What the emulated GitLab holds, how many of the next calls it throttles, and the
-    requests left this minute (`quota`, None: unlimited, no RateLimit headers)."""
+    """What the emulated GitLab holds, how many of the next calls it throttles, the requests
+    left this minute (`quota`, None: unlimited, no RateLimit headers), and how late a created
+    merge request is answered (`merge_request_answer_delay`: made at once, answered after)."""
 
     token: str = "glpat-test-token"
     projects: list[GitLabProject] = field(default_factory=list)
     throttled: int = 0
     throttle_retry_after: float = 1.0
     quota: int | None = None
+    merge_request_answer_delay: float = 0.0
 
     def add_project(
         self, path_with_namespace: str, default_branch: str = "master"
@@ -190,7 +193,9 @@ class GitLabEmulator(UpstreamEmulator):
                 return self._create_commit(project, await json_body(request))
             case "POST", ["merge_requests"]:
                 body = {**request.query_params, **await json_body(request)}
-                return self._create_merge_request(project, body)
+                created = self._create_merge_request(project, body)
+                await asyncio.sleep(self.state.merge_request_answer_delay)
+                return created
         return JSONResponse({"error": "405 Method Not Allowed"}, status_code=405)
 
     def _authenticated(self, request: Request) -> bool:

@@ -29,7 +29,6 @@ class RequestContext:
     connection_params: dict[str, object] | None = None
     provenance: list[dict[str, Any]] = field(default_factory=list)
     result_cacheable: bool = False
-    read_past_cache: bool = False
     cache_writes: int = 0
     _identity: Identity | GatewayError | None = None
     _per_request: dict[str, Any] = field(default_factory=dict)

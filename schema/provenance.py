@@ -26,8 +26,7 @@ class Provenance(SchemaExtension):
     """Adds `extensions.provenance`, and tells the view whether the result may be reused.
 
     A result may be reused (by `gateway.result_cache`) only for a query whose root fields are
-    all in `cache_backed`, whose every lookup was a fresh hit or miss, and that asked for no
-    read past the cache (`RequestContext.read_past_cache`, such as `vcs_file_v1(fresh: true)`).
+    all in `cache_backed`, and whose every lookup was a fresh hit or miss.
     """
 
     def __init__(self, cache_backed: frozenset[str]) -> None:
@@ -39,10 +38,8 @@ class Provenance(SchemaExtension):
         lookups: list[dict[str, Any]] = getattr(context, "provenance", [])
         if not lookups:
             return {}
-        context.result_cacheable = (
-            not getattr(context, "read_past_cache", False)
-            and self._only_cache_backed()
-            and all(lookup["outcome"] != "stale" for lookup in lookups)
+        context.result_cacheable = self._only_cache_backed() and all(
+            lookup["outcome"] != "stale" for lookup in lookups
         )
         return {"provenance": lookups}
 

@@ -110,10 +110,9 @@ async def vcs_file(
 ) -> VcsFile:
     """Resolve `vcs_file_v1`: NOT_FOUND when the repository, ref or file does not exist;
     `fresh` reads the file from the upstream even when it is cached (and caches it again),
-    for a caller about to write the file."""
+    for a caller about to write the file; dropping the cached copy is a cache write, so the
+    result cache never reuses such an answer."""
     provider, repo, source = _repository(info, repo_url)
-    if fresh:
-        info.context.read_past_cache = True
     found = await source.file_text(repo, path, ref, fresh)
     record(info, found.lookup)
     if found.value is None:

@@ -1,0 +1,74 @@
+"""Moving users to `deleted_users` in infra vars files: layout kept, result checked by parsing."""
+
+import pytest
+import yaml
+
+from reconcile_client.integrations.ldap_users_infra import InfraEditRefused, move_users
+
+HOST_VARS = """\
+---
+# Users with a shell on the bastion.
+bastion_users:
+  - name: alice
+    key: ssh-ed25519 AAAA alice
+  # erin left in 2024
+  - name: erin
+    key: ssh-ed25519 AAAA erin
+  - name: bob
+    key: ssh-ed25519 AAAA bob
+
+other_setting: 3   # unrelated
+deleted_users:
+  - mallory
+"""
+
+
+def test_a_user_moves_to_deleted_users_and_everything_else_stays_as_written() -> None:
+    edited = move_users(HOST_VARS, {"erin"}, "host_vars")
+    assert edited is not None
+    assert edited == HOST_VARS.replace(
+        "  - name: erin\n    key: ssh-ed25519 AAAA erin\n", ""
+    ).replace("  - mallory\n", "  - mallory\n  - erin\n"), "comments stay where they were"
+    assert yaml.safe_load(edited)["deleted_users"] == ["mallory", "erin"]
+
+
+def test_deleted_users_is_created_and_login_name_lists_count_too() -> None:
+    text = "admins:\n- login_name: erin\n  uid: 7\n- login_name: bob\n  uid: 8\n"
+    edited = move_users(text, {"erin", "nobody"}, "group_vars")
+    assert edited == "admins:\n- login_name: bob\n  uid: 8\ndeleted_users:\n- erin\n"
+
+
+def test_the_last_entry_leaves_an_empty_list_and_an_inline_deleted_list_becomes_a_block() -> None:
+    text = "users:\n  - name: erin\ndeleted_users: [mallory]\n"
+    edited = move_users(text, {"erin"}, "vars")
+    assert edited == "users: []\ndeleted_users:\n  - mallory\n  - erin\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "users:\n  - name: bob\n",
+        "plain: [1, 2]\nmapping: {name: erin}\n",
+        "- name: erin\n",
+        "users:\n  - just-a-string\n",
+    ],
+)
+def test_files_without_the_user_in_a_user_list_are_left_alone(text: str) -> None:
+    assert move_users(text, {"erin"}, "vars") is None
+
+
+def test_a_flow_style_user_list_is_refused_not_rewritten() -> None:
+    with pytest.raises(InfraEditRefused, match="not a block list"):
+        move_users("users: [{name: erin}, {name: bob}]\n", {"erin"}, "vars")
+
+
+def test_a_file_that_is_not_yaml_is_refused() -> None:
+    with pytest.raises(InfraEditRefused, match="vars: not YAML"):
+        move_users("users: [unclosed\n", {"erin"}, "vars")
+
+
+def test_an_edit_that_would_not_parse_to_the_moved_data_is_refused() -> None:
+    """A repeated key: YAML keeps the last, the text edit changes the first."""
+    text = "users:\n  - name: bob\nusers:\n  - name: erin\n"
+    with pytest.raises(InfraEditRefused, match="vars: moving erin by a text edit went wrong"):
+        move_users(text, {"erin"}, "vars")

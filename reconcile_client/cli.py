@@ -12,6 +12,7 @@ from reconcile_client.integrations.event_log_sink import (
     EventLogSinkParams,
 )
 from reconcile_client.integrations.ldap_users_api import (
+    DEFAULT_INFRA_PATHS,
     LdapUsersIntegration,
     LdapUsersIntegrationParams,
 )
@@ -74,6 +75,16 @@ def slack_usergroups_api(
     "--app-interface-repo-url", required=True, help="App-interface GitLab repository URL."
 )
 @click.option("--app-interface-target-branch", default="master", show_default=True)
+@click.option("--infra-repo-url", default=None, help="Infra GitLab repository URL (optional).")
+@click.option("--infra-target-branch", default="master", show_default=True)
+@click.option(
+    "--infra-path",
+    "infra_paths",
+    multiple=True,
+    default=DEFAULT_INFRA_PATHS,
+    show_default=True,
+    help="Infra YAML files whose user lists are edited (repeatable).",
+)
 @click.option(
     "--label",
     "labels",
@@ -95,15 +106,22 @@ def ldap_users_api(
     ldap_instance: str,
     app_interface_repo_url: str,
     app_interface_target_branch: str,
+    infra_repo_url: str | None,
+    infra_target_branch: str,
+    infra_paths: tuple[str, ...],
     labels: tuple[str, ...],
     max_delete_fraction: float,
 ) -> None:
-    """One merge request per app-interface user that LDAP no longer has, deleting its files."""
+    """One merge request per app-interface user that LDAP no longer has, deleting its files
+    (and one on the infra repository, when given, moving them to `deleted_users`)."""
     config, dry_run = _context(ctx)
     params = LdapUsersIntegrationParams(
         ldap_instance=ldap_instance,
         app_interface_repo_url=app_interface_repo_url,
         app_interface_target_branch=app_interface_target_branch,
+        infra_repo_url=infra_repo_url,
+        infra_target_branch=infra_target_branch,
+        infra_paths=list(infra_paths),
         labels=list(labels),
         max_delete_fraction=max_delete_fraction,
     )

@@ -17,6 +17,7 @@ from reconcile_client.gql.gateway import (
     pagerduty_schedule_users,
     reconcile_task,
     slack_usergroups_reconcile,
+    vcs_file,
     vcs_file_sync,
     vcs_owners,
 )
@@ -90,6 +91,7 @@ LDAP_USERS_WITH_PATHS = Operation(
     ldap_users_with_paths.DEFINITION,
     ldap_users_with_paths.LdapUsersWithPathsQueryData,
 )
+VCS_FILE = Operation("VcsFile", vcs_file.DEFINITION, vcs_file.VcsFileQueryData)
 VCS_FILE_SYNC = Operation(
     "VcsFileSync", vcs_file_sync.DEFINITION, vcs_file_sync.VcsFileSyncMutationResponse
 )

@@ -14,13 +14,14 @@ from reconcile_client.gql.gateway.reconcile_task import ReconcileTaskV1, VcsFile
 from reconcile_client.gql.inputs import VcsFileOperation
 from reconcile_client.gql.qontract_server.ldap_users_with_paths import UserV1
 from reconcile_client.integration import FINISHED, QontractReconcileApiIntegration
+from reconcile_client.integrations.ldap_users_infra import InfraEditRefused, move_users
 from reconcile_client.integrations.ldap_users_state import (
     DEFAULT_MAX_DELETE_FRACTION,
     INTEGRATION,
     AppInterfaceUser,
     users_to_delete,
 )
-from reconcile_client.operations import LDAP_USER, LDAP_USERS_WITH_PATHS, VCS_FILE_SYNC
+from reconcile_client.operations import LDAP_USER, LDAP_USERS_WITH_PATHS, VCS_FILE, VCS_FILE_SYNC
 from reconcile_client.params import PydanticRunParams
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,13 @@ AUTO_MERGE_TOGGLE = f"{INTEGRATION}-allow-auto-merge-mrs"
 """qontract-reconcile's toggle for labelling the merge requests `bot/automerge`."""
 USERNAMES_PER_FIELD = 1000
 """Usernames per `ldap_users_v1` alias: the gateway's default `limits.max_list_items`."""
+INFRA_TITLE = "[create_ssh_key_mr] delete user(s)"
+"""qontract-reconcile's title of the infra repository's merge request."""
+DEFAULT_INFRA_PATHS = (
+    "ansible/hosts/host_vars/bastion.ci.int.devshift.net",
+    "ansible/hosts/group_vars/all",
+)
+"""qontract-reconcile's default `--infra-path`s."""
 
 
 class LdapUsersIntegrationParams(PydanticRunParams):
@@ -37,6 +45,9 @@ class LdapUsersIntegrationParams(PydanticRunParams):
     ldap_instance: str
     app_interface_repo_url: str
     app_interface_target_branch: str = "master"
+    infra_repo_url: str | None = None
+    infra_target_branch: str = "master"
+    infra_paths: list[str] = Field(default_factory=lambda: list(DEFAULT_INFRA_PATHS))
     labels: list[str] = Field(default_factory=lambda: ["ldap-users"])
     max_delete_fraction: float = Field(DEFAULT_MAX_DELETE_FRACTION, gt=0, le=1)
 
@@ -71,12 +82,20 @@ class UserFiles:
         """The merge request's title, qontract-reconcile's, so both find each other's MRs."""
         return f"[create_delete_user_mr] delete user {self.username}"
 
-    def operations(self) -> list[VcsFileOperation]:
-        """One delete per file, each its own commit."""
-        return [
+    def merge_request(self, repo_url: str, target_branch: str) -> "MergeRequest":
+        """The app-interface merge request deleting the user's files, one commit each."""
+        deletes = (
             VcsFileOperation(action="delete", path=path, commit_message=self.title)
             for path in self.paths
-        ]
+        )
+        return MergeRequest(
+            self.username,
+            repo_url,
+            target_branch,
+            self.title,
+            f"delete user {self.username}: no longer in LDAP",
+            tuple(deletes),
+        )
 
 
 def ldap_query(usernames: Sequence[str]) -> tuple[str, dict[str, Any]]:
@@ -107,29 +126,40 @@ def ldap_answers(data: Mapping[str, Any]) -> dict[str, bool | None]:
     return answers
 
 
-def outcome_line(user: UserFiles, task: ReconcileTaskV1, dry_run: bool) -> str:
-    """What the file-sync task found or did for `user`, as one line."""
-    result = task.typed_result
-    prefix = "[dry-run] " if dry_run else ""
-    if not isinstance(result, VcsFileSyncResultV1) or result.outcome is None:
-        return f"{prefix}{user.username}: task {task.q_id} {task.status.value}"
-    match result.outcome:
-        case "mr_exists":
-            return f"{prefix}{user.username}: merge request exists: {result.mr_url}"
-        case "mr_created":
-            return f"{prefix}{user.username}: merge request created: {result.mr_url}"
-    return f"{prefix}{user.username}: would open {user.title!r} deleting {', '.join(user.paths)}"
+@dataclass(frozen=True)
+class MergeRequest:
+    """One file-sync of a run: whose it is (a user, or `infra`), where, and what it changes."""
 
+    owner: str
+    repo_url: str
+    target_branch: str
+    title: str
+    description: str
+    operations: tuple[VcsFileOperation, ...]
 
-def task_errors(user: UserFiles, task: ReconcileTaskV1) -> list[str]:
-    """The task's errors (or why it did not finish), each naming the user."""
-    if task.status.value not in FINISHED:
-        return [f"{user.username}: task {task.q_id} still {task.status.value}"]
-    result = task.typed_result
-    errors = list(result.errors) if result is not None else []
-    if task.error:
-        errors.append(task.error)
-    return [f"{user.username}: {error}" for error in errors]
+    def outcome(self, task: ReconcileTaskV1, dry_run: bool) -> str:
+        """What the file-sync task found or did, as one line."""
+        result = task.typed_result
+        prefix = f"{'[dry-run] ' if dry_run else ''}{self.owner}: "
+        if not isinstance(result, VcsFileSyncResultV1) or result.outcome is None:
+            return f"{prefix}task {task.q_id} {task.status.value}"
+        match result.outcome:
+            case "mr_exists":
+                return f"{prefix}merge request exists: {result.mr_url}"
+            case "mr_created":
+                return f"{prefix}merge request created: {result.mr_url}"
+        changes = ", ".join(f"{op.action} {op.path}" for op in self.operations)
+        return f"{prefix}would open {self.title!r}: {changes}"
+
+    def errors(self, task: ReconcileTaskV1) -> list[str]:
+        """The task's errors (or why it did not finish), each naming the owner."""
+        if task.status.value not in FINISHED:
+            return [f"{self.owner}: task {task.q_id} still {task.status.value}"]
+        result = task.typed_result
+        errors = list(result.errors) if result is not None else []
+        if task.error:
+            errors.append(task.error)
+        return [f"{self.owner}: {error}" for error in errors]
 
 
 class LdapUsersIntegration(QontractReconcileApiIntegration[LdapUsersIntegrationParams]):
@@ -160,10 +190,12 @@ class LdapUsersIntegration(QontractReconcileApiIntegration[LdapUsersIntegrationP
         return ldap_answers(data)
 
     async def async_run(self, dry_run: bool) -> None:
-        """Find the users LDAP lost; submit one file-sync per user and report every outcome.
+        """Find the users LDAP lost; submit one file-sync per user (and one on the infra
+        repository when it is configured) and report every outcome.
 
         Nothing is submitted when LDAP's answer looks broken or too many users would go
-        (DeletionAborted, exit 1).
+        (DeletionAborted, exit 1); an infra file the edit refuses is an error (exit 1) after
+        the app-interface merge requests.
         """
         users = await self.app_interface_users()
         if not users:
@@ -180,27 +212,73 @@ class LdapUsersIntegration(QontractReconcileApiIntegration[LdapUsersIntegrationP
         print(f"{len(gone)} of {len(users)} users are gone from LDAP")
         if not gone:
             return
+        params = self.params
+        requests = [
+            user.merge_request(params.app_interface_repo_url, params.app_interface_target_branch)
+            for user in gone
+        ]
+        errors: list[str] = []
+        if params.infra_repo_url is not None:
+            try:
+                infra = await self.infra_merge_request(params.infra_repo_url, gone)
+            except InfraEditRefused as refused:
+                errors.append(f"infra: {refused}")
+            else:
+                requests += [infra] if infra is not None else []
         auto_merge = await feature_toggle_state(AUTO_MERGE_TOGGLE, self.config, default=False)
-        tasks = await asyncio.gather(*(self.sync(user, dry_run, auto_merge) for user in gone))
-        errors = []
-        for user, task in zip(gone, tasks, strict=True):
-            print(outcome_line(user, task, dry_run))
-            errors += task_errors(user, task)
+        tasks = await asyncio.gather(*(self.sync(mr, dry_run, auto_merge) for mr in requests))
+        for mr, task in zip(requests, tasks, strict=True):
+            print(mr.outcome(task, dry_run))
+            errors += mr.errors(task)
         for error in errors:
             print(f"error: {error}")
         if errors:
-            raise IntegrationFailed(f"{len(errors)} of {len(gone)} merge requests failed")
+            raise IntegrationFailed(f"{len(errors)} error(s) in {len(requests)} merge requests")
 
-    async def sync(self, user: UserFiles, dry_run: bool, auto_merge: bool) -> ReconcileTaskV1:
-        """Submit the file-sync deleting `user`'s files and wait for its outcome."""
+    async def infra_merge_request(
+        self, repo_url: str, gone: Sequence[UserFiles]
+    ) -> MergeRequest | None:
+        """The one infra merge request moving `gone` to `deleted_users` in the vars files,
+        each read past the gateway's cache; None when no file lists any of them."""
+        usernames = {user.username for user in gone}
+        branch = self.params.infra_target_branch
+        operations = []
+        for path in self.params.infra_paths:
+            try:
+                found = await self.gateway.execute(
+                    VCS_FILE, {"repo_url": repo_url, "path": path, "ref": branch}
+                )
+            except GatewayQueryError as error:
+                if error.code != "NOT_FOUND":
+                    raise
+                logger.info("infra: no file %s; skipped", path)
+                continue
+            edited = move_users(found.vcs_file_v1.text, usernames, path)
+            if edited is not None:
+                operations.append(
+                    VcsFileOperation(
+                        action="update", path=path, content=edited, commit_message=INFRA_TITLE
+                    )
+                )
+        if not operations:
+            paths = ", ".join(self.params.infra_paths)
+            print(f"infra: none of the {len(usernames)} users is in {paths}")
+            return None
+        names = ", ".join(sorted(usernames))
+        return MergeRequest(
+            "infra", repo_url, branch, INFRA_TITLE, f"delete user(s): {names}", tuple(operations)
+        )
+
+    async def sync(self, mr: MergeRequest, dry_run: bool, auto_merge: bool) -> ReconcileTaskV1:
+        """Submit the file-sync of `mr` and wait for its outcome."""
         accepted = await self.gateway.execute(
             VCS_FILE_SYNC,
             {
-                "repo_url": self.params.app_interface_repo_url,
-                "title": user.title,
-                "description": f"delete user {user.username}: no longer in LDAP",
-                "target_branch": self.params.app_interface_target_branch,
-                "operations": [op.model_dump() for op in user.operations()],
+                "repo_url": mr.repo_url,
+                "title": mr.title,
+                "description": mr.description,
+                "target_branch": mr.target_branch,
+                "operations": [op.model_dump() for op in mr.operations],
                 "labels": self.params.labels,
                 "auto_merge": auto_merge,
                 "dry_run": dry_run,

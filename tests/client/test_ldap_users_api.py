@@ -2,7 +2,7 @@
 it with a real slapd (STARTTLS) as LDAP and the GitLab emulator, all over loopback."""
 
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -19,6 +19,19 @@ from tests.support.server_thread import ServerThread
 COMMAND = "ldap-users-api"
 GITLAB_TOKEN = "glpat-ldap-users-secret-321"
 PROJECT = "service/app-interface"
+INFRA = "app-sre/infra"
+GROUP_VARS = "ansible/hosts/group_vars/all"
+GROUP_VARS_TEXT = """\
+---
+# managed by hand and by ldap-users-api
+bastion_users:
+  - name: alice  # on call
+    key: ssh-ed25519 AAAA alice
+  - name: erin
+    key: ssh-ed25519 AAAA erin
+deleted_users:
+  - mallory
+"""
 IN_LDAP = ("alice", "bob", "carol", "dave")
 USER_SCHEMA = "/access/user-1.yml"
 REQUEST_SCHEMA = "/app-interface/credentials-request-1.yml"
@@ -71,6 +84,7 @@ def gitlab() -> Iterator[tuple[GitLabEmulator, ServerThread]]:
     }
     files["data/app-interface/requests/erin-creds.yml"] = "name: erin-creds\n"
     emulator.state.add_project(PROJECT).files["master"] = files
+    emulator.state.add_project(INFRA).files["master"] = {GROUP_VARS: GROUP_VARS_TEXT}
     with ServerThread(emulator.app) as server:
         yield emulator, server
 
@@ -125,10 +139,14 @@ def start(
 
 
 def cli(
-    gateway: ServerThread, gitlab: tuple[GitLabEmulator, ServerThread], *args: str, **env: str
+    gateway: ServerThread,
+    gitlab: tuple[GitLabEmulator, ServerThread],
+    *args: str,
+    options: Sequence[str] = (),
+    **env: str,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the integration (after the global `args`) against `gateway`, which federates
-    app-interface; `env` adds QONTRACT_RECONCILE_API_<name> settings."""
+    """Run the integration (after the global `args`, with its own `options`) against
+    `gateway`, which federates app-interface; `env` adds QONTRACT_RECONCILE_API_<name>."""
     return run_cli(
         *args,
         COMMAND,
@@ -136,6 +154,7 @@ def cli(
         "main",
         "--app-interface-repo-url",
         f"{gitlab[1].url}/{PROJECT}",
+        *options,
         env={
             "QONTRACT_RECONCILE_API_GATEWAY__URL": f"{gateway.url}/graphql",
             **{f"QONTRACT_RECONCILE_API_{name}": value for name, value in env.items()},
@@ -154,8 +173,8 @@ def test_dry_run_reports_the_user_gone_from_ldap_and_opens_nothing(
     assert done.returncode == 0, done.stderr
     assert "1 of 5 users are gone from LDAP" in done.stdout
     would = (
-        f"[dry-run] erin: would open {TITLE!r} deleting data/access/users/erin.yml, "
-        "data/app-interface/requests/erin-creds.yml"
+        f"[dry-run] erin: would open {TITLE!r}: delete data/access/users/erin.yml, "
+        "delete data/app-interface/requests/erin-creds.yml"
     )
     assert would in done.stdout
     assert len(slapd.searches()) - searched <= 5, "one search per user, in one gateway request"
@@ -222,7 +241,7 @@ def test_a_file_sync_that_fails_is_exit_1_and_leaves_no_branch(
     done = cli(gateway, gitlab, "--no-dry-run")
     assert done.returncode == 1
     assert "A file with this name doesn't exist" in done.stdout
-    assert "1 of 1 merge requests failed" in done.stderr
+    assert "1 error(s) in 1 merge requests" in done.stderr
     assert list(project(gitlab).files) == ["master"]
     assert project(gitlab).merge_requests == []
 
@@ -236,3 +255,34 @@ def test_a_user_ldap_cannot_answer_for_is_kept_and_the_rest_proceeds(
     assert "LDAP gave no answer for 'not a uid', kept" in done.stderr
     assert "1 of 6 users are gone from LDAP" in done.stdout
     assert [mr["title"] for mr in project(gitlab).merge_requests] == [TITLE]
+
+
+def test_the_infra_repository_gets_one_mr_moving_the_users_read_past_the_cache(
+    start: Start, gitlab: tuple[GitLabEmulator, ServerThread]
+) -> None:
+    gateway, _ = start()
+    options = (
+        *("--infra-repo-url", f"{gitlab[1].url}/{INFRA}"),
+        *("--infra-path", GROUP_VARS, "--infra-path", "ansible/hosts/host_vars/none"),
+    )
+    dry = cli(gateway, gitlab, options=options)
+    assert dry.returncode == 0, dry.stderr
+    would = f"[dry-run] infra: would open '[create_ssh_key_mr] delete user(s)': update {GROUP_VARS}"
+    assert would in dry.stdout
+    infra_project = gitlab[0].state.project(INFRA)
+    assert infra_project is not None
+    edited_by_hand = GROUP_VARS_TEXT.replace("# managed by hand", "# edited since, by hand")
+    infra_project.files["master"][GROUP_VARS] = edited_by_hand
+
+    done = cli(gateway, gitlab, "--no-dry-run", options=options, FLAGS=NO_AUTO_MERGE)
+    assert done.returncode == 0, done.stderr
+    (mr,) = infra_project.merge_requests
+    assert f"infra: merge request created: {mr['web_url']}" in done.stdout
+    assert (mr["title"], mr["description"]) == (
+        "[create_ssh_key_mr] delete user(s)",
+        "delete user(s): erin",
+    )
+    assert infra_project.files[mr["source_branch"]][GROUP_VARS] == edited_by_hand.replace(
+        "  - name: erin\n    key: ssh-ed25519 AAAA erin\n", ""
+    ).replace("  - mallory\n", "  - mallory\n  - erin\n"), "the fresh text, edited in place"
+    assert len(project(gitlab).merge_requests) == 1, "and erin's app-interface MR"

@@ -29,6 +29,7 @@ from reconcile_client.operations import (
     SLACK_USERGROUPS_DESIRED_STATE,
     SLACK_USERGROUPS_JOINED,
     SLACK_USERGROUPS_RECONCILE,
+    VCS_FILE,
     VCS_FILE_SYNC,
     Fragment,
     Operation,
@@ -47,7 +48,7 @@ REAL_QONTRACT_SERVER_SCHEMA = build_schema(qontract_server_file("schema.graphql"
 GQL_DIR = REPO_ROOT / "reconcile_client" / "gql"
 
 
-GATEWAY_OPERATIONS = [SLACK_USERGROUPS_RECONCILE, RECONCILE_TASK, VCS_FILE_SYNC]
+GATEWAY_OPERATIONS = [SLACK_USERGROUPS_RECONCILE, RECONCILE_TASK, VCS_FILE_SYNC, VCS_FILE]
 
 
 def lookup_document(owners: bool) -> str:

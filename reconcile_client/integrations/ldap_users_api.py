@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 AUTO_MERGE_TOGGLE = f"{INTEGRATION}-allow-auto-merge-mrs"
 """qontract-reconcile's toggle for labelling the merge requests `bot/automerge`."""
+SYNCS_AT_ONCE = 8
+"""File-sync tasks one run has submitted and not yet seen end."""
 USERNAMES_PER_FIELD = 1000
 """Usernames per `ldap_users_v1` alias: the gateway's default `limits.max_list_items`."""
 INFRA_TITLE = "[create_ssh_key_mr] delete user(s)"
@@ -226,7 +228,13 @@ class LdapUsersIntegration(QontractReconcileApiIntegration[LdapUsersIntegrationP
             else:
                 requests += [infra] if infra is not None else []
         auto_merge = await feature_toggle_state(AUTO_MERGE_TOGGLE, self.config, default=False)
-        tasks = await asyncio.gather(*(self.sync(mr, dry_run, auto_merge) for mr in requests))
+        slots = asyncio.Semaphore(SYNCS_AT_ONCE)
+
+        async def sync(mr: MergeRequest) -> ReconcileTaskV1:
+            async with slots:
+                return await self.sync(mr, dry_run, auto_merge)
+
+        tasks = await asyncio.gather(*(sync(mr) for mr in requests))
         for mr, task in zip(requests, tasks, strict=True):
             print(mr.outcome(task, dry_run))
             errors += mr.errors(task)

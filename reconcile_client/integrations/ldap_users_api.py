@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +14,11 @@ from reconcile_client.gql.gateway.reconcile_task import ReconcileTaskV1, VcsFile
 from reconcile_client.gql.inputs import VcsFileOperation
 from reconcile_client.gql.qontract_server.ldap_users_with_paths import UserV1
 from reconcile_client.integration import FINISHED, QontractReconcileApiIntegration
-from reconcile_client.integrations.ldap_users_infra import InfraEditRefused, move_users
+from reconcile_client.integrations.ldap_users_files import (
+    FileEditRefused,
+    move_users,
+    remove_references,
+)
 from reconcile_client.integrations.ldap_users_state import (
     DEFAULT_MAX_DELETE_FRACTION,
     INTEGRATION,
@@ -60,43 +64,60 @@ def repo_path(datafile: str) -> str:
     return path if path == "data" or path.startswith("data/") else f"data/{path}"
 
 
+def repo_paths(datafiles: Iterable[Any]) -> tuple[str, ...]:
+    """The repository paths of `datafiles` (objects with a `path`), sorted, once each."""
+    return tuple(sorted({repo_path(datafile.path) for datafile in datafiles}))
+
+
 @dataclass(frozen=True)
 class UserFiles:
-    """An app-interface user and every datafile deleted with it, user file first."""
+    """An app-interface user: the datafiles deleted with it (user file first), those edited
+    to drop references to it (GABI instances, AWS accounts), and its schedules."""
 
     username: str
     paths: tuple[str, ...]
+    referencing: tuple[str, ...] = ()
+    schedules: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, user: UserV1) -> "UserFiles":
-        """The user's file and the credentials requests, SQL queries and SRE checkpoints of
-        the user, as repository paths."""
-        others = [
-            *(request.path for request in user.requests or []),
-            *(query.path for query in user.queries or []),
-            *(checkpoint.path for checkpoint in user.sre_checkpoints or []),
-        ]
-        paths = [repo_path(user.path), *sorted(repo_path(other) for other in others)]
-        return cls(user.org_username, tuple(dict.fromkeys(paths)))
+        """The user's files as repository paths: its own file and the credentials requests,
+        SQL queries and SRE checkpoints of the user are deleted."""
+        others = [*(user.requests or []), *(user.queries or []), *(user.sre_checkpoints or [])]
+        paths = (repo_path(user.path), *repo_paths(others))
+        referencing = repo_paths([*(user.gabi_instances or []), *(user.aws_accounts or [])])
+        return cls(
+            user.org_username,
+            tuple(dict.fromkeys(paths)),
+            referencing,
+            repo_paths(user.schedules or []),
+        )
 
     @property
     def title(self) -> str:
         """The merge request's title, qontract-reconcile's, so both find each other's MRs."""
         return f"[create_delete_user_mr] delete user {self.username}"
 
-    def merge_request(self, repo_url: str, target_branch: str) -> "MergeRequest":
-        """The app-interface merge request deleting the user's files, one commit each."""
-        deletes = (
+    def merge_request(
+        self, repo_url: str, target_branch: str, edited: Mapping[str, str]
+    ) -> "MergeRequest":
+        """The app-interface merge request deleting the user's files and writing the
+        `edited` texts by path, one commit each."""
+        deletes = [
             VcsFileOperation(action="delete", path=path, commit_message=self.title)
             for path in self.paths
-        )
+        ]
+        updates = [
+            VcsFileOperation(action="update", path=path, content=text, commit_message=self.title)
+            for path, text in edited.items()
+        ]
         return MergeRequest(
             self.username,
             repo_url,
             target_branch,
             self.title,
             f"delete user {self.username}: no longer in LDAP",
-            tuple(deletes),
+            (*deletes, *updates),
         )
 
 
@@ -196,8 +217,8 @@ class LdapUsersIntegration(QontractReconcileApiIntegration[LdapUsersIntegrationP
         repository when it is configured) and report every outcome.
 
         Nothing is submitted when LDAP's answer looks broken or too many users would go
-        (DeletionAborted, exit 1); an infra file the edit refuses is an error (exit 1) after
-        the app-interface merge requests.
+        (DeletionAborted, exit 1); a file the text edit refuses is an error (exit 1) and its
+        merge request (the user's, or the infra one) is not opened, the others are.
         """
         users = await self.app_interface_users()
         if not users:
@@ -215,15 +236,23 @@ class LdapUsersIntegration(QontractReconcileApiIntegration[LdapUsersIntegrationP
         if not gone:
             return
         params = self.params
-        requests = [
-            user.merge_request(params.app_interface_repo_url, params.app_interface_target_branch)
-            for user in gone
-        ]
+        requests: list[MergeRequest] = []
         errors: list[str] = []
+        for user in gone:
+            try:
+                edited = await self.references_removed(user)
+            except FileEditRefused as refused:
+                errors.append(f"{user.username}: no merge request: {refused}")
+                continue
+            requests.append(
+                user.merge_request(
+                    params.app_interface_repo_url, params.app_interface_target_branch, edited
+                )
+            )
         if params.infra_repo_url is not None:
             try:
                 infra = await self.infra_merge_request(params.infra_repo_url, gone)
-            except InfraEditRefused as refused:
+            except FileEditRefused as refused:
                 errors.append(f"infra: {refused}")
             else:
                 requests += [infra] if infra is not None else []
@@ -252,16 +281,11 @@ class LdapUsersIntegration(QontractReconcileApiIntegration[LdapUsersIntegrationP
         branch = self.params.infra_target_branch
         operations = []
         for path in self.params.infra_paths:
-            try:
-                found = await self.gateway.execute(
-                    VCS_FILE, {"repo_url": repo_url, "path": path, "ref": branch}
-                )
-            except GatewayQueryError as error:
-                if error.code != "NOT_FOUND":
-                    raise
+            text = await self.fresh_text(repo_url, path, branch)
+            if text is None:
                 logger.info("infra: no file %s; skipped", path)
                 continue
-            edited = move_users(found.vcs_file_v1.text, usernames, path)
+            edited = move_users(text, usernames, path)
             if edited is not None:
                 operations.append(
                     VcsFileOperation(
@@ -276,6 +300,33 @@ class LdapUsersIntegration(QontractReconcileApiIntegration[LdapUsersIntegrationP
         return MergeRequest(
             "infra", repo_url, branch, INFRA_TITLE, f"delete user(s): {names}", tuple(operations)
         )
+
+    async def fresh_text(self, repo_url: str, path: str, ref: str) -> str | None:
+        """The text of a repository file read past the gateway's cache; None when missing."""
+        try:
+            found = await self.gateway.execute(
+                VCS_FILE, {"repo_url": repo_url, "path": path, "ref": ref}
+            )
+        except GatewayQueryError as error:
+            if error.code != "NOT_FOUND":
+                raise
+            return None
+        return found.vcs_file_v1.text
+
+    async def references_removed(self, user: UserFiles) -> dict[str, str]:
+        """The GABI instances and AWS accounts referencing `user`, edited not to, by path
+        (each read past the cache); its schedules are reported, not edited."""
+        repo_url = self.params.app_interface_repo_url
+        branch = self.params.app_interface_target_branch
+        edited = {}
+        for path in user.referencing:
+            text = await self.fresh_text(repo_url, path, branch)
+            changed = None if text is None else remove_references(text, user.username, path)
+            if changed is not None:
+                edited[path] = changed
+        for path in user.schedules:
+            logger.warning("%s: schedule %s still names the user; not edited", user.username, path)
+        return edited
 
     async def sync(self, mr: MergeRequest, dry_run: bool, auto_merge: bool) -> ReconcileTaskV1:
         """Submit the file-sync of `mr` and wait for its outcome."""

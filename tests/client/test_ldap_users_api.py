@@ -35,6 +35,18 @@ deleted_users:
 IN_LDAP = ("alice", "bob", "carol", "dave")
 USER_SCHEMA = "/access/user-1.yml"
 REQUEST_SCHEMA = "/app-interface/credentials-request-1.yml"
+GABI_SCHEMA = "/app-sre/gabi-instance-1.yml"
+SCHEDULE_SCHEMA = "/app-sre/schedule-1.yml"
+GABI_FILE = "data/gabi/gabi-db.yml"
+GABI_TEXT = """\
+---
+$schema: /app-sre/gabi-instance-1.yml
+name: gabi-db
+users:
+# readers
+- $ref: /access/users/alice.yml
+- $ref: /access/users/erin.yml
+"""
 TITLE = "[create_delete_user_mr] delete user erin"
 NO_AUTO_MERGE = '{"ldap-users-api-allow-auto-merge-mrs": false}'
 
@@ -54,7 +66,7 @@ def bundle(gone: tuple[str, ...], unanswerable: tuple[str, ...] = ()) -> dict[st
             "name": COMMAND,
             "description": "ldap-users through the qontract-gateway",
             "labels": {},
-            "schemas": [USER_SCHEMA, REQUEST_SCHEMA],
+            "schemas": [USER_SCHEMA, REQUEST_SCHEMA, GABI_SCHEMA, SCHEDULE_SCHEMA],
         }
     }
     for name in (*IN_LDAP, *gone, *unanswerable):
@@ -72,6 +84,24 @@ def bundle(gone: tuple[str, ...], unanswerable: tuple[str, ...] = ()) -> dict[st
         "user": ref(user_file(gone[0])),
         "credentials": "some-credentials",
     }
+    data["/gabi/gabi-db.yml"] = {
+        "$schema": GABI_SCHEMA,
+        "labels": {},
+        "name": "gabi-db",
+        "users": [ref(user_file("alice")), ref(user_file(gone[0]))],
+    }
+    data["/schedules/sre.yml"] = {
+        "$schema": SCHEDULE_SCHEMA,
+        "labels": {},
+        "name": "sre",
+        "schedule": [
+            {
+                "start": "2030-01-01 00:00",
+                "end": "2030-01-08 00:00",
+                "users": [ref(user_file(gone[0]))],
+            }
+        ],
+    }
     return {**base, "data": data}
 
 
@@ -83,6 +113,7 @@ def gitlab() -> Iterator[tuple[GitLabEmulator, ServerThread]]:
         f"data{user_file(name)}": f"org_username: {name}\n" for name in (*IN_LDAP, "erin")
     }
     files["data/app-interface/requests/erin-creds.yml"] = "name: erin-creds\n"
+    files[GABI_FILE] = GABI_TEXT
     emulator.state.add_project(PROJECT).files["master"] = files
     emulator.state.add_project(INFRA).files["master"] = {GROUP_VARS: GROUP_VARS_TEXT}
     with ServerThread(emulator.app) as server:
@@ -174,7 +205,7 @@ def test_dry_run_reports_the_user_gone_from_ldap_and_opens_nothing(
     assert "1 of 5 users are gone from LDAP" in done.stdout
     would = (
         f"[dry-run] erin: would open {TITLE!r}: delete data/access/users/erin.yml, "
-        "delete data/app-interface/requests/erin-creds.yml"
+        f"delete data/app-interface/requests/erin-creds.yml, update {GABI_FILE}"
     )
     assert would in done.stdout
     assert len(slapd.searches()) - searched <= 5, "one search per user, in one gateway request"
@@ -191,11 +222,19 @@ def test_real_run_opens_one_mr_per_gone_user_and_finds_it_the_next_time(
     (mr,) = project(gitlab).merge_requests
     assert f"erin: merge request created: {mr['web_url']}" in first.stdout
     assert (mr["title"], mr["labels"], mr["target_branch"]) == (TITLE, ["ldap-users"], "master")
-    assert [(c["message"], c["actions"][0]["file_path"]) for c in project(gitlab).commits] == [
-        (TITLE, "data/access/users/erin.yml"),
-        (TITLE, "data/app-interface/requests/erin-creds.yml"),
+    commits = [
+        (c["message"], c["actions"][0]["action"], c["actions"][0]["file_path"])
+        for c in project(gitlab).commits
     ]
-    assert "data/access/users/erin.yml" not in project(gitlab).files[mr["source_branch"]]
+    assert commits == [
+        (TITLE, "delete", "data/access/users/erin.yml"),
+        (TITLE, "delete", "data/app-interface/requests/erin-creds.yml"),
+        (TITLE, "update", GABI_FILE),
+    ]
+    branch = project(gitlab).files[mr["source_branch"]]
+    assert "data/access/users/erin.yml" not in branch
+    assert branch[GABI_FILE] == GABI_TEXT.replace("- $ref: /access/users/erin.yml\n", "")
+    assert "schedule data/schedules/sre.yml still names the user; not edited" in first.stderr
 
     again = cli(gateway, gitlab, "--no-dry-run")
     assert again.returncode == 0, again.stderr
@@ -286,3 +325,17 @@ def test_the_infra_repository_gets_one_mr_moving_the_users_read_past_the_cache(
         "  - name: erin\n    key: ssh-ed25519 AAAA erin\n", ""
     ).replace("  - mallory\n", "  - mallory\n  - erin\n"), "the fresh text, edited in place"
     assert len(project(gitlab).merge_requests) == 1, "and erin's app-interface MR"
+
+
+def test_a_referencing_file_the_edit_refuses_keeps_that_users_mr_closed(
+    start: Start, gitlab: tuple[GitLabEmulator, ServerThread]
+) -> None:
+    flow = "users: [{$ref: /access/users/alice.yml}, {$ref: /access/users/erin.yml}]\n"
+    project(gitlab).files["master"][GABI_FILE] = flow
+    gateway, _ = start()
+    done = cli(gateway, gitlab, "--no-dry-run")
+    assert done.returncode == 1
+    refused = f"error: erin: no merge request: {GABI_FILE}: the list 'users' is not a block list"
+    assert refused in done.stdout
+    assert project(gitlab).merge_requests == []
+    assert gitlab[0].total_calls("POST") == 0

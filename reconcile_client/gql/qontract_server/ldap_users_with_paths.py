@@ -32,6 +32,15 @@ query LdapUsersWithPaths {
     sre_checkpoints {
       path
     }
+    gabi_instances {
+      path
+    }
+    aws_accounts {
+      path
+    }
+    schedules {
+      path
+    }
   }
 }
 """
@@ -55,12 +64,27 @@ class SRECheckpointV1(ConfiguredBaseModel):
     path: str = Field(..., alias="path")
 
 
+class GabiInstanceV1(ConfiguredBaseModel):
+    path: str = Field(..., alias="path")
+
+
+class AWSAccountV1(ConfiguredBaseModel):
+    path: str = Field(..., alias="path")
+
+
+class ScheduleV1(ConfiguredBaseModel):
+    path: str = Field(..., alias="path")
+
+
 class UserV1(ConfiguredBaseModel):
     path: str = Field(..., alias="path")
     org_username: str = Field(..., alias="org_username")
     requests: Optional[list[CredentialsRequestV1]] = Field(..., alias="requests")
     queries: Optional[list[AppInterfaceSqlQueryV1]] = Field(..., alias="queries")
     sre_checkpoints: Optional[list[SRECheckpointV1]] = Field(..., alias="sre_checkpoints")
+    gabi_instances: Optional[list[GabiInstanceV1]] = Field(..., alias="gabi_instances")
+    aws_accounts: Optional[list[AWSAccountV1]] = Field(..., alias="aws_accounts")
+    schedules: Optional[list[ScheduleV1]] = Field(..., alias="schedules")
 
 
 class LdapUsersWithPathsQueryData(ConfiguredBaseModel):

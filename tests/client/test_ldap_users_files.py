@@ -1,9 +1,14 @@
-"""Moving users to `deleted_users` in infra vars files: layout kept, result checked by parsing."""
+"""The YAML edits of ldap-users-api: users moved to `deleted_users` in infra vars files and
+references removed from app-interface datafiles; layout kept, result checked by parsing."""
 
 import pytest
 import yaml
 
-from reconcile_client.integrations.ldap_users_infra import InfraEditRefused, move_users
+from reconcile_client.integrations.ldap_users_files import (
+    FileEditRefused,
+    move_users,
+    remove_references,
+)
 
 HOST_VARS = """\
 ---
@@ -58,17 +63,64 @@ def test_files_without_the_user_in_a_user_list_are_left_alone(text: str) -> None
 
 
 def test_a_flow_style_user_list_is_refused_not_rewritten() -> None:
-    with pytest.raises(InfraEditRefused, match="not a block list"):
+    with pytest.raises(FileEditRefused, match="not a block list"):
         move_users("users: [{name: erin}, {name: bob}]\n", {"erin"}, "vars")
 
 
 def test_a_file_that_is_not_yaml_is_refused() -> None:
-    with pytest.raises(InfraEditRefused, match="vars: not YAML"):
+    with pytest.raises(FileEditRefused, match="vars: not YAML"):
         move_users("users: [unclosed\n", {"erin"}, "vars")
 
 
 def test_an_edit_that_would_not_parse_to_the_moved_data_is_refused() -> None:
     """A repeated key: YAML keeps the last, the text edit changes the first."""
     text = "users:\n  - name: bob\nusers:\n  - name: erin\n"
-    with pytest.raises(InfraEditRefused, match="vars: moving erin by a text edit went wrong"):
+    with pytest.raises(FileEditRefused, match="vars: removing 1 entries by a text edit went wrong"):
         move_users(text, {"erin"}, "vars")
+
+
+GABI = """\
+---
+$schema: /app-sre/gabi-instance-1.yml
+name: gabi-db
+users:
+- $ref: /teams/sre/users/alice.yml
+- $ref: /teams/sre/users/erin.yml   # db access
+signoffManagers:
+- $ref: /teams/sre/users/erin.yml
+instances:
+- account: app-sre
+"""
+
+AWS_ACCOUNT = """\
+$schema: /aws/account-1.yml
+name: app-sre
+resetPasswords:
+  - user:
+      $ref: /teams/sre/users/erin.yml
+    requestId: 42
+  - user:
+      $ref: /teams/sre/users/erinx.yml
+    requestId: 43
+"""
+
+
+def test_a_gabi_instance_loses_the_users_references_in_both_lists() -> None:
+    edited = remove_references(GABI, "erin", "gabi")
+    assert edited == GABI.replace("- $ref: /teams/sre/users/erin.yml   # db access\n", "").replace(
+        "signoffManagers:\n- $ref: /teams/sre/users/erin.yml\n", "signoffManagers: []\n"
+    )
+
+
+def test_an_aws_account_loses_the_users_password_reset_only() -> None:
+    edited = remove_references(AWS_ACCOUNT, "erin", "aws")
+    assert edited is not None
+    assert yaml.safe_load(edited)["resetPasswords"] == [
+        {"user": {"$ref": "/teams/sre/users/erinx.yml"}, "requestId": 43}
+    ]
+    assert "requestId: 42" not in edited
+
+
+def test_a_file_without_a_reference_to_the_user_is_left_alone() -> None:
+    assert remove_references(GABI, "bob", "gabi") is None
+    assert remove_references("name: x\nusers: []\n", "erin", "other") is None

@@ -17,6 +17,7 @@ from reconcile_client.integration import FINISHED, QontractReconcileApiIntegrati
 from reconcile_client.integrations.ldap_users_files import (
     FileEditRefused,
     move_users,
+    remove_from_schedule,
     remove_references,
 )
 from reconcile_client.integrations.ldap_users_state import (
@@ -71,8 +72,8 @@ def repo_paths(datafiles: Iterable[Any]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class UserFiles:
-    """An app-interface user: the datafiles deleted with it (user file first), those edited
-    to drop references to it (GABI instances, AWS accounts), and its schedules."""
+    """An app-interface user: the datafiles deleted with it (user file first) and those
+    edited to drop references to it (GABI instances and AWS accounts; schedules)."""
 
     username: str
     paths: tuple[str, ...]
@@ -314,18 +315,20 @@ class LdapUsersIntegration(QontractReconcileApiIntegration[LdapUsersIntegrationP
         return found.vcs_file_v1.text
 
     async def references_removed(self, user: UserFiles) -> dict[str, str]:
-        """The GABI instances and AWS accounts referencing `user`, edited not to, by path
-        (each read past the cache); its schedules are reported, not edited."""
+        """The GABI instances, AWS accounts and schedules referencing `user`, edited not to,
+        by path (each read past the cache)."""
         repo_url = self.params.app_interface_repo_url
         branch = self.params.app_interface_target_branch
+        edits = [
+            *((path, remove_references) for path in user.referencing),
+            *((path, remove_from_schedule) for path in user.schedules),
+        ]
         edited = {}
-        for path in user.referencing:
+        for path, edit in edits:
             text = await self.fresh_text(repo_url, path, branch)
-            changed = None if text is None else remove_references(text, user.username, path)
+            changed = None if text is None else edit(text, user.username, path)
             if changed is not None:
                 edited[path] = changed
-        for path in user.schedules:
-            logger.warning("%s: schedule %s still names the user; not edited", user.username, path)
         return edited
 
     async def sync(self, mr: MergeRequest, dry_run: bool, auto_merge: bool) -> ReconcileTaskV1:

@@ -5,12 +5,15 @@ comments and layout stay, and checked by parsing the result.
   (or `login_name`) lists users, as qontract-reconcile reads these files; entries naming a
   deleted user leave it and the names are appended to `deleted_users` (created when missing).
 - App-interface datafiles that reference a user (`remove_references`): a GABI instance's
-  `users` and `signoffManagers`, an AWS account's `resetPasswords` (by `user`).
+  `users` and `signoffManagers`, an AWS account's `resetPasswords` (by `user`), and the `users`
+  of each slot of a schedule's `schedule` list.
 
-Entries are removed from top-level block lists only. The edited text must parse to exactly the
-expected data, else the file is refused (FileEditRefused), never written wrong.
+Entries are removed from block lists (top-level ones, and a schedule slot's). The edited text
+must parse to exactly the expected data, else the file is refused (FileEditRefused), never
+written wrong.
 """
 
+import copy
 import re
 from collections.abc import Callable, Collection, Mapping
 from pathlib import PurePosixPath
@@ -169,10 +172,7 @@ def _edit(
 ) -> str | None:
     """`text` without the chosen entries (and, with `deleted`, the names it gives for them
     appended to `deleted_users`); None when nothing is chosen."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise FileEditRefused(f"{where}: not YAML: {error}") from None
+    data = _load(text, where)
     if not isinstance(data, dict):
         return None
     removals = _removals(data, chosen)
@@ -191,13 +191,25 @@ def _edit(
         names = deleted(removed)
         expected[DELETED] = [*(data.get(DELETED) or []), *names]
         lines = _append_deleted(lines, names, indent)
-    edited = "".join(lines)
+    return _verified("".join(lines), expected, where, len(removed))
+
+
+def _load(text: str, where: str) -> Any:
+    """The data of `text`; FileEditRefused when it is not YAML."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise FileEditRefused(f"{where}: not YAML: {error}") from None
+
+
+def _verified(edited: str, expected: Any, where: str, removed: int) -> str:
+    """`edited`, once it parses to exactly `expected`; else FileEditRefused."""
     try:
         parsed = yaml.safe_load(edited)
     except yaml.YAMLError:
         parsed = None
     if parsed != expected:
-        raise FileEditRefused(f"{where}: removing {len(removed)} entries by a text edit went wrong")
+        raise FileEditRefused(f"{where}: removing {removed} entries by a text edit went wrong")
     return edited
 
 
@@ -215,3 +227,68 @@ def remove_references(text: str, username: str, where: str) -> str | None:
     """The app-interface datafile `text` without the entries of its referencing lists that
     name `username`'s file; None when there are none. FileEditRefused when not safe."""
     return _edit(text, where, _references_to(username), None)
+
+
+def _slot_users(lines: list[str], first: int, end: int, where: str) -> tuple[int, int, str]:
+    """(key line, end, text before `users`) of the `users:` list in the schedule slot whose
+    lines are `first`..`end`."""
+    column = len(_indent(lines[first])) + 2
+    for k in range(first, end):
+        found = re.match(r"(?P<lead>[ ]*(?:- )?)users[ ]*:", lines[k])
+        if found and len(found.group("lead")) == column:
+            last = k + 1
+            while last < end and _continues(lines[last], column):
+                last += 1
+            return k, last, found.group("lead")
+    raise FileEditRefused(f"{where}: a schedule slot's users are not a block list")
+
+
+def _continues(line: str, column: int) -> bool:
+    """Whether `line` still belongs to a nested block whose key is at `column`."""
+    stripped = line.lstrip(" ")
+    indent = len(line) - len(stripped)
+    if not stripped.strip() or stripped.startswith("#"):
+        return True
+    return indent > column or (indent == column and bool(_ITEM.match(line)))
+
+
+def remove_from_schedule(text: str, username: str, where: str) -> str | None:
+    """The schedule datafile `text` without the entries of its slots' `users` that name
+    `username`'s file; None when there are none. FileEditRefused when not safe."""
+    data = _load(text, where)
+    slots = data.get("schedule") if isinstance(data, dict) else None
+    if not isinstance(slots, list):
+        return None
+    changes = {
+        i: [j for j, user in enumerate(slot["users"]) if _names(user, username)]
+        for i, slot in enumerate(slots)
+        if isinstance(slot, dict) and isinstance(slot.get("users"), list)
+    }
+    changes = {i: indexes for i, indexes in changes.items() if indexes}
+    if not changes:
+        return None
+    expected = copy.deepcopy(data)
+    for i, indexes in changes.items():
+        users = slots[i]["users"]
+        expected["schedule"][i]["users"] = [u for j, u in enumerate(users) if j not in indexes]
+    lines = text.splitlines(keepends=True)
+    for i in sorted(changes, reverse=True):
+        found = _block(lines, "schedule")
+        firsts = _items(lines, *found) if found else []
+        if found is None or len(firsts) != len(slots):
+            raise FileEditRefused(f"{where}: the schedule is not a block list the edit can change")
+        slot_end = firsts[i + 1] if i + 1 < len(firsts) else found[1]
+        key, end, lead = _slot_users(lines, firsts[i], slot_end, where)
+        entries = _items(lines, key, end)
+        if not entries:
+            raise FileEditRefused(f"{where}: a schedule slot's users are not a block list")
+        bounds = [*entries, end]
+        dropped = {
+            n for j in changes[i] if j < len(entries) for n in range(bounds[j], bounds[j + 1])
+        }
+        kept = [line for n, line in enumerate(lines) if n not in dropped]
+        if len(changes[i]) == len(entries):
+            kept[key] = f"{lead}users: []\n"
+        lines = kept
+    removed = sum(len(indexes) for indexes in changes.values())
+    return _verified("".join(lines), expected, where, removed)

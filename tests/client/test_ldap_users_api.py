@@ -38,6 +38,15 @@ REQUEST_SCHEMA = "/app-interface/credentials-request-1.yml"
 GABI_SCHEMA = "/app-sre/gabi-instance-1.yml"
 SCHEDULE_SCHEMA = "/app-sre/schedule-1.yml"
 GABI_FILE = "data/gabi/gabi-db.yml"
+SCHEDULE_FILE = "data/schedules/sre.yml"
+SCHEDULE_TEXT = """\
+schedule:
+- start: '2030-01-01 00:00'
+  end: '2030-01-08 00:00'
+  users:
+  - $ref: /access/users/erin.yml
+  - $ref: /access/users/bob.yml
+"""
 GABI_TEXT = """\
 ---
 $schema: /app-sre/gabi-instance-1.yml
@@ -114,6 +123,7 @@ def gitlab() -> Iterator[tuple[GitLabEmulator, ServerThread]]:
     }
     files["data/app-interface/requests/erin-creds.yml"] = "name: erin-creds\n"
     files[GABI_FILE] = GABI_TEXT
+    files[SCHEDULE_FILE] = SCHEDULE_TEXT
     emulator.state.add_project(PROJECT).files["master"] = files
     emulator.state.add_project(INFRA).files["master"] = {GROUP_VARS: GROUP_VARS_TEXT}
     with ServerThread(emulator.app) as server:
@@ -205,7 +215,8 @@ def test_dry_run_reports_the_user_gone_from_ldap_and_opens_nothing(
     assert "1 of 5 users are gone from LDAP" in done.stdout
     would = (
         f"[dry-run] erin: would open {TITLE!r}: delete data/access/users/erin.yml, "
-        f"delete data/app-interface/requests/erin-creds.yml, update {GABI_FILE}"
+        f"delete data/app-interface/requests/erin-creds.yml, update {GABI_FILE}, "
+        f"update {SCHEDULE_FILE}"
     )
     assert would in done.stdout
     assert len(slapd.searches()) - searched <= 5, "one search per user, in one gateway request"
@@ -230,11 +241,12 @@ def test_real_run_opens_one_mr_per_gone_user_and_finds_it_the_next_time(
         (TITLE, "delete", "data/access/users/erin.yml"),
         (TITLE, "delete", "data/app-interface/requests/erin-creds.yml"),
         (TITLE, "update", GABI_FILE),
+        (TITLE, "update", SCHEDULE_FILE),
     ]
     branch = project(gitlab).files[mr["source_branch"]]
     assert "data/access/users/erin.yml" not in branch
     assert branch[GABI_FILE] == GABI_TEXT.replace("- $ref: /access/users/erin.yml\n", "")
-    assert "schedule data/schedules/sre.yml still names the user; not edited" in first.stderr
+    assert branch[SCHEDULE_FILE] == SCHEDULE_TEXT.replace("  - $ref: /access/users/erin.yml\n", "")
 
     again = cli(gateway, gitlab, "--no-dry-run")
     assert again.returncode == 0, again.stderr

@@ -7,6 +7,7 @@ import yaml
 from reconcile_client.integrations.ldap_users_files import (
     FileEditRefused,
     move_users,
+    remove_from_schedule,
     remove_references,
 )
 
@@ -124,3 +125,46 @@ def test_an_aws_account_loses_the_users_password_reset_only() -> None:
 def test_a_file_without_a_reference_to_the_user_is_left_alone() -> None:
     assert remove_references(GABI, "bob", "gabi") is None
     assert remove_references("name: x\nusers: []\n", "erin", "other") is None
+
+
+SCHEDULE = """\
+---
+$schema: /app-sre/schedule-1.yml
+name: sre
+schedule:
+- start: '2030-01-01 00:00'
+  end: '2030-01-08 00:00'
+  users:
+  - $ref: /teams/sre/users/erin.yml
+  - $ref: /teams/sre/users/bob.yml
+- users:
+    - $ref: /teams/sre/users/erin.yml   # only erin this week
+  start: '2030-01-08 00:00'
+  end: '2030-01-15 00:00'
+- start: '2030-01-15 00:00'
+  end: '2030-01-22 00:00'
+  users: []
+"""
+
+
+def test_a_schedule_loses_the_user_in_every_slot_and_keeps_the_slots() -> None:
+    edited = remove_from_schedule(SCHEDULE, "erin", "schedule")
+    assert edited == SCHEDULE.replace("  - $ref: /teams/sre/users/erin.yml\n", "", 1).replace(
+        "- users:\n    - $ref: /teams/sre/users/erin.yml   # only erin this week\n",
+        "- users: []\n",
+    )
+    slots = yaml.safe_load(edited)["schedule"]
+    assert [len(slot["users"]) for slot in slots] == [1, 0, 0]
+
+
+def test_a_schedule_without_the_user_is_left_alone() -> None:
+    assert remove_from_schedule(SCHEDULE, "carol", "schedule") is None
+    assert remove_from_schedule("name: no-slots\n", "erin", "schedule") is None
+
+
+def test_a_flow_style_slot_list_is_refused() -> None:
+    text = "schedule:\n- users: [{$ref: /u/erin.yml}]\n"
+    with pytest.raises(
+        FileEditRefused, match="schedule: a schedule slot's users are not a block list"
+    ):
+        remove_from_schedule(text, "erin", "schedule")

@@ -18,11 +18,16 @@ CLIENT_OPERATIONS = frozenset(
         "OpenShiftNamespacesDesiredState",
         "OpenShiftNamespacesReconcile",
         "OpenShiftNamespacesTask",
+        "LdapUsersCheck",
+        "LdapUsersWithPaths",
+        "ReconcileTask",
         "SlackUsergroupsDesiredState",
         "SlackUsergroupsJoined",
         "SlackUsergroupsLookups",
         "SlackUsergroupsReconcile",
         "SlackUsergroupsTask",
+        "VcsFile",
+        "VcsFileSync",
     }
 )
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)

@@ -15,12 +15,11 @@ CLIENT_OPERATIONS = frozenset(
         "GitHubOwnersReconcile",
         "GitHubOwnersTask",
         "Integrations",
+        "LdapUsersCheck",
+        "LdapUsersWithPaths",
         "OpenShiftNamespacesDesiredState",
         "OpenShiftNamespacesReconcile",
         "OpenShiftNamespacesTask",
-        "LdapUsersCheck",
-        "LdapUsersWithPaths",
-        "ReconcileTask",
         "SlackUsergroupsDesiredState",
         "SlackUsergroupsJoined",
         "SlackUsergroupsLookups",
@@ -28,6 +27,7 @@ CLIENT_OPERATIONS = frozenset(
         "SlackUsergroupsTask",
         "VcsFile",
         "VcsFileSync",
+        "VcsFileSyncTask",
     }
 )
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)

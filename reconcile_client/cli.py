@@ -15,16 +15,16 @@ from reconcile_client.integrations.github_owners_api import (
     GitHubOwnersIntegration,
     GitHubOwnersIntegrationParams,
 )
-from reconcile_client.integrations.openshift_namespaces_api import (
-    OpenShiftNamespacesIntegration,
-    OpenShiftNamespacesIntegrationParams,
-)
 from reconcile_client.integrations.ldap_users_api import (
     DEFAULT_INFRA_PATHS,
     LdapUsersIntegration,
     LdapUsersIntegrationParams,
 )
 from reconcile_client.integrations.ldap_users_state import DEFAULT_MAX_DELETE_FRACTION
+from reconcile_client.integrations.openshift_namespaces_api import (
+    OpenShiftNamespacesIntegration,
+    OpenShiftNamespacesIntegrationParams,
+)
 from reconcile_client.integrations.slack_usergroups_api import (
     SlackUsergroupsIntegration,
     SlackUsergroupsIntegrationParams,
@@ -101,6 +101,8 @@ def github_owners_api(ctx: click.Context, org_name: str | None) -> None:
     config, dry_run = _context(ctx)
     params = GitHubOwnersIntegrationParams(org_name=org_name)
     ctx.exit(run_class_integration(GitHubOwnersIntegration(params, config), dry_run))
+
+
 @main.command("ldap-users-api", short_help="Delete app-interface users gone from LDAP.")
 @click.option("--ldap-instance", required=True, help="The gateway's LDAP account to ask.")
 @click.option(

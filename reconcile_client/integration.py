@@ -1,21 +1,14 @@
 """The base class of integrations that reconcile through the qontract-gateway."""
 
-import asyncio
-import math
-import time
 from abc import ABC, abstractmethod
 from typing import Generic, TypeVar
 
 from reconcile_client.config import ClientConfig, load_config
 from reconcile_client.gateway_client import GatewayClient
-from reconcile_client.gql.gateway.reconcile_task import ReconcileTaskV1
-from reconcile_client.operations import RECONCILE_TASK
 from reconcile_client.params import PydanticRunParams
 from reconcile_client.qontract_server import QontractServer
 
 ParamsT = TypeVar("ParamsT", bound=PydanticRunParams)
-TASK_WAIT_SECONDS = 300
-FINISHED = frozenset({"success", "failed"})
 
 
 class QontractReconcileApiIntegration(ABC, Generic[ParamsT]):
@@ -59,21 +52,6 @@ class QontractReconcileApiIntegration(ABC, Generic[ParamsT]):
             endpoint = self.config.qontract_server or self.config.require_gateway()
             self._qontract_server = QontractServer(endpoint, self.name)
         return self._qontract_server
-
-    async def wait_for_task(self, task_id: str) -> ReconcileTaskV1:
-        """The task once finished, or as it is after TASK_WAIT_SECONDS."""
-        deadline = time.monotonic() + TASK_WAIT_SECONDS
-        while True:
-            remaining = math.ceil(deadline - time.monotonic())
-            data = await self.gateway.execute(
-                RECONCILE_TASK,
-                {"id": task_id, "wait_seconds": max(0, min(remaining, TASK_WAIT_SECONDS))},
-                read_timeout=max(remaining, 0) + 30,
-            )
-            task = data.reconcile_task_v1
-            if task.status.value in FINISHED or remaining <= 0:
-                return task
-            await asyncio.sleep(min(1.0, max(remaining, 0)))
 
     async def aclose(self) -> None:
         """Close every client this integration opened."""

@@ -14,26 +14,23 @@ from reconcile_client.gql.federated import slack_usergroups_joined
 from reconcile_client.gql.gateway import (
     github_owners_reconcile,
     github_owners_task,
+    ldap_users,
     openshift_namespaces_reconcile,
     openshift_namespaces_task,
-    ldap_users,
     pagerduty_escalation_policy_users,
     pagerduty_schedule_users,
     slack_usergroups_reconcile,
     slack_usergroups_task,
+    vcs_file,
+    vcs_file_sync,
+    vcs_file_sync_task,
     vcs_owners,
 )
 from reconcile_client.gql.qontract_server import (
     github_owners_desired_state,
     integrations,
-    openshift_namespaces_desired_state,
-    vcs_file,
-    vcs_file_sync,
-    vcs_owners,
-)
-from reconcile_client.gql.qontract_server import (
-    integrations,
     ldap_users_with_paths,
+    openshift_namespaces_desired_state,
     slack_usergroups_desired_state,
 )
 
@@ -134,4 +131,7 @@ LDAP_USERS_WITH_PATHS = Operation(
 VCS_FILE = Operation("VcsFile", vcs_file.DEFINITION, vcs_file.VcsFileQueryData)
 VCS_FILE_SYNC = Operation(
     "VcsFileSync", vcs_file_sync.DEFINITION, vcs_file_sync.VcsFileSyncMutationResponse
+)
+VCS_FILE_SYNC_TASK = Operation(
+    "VcsFileSyncTask", vcs_file_sync_task.DEFINITION, vcs_file_sync_task.VcsFileSyncTaskQueryData
 )

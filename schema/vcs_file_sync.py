@@ -8,17 +8,13 @@ from pydantic import ValidationError
 from strawberry.experimental import pydantic
 from strawberry.types import Info
 
-from gateway.errors import BadUserInput, Forbidden
+from gateway.errors import BadUserInput
+from gateway.settings import validation_problems
 from resolvers.gitlab.file_sync import TASK_KIND, gitlab_project
-from resolvers.gitlab.file_sync_models import (
-    SELF_BOUNDED,
-    FileSyncRequest,
-    FileSyncResult,
-    PlannedOperation,
-)
+from resolvers.gitlab.file_sync_models import FileSyncRequest, FileSyncResult, PlannedOperation
 from schema.context import RequestContext
 from schema.permissions import scope
-from schema.tasks import READ_TASK_SCOPES, ReconcileTask, ReconcileTaskResult
+from schema.tasks import READ_TASK_SCOPES, ReconcileTask, ReconcileTaskResult, submit_reconcile
 
 
 @strawberry.enum(name="VcsFileAction_v1")
@@ -39,6 +35,20 @@ class FileOperationInput:
     path: str
     content: str | None = None
     commit_message: str
+
+
+@strawberry.input(name="VcsFileSyncInput_v1")
+class VcsFileSyncInput:
+    """One merge request to find or open; a dry run (the default) only says what it would do."""
+
+    dry_run: bool = True
+    repo_url: str
+    title: str
+    description: str = ""
+    target_branch: str
+    operations: list[FileOperationInput]
+    labels: list[str] | None = None
+    auto_merge: bool = False
 
 
 @pydantic.type(model=PlannedOperation, name="VcsFileSyncOperation_v1")
@@ -71,49 +81,31 @@ def file_sync_result(result: dict[str, Any]) -> VcsFileSyncResult:
     return VcsFileSyncResult.from_pydantic(FileSyncResult.model_validate(result))
 
 
-async def vcs_file_sync(
-    info: Info[RequestContext, None],
-    repo_url: str,
-    title: str,
-    target_branch: str,
-    operations: list[FileOperationInput],
-    description: str = "",
-    labels: list[str] | None = None,
-    auto_merge: bool = False,
-    dry_run: bool = True,
-) -> ReconcileTask:
-    """Submit the run and return its task at once; a real run for the same repository and
-    title as one pending or running returns that task."""
+def file_sync_request(input: VcsFileSyncInput) -> FileSyncRequest:
+    """The request `input` asks for, or BAD_USER_INPUT naming the problems (never the input)."""
     try:
-        request = FileSyncRequest(
-            dry_run=dry_run,
-            repo_url=repo_url,
-            title=title,
-            description=description,
-            target_branch=target_branch,
-            operations=[{**strawberry.asdict(op), "action": op.action.value} for op in operations],
-            labels=labels or [],
-            auto_merge=auto_merge,
+        return FileSyncRequest(
+            dry_run=input.dry_run,
+            repo_url=input.repo_url,
+            title=input.title,
+            description=input.description,
+            target_branch=input.target_branch,
+            operations=[
+                {**strawberry.asdict(op), "action": op.action.value} for op in input.operations
+            ],
+            labels=input.labels or [],
+            auto_merge=input.auto_merge,
         )
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in error.errors(include_url=False)
-        )
-        raise BadUserInput(f"invalid file-sync input: {problems}") from None
-    if not dry_run and not info.context.identity.has_scope(request.required_scope):
-        raise Forbidden(f"a real run needs the '{request.required_scope}' scope")
-    source, project = gitlab_project(info.context.sources, request.repo_url)
-    record = await info.context.tasks.submit(
-        TASK_KIND,
-        request.model_dump(mode="json"),
-        dry_run=dry_run,
-        resource=None if dry_run else request.resource(source.account, project),
-        request_id=info.context.request_id,
-        caller=info.context.identity.subject,
-        self_bounded=SELF_BOUNDED,
-    )
-    return ReconcileTask.of(record)
+        raise BadUserInput(f"invalid file-sync input: {validation_problems(error)}") from None
+
+
+async def vcs_file_sync(info: Info[RequestContext, None], input: VcsFileSyncInput) -> ReconcileTask:
+    """Submit the run and return its task at once; a real run for the same repository and
+    title as one pending or running returns that task."""
+    request = file_sync_request(input)
+    gitlab_project(info.context.sources, request.repo_url)
+    return await submit_reconcile(info, TASK_KIND, request)
 
 
 @strawberry.type
@@ -123,10 +115,12 @@ class VcsFileSyncMutation:
     vcs_file_sync_v1: ReconcileTask = strawberry.mutation(
         resolver=vcs_file_sync,
         extensions=scope(*READ_TASK_SCOPES),
-        description="Find the open merge request titled `title` in the GitLab repository "
-        "`repo_url`, else open it: a branch, one commit per operation, the MR with `labels` "
-        "(and `bot/automerge` when `auto_merge`). Returns the task at once; a dry run (the "
-        "default) only says what it would do. Real runs need `reconcile:apply`",
+        description="Find the open merge request titled `input.title` in the GitLab repository "
+        "`input.repo_url`, else open it: a branch, one commit per operation, the MR with "
+        "`labels` (and `bot/automerge` when `auto_merge`). Returns the task at once (read it "
+        "with `reconcile_task_v1`); a dry run (the default) only says what it would do. Real "
+        "runs need `reconcile:apply`, dry runs `reconcile:dry-run`; a real run for a repository "
+        "and title that already have one pending or running returns that task",
     )
 
 

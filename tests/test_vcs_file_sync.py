@@ -13,7 +13,8 @@ from gateway.events.redis_streams import decode_entry
 from gateway.redis_keys import stream_keys
 from gateway.registry import Sources
 from gateway.runtime import Runtime
-from resolvers.gitlab.file_sync import BRANCH_PREFIX, FileSyncTask
+from gateway.tasks.kinds import TaskContext
+from resolvers.gitlab.file_sync import BRANCH_PREFIX, TASK_KIND, FileSyncTask
 from resolvers.systems import SYSTEMS
 from tests.emulators.github import GitHubEmulator
 from tests.emulators.gitlab import GitLabEmulator, GitLabProject
@@ -26,9 +27,9 @@ PROJECT = "service/app-interface"
 USER_FILE = "data/users/alice.yml"
 SUBMIT = """mutation Sync($url: String!, $title: String!, $ops: [VcsFileOperationInput_v1!]!,
                         $dry: Boolean!, $labels: [String!], $auto: Boolean!) {
-  vcs_file_sync_v1(repo_url: $url, title: $title, target_branch: "master", operations: $ops,
-                   description: "Removes users gone from LDAP", labels: $labels,
-                   auto_merge: $auto, dry_run: $dry) { id status dry_run }
+  vcs_file_sync_v1(input: {dry_run: $dry, repo_url: $url, title: $title, target_branch: "master",
+                           operations: $ops, description: "Removes users gone from LDAP",
+                           labels: $labels, auto_merge: $auto}) { id status dry_run }
 }"""
 READ = """query Read($id: String!) {
   reconcile_task_v1(id: $id, wait_seconds: 30) {
@@ -432,7 +433,8 @@ async def test_a_redelivered_run_replaces_the_branch_its_lost_run_left(
         "operations": DELETE_ALICE,
     }
     try:
-        result = await FileSyncTask(sources, DisabledPublisher())(payload, task_id, attempt=2)
+        context = TaskContext(task_id, TASK_KIND, False, None, "request-1", 2, runtime)
+        result = await FileSyncTask(sources, DisabledPublisher()).task(payload, context)
     finally:
         await sources.aclose()
         await runtime.aclose()

@@ -76,6 +76,8 @@ class GitHubOwnersReconcileInput(BaseModel):
 
     dry_run: bool = True
     organizations: list[GitHubOwnersOrganization]
+
+
 class VcsFileOperation(BaseModel):
     """One file change of `vcs_file_sync_v1` (`VcsFileOperationInput_v1`), committed alone."""
 
@@ -83,3 +85,16 @@ class VcsFileOperation(BaseModel):
     path: str
     content: str | None = None
     commit_message: str
+
+
+class VcsFileSyncInput(BaseModel):
+    """The `vcs_file_sync_v1` mutation's `input` argument."""
+
+    dry_run: bool = True
+    repo_url: str
+    title: str
+    description: str = ""
+    target_branch: str
+    operations: list[VcsFileOperation]
+    labels: list[str] | None = None
+    auto_merge: bool = False

@@ -10,10 +10,10 @@ from pydantic import Field
 
 from reconcile_client.errors import GatewayQueryError, IntegrationFailed
 from reconcile_client.flags import feature_toggle_state
-from reconcile_client.gql.gateway.reconcile_task import ReconcileTaskV1, VcsFileSyncResultV1
-from reconcile_client.gql.inputs import VcsFileOperation
+from reconcile_client.gql.gateway.vcs_file_sync_task import ReconcileTaskV1, VcsFileSyncResultV1
+from reconcile_client.gql.inputs import VcsFileOperation, VcsFileSyncInput
 from reconcile_client.gql.qontract_server.ldap_users_with_paths import UserV1
-from reconcile_client.integration import FINISHED, QontractReconcileApiIntegration
+from reconcile_client.integration import QontractReconcileApiIntegration
 from reconcile_client.integrations.ldap_users_files import (
     FileEditRefused,
     move_users,
@@ -26,8 +26,15 @@ from reconcile_client.integrations.ldap_users_state import (
     AppInterfaceUser,
     users_to_delete,
 )
-from reconcile_client.operations import LDAP_USER, LDAP_USERS_WITH_PATHS, VCS_FILE, VCS_FILE_SYNC
+from reconcile_client.operations import (
+    LDAP_USER,
+    LDAP_USERS_WITH_PATHS,
+    VCS_FILE,
+    VCS_FILE_SYNC,
+    VCS_FILE_SYNC_TASK,
+)
 from reconcile_client.params import PydanticRunParams
+from reconcile_client.task_wait import FINISHED, wait_for_task
 
 logger = logging.getLogger(__name__)
 
@@ -333,17 +340,20 @@ class LdapUsersIntegration(QontractReconcileApiIntegration[LdapUsersIntegrationP
 
     async def sync(self, mr: MergeRequest, dry_run: bool, auto_merge: bool) -> ReconcileTaskV1:
         """Submit the file-sync of `mr` and wait for its outcome."""
-        accepted = await self.gateway.execute(
-            VCS_FILE_SYNC,
-            {
-                "repo_url": mr.repo_url,
-                "title": mr.title,
-                "description": mr.description,
-                "target_branch": mr.target_branch,
-                "operations": [op.model_dump() for op in mr.operations],
-                "labels": self.params.labels,
-                "auto_merge": auto_merge,
-                "dry_run": dry_run,
-            },
+        request = VcsFileSyncInput(
+            dry_run=dry_run,
+            repo_url=mr.repo_url,
+            title=mr.title,
+            description=mr.description,
+            target_branch=mr.target_branch,
+            operations=list(mr.operations),
+            labels=self.params.labels,
+            auto_merge=auto_merge,
         )
-        return await self.wait_for_task(accepted.vcs_file_sync_v1.q_id)
+        accepted = await self.gateway.execute(VCS_FILE_SYNC, {"input": request.model_dump()})
+        return await wait_for_task(
+            self.gateway,
+            VCS_FILE_SYNC_TASK,
+            accepted.vcs_file_sync_v1.q_id,
+            lambda data: data.reconcile_task_v1,
+        )

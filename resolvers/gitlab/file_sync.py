@@ -4,15 +4,17 @@ A real run holds the task lease on (repository, title) from the lookup to the ne
 request, so concurrent calls for the same title are one run and make one merge request.
 """
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel
 
 from gateway.errors import BadUserInput, GatewayError, Timeout, UpstreamUnavailable
-from gateway.events import EventPublisher
 from gateway.events.action_log import ActionLog
 from gateway.registry import Sources
+from gateway.tasks.kinds import TaskContext
+from gateway.tasks.reconcile import ReconcileKind
 from resolvers.gitlab.api import GitLabMergeRequest
 from resolvers.gitlab.file_sync_models import (
     FileSyncRequest,
@@ -168,28 +170,35 @@ class FileSync:
         return self._result(errors=errors)
 
 
-class FileSyncTask:
-    """The `vcs.file-sync` task: a JSON request in, the JSON result out."""
+class FileSyncTask(ReconcileKind[FileSyncRequest]):
+    """The `vcs.file-sync` task kind: a JSON request in, the JSON result out; its branch is
+    named after the task."""
 
-    def __init__(self, sources: Sources, publisher: EventPublisher) -> None:
-        self.sources = sources
-        self.publisher = publisher
+    request_model = FileSyncRequest
 
-    async def __call__(
+    async def run(self, request: FileSyncRequest, origin: Mapping[str, str] | None) -> BaseModel:
+        """A first attempt (`origin` names the task, hence the branch; without one, the run
+        gets a branch of its own)."""
+        task_id = (origin or {}).get("task_id") or str(uuid.uuid4())
+        return await self.sync(request, origin, task_id, redelivered=False)
+
+    async def task(self, payload: dict[str, Any], context: TaskContext) -> dict[str, Any]:
+        """The registered task function: a later attempt is a redelivery of a lost run, whose
+        branch (the task's) it replaces."""
+        result = await self.sync(
+            self.validated(payload), context.origin, context.task_id, context.attempt > 1
+        )
+        return result.model_dump(mode="json")
+
+    async def sync(
         self,
-        payload: dict[str, Any],
+        request: FileSyncRequest,
+        origin: Mapping[str, str] | None,
         task_id: str,
-        attempt: int,
-        origin: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
-        """Validate `payload` (else BAD_USER_INPUT) and run it on the GitLab instance serving
-        its repository; attempt > 1 is a redelivery of a lost run."""
-        try:
-            request = FileSyncRequest.model_validate(payload)
-        except ValidationError as error:
-            raise BadUserInput(f"invalid file-sync request: {error}") from None
+        redelivered: bool,
+    ) -> FileSyncResult:
+        """Run `request` on the GitLab instance serving its repository."""
         source, project = gitlab_project(self.sources, request.repo_url)
         events = ActionLog(self.publisher, EVENT_PREFIX, origin)
         run = FileSync(request, source, project, events, BRANCH_PREFIX + task_id)
-        result = await run.run(redelivered=attempt > 1)
-        return result.model_dump(mode="json")
+        return await run.run(redelivered)

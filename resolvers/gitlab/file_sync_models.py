@@ -6,9 +6,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from gateway.errors import GatewayError
 from gateway.tasks.lease import resource_of
-from gateway.tasks.reconcile import APPLY_SCOPE, DRY_RUN_SCOPE
+from gateway.tasks.reconcile import BaseReconcileRequest, ReconcileStatus
 from resolvers.github.api import REF
 from resolvers.gitlab.api import FileAction, file_path
+from schema.vcs import repo_of_url
 
 MAX_OPERATIONS = 100
 MAX_TITLE_CHARS = 255
@@ -21,8 +22,6 @@ MAX_REPO_URL_CHARS = 2048
 MAX_CONTENT_BYTES = 524_288
 """One file's content (app-interface files are a few KiB); the task input's total
 (`tasks.max_input_bytes`) bounds all of a request's contents together."""
-SELF_BOUNDED = frozenset({"content", "description"})
-"""Input strings bounded here rather than by `tasks.max_input_string_length`."""
 AUTO_MERGE_LABEL = "bot/automerge"
 """The label qontract-reconcile's bots merge on (`reconcile.utils.mr.labels.AUTO_MERGE`)."""
 
@@ -64,12 +63,11 @@ class FileOperation(BaseModel):
         return self
 
 
-class FileSyncRequest(BaseModel):
+class FileSyncRequest(BaseReconcileRequest):
     """Find-or-create one merge request; a dry run (the default) only says what it would do."""
 
-    model_config = ConfigDict(extra="forbid")
+    self_bounded = frozenset({"content", "description"})
 
-    dry_run: bool = True
     repo_url: str = Field(min_length=1, max_length=MAX_REPO_URL_CHARS)
     title: str = Field(min_length=1, max_length=MAX_TITLE_CHARS)
     description: str = Field("", max_length=MAX_DESCRIPTION_CHARS)
@@ -105,20 +103,17 @@ class FileSyncRequest(BaseModel):
         return labels
 
     @property
-    def required_scope(self) -> str:
-        """The token scope a caller needs to submit this request."""
-        return DRY_RUN_SCOPE if self.dry_run else APPLY_SCOPE
-
-    @property
     def merge_request_labels(self) -> list[str]:
         """The labels asked for, then the auto-merge label when asked for, once each."""
         extra = [AUTO_MERGE_LABEL] if self.auto_merge else []
         return list(dict.fromkeys([*self.labels, *extra]))
 
-    def resource(self, instance: str, project: str) -> str:
+    @property
+    def resource(self) -> str:
         """The lease of a real run: one per (repository, title), so two concurrent calls for
         the same merge request are one run and make one merge request."""
-        return resource_of([f"vcs-file-sync:{instance}:{project}:{self.title}"])
+        host, project = repo_of_url(self.repo_url)
+        return resource_of([f"vcs-file-sync:{host.lower()}:{project}:{self.title}"])
 
 
 FileSyncOutcome = Literal["mr_created", "mr_exists", "mr_would_be_created"]
@@ -137,7 +132,7 @@ class FileSyncResult(BaseModel):
     """What a run found or did: `failed` iff `errors`; a created MR's branch is removed by
     GitLab when it is merged, and by the run itself when a step fails."""
 
-    status: Literal["success", "failed"]
+    status: ReconcileStatus
     outcome: FileSyncOutcome | None = None
     mr_url: str | None = None
     mr_iid: int | None = None

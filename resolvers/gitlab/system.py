@@ -2,7 +2,6 @@
 `GitlabInstance_v1.name`, whose repository URLs are on the host of their `api_url`."""
 
 from collections.abc import Mapping
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -10,7 +9,7 @@ import httpx
 from gateway.registry import Repositories, Sources, System, SystemSchema
 from gateway.runtime import Runtime
 from gateway.settings import UpstreamAccountSettings
-from gateway.tasks.kinds import TaskContext, TaskFunction
+from gateway.tasks.kinds import TaskFunction
 from gateway.upstream import UpstreamClient
 from resolvers.gitlab import api
 from resolvers.gitlab.file_sync import TASK_KIND, FileSyncTask
@@ -44,12 +43,7 @@ def source(
 
 def task_kinds(sources: Sources, runtime: Runtime) -> Mapping[str, TaskFunction]:
     """`vcs.file-sync`, on the process's shared sources."""
-    file_sync = FileSyncTask(sources, runtime.events.publisher)
-
-    async def sync_files(payload: dict[str, Any], context: TaskContext) -> dict[str, Any]:
-        return await file_sync(payload, context.task_id, context.attempt, context.origin)
-
-    return {TASK_KIND: sync_files}
+    return {TASK_KIND: FileSyncTask(sources, runtime.events.publisher).task}
 
 
 SYSTEM = System(

@@ -24,11 +24,11 @@ from reconcile_client.operations import (
     GITHUB_OWNERS_RECONCILE,
     GITHUB_OWNERS_TASK,
     INTEGRATIONS,
+    LDAP_USER,
+    LDAP_USERS_WITH_PATHS,
     OPENSHIFT_NAMESPACES_DESIRED_STATE,
     OPENSHIFT_NAMESPACES_RECONCILE,
     OPENSHIFT_NAMESPACES_TASK,
-    LDAP_USER,
-    LDAP_USERS_WITH_PATHS,
     OWNERS,
     SCHEDULE_USERS,
     SLACK_USERGROUPS_DESIRED_STATE,
@@ -37,6 +37,7 @@ from reconcile_client.operations import (
     SLACK_USERGROUPS_TASK,
     VCS_FILE,
     VCS_FILE_SYNC,
+    VCS_FILE_SYNC_TASK,
     Fragment,
     Operation,
 )
@@ -61,8 +62,10 @@ GATEWAY_OPERATIONS = [
     OPENSHIFT_NAMESPACES_TASK,
     GITHUB_OWNERS_RECONCILE,
     GITHUB_OWNERS_TASK,
+    VCS_FILE_SYNC,
+    VCS_FILE_SYNC_TASK,
+    VCS_FILE,
 ]
-GATEWAY_OPERATIONS = [SLACK_USERGROUPS_RECONCILE, RECONCILE_TASK, VCS_FILE_SYNC, VCS_FILE]
 
 
 def lookup_document(owners: bool) -> str:
@@ -124,6 +127,8 @@ def test_qontract_server_operation_validates_against_the_real_servers_schema(
 def test_namespaces_operation_validates_against_the_real_servers_schema() -> None:
     """The emulator's SDL has no namespaces (the stand-in serves the real schema)."""
     assert_valid(REAL_QONTRACT_SERVER_SCHEMA, OPENSHIFT_NAMESPACES_DESIRED_STATE.document)
+
+
 def test_ldap_users_operation_validates_against_the_real_servers_schema() -> None:
     """Its backrefs (`requests`, `queries`, `sre_checkpoints`) are not in the emulator's SDL:
     ldap-users-api is tested against the stand-in, which serves the real schema."""
@@ -149,7 +154,6 @@ def test_github_owners_desired_state_validates_against_the_real_and_the_federate
     assert_valid(merged, GITHUB_OWNERS_DESIRED_STATE.document)
 
 
-FRAGMENTS = [SCHEDULE_USERS, ESCALATION_POLICY_USERS, OWNERS]
 FRAGMENTS = [SCHEDULE_USERS, ESCALATION_POLICY_USERS, OWNERS, LDAP_USER]
 
 

@@ -51,16 +51,6 @@ query SlackUsergroupsTask($id: String!, $wait_seconds: Int) {
           }
         }
       }
-      ... on VcsFileSyncResult_v1 {
-        outcome
-        mr_url
-        mr_iid
-        branch
-        operations {
-          action
-          path
-        }
-      }
     }
   }
 }
@@ -115,24 +105,11 @@ class SlackUsergroupsReconcileResultV1(ReconcileTaskResultV1):
     actions: list[Union[SlackUsergroupCreateV1, SlackUsergroupUpdateUsersV1, SlackUsergroupUpdateMetadataV1, SlackUsergroupActionV1]] = Field(..., alias="actions")
 
 
-class VcsFileSyncOperationV1(ConfiguredBaseModel):
-    action: str = Field(..., alias="action")
-    path: str = Field(..., alias="path")
-
-
-class VcsFileSyncResultV1(ReconcileTaskResultV1):
-    outcome: Optional[str] = Field(..., alias="outcome")
-    mr_url: Optional[str] = Field(..., alias="mr_url")
-    mr_iid: Optional[int] = Field(..., alias="mr_iid")
-    branch: Optional[str] = Field(..., alias="branch")
-    operations: list[VcsFileSyncOperationV1] = Field(..., alias="operations")
-
-
 class ReconcileTaskV1(ConfiguredBaseModel):
     q_id: str = Field(..., alias="id")
     status: ReconcileTaskStatusV1 = Field(alias="status")
     error: Optional[str] = Field(..., alias="error")
-    typed_result: Optional[Union[VcsFileSyncResultV1, SlackUsergroupsReconcileResultV1, ReconcileTaskResultV1]] = Field(..., alias="typed_result")
+    typed_result: Optional[Union[SlackUsergroupsReconcileResultV1, ReconcileTaskResultV1]] = Field(..., alias="typed_result")
 
 
 class SlackUsergroupsTaskQueryData(ConfiguredBaseModel):

@@ -19,26 +19,8 @@ from pydantic import (  # noqa: F401 # pylint: disable=W0611
 
 
 DEFINITION = """
-mutation VcsFileSync(
-  $repo_url: String!
-  $title: String!
-  $description: String!
-  $target_branch: String!
-  $operations: [VcsFileOperationInput_v1!]!
-  $labels: [String!]
-  $auto_merge: Boolean!
-  $dry_run: Boolean!
-) {
-  vcs_file_sync_v1(
-    repo_url: $repo_url
-    title: $title
-    description: $description
-    target_branch: $target_branch
-    operations: $operations
-    labels: $labels
-    auto_merge: $auto_merge
-    dry_run: $dry_run
-  ) {
+mutation VcsFileSync($input: VcsFileSyncInput_v1!) {
+  vcs_file_sync_v1(input: $input) {
     id
     status
   }

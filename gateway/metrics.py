@@ -15,6 +15,8 @@ CLIENT_OPERATIONS = frozenset(
         "GitHubOwnersReconcile",
         "GitHubOwnersTask",
         "Integrations",
+        "LdapUsersCheck",
+        "LdapUsersWithPaths",
         "OpenShiftNamespacesDesiredState",
         "OpenShiftNamespacesReconcile",
         "OpenShiftNamespacesTask",
@@ -23,6 +25,9 @@ CLIENT_OPERATIONS = frozenset(
         "SlackUsergroupsLookups",
         "SlackUsergroupsReconcile",
         "SlackUsergroupsTask",
+        "VcsFile",
+        "VcsFileSync",
+        "VcsFileSyncTask",
     }
 )
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)

@@ -15,6 +15,12 @@ from reconcile_client.integrations.github_owners_api import (
     GitHubOwnersIntegration,
     GitHubOwnersIntegrationParams,
 )
+from reconcile_client.integrations.ldap_users_api import (
+    DEFAULT_INFRA_PATHS,
+    LdapUsersIntegration,
+    LdapUsersIntegrationParams,
+)
+from reconcile_client.integrations.ldap_users_state import DEFAULT_MAX_DELETE_FRACTION
 from reconcile_client.integrations.openshift_namespaces_api import (
     OpenShiftNamespacesIntegration,
     OpenShiftNamespacesIntegrationParams,
@@ -95,6 +101,65 @@ def github_owners_api(ctx: click.Context, org_name: str | None) -> None:
     config, dry_run = _context(ctx)
     params = GitHubOwnersIntegrationParams(org_name=org_name)
     ctx.exit(run_class_integration(GitHubOwnersIntegration(params, config), dry_run))
+
+
+@main.command("ldap-users-api", short_help="Delete app-interface users gone from LDAP.")
+@click.option("--ldap-instance", required=True, help="The gateway's LDAP account to ask.")
+@click.option(
+    "--app-interface-repo-url", required=True, help="App-interface GitLab repository URL."
+)
+@click.option("--app-interface-target-branch", default="master", show_default=True)
+@click.option("--infra-repo-url", default=None, help="Infra GitLab repository URL (optional).")
+@click.option("--infra-target-branch", default="master", show_default=True)
+@click.option(
+    "--infra-path",
+    "infra_paths",
+    multiple=True,
+    default=DEFAULT_INFRA_PATHS,
+    show_default=True,
+    help="Infra YAML files whose user lists are edited (repeatable).",
+)
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    default=["ldap-users"],
+    show_default=True,
+    help="Labels of the merge requests (repeatable).",
+)
+@click.option(
+    "--max-delete-fraction",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=DEFAULT_MAX_DELETE_FRACTION,
+    show_default=True,
+    help="Abort, deleting nobody, when more than this fraction of the users would go.",
+)
+@click.pass_context
+def ldap_users_api(
+    ctx: click.Context,
+    ldap_instance: str,
+    app_interface_repo_url: str,
+    app_interface_target_branch: str,
+    infra_repo_url: str | None,
+    infra_target_branch: str,
+    infra_paths: tuple[str, ...],
+    labels: tuple[str, ...],
+    max_delete_fraction: float,
+) -> None:
+    """One merge request per app-interface user that LDAP no longer has, deleting its files
+    (and one on the infra repository, when given, moving them to `deleted_users`)."""
+    config, dry_run = _context(ctx)
+    params = LdapUsersIntegrationParams(
+        ldap_instance=ldap_instance,
+        app_interface_repo_url=app_interface_repo_url,
+        app_interface_target_branch=app_interface_target_branch,
+        infra_repo_url=infra_repo_url,
+        infra_target_branch=infra_target_branch,
+        infra_paths=list(infra_paths),
+        labels=list(labels),
+        max_delete_fraction=max_delete_fraction,
+    )
+    ctx.exit(run_class_integration(LdapUsersIntegration(params, config), dry_run))
 
 
 @main.command("event-log-sink", short_help="Write the gateway's events as JSON lines.")

@@ -52,6 +52,15 @@ def _query_error(service: str, error: Mapping[str, Any]) -> GatewayQueryError | 
     return GatewayQueryError(service, code, message, list(error.get("path") or []))
 
 
+def _of_item(error: GatewayQueryError | AuthRefused) -> bool:
+    """Whether `error` is one list item's own (its path ends at an index)."""
+    return (
+        isinstance(error, GatewayQueryError)
+        and bool(error.path)
+        and isinstance(error.path[-1], int)
+    )
+
+
 class GzipRequestBodies:
     """Sends request bodies of `min_bytes` or more gzip-compressed (the gateway inflates them).
 
@@ -156,8 +165,14 @@ class GatewayClient:
         document: str,
         variables: Mapping[str, Any] | None = None,
         read_timeout: float | None = None,
+        item_errors: list[GatewayQueryError] | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Run a GraphQL document; its data and its `extensions`, errors raised."""
+        """Run a GraphQL document; its data and its `extensions`, errors raised.
+
+        With `item_errors`, fields that answer item by item (`ldap_users_v1`: a failed item is
+        null with its own error) may fail in part: errors whose path ends at a list index go to
+        `item_errors` and the data is returned; any other error is still raised.
+        """
         request = GraphQLRequest(document, variable_values=dict(variables or {}))
         extra_args = {"timeout": read_timeout} if read_timeout is not None else {}
         try:
@@ -167,7 +182,11 @@ class GatewayClient:
                 request, extra_args=extra_args, get_execution_result=True
             )
         except TransportQueryError as error:
-            raise _query_error(self.service, (error.errors or [{}])[0]) from None
+            errors = [_query_error(self.service, found) for found in error.errors or [{}]]
+            if item_errors is None or error.data is None or not all(map(_of_item, errors)):
+                raise errors[0] from None
+            item_errors.extend(e for e in errors if isinstance(e, GatewayQueryError))
+            return dict(error.data), dict(error.extensions or {})
         except TransportServerError as error:
             raise http_status_error(self.service, self.url, error.code or 0, str(error)) from None
         except TransportProtocolError as error:

@@ -14,17 +14,22 @@ from reconcile_client.gql.federated import slack_usergroups_joined
 from reconcile_client.gql.gateway import (
     github_owners_reconcile,
     github_owners_task,
+    ldap_users,
     openshift_namespaces_reconcile,
     openshift_namespaces_task,
     pagerduty_escalation_policy_users,
     pagerduty_schedule_users,
     slack_usergroups_reconcile,
     slack_usergroups_task,
+    vcs_file,
+    vcs_file_sync,
+    vcs_file_sync_task,
     vcs_owners,
 )
 from reconcile_client.gql.qontract_server import (
     github_owners_desired_state,
     integrations,
+    ldap_users_with_paths,
     openshift_namespaces_desired_state,
     slack_usergroups_desired_state,
 )
@@ -117,3 +122,16 @@ ESCALATION_POLICY_USERS = Fragment(
     pagerduty_escalation_policy_users.PagerDutyEscalationPolicyUsers,
 )
 OWNERS = Fragment("VcsOwners", "gateway/vcs_owners.gql", vcs_owners.VcsOwners)
+LDAP_USER = Fragment("LdapUser", "gateway/ldap_users.gql", ldap_users.LdapUser)
+LDAP_USERS_WITH_PATHS = Operation(
+    "LdapUsersWithPaths",
+    ldap_users_with_paths.DEFINITION,
+    ldap_users_with_paths.LdapUsersWithPathsQueryData,
+)
+VCS_FILE = Operation("VcsFile", vcs_file.DEFINITION, vcs_file.VcsFileQueryData)
+VCS_FILE_SYNC = Operation(
+    "VcsFileSync", vcs_file_sync.DEFINITION, vcs_file_sync.VcsFileSyncMutationResponse
+)
+VCS_FILE_SYNC_TASK = Operation(
+    "VcsFileSyncTask", vcs_file_sync_task.DEFINITION, vcs_file_sync_task.VcsFileSyncTaskQueryData
+)

@@ -122,5 +122,6 @@ async def submit_reconcile(
         resource=None if request.dry_run else request.resource,
         request_id=info.context.request_id,
         caller=info.context.identity.subject,
+        self_bounded=request.self_bounded,
     )
     return ReconcileTask.of(record)

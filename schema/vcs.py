@@ -20,8 +20,11 @@ class RepositorySource(Protocol):
     async def owners(self, repo: str, path: str, ref: str) -> Owners:
         """Approvers and reviewers of `path` in `repo`@`ref`."""
 
-    async def file_text(self, repo: str, path: str, ref: str) -> Cached[str | None]:
-        """The text of `path` in `repo`@`ref`, None when there is no such file."""
+    async def file_text(
+        self, repo: str, path: str, ref: str, fresh: bool = False
+    ) -> Cached[str | None]:
+        """The text of `path` in `repo`@`ref`, None when there is no such file; `fresh` reads
+        past the cache."""
 
 
 @strawberry.federation.type(name="VcsOwners_v1", keys=["repo_url path ref"])
@@ -102,10 +105,15 @@ async def vcs_owners(
     )
 
 
-async def vcs_file(info: Info[RequestContext, None], repo_url: str, path: str, ref: str) -> VcsFile:
-    """Resolve `vcs_file_v1`: NOT_FOUND when the repository, ref or file does not exist."""
+async def vcs_file(
+    info: Info[RequestContext, None], repo_url: str, path: str, ref: str, fresh: bool = False
+) -> VcsFile:
+    """Resolve `vcs_file_v1`: NOT_FOUND when the repository, ref or file does not exist;
+    `fresh` reads the file from the upstream even when it is cached (and caches it again),
+    for a caller about to write the file; dropping the cached copy is a cache write, so the
+    result cache never reuses such an answer."""
     provider, repo, source = _repository(info, repo_url)
-    found = await source.file_text(repo, path, ref)
+    found = await source.file_text(repo, path, ref, fresh)
     record(info, found.lookup)
     if found.value is None:
         raise NotFound(f"no file {shown(path)} in {shown(repo)}@{shown(ref)}")
@@ -130,5 +138,6 @@ class VcsQuery:
         resolver=vcs_file,
         extensions=bounded("read"),
         description="The text of the file at `path` of a repository at `ref` (GitHub or "
-        "GitLab, by the URL's host), cached",
+        "GitLab, by the URL's host), cached; `fresh: true` reads it past the cache (before "
+        "changing the file)",
     )

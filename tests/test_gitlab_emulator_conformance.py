@@ -4,7 +4,12 @@ from collections.abc import Iterator
 
 import gitlab
 import pytest
-from gitlab.exceptions import GitlabAuthenticationError, GitlabGetError
+from gitlab.exceptions import (
+    GitlabAuthenticationError,
+    GitlabCreateError,
+    GitlabDeleteError,
+    GitlabGetError,
+)
 
 from tests.emulators.gitlab import GitLabEmulator
 from tests.support.server_thread import ServerThread
@@ -141,3 +146,80 @@ def test_429_beyond_the_retry_bound_raises_with_the_status(
         gl.projects.get("service/app-interface", max_retries=1)
     assert limited.value.response_code == 429
     assert emulator.total_calls("GET /api/v4/projects/service/app-interface") == 2
+
+
+def test_branch_commit_with_actions_and_merge_request_round_trip(
+    gl: gitlab.Gitlab, emulator: GitLabEmulator
+) -> None:
+    emulated = emulator.state.project("service/sub-group/other")
+    assert emulated is not None
+    emulated.files["master"] = {"a.yml": "a: 1\n"}
+    project = gl.projects.get("service/sub-group/other", lazy=True)
+    branch = project.branches.create({"branch": "sync-1", "ref": "master"})
+    assert branch.name == "sync-1"
+    commit = project.commits.create(
+        {
+            "branch": "sync-1",
+            "commit_message": "add b, change a",
+            "actions": [
+                {"action": "create", "file_path": "b.yml", "content": "b: 2\n"},
+                {"action": "update", "file_path": "a.yml", "content": "a: 3\n"},
+            ],
+        }
+    )
+    assert commit.title == "add b, change a"
+    assert project.files.raw(file_path="b.yml", ref="sync-1") == b"b: 2\n"
+    assert project.files.raw(file_path="a.yml", ref=commit.id) == b"a: 3\n"
+    assert project.files.raw(file_path="a.yml", ref="master") == b"a: 1\n"
+    mr = project.mergerequests.create(
+        {
+            "source_branch": "sync-1",
+            "target_branch": "master",
+            "title": "Sync a and b",
+            "labels": ["bot/automerge", "ldap-users"],
+            "remove_source_branch": True,
+        }
+    )
+    assert (mr.iid, mr.state, mr.labels) == (1, "opened", ["bot/automerge", "ldap-users"])
+    assert mr.web_url.endswith("/service/sub-group/other/-/merge_requests/1")
+    found = project.mergerequests.list(state="opened", search="sync a", get_all=True)
+    assert [m.title for m in found] == ["Sync a and b"]
+    assert project.mergerequests.list(state="merged", search="sync a", get_all=True) == []
+    project.branches.delete("sync-1")
+    with pytest.raises(GitlabGetError) as gone:
+        project.branches.get("sync-1")
+    assert gone.value.error_message == "404 Branch Not Found"
+    assert [c["branch"] for c in emulated.commits] == ["sync-1"]
+
+
+def test_refused_writes_raise_create_and_delete_errors_with_gitlab_messages(
+    gl: gitlab.Gitlab,
+) -> None:
+    project = gl.projects.get("service/app-interface", lazy=True)
+    with pytest.raises(GitlabCreateError) as taken:
+        project.branches.create({"branch": "master", "ref": "master"})
+    assert (taken.value.response_code, taken.value.error_message) == (400, "Branch already exists")
+    with pytest.raises(GitlabCreateError) as unknown_ref:
+        project.branches.create({"branch": "new", "ref": "no-such-ref"})
+    assert unknown_ref.value.error_message == "Invalid reference name: no-such-ref"
+    with pytest.raises(GitlabCreateError) as missing:
+        project.commits.create(
+            {
+                "branch": "master",
+                "commit_message": "drop",
+                "actions": [{"action": "delete", "file_path": "nope.yml"}],
+            }
+        )
+    assert missing.value.error_message == "A file with this name doesn't exist"
+    with pytest.raises(GitlabCreateError) as exists:
+        project.commits.create(
+            {
+                "branch": "master",
+                "commit_message": "again",
+                "actions": [{"action": "create", "file_path": "OWNERS", "content": "x"}],
+            }
+        )
+    assert exists.value.error_message == "A file with this name already exists"
+    with pytest.raises(GitlabDeleteError) as no_branch:
+        project.branches.delete("no-such-branch")
+    assert no_branch.value.response_code == 404

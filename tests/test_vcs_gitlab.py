@@ -1,10 +1,11 @@
 """`vcs_owners_v1` and `vcs_file_v1` through the gateway, on GitHub or GitLab by the URL's host."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 import pytest
 
+from tests.emulators.base import UpstreamEmulator
 from tests.emulators.github import GitHubEmulator
 from tests.emulators.gitlab import GitLabEmulator
 from tests.support.gateway import graphql
@@ -132,6 +133,50 @@ def test_a_gitlab_file_is_read_and_then_served_from_the_cache(
     calls = gitlab[0].total_calls()
     assert query(server, FILE, **variables)["data"]["vcs_file_v1"] == first
     assert gitlab[0].total_calls() == calls
+
+
+FRESH_FILE = """query File($url: String!, $path: String!, $ref: String!) {
+  vcs_file_v1(repo_url: $url, path: $path, ref: $ref, fresh: true) { text }
+}"""
+
+
+def assert_fresh_reads(
+    server: ServerThread,
+    emulator: UpstreamEmulator,
+    files: MutableMapping[str, Any],
+    url: str,
+    ref: str,
+) -> None:
+    """A cached file changes upstream: plain reads keep the cached text, every fresh read
+    reaches the upstream and caches what it read."""
+    path = "data/fresh.yml"
+    files[path] = "v1\n"
+    try:
+        read = {"url": url, "path": path, "ref": ref}
+        assert query(server, FILE, **read)["data"]["vcs_file_v1"]["text"] == "v1\n"
+        files[path] = "v2\n"
+        assert query(server, FILE, **read)["data"]["vcs_file_v1"]["text"] == "v1\n"
+        calls = emulator.total_calls()
+        for _ in range(2):
+            assert query(server, FRESH_FILE, **read)["data"]["vcs_file_v1"]["text"] == "v2\n"
+        assert emulator.total_calls() == calls + 2, "a fresh answer is never reused"
+        assert query(server, FILE, **read)["data"]["vcs_file_v1"]["text"] == "v2\n"
+    finally:
+        del files[path]
+
+
+def test_a_fresh_gitlab_read_passes_the_cache(
+    server: ServerThread, gitlab: tuple[GitLabEmulator, ServerThread]
+) -> None:
+    files = gitlab[0].state.projects[0].files["master"]
+    assert_fresh_reads(server, gitlab[0], files, gitlab_url(gitlab), "master")
+
+
+def test_a_fresh_github_read_passes_the_cache(
+    server: ServerThread, github: tuple[GitHubEmulator, ServerThread]
+) -> None:
+    files = github[0].state.files[("app-sre/repo", "main")]
+    assert_fresh_reads(server, github[0], files, "https://github.com/app-sre/repo", "main")
 
 
 def test_a_github_file_is_read_and_then_served_from_the_cache(

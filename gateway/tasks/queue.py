@@ -5,7 +5,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import Any
 
 import structlog
@@ -102,13 +102,15 @@ class TaskQueue:
         resource: str | None = None,
         request_id: str = "",
         caller: str | None = None,
+        self_bounded: Collection[str] = (),
     ) -> TaskRecord:
         """A new pending task; for a real run on a busy `resource`, the task already holding it.
 
-        The input is bounded in shape and size (BAD_USER_INPUT); a `caller`'s stored inputs
-        are bounded per record lifetime (LIMIT_EXCEEDED).
+        The input is bounded in shape and size (BAD_USER_INPUT; strings under a key in
+        `self_bounded` are bounded by the kind itself); a `caller`'s stored inputs are bounded
+        per record lifetime (LIMIT_EXCEEDED).
         """
-        check_input_shape(payload, self._settings)
+        check_input_shape(payload, self._settings, self_bounded)
         encoded = json.dumps(payload, separators=(",", ":"))
         record = TaskRecord(
             id=str(uuid.uuid4()),

@@ -1,6 +1,7 @@
 """What a caller may store as task input: one input's size and shape, and its total per day."""
 
 import hashlib
+from collections.abc import Collection
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -32,10 +33,14 @@ return {1}
 """
 
 
-def check_input_shape(payload: Any, settings: TaskSettings) -> None:
+def check_input_shape(
+    payload: Any, settings: TaskSettings, self_bounded: Collection[str] = ()
+) -> None:
     """BAD_USER_INPUT naming the first list or string in `payload` longer than the settings allow.
 
-    Linear in the size of `payload`; the path in the message is that of the input.
+    Strings under a key in `self_bounded` (file contents) are left to the kind's own bound;
+    the input's total size still holds them. Linear in the size of `payload`; the path in the
+    message is that of the input.
     """
     stack: list[tuple[tuple[str | int, ...], Any]] = [((), payload)]
     while stack:
@@ -49,7 +54,11 @@ def check_input_shape(payload: Any, settings: TaskSettings) -> None:
                     f"{settings.max_input_list_length} (tasks.max_input_list_length)"
                 )
             stack.extend(((*path, index), item) for index, item in enumerate(value))
-        elif isinstance(value, str) and len(value) > settings.max_input_string_length:
+        elif (
+            isinstance(value, str)
+            and len(value) > settings.max_input_string_length
+            and not (path and path[-1] in self_bounded)
+        ):
             raise BadUserInput(
                 f"input.{_dotted(path)} is {len(value)} characters long; at most "
                 f"{settings.max_input_string_length} (tasks.max_input_string_length)"

@@ -3,7 +3,7 @@ the result's statuses, and the task kind that validates a JSON request and runs 
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -26,6 +26,10 @@ class BaseReconcileRequest(BaseModel, ABC):
     """A reconcile request; a dry run (the default) computes the actions without applying them."""
 
     model_config = ConfigDict(extra="forbid")
+
+    self_bounded: ClassVar[frozenset[str]] = frozenset()
+    """Keys whose strings the request bounds itself (file contents), past the task queue's
+    `tasks.max_input_string_length`; the input's total size still holds them."""
 
     dry_run: bool = True
 
@@ -57,16 +61,19 @@ class ReconcileKind(ABC, Generic[RequestT]):
     async def run(self, request: RequestT, origin: Mapping[str, str] | None) -> BaseModel:
         """Reconcile `request`; `origin` (task and request ids) joins its events."""
 
+    def validated(self, payload: dict[str, Any]) -> RequestT:
+        """`payload` as the kind's request, else BAD_USER_INPUT naming the problems, never the
+        input."""
+        try:
+            return self.request_model.model_validate(payload)
+        except ValidationError as error:
+            raise BadUserInput(f"invalid reconcile request: {validation_problems(error)}") from None
+
     async def __call__(
         self, payload: dict[str, Any], origin: Mapping[str, str] | None = None
     ) -> dict[str, Any]:
-        """Validate `payload` (else BAD_USER_INPUT naming the problems, never the input) and run
-        it."""
-        try:
-            request = self.request_model.model_validate(payload)
-        except ValidationError as error:
-            raise BadUserInput(f"invalid reconcile request: {validation_problems(error)}") from None
-        result = await self.run(request, origin)
+        """Validate `payload` and run it."""
+        result = await self.run(self.validated(payload), origin)
         return result.model_dump(mode="json")
 
     async def task(self, payload: dict[str, Any], context: TaskContext) -> dict[str, Any]:

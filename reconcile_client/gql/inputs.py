@@ -1,5 +1,7 @@
 """Variables the client sends (qenerate generates result types only): the reconcile inputs."""
 
+from typing import Literal
+
 from pydantic import BaseModel
 
 
@@ -74,3 +76,25 @@ class GitHubOwnersReconcileInput(BaseModel):
 
     dry_run: bool = True
     organizations: list[GitHubOwnersOrganization]
+
+
+class VcsFileOperation(BaseModel):
+    """One file change of `vcs_file_sync_v1` (`VcsFileOperationInput_v1`), committed alone."""
+
+    action: Literal["create", "update", "delete"]
+    path: str
+    content: str | None = None
+    commit_message: str
+
+
+class VcsFileSyncInput(BaseModel):
+    """The `vcs_file_sync_v1` mutation's `input` argument."""
+
+    dry_run: bool = True
+    repo_url: str
+    title: str
+    description: str = ""
+    target_branch: str
+    operations: list[VcsFileOperation]
+    labels: list[str] | None = None
+    auto_merge: bool = False

@@ -125,16 +125,22 @@ class GitHubSource(AccountSource[GitHubApi]):
         results.update((key.ident, found[key]) for key in keys)
         return results
 
-    async def file_text(self, repo: str, path: str, ref: str) -> Cached[str | None]:
+    async def file_text(
+        self, repo: str, path: str, ref: str, fresh: bool = False
+    ) -> Cached[str | None]:
         """The text of file `path` in `repo`@`ref`, None when GitHub has none (data type
-        `files`); a malformed repository, ref or path is BAD_USER_INPUT before any lookup."""
+        `files`; `fresh` reads past the cache and caches the answer again); a malformed
+        repository, ref or path is BAD_USER_INPUT before any lookup."""
         REPO.check(repo)
         REF.check(ref)
         normalised = "/".join(file_segments(path))
         if not normalised:
             raise BadUserInput(f"{shown(path)} names no file")
+        key = self.key("files", f"{repo}@{ref}:{normalised}")
+        if fresh:
+            await self.cache.invalidate(key)
         return await self.cache.get_or_fetch(
-            self.key("files", f"{repo}@{ref}:{normalised}"),
+            key,
             lambda: self.api.file_text(repo, normalised, ref),
             self.ttl["files"],
         )

@@ -2,7 +2,8 @@
 
 import re
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel
@@ -49,6 +50,24 @@ class GitLabMember(BaseModel):
     name: str = ""
     state: str = ""
     access_level: int = 0
+
+
+class GitLabMergeRequest(BaseModel):
+    """A merge request as GitLab lists or creates it."""
+
+    iid: int
+    title: str
+    state: str
+    web_url: str
+    source_branch: str
+    target_branch: str
+    labels: list[str] = []
+
+
+FileAction = Literal["create", "update", "delete"]
+REFUSALS = frozenset({400, 404, 409, 422})
+"""The answers of a write that GitLab explains in its `message` (shown in the error)."""
+MAX_MESSAGE_CHARS = 300
 
 
 def headers(token: str) -> dict[str, str]:
@@ -120,20 +139,106 @@ class GitLabApi:
             raise
         return True
 
+    async def open_merge_requests(self, project: str, title: str) -> list[GitLabMergeRequest]:
+        """The open merge requests of `project` whose title is exactly `title` (GitLab's
+        `search` matches words of it; the exact comparison is made here)."""
+        path = UpstreamPath("/projects/{}/merge_requests", PROJECT.check(project))
+        params = {"state": "opened", "search": title, "in": "title"}
+        items = await self._pages("merge_requests.list", path, f"project {project}", params)
+        found = [GitLabMergeRequest.model_validate(item) for item in items]
+        return [mr for mr in found if mr.title == title]
+
+    async def create_branch(self, project: str, branch: str, ref: str) -> None:
+        """Create `branch` in `project` from `ref`."""
+        where = UpstreamPath("/projects/{}/repository/branches", PROJECT.check(project))
+        body = {"branch": REF.check(branch), "ref": REF.check(ref)}
+        await self._write("branches.create", "POST", where, body, f"creating branch {branch}")
+
+    async def delete_branch(self, project: str, branch: str) -> bool:
+        """Delete `branch` from `project`; False when it did not exist."""
+        where = UpstreamPath(
+            "/projects/{}/repository/branches/{}", PROJECT.check(project), REF.check(branch)
+        )
+        try:
+            await self.client.request("branches.delete", "DELETE", where)
+        except UpstreamError as error:
+            if error.extensions.get("status") == 404:
+                return False
+            raise
+        return True
+
+    async def commit(
+        self,
+        project: str,
+        branch: str,
+        message: str,
+        action: FileAction,
+        path: str,
+        content: str | None,
+    ) -> None:
+        """One commit on `branch` that creates, updates or deletes the file `path`."""
+        change: dict[str, str] = {"action": action, "file_path": file_path(path)}
+        if content is not None:
+            change["content"] = content
+        body = {"branch": REF.check(branch), "commit_message": message, "actions": [change]}
+        where = UpstreamPath("/projects/{}/repository/commits", PROJECT.check(project))
+        await self._write("commits.create", "POST", where, body, f"{action} {shown(path)}")
+
+    async def create_merge_request(
+        self,
+        project: str,
+        source_branch: str,
+        target_branch: str,
+        title: str,
+        description: str,
+        labels: list[str],
+    ) -> GitLabMergeRequest:
+        """Open a merge request from `source_branch`, which GitLab removes once it is merged."""
+        where = UpstreamPath("/projects/{}/merge_requests", PROJECT.check(project))
+        body = {
+            "source_branch": REF.check(source_branch),
+            "target_branch": REF.check(target_branch),
+            "title": title,
+            "description": description,
+            "labels": ",".join(labels),
+            "remove_source_branch": True,
+        }
+        created = await self._write("merge_requests.create", "POST", where, body, "opening the MR")
+        return GitLabMergeRequest.model_validate(created)
+
+    async def _write(
+        self, operation: str, method: str, where: UpstreamPath, body: dict[str, Any], what: str
+    ) -> Any:
+        """Send a write; a refusal is UPSTREAM_ERROR with GitLab's own (bounded) message."""
+        response = await self.client.request(operation, method, where, json=body, answers=REFUSALS)
+        if response.status_code in REFUSALS:
+            raise UpstreamError(
+                f"GitLab refused {what} (HTTP {response.status_code}): {_refusal(response)}",
+                status=response.status_code,
+            )
+        return response.json()
+
     async def project_members(self, project: str) -> list[GitLabMember]:
         """Every member of `project`, inherited ones included, all pages."""
         path = UpstreamPath("/projects/{}/members/all", PROJECT.check(project))
         items = await self._pages("projects.members.all", path, f"project {project}")
         return [GitLabMember.model_validate(item) for item in items]
 
-    async def _pages(self, operation: str, path: UpstreamPath, what: str) -> list[dict[str, Any]]:
-        """All items of a list endpoint, page after page as `X-Next-Page` names them."""
+    async def _pages(
+        self,
+        operation: str,
+        path: UpstreamPath,
+        what: str,
+        filters: Mapping[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """All items of a list endpoint (with `filters`), page after page as `X-Next-Page`
+        names them."""
         items: list[dict[str, Any]] = []
         page: int | None = 1
         while page is not None:
             if page > MAX_PAGES:
                 raise UpstreamError(f"GitLab {what}: more than {MAX_PAGES} pages")
-            params = {"per_page": str(PER_PAGE), "page": str(page)}
+            params = {**(filters or {}), "per_page": str(PER_PAGE), "page": str(page)}
             try:
                 response = await self.client.request(operation, "GET", path, params=params)
             except UpstreamError as error:
@@ -148,6 +253,16 @@ class GitLabApi:
             items.extend(found)
             page = _next_page(response, page, operation)
         return items
+
+
+def _refusal(response: httpx.Response) -> str:
+    """GitLab's `message` (or `error`) of a refused write, bounded."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    found = body.get("message", body.get("error")) if isinstance(body, dict) else None
+    return shown(str(found), MAX_MESSAGE_CHARS) if found is not None else "no message"
 
 
 def _next_page(response: httpx.Response, page: int, operation: str) -> int | None:

@@ -37,8 +37,15 @@ class GitLabSource(AccountSource[GitLabApi]):
     system = SYSTEM
     default_ttl = DEFAULT_TTL
 
-    async def file_text(self, project: str, path: str, ref: str) -> Cached[str | None]:
-        """The text of `path` in `project`@`ref`, None when GitLab has no such file."""
+    async def file_text(
+        self, project: str, path: str, ref: str, fresh: bool = False
+    ) -> Cached[str | None]:
+        """The text of `path` in `project`@`ref`, None when GitLab has no such file; `fresh`
+        reads it from GitLab (and caches it again) rather than from the cache."""
+        if fresh:
+            PROJECT.check(project)
+            REF.check(ref)
+            await self.cache.invalidate(self.key("files", f"{project}@{ref}:{file_path(path)}"))
         found = await self.files_text(project, [path], ref)
         return found[file_path(path)]
 

@@ -1,18 +1,22 @@
 """GitLab, declared to the system registry: instances named as app-interface's
 `GitlabInstance_v1.name`, whose repository URLs are on the host of their `api_url`."""
 
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import httpx
 
-from gateway.registry import Repositories, System, SystemSchema
+from gateway.registry import Repositories, Sources, System, SystemSchema
 from gateway.runtime import Runtime
 from gateway.settings import UpstreamAccountSettings
+from gateway.tasks.kinds import TaskFunction
 from gateway.upstream import UpstreamClient
 from resolvers.gitlab import api
+from resolvers.gitlab.file_sync import TASK_KIND, FileSyncTask
 from resolvers.gitlab.source import RATE_LIMIT, TIER, GitLabSource
 from resolvers.gitlab.source import SYSTEM as NAME
 from schema.vcs import VCS_FIELDS, VcsQuery
+from schema.vcs_file_sync import TYPES, VcsFileSyncMutation, file_sync_result
 
 
 def headers(token: str | None, account: UpstreamAccountSettings) -> dict[str, str]:
@@ -37,6 +41,11 @@ def source(
     return GitLabSource(account.name, api.GitLabApi(client), runtime.cache, account.ttl)
 
 
+def task_kinds(sources: Sources, runtime: Runtime) -> Mapping[str, TaskFunction]:
+    """`vcs.file-sync`, on the process's shared sources."""
+    return {TASK_KIND: FileSyncTask(sources, runtime.events.publisher).task}
+
+
 SYSTEM = System(
     name=NAME,
     account_noun="GitLab instance",
@@ -48,6 +57,13 @@ SYSTEM = System(
     tier=TIER,
     ttl=GitLabSource.default_ttl,
     rate_limit_signal=rate_limit_signal,
-    graphql=SystemSchema(queries=(VcsQuery,), cache_backed=VCS_FIELDS),
+    graphql=SystemSchema(
+        queries=(VcsQuery,),
+        mutations=(VcsFileSyncMutation,),
+        cache_backed=VCS_FIELDS,
+        types=TYPES,
+        results={TASK_KIND: file_sync_result},
+    ),
     repositories=Repositories(host=host),
+    task_kinds=task_kinds,
 )

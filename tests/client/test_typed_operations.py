@@ -15,6 +15,7 @@ from graphql import (
     validate,
 )
 
+from reconcile_client.integrations.ldap_users_api import USERNAMES_PER_FIELD, ldap_query
 from reconcile_client.integrations.slack_usergroups_api import Lookups
 from reconcile_client.integrations.slack_usergroups_state import OwnersRef, PagerDutyRef
 from reconcile_client.operations import (
@@ -23,6 +24,8 @@ from reconcile_client.operations import (
     GITHUB_OWNERS_RECONCILE,
     GITHUB_OWNERS_TASK,
     INTEGRATIONS,
+    LDAP_USER,
+    LDAP_USERS_WITH_PATHS,
     OPENSHIFT_NAMESPACES_DESIRED_STATE,
     OPENSHIFT_NAMESPACES_RECONCILE,
     OPENSHIFT_NAMESPACES_TASK,
@@ -32,6 +35,9 @@ from reconcile_client.operations import (
     SLACK_USERGROUPS_JOINED,
     SLACK_USERGROUPS_RECONCILE,
     SLACK_USERGROUPS_TASK,
+    VCS_FILE,
+    VCS_FILE_SYNC,
+    VCS_FILE_SYNC_TASK,
     Fragment,
     Operation,
 )
@@ -56,6 +62,9 @@ GATEWAY_OPERATIONS = [
     OPENSHIFT_NAMESPACES_TASK,
     GITHUB_OWNERS_RECONCILE,
     GITHUB_OWNERS_TASK,
+    VCS_FILE_SYNC,
+    VCS_FILE_SYNC_TASK,
+    VCS_FILE,
 ]
 
 
@@ -94,6 +103,13 @@ def test_lookup_query_with_owners_validates_against_the_exported_schema() -> Non
     assert_valid(GATEWAY_SCHEMA, lookup_document(owners=True))
 
 
+def test_ldap_check_query_of_several_aliases_validates_against_the_exported_schema() -> None:
+    usernames = [f"user{n}" for n in range(USERNAMES_PER_FIELD + 1)]
+    document, variables = ldap_query(usernames)
+    assert_valid(GATEWAY_SCHEMA, document)
+    assert [len(variables[name]) for name in ("u0", "u1")] == [USERNAMES_PER_FIELD, 1]
+
+
 QONTRACT_SERVER_OPERATIONS = [SLACK_USERGROUPS_DESIRED_STATE, INTEGRATIONS]
 
 
@@ -111,6 +127,12 @@ def test_qontract_server_operation_validates_against_the_real_servers_schema(
 def test_namespaces_operation_validates_against_the_real_servers_schema() -> None:
     """The emulator's SDL has no namespaces (the stand-in serves the real schema)."""
     assert_valid(REAL_QONTRACT_SERVER_SCHEMA, OPENSHIFT_NAMESPACES_DESIRED_STATE.document)
+
+
+def test_ldap_users_operation_validates_against_the_real_servers_schema() -> None:
+    """Its backrefs (`requests`, `queries`, `sre_checkpoints`) are not in the emulator's SDL:
+    ldap-users-api is tested against the stand-in, which serves the real schema."""
+    assert_valid(REAL_QONTRACT_SERVER_SCHEMA, LDAP_USERS_WITH_PATHS.document)
 
 
 def test_joined_operation_validates_against_the_federating_gateways_merged_schema() -> None:
@@ -132,7 +154,7 @@ def test_github_owners_desired_state_validates_against_the_real_and_the_federate
     assert_valid(merged, GITHUB_OWNERS_DESIRED_STATE.document)
 
 
-FRAGMENTS = [SCHEDULE_USERS, ESCALATION_POLICY_USERS, OWNERS]
+FRAGMENTS = [SCHEDULE_USERS, ESCALATION_POLICY_USERS, OWNERS, LDAP_USER]
 
 
 @pytest.mark.parametrize(
@@ -143,6 +165,7 @@ FRAGMENTS = [SCHEDULE_USERS, ESCALATION_POLICY_USERS, OWNERS]
         SLACK_USERGROUPS_JOINED,
         OPENSHIFT_NAMESPACES_DESIRED_STATE,
         GITHUB_OWNERS_DESIRED_STATE,
+        LDAP_USERS_WITH_PATHS,
     ],
     ids=lambda op: op.name,
 )

@@ -1,5 +1,7 @@
-"""A stateful GitLab REST v4 emulator: projects, repository files, commits and members."""
+"""A stateful GitLab REST v4 emulator: projects, repository files, branches, commits, merge
+requests and members."""
 
+import asyncio
 import base64
 import hashlib
 import math
@@ -12,30 +14,42 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from tests.emulators.base import UpstreamEmulator
+from tests.emulators.base import UpstreamEmulator, json_body
 
 PREFIX = "/api/v4"
 
 
 @dataclass
 class GitLabProject:
-    """A project: its numeric id, full path, files per branch or tag, and members."""
+    """A project: its numeric id, full path, files per branch or tag, the commits made through
+    the API, its merge requests and members."""
 
     id: int
     path_with_namespace: str
     default_branch: str = "master"
     files: dict[str, dict[str, str | bytes]] = field(default_factory=dict)
     members: list[dict[str, Any]] = field(default_factory=list)
+    commits: list[dict[str, Any]] = field(default_factory=list)
+    merge_requests: list[dict[str, Any]] = field(default_factory=list)
 
-    def commit_id(self, ref: str) -> str:
-        """The (made up, stable) commit id `ref` points at."""
-        return hashlib.sha1(f"{self.path_with_namespace}@{ref}".encode()).hexdigest()
+    @property
+    def web_url(self) -> str:
+        """The project's page."""
+        return f"https://gitlab.example/{self.path_with_namespace}"
 
     def branch(self, ref: str) -> str | None:
         """The branch or tag `ref` names, directly or by its commit id; None when unknown."""
         if ref in self.files:
             return ref
-        return next((name for name in self.files if self.commit_id(name) == ref), None)
+        by_commit = (name for name in self.files if self.commit_id(name) == ref)
+        made = (commit["branch"] for commit in self.commits if commit["id"] == ref)
+        return next(by_commit, next(made, None))
+
+    def commit_id(self, ref: str) -> str:
+        """The id of the last commit on `ref` (made up and stable until the next commit)."""
+        count = sum(1 for commit in self.commits if commit["branch"] == ref)
+        made = f"{self.path_with_namespace}@{ref}" + (f"#{count}" if count else "")
+        return hashlib.sha1(made.encode()).hexdigest()
 
     def add_member(self, username: str, user_id: int, access_level: int = 30) -> None:
         """A member with `access_level` (10 guest ... 50 owner)."""
@@ -53,14 +67,16 @@ class GitLabProject:
 
 @dataclass
 class GitLabState:
-    """What the emulated GitLab holds, how many of the next calls it throttles, and the
-    requests left this minute (`quota`, None: unlimited, no RateLimit headers)."""
+    """What the emulated GitLab holds, how many of the next calls it throttles, the requests
+    left this minute (`quota`, None: unlimited, no RateLimit headers), and how late a created
+    merge request is answered (`merge_request_answer_delay`: made at once, answered after)."""
 
     token: str = "glpat-test-token"
     projects: list[GitLabProject] = field(default_factory=list)
     throttled: int = 0
     throttle_retry_after: float = 1.0
     quota: int | None = None
+    merge_request_answer_delay: float = 0.0
 
     def add_project(
         self, path_with_namespace: str, default_branch: str = "master"
@@ -107,7 +123,8 @@ class GitLabEmulator(UpstreamEmulator):
 
     def __init__(self, state: GitLabState | None = None) -> None:
         self.state = state or GitLabState()
-        super().__init__([Route(PREFIX + "/{rest:path}", self.dispatch)])
+        methods = ["GET", "POST", "PUT", "DELETE"]
+        super().__init__([Route(PREFIX + "/{rest:path}", self.dispatch, methods=methods)])
 
     def reset(self) -> None:
         """Forget counters, faults, the rate limit and planned throttling."""
@@ -127,13 +144,13 @@ class GitLabEmulator(UpstreamEmulator):
         if self.state.throttled > 0 or self.state.quota == 0:
             self.state.throttled = max(0, self.state.throttled - 1)
             return self._too_many_requests()
-        response = self._route(request)
+        response = await self._route(request)
         if self.state.quota is not None:
             self.state.quota -= 1
             response.headers.update(_rate_headers(self.state.quota, 60))
         return response
 
-    def _route(self, request: Request) -> Response:
+    async def _route(self, request: Request) -> Response:
         """`/projects/:id/...` with `:id` and `:file_path` decoded from the raw path."""
         raw = request.scope["raw_path"].decode("ascii", "replace").split("?", 1)[0]
         segments = [unquote(part) for part in raw[len(PREFIX) :].split("/")[1:]]
@@ -143,18 +160,43 @@ class GitLabEmulator(UpstreamEmulator):
         if project is None:
             return _message(404, "404 Project Not Found")
         rest = segments[2:]
+        if request.method != "GET":
+            return await self._write(request, project, rest)
         match rest:
             case []:
                 return self._project(project)
+            case ["merge_requests"]:
+                return self._merge_requests(request, raw, project)
             case ["repository", "files", path]:
                 return self._file(request, project, path)
             case ["repository", "files", path, "raw"]:
                 return self._raw(request, project, path)
             case ["repository", "commits", ref]:
                 return self._commit(project, ref)
+            case ["repository", "branches", name]:
+                return self._branch(project, name)
             case ["members", "all"]:
                 return self._page(request, raw, project.members)
         return JSONResponse({"error": "404 Not Found"}, status_code=404)
+
+    async def _write(self, request: Request, project: GitLabProject, rest: list[str]) -> Response:
+        """The writes: branches (create, delete), commits with actions, merge requests."""
+        match request.method, rest:
+            case "POST", ["repository", "branches"]:
+                body = {**request.query_params, **await json_body(request)}
+                return self._create_branch(project, str(body.get("branch", "")), body.get("ref"))
+            case "DELETE", ["repository", "branches", name]:
+                if project.files.pop(name, None) is None:
+                    return _message(404, "404 Branch Not Found")
+                return Response(status_code=204)
+            case "POST", ["repository", "commits"]:
+                return self._create_commit(project, await json_body(request))
+            case "POST", ["merge_requests"]:
+                body = {**request.query_params, **await json_body(request)}
+                created = self._create_merge_request(project, body)
+                await asyncio.sleep(self.state.merge_request_answer_delay)
+                return created
+        return JSONResponse({"error": "405 Method Not Allowed"}, status_code=405)
 
     def _authenticated(self, request: Request) -> bool:
         token = self.state.token
@@ -236,6 +278,122 @@ class GitLabEmulator(UpstreamEmulator):
             {"id": commit, "short_id": commit[:8], "title": f"Tip of {branch}", "parent_ids": []}
         )
 
+    def _branch(self, project: GitLabProject, name: str) -> JSONResponse:
+        """GET .../repository/branches/:branch."""
+        if name not in project.files:
+            return _message(404, "404 Branch Not Found")
+        return JSONResponse(_branch_json(project, name))
+
+    def _create_branch(self, project: GitLabProject, name: str, ref: object) -> JSONResponse:
+        """POST .../repository/branches: `branch` from `ref` (a branch or commit id)."""
+        if not name or not isinstance(ref, str) or not ref:
+            return JSONResponse({"error": "branch is missing, ref is missing"}, status_code=400)
+        if name in project.files:
+            return _message(400, "Branch already exists")
+        source = project.branch(ref)
+        if source is None:
+            return _message(400, "Invalid reference name: " + ref)
+        project.files[name] = dict(project.files[source])
+        return JSONResponse(_branch_json(project, name), status_code=201)
+
+    def _create_commit(self, project: GitLabProject, body: dict[str, Any]) -> JSONResponse:
+        """POST .../repository/commits: apply every action to `branch`, all or none."""
+        branch, message, actions = (
+            body.get("branch"),
+            body.get("commit_message"),
+            body.get("actions"),
+        )
+        if not isinstance(branch, str) or not isinstance(message, str) or not actions:
+            return JSONResponse(
+                {"error": "branch is missing, commit_message is missing, actions is missing"},
+                status_code=400,
+            )
+        if branch not in project.files:
+            return _message(400, "You can only create or edit files when you are on a branch")
+        files = dict(project.files[branch])
+        for action in actions:
+            path = action.get("file_path", "")
+            kind = action.get("action")
+            if kind == "create" and path in files:
+                return _message(400, "A file with this name already exists")
+            if kind in ("update", "delete") and path not in files:
+                return _message(400, "A file with this name doesn't exist")
+            if kind in ("create", "update"):
+                files[path] = str(action.get("content", ""))
+            elif kind == "delete":
+                del files[path]
+            else:
+                return JSONResponse({"error": "actions[action] does not have a valid value"}, 400)
+        project.files[branch] = files
+        commit = {
+            "branch": branch,
+            "title": message.split("\n", 1)[0],
+            "message": message,
+            "actions": [dict(action) for action in actions],
+        }
+        project.commits.append(commit)
+        commit["id"] = project.commit_id(branch)
+        answer = {k: commit[k] for k in ("id", "title", "message")}
+        return JSONResponse({**answer, "short_id": commit["id"][:8]}, status_code=201)
+
+    def _merge_requests(
+        self, request: Request, raw_path: str, project: GitLabProject
+    ) -> JSONResponse:
+        """GET .../merge_requests: filtered by `state` and by `search` in the title (and the
+        description unless `in=title`), newest first, paginated."""
+        state = request.query_params.get("state", "all")
+        search = request.query_params.get("search", "").lower()
+        where = request.query_params.get("in", "title,description").split(",")
+        found = [
+            mr
+            for mr in reversed(project.merge_requests)
+            if state in ("all", mr["state"])
+            and (
+                not search
+                or ("title" in where and search in mr["title"].lower())
+                or ("description" in where and search in mr["description"].lower())
+            )
+        ]
+        return self._page(request, raw_path, found)
+
+    def _create_merge_request(self, project: GitLabProject, body: dict[str, Any]) -> JSONResponse:
+        """POST .../merge_requests: from an existing source branch; one open MR per branch."""
+        source, target, title = (
+            body.get("source_branch"),
+            body.get("target_branch"),
+            body.get("title"),
+        )
+        if not source or not target or not title:
+            return JSONResponse(
+                {"error": "source_branch is missing, target_branch is missing, title is missing"},
+                status_code=400,
+            )
+        if source not in project.files or target not in project.files:
+            return _message(400, "Source branch or target branch does not exist")
+        for mr in project.merge_requests:
+            if mr["state"] == "opened" and mr["source_branch"] == source:
+                taken = "Another open merge request already exists for this source branch"
+                return _message(409, f"{taken}: !{mr['iid']}")
+        labels = body.get("labels") or []
+        if isinstance(labels, str):
+            labels = [label for label in labels.split(",") if label]
+        iid = len(project.merge_requests) + 1
+        merge_request = {
+            "id": 1000 * project.id + iid,
+            "iid": iid,
+            "project_id": project.id,
+            "title": title,
+            "description": body.get("description") or "",
+            "state": "opened",
+            "source_branch": source,
+            "target_branch": target,
+            "labels": labels,
+            "force_remove_source_branch": bool(body.get("remove_source_branch")),
+            "web_url": f"{project.web_url}/-/merge_requests/{iid}",
+        }
+        project.merge_requests.append(merge_request)
+        return JSONResponse(merge_request, status_code=201)
+
     def _page(self, request: Request, raw_path: str, items: list[dict[str, Any]]) -> JSONResponse:
         """One page of `items` with GitLab's offset pagination headers and `Link`."""
         per_page = max(1, min(100, int(request.query_params.get("per_page", "20"))))
@@ -263,3 +421,16 @@ class GitLabEmulator(UpstreamEmulator):
         }
         start = (page - 1) * per_page
         return JSONResponse(items[start : start + per_page], headers=headers)
+
+
+def _branch_json(project: GitLabProject, name: str) -> dict[str, Any]:
+    """A branch as GitLab describes it."""
+    commit = project.commit_id(name)
+    return {
+        "name": name,
+        "merged": False,
+        "protected": name == project.default_branch,
+        "default": name == project.default_branch,
+        "commit": {"id": commit, "short_id": commit[:8]},
+        "web_url": f"{project.web_url}/-/tree/{name}",
+    }

@@ -10,6 +10,7 @@ from graphql import DocumentNode, OperationDefinitionNode, parse
 
 import reconcile_client
 from reconcile_client import event_log_sink
+from reconcile_client.integrations.ldap_users_api import ldap_query
 from reconcile_client.integrations.slack_usergroups_api import Lookups
 from reconcile_client.integrations.slack_usergroups_state import PagerDutyRef
 from tests.support.server_thread import ServerThread
@@ -65,6 +66,7 @@ def test_every_operation_the_client_sends_is_counted_by_name(
     shipped = Path(reconcile_client.__file__).parent.joinpath("gql").rglob("*.gql")
     documents: list[DocumentNode] = [
         parse(query[0]),
+        parse(ldap_query(["alice"])[0]),
         parse(event_log_sink.SUBSCRIPTION),
         parse(event_log_sink.ACKNOWLEDGE),
         *(parse(path.read_text()) for path in shipped),

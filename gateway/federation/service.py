@@ -5,7 +5,7 @@ import asyncio
 import gc
 import json
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -66,7 +66,8 @@ class RemoteSource(Protocol):
         """The last schema learned by any replica, if any."""
 
 
-GatewayRunner = Callable[[GraphQLSchema, DocumentNode], Awaitable[ExecutionResult]]
+GatewayRunner = Callable[[GraphQLSchema, Sequence[DocumentNode]], Awaitable[list[ExecutionResult]]]
+"""Runs gateway documents together, in the request's context: one result per document."""
 
 
 @dataclass(frozen=True)
@@ -251,9 +252,7 @@ class Federation:
     @staticmethod
     async def _run_batches(splicer: Splicer, schema: GraphQLSchema, run: GatewayRunner) -> None:
         """Run the caller's gateway root fields and one document per batch call, together."""
-        results = await asyncio.gather(
-            *(run(schema, document) for document in splicer.gateway_documents())
-        )
+        results = await run(schema, splicer.gateway_documents())
         answered: dict[str, Any] = {}
         failures: list[GraphQLError] = []
         for result in results:

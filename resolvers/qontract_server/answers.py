@@ -50,10 +50,13 @@ class Kept:
 
     @classmethod
     def of(cls, answer: Answer) -> "Kept":
-        """`answer`, compressed when large (CPU-bound: call off the event loop)."""
-        if len(answer.body) < COMPRESS_FROM:
-            return cls(answer.status, answer.content_type, answer.body, False)
-        return cls(answer.status, answer.content_type, zlib.compress(answer.body, 1), True)
+        """`answer`, compressed when large and that makes it smaller (CPU-bound: call off the
+        event loop)."""
+        if len(answer.body) >= COMPRESS_FROM:
+            compressed = zlib.compress(answer.body, 1)
+            if len(compressed) < len(answer.body):
+                return cls(answer.status, answer.content_type, compressed, True)
+        return cls(answer.status, answer.content_type, answer.body, False)
 
     def answer(self) -> Answer:
         """The answer, expanded."""
@@ -205,6 +208,7 @@ class SharedAnswers:
     ) -> None:
         """Compress (in a thread), keep, write to Redis, then free the lease."""
         try:
+            await asyncio.sleep(0)  # the caller waiting on the answer resumes (and sends it) first
             kept = await asyncio.to_thread(Kept.of, answer)
             self.memory.put(ident, kept)
             encoded = kept.encoded()

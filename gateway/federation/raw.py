@@ -22,6 +22,7 @@ _MARK = f'"{TYPENAME}":'
 _RESERVED = f'"{PREFIX}'
 _DATA = '{"data":{'
 _EXTENSIONS = ',"extensions":'
+_ERRORS = ',"errors":'
 
 
 @dataclass
@@ -51,12 +52,20 @@ class RawAnswer:
         at = self.data_start
         for parent, pairs in zip(self.parents, values, strict=True):
             pieces.append(self.text[at : parent.start])
-            written = [f'"{key}":{orjson.dumps(value).decode()}' for key, value in pairs]
+            written = [f'"{key}":{_json(value)}' for key, value in pairs]
             if written:
                 pieces.append(("" if parent.first else ",") + ",".join(written))
             at = parent.end
         pieces.append(self.text[at : self.data_end])
         return "".join(pieces).encode()
+
+
+def _json(value: Any) -> str:
+    """`value` as compact JSON; `json` for what orjson refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def splices_raw(plan: Plan) -> bool:
@@ -80,8 +89,8 @@ def scan(body: bytes) -> RawAnswer | None:
     except UnicodeDecodeError:
         return None
     end = len(text.rstrip())
-    if not text.startswith(_DATA) or end < 2 or text[end - 1] != "}":
-        return None
+    if not text.startswith(_DATA) or end < 2 or text[end - 1] != "}" or _ERRORS in text:
+        return None  # (a caller's field named `errors` also decodes the whole answer)
     extensions: dict[str, Any] | None = None
     data_end = end - 1
     split = text.rfind(_EXTENSIONS, 0, end)

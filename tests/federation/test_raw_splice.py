@@ -57,12 +57,14 @@ def test_an_answer_without_extensions_is_spliced_too() -> None:
     assert raw is not None
     assert raw.extensions is None
     assert json.loads(raw.spliced([[("x", 1)]])) == {"t": {"x": 1}}
+    assert raw.spliced([[("x", 2**70)]]) == b'{"t":{"x":1180591620717411303424}}'  # exact
 
 
 def test_anything_unexpected_falls_back_to_decoding_the_whole_answer() -> None:
     """Errors, whitespace, a caller's key after the reserved run, or text that is not JSON:
     `scan` answers None, so the answer is decoded and spliced as objects."""
     assert scan(b'{"errors":[{"message":"x"}],"data":null}') is None
+    assert scan(answer(f'{{"t":{{{T}}}}},"errors":[{{"message":"x"}}]', tail="")) is None
     assert scan(answer(f'{{"t":{{ {T}}}}}')) is None
     assert scan(answer(f'{{"t":{{{T},"name":"x"}}}}')) is None
     assert scan(answer(f'{{"t":{{{T},{PREFIX}broken}}}}')) is None

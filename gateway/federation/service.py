@@ -102,6 +102,8 @@ class Federation:
         self._plans: OrderedDict[tuple[str, str | None, str], Plan] = OrderedDict()
         self._poller: asyncio.Task[None] | None = None
         self.builds = 0
+        self.decoded = 0
+        """Answers decoded whole (splicing them as text did not apply)."""
         self.sha: str | None = None
 
     async def start(self) -> None:
@@ -227,6 +229,7 @@ class Federation:
                 # `data` as encoded JSON: FederatedView's encoder writes it as is
                 result = ExecutionResult(spliced, splicer.errors or None)  # type: ignore[arg-type]
                 return Outcome(result, extensions)
+        self.decoded += 1
         body = _decoded(answer)
         if not isinstance(body, dict):
             raise UpstreamError(

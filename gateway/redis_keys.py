@@ -16,9 +16,9 @@ nor inject a glob, and bounded, so no caller string makes a key long.
 - event stream and its dead letters: `<ns>:events:{stream}` and `<ns>:events:{stream}:dead-letter`;
 - Celery broker keys, one tag (BRPOP over queues): `<ns>:celery:{broker}:<queue>`...;
 - federation schema: `<ns>:qontract-server:{schema}:sha:<sha>|fingerprint:<hex>|last`;
+- federation answers and their single-flight lease, one tag per answer:
+  `<ns>:qontract-server:{answer-<sha256 of sha and request>}:value|lease`;
 - notifier markers (a message posted at most once): `<ns>:notifier:{<message digest>}:sent`.
-
-Federation answers are cache values (system `qontract-server`, data type `answer`).
 """
 
 import functools
@@ -192,6 +192,22 @@ class SchemaKeys:
         return key(self.namespace, self.upstream, "schema", "last")
 
 
+@dataclass(frozen=True)
+class AnswerKeys:
+    """The federated upstream's stored answers, one tag per answer (its value and lease)."""
+
+    namespace: str
+    upstream: str
+
+    def value(self, ident: str) -> str:
+        """String: the stored answer `ident` (a sha256 hex of bundle sha and request)."""
+        return key(self.namespace, self.upstream, f"answer-{part(ident)}", "value")
+
+    def lease(self, ident: str) -> str:
+        """String: the token of the replica fetching answer `ident` (an owned lease)."""
+        return key(self.namespace, self.upstream, f"answer-{part(ident)}", "lease")
+
+
 _PART = r"(?:%h[0-9a-f]{64}|(?:[A-Za-z0-9\-._~/:@+=,]|%[0-9A-F]{2})+)"
 _TAGGED = r"[^{{}}]+:{area}:\{{{tag}\}}"
 PATTERNS: tuple[re.Pattern[str], ...] = tuple(
@@ -207,6 +223,7 @@ PATTERNS: tuple[re.Pattern[str], ...] = tuple(
         _TAGGED.format(area="events", tag="stream") + "(?::dead-letter)?",
         _TAGGED.format(area="celery", tag="broker") + r"[^{}]*",
         _TAGGED.format(area=_PART, tag="schema") + rf":(?:(?:sha|fingerprint):{_PART}|last)",
+        _TAGGED.format(area=_PART, tag=rf"answer-{_PART}") + ":(?:value|lease)",
         _TAGGED.format(area="notifier", tag=_PART) + ":sent",
     )
 )

@@ -6,7 +6,6 @@ results map back by key. `FederatedExecution` runs requests that read qontract-s
 """
 
 import asyncio
-import hashlib
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from inspect import isawaitable
@@ -15,17 +14,23 @@ from typing import Any
 from graphql import (
     DocumentNode,
     ExecutionResult,
+    FieldNode,
     GraphQLError,
     GraphQLResolveInfo,
     GraphQLSchema,
+    OperationDefinitionNode,
 )
 from graphql import execute as graphql_execute
-from strawberry.dataloader import DataLoader
 from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from gateway.errors import Forbidden, GatewayError, NotFound
-from gateway.federation.reverse import KEY, decode_json_scalars, keys_filter, remote_query
+from gateway.federation.reverse import (
+    ReverseJoins,
+    RunningDocuments,
+    decode_json_scalars,
+    remote_selection,
+)
 from gateway.federation.service import Federation, RemoteSource
 from gateway.federation.table import Call, ExtensionTable, Kind, LiveField, Lookup, ReverseJoin
 from gateway.metrics import GatewayMetrics
@@ -287,41 +292,45 @@ async def request_sha(context: RequestContext, federation: Federation) -> str:
     return await task
 
 
+RUNNING = "qontract_server/running"
+"""The per-request `RunningDocuments` of a federated execution."""
+
+
+def _root_key(info: GraphQLResolveInfo[RequestContext]) -> str:
+    path = info.path
+    while path.prev is not None:
+        path = path.prev
+    return str(path.key)
+
+
 def _reverse_resolver(join: ReverseJoin, federations: list[Federation]) -> Any:
-    """The resolver of a reverse join: one remote fetch per request and sub-selection."""
+    """The resolver of a reverse join: one remote fetch per request (see ReverseJoins)."""
 
     async def resolve(parent: Any, info: GraphQLResolveInfo[RequestContext]) -> Any:
         context = info.context
         if not context.identity.has_scope(APP_INTERFACE_SCOPE):
             raise Forbidden(f"reading app-interface needs the '{APP_INTERFACE_SCOPE}' scope")
         federation = federations[0]
-        query = remote_query(join, info.field_nodes, info.fragments)
 
-        async def load(keys: list[str]) -> list[Any]:
+        async def fetch(query: str, variables: dict[str, Any]) -> dict[str, Any]:
             sha = await request_sha(context, federation)
-            answer = await federation.source.answer(
-                sha, {"query": query, "variables": keys_filter(join, sorted(set(keys)))}
-            )
+            answer = await federation.source.answer(sha, {"query": query, "variables": variables})
             body = json.loads(answer.body) if answer.status == 200 else {}
-            items = (body.get("data") or {}).get(join.remote_root) or []
-            found = {
-                item.pop(KEY): decode_json_scalars(item, info.return_type, info.schema)
-                for item in items
-                if isinstance(item, dict)
-            }
-            return [
-                found.get(key) or NotFound(f"no app-interface user with {join.remote_key} {key!r}")
-                for key in keys
-            ]
+            data = body.get("data") if isinstance(body, dict) else None
+            return data if isinstance(data, dict) else {}
 
-        digest = hashlib.sha256(query.encode()).hexdigest()[:16]
-        loader: DataLoader[str, Any] = context.per_request(
-            f"qontract_server/reverse/{join.type_name}/{digest}",
-            lambda: DataLoader(load_fn=load),
+        running = context.per_request(RUNNING, RunningDocuments)
+        joins = context.per_request("qontract_server/reverse", lambda: ReverseJoins(running, fetch))
+        key = str(getattr(parent, join.parent_key))
+        group = (join, remote_selection(info.field_nodes, info.fragments))
+        value = await joins.load(
+            group,
+            key,
+            _root_key(info),
+            lambda item: decode_json_scalars(item, info.return_type, info.schema),
         )
-        value = await loader.load(str(getattr(parent, join.parent_key)))
-        if isinstance(value, GatewayError):
-            raise value
+        if value is None:
+            raise NotFound(f"no app-interface user with {join.remote_key} {key!r}")
         return value
 
     return resolve
@@ -398,11 +407,27 @@ class FederatedExecution(SchemaExtension):
                 raise Forbidden(f"reading app-interface needs the '{APP_INTERFACE_SCOPE}' scope")
             sha = await request_sha(request, self.federation)
 
-            async def run(schema: GraphQLSchema, gateway: DocumentNode) -> ExecutionResult:
-                result = graphql_execute(
-                    schema, gateway, context_value=request, variable_values=context.variables
+            running = request.per_request(RUNNING, RunningDocuments)
+
+            async def run(
+                schema: GraphQLSchema, documents: Sequence[DocumentNode]
+            ) -> list[ExecutionResult]:
+                roots = [_root_keys(document) for document in documents]
+                running.start(roots)
+                return await asyncio.gather(
+                    *(run_one(schema, d, r) for d, r in zip(documents, roots, strict=True))
                 )
-                return await result if isawaitable(result) else result
+
+            async def run_one(
+                schema: GraphQLSchema, document: DocumentNode, roots: list[str]
+            ) -> ExecutionResult:
+                try:
+                    result = graphql_execute(
+                        schema, document, context_value=request, variable_values=context.variables
+                    )
+                    return await result if isawaitable(result) else result
+                finally:
+                    running.finish(roots)
 
             outcome = await self.federation.execute(plan, sha, context.variables, run)
             self.extensions = outcome.extensions
@@ -416,3 +441,14 @@ class FederatedExecution(SchemaExtension):
     def get_results(self) -> dict[str, Any]:
         """`schemas` (as qontract-server listed them) and `bundle_sha`, for federated queries."""
         return self.extensions
+
+
+def _root_keys(document: DocumentNode) -> list[str]:
+    """The response keys of a gateway document's root fields (its operation's only)."""
+    operation = document.definitions[0]
+    assert isinstance(operation, OperationDefinitionNode)
+    return [
+        (node.alias or node.name).value
+        for node in operation.selection_set.selections
+        if isinstance(node, FieldNode)
+    ]

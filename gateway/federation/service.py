@@ -2,18 +2,21 @@
 the execution of a request that reads it (forward once, collect, batch, splice)."""
 
 import asyncio
+import gc
 import json
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
 import structlog
 from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLSchema
 
 from gateway.errors import BadUserInput, GatewayError, UpstreamError
 from gateway.federation.merge import MergedSchema, SchemaConflict, merge_schema
 from gateway.federation.plan import Plan, ReservedAlias, plan_operation
+from gateway.federation.raw import scan, splices_raw
 from gateway.federation.splice import Splicer
 from gateway.federation.table import ExtensionTable
 
@@ -63,7 +66,8 @@ class RemoteSource(Protocol):
         """The last schema learned by any replica, if any."""
 
 
-GatewayRunner = Callable[[GraphQLSchema, DocumentNode], Awaitable[ExecutionResult]]
+GatewayRunner = Callable[[GraphQLSchema, Sequence[DocumentNode]], Awaitable[list[ExecutionResult]]]
+"""Runs gateway documents together, in the request's context: one result per document."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,8 @@ class Federation:
         self._plans: OrderedDict[tuple[str, str | None, str], Plan] = OrderedDict()
         self._poller: asyncio.Task[None] | None = None
         self.builds = 0
+        self.decoded = 0
+        """Answers decoded whole (splicing them as text did not apply)."""
         self.sha: str | None = None
 
     async def start(self) -> None:
@@ -208,37 +214,54 @@ class Federation:
         if plan.operation_name:
             payload["operationName"] = plan.operation_name
         answer = await self.source.answer(sha, payload)
-        try:
-            body = json.loads(answer.body) if answer.status in (200, 400) else None
-        except ValueError:
-            body = None
+        splicer = Splicer(plan, self.table, merged.schema, variables)
+        raw = scan(answer.body) if answer.status == 200 and splices_raw(plan) else None
+        ran = False
+        if raw is not None and splicer.collect_raw(raw.parents):
+            extensions: dict[str, Any] = {"bundle_sha": sha}
+            if raw.extensions is not None and "schemas" in raw.extensions:
+                extensions["schemas"] = raw.extensions["schemas"]
+            await self._run_batches(splicer, merged.schema, run)
+            ran = True
+            values = splicer.raw_values()
+            if values is not None:
+                spliced = orjson.Fragment(raw.spliced([list(v.items()) for v in values]))
+                # `data` as encoded JSON: FederatedView's encoder writes it as is
+                result = ExecutionResult(spliced, splicer.errors or None)  # type: ignore[arg-type]
+                return Outcome(result, extensions)
+        self.decoded += 1
+        body = _decoded(answer)
         if not isinstance(body, dict):
             raise UpstreamError(
                 f"{self.source.upstream} answered HTTP {answer.status} without a GraphQL result",
                 upstream=self.source.upstream,
                 status=answer.status,
             )
-        extensions: dict[str, Any] = {"bundle_sha": sha}
+        extensions = {"bundle_sha": sha}
         if isinstance(body.get("extensions"), dict) and "schemas" in body["extensions"]:
             extensions["schemas"] = body["extensions"]["schemas"]
         errors = [self._remote_error(e) for e in body.get("errors") or []]
         data = body.get("data") if answer.status == 200 else None
         if not isinstance(data, dict):
             return Outcome(ExecutionResult(None, errors or None), extensions)
-        splicer = Splicer(plan, self.table, merged.schema, variables)
         splicer.collect(data)
-        results = await asyncio.gather(
-            *(run(merged.schema, document) for document in splicer.gateway_documents())
-        )
+        if not ran:
+            await self._run_batches(splicer, merged.schema, run)
+        errors += splicer.splice(data)
+        ordered = {key: data[key] for key in plan.root_keys if key in data}
+        ordered.update((key, value) for key, value in data.items() if key not in ordered)
+        return Outcome(ExecutionResult(ordered, errors or None), extensions)
+
+    @staticmethod
+    async def _run_batches(splicer: Splicer, schema: GraphQLSchema, run: GatewayRunner) -> None:
+        """Run the caller's gateway root fields and one document per batch call, together."""
+        results = await run(schema, splicer.gateway_documents())
         answered: dict[str, Any] = {}
         failures: list[GraphQLError] = []
         for result in results:
             answered.update(result.data or {})
             failures.extend(result.errors or [])
-        errors += splicer.splice(data, answered, failures)
-        ordered = {key: data[key] for key in plan.root_keys if key in data}
-        ordered.update((key, value) for key, value in data.items() if key not in ordered)
-        return Outcome(ExecutionResult(ordered, errors or None), extensions)
+        splicer.read(answered, failures)
 
     def _remote_error(self, error: Any) -> GraphQLError:
         message = str(error.get("message", "error")) if isinstance(error, dict) else str(error)
@@ -248,3 +271,20 @@ class Federation:
         return GraphQLError(
             message, path=path if isinstance(path, list) else None, original_error=original
         )
+
+
+def _decoded(answer: RemoteAnswer) -> Any:
+    """The answer's JSON (exact integers: orjson would turn those beyond 64 bits into floats),
+    decoded with the garbage collector paused: a megabyte answer is ~10^5 new objects, which
+    would otherwise trigger full collections of the whole process on the way."""
+    if answer.status not in (200, 400):
+        return None
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return json.loads(answer.body)
+    except ValueError:
+        return None
+    finally:
+        if paused:
+            gc.enable()

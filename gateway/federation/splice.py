@@ -7,7 +7,7 @@ their parents by key, never by position; reserved keys are removed only at the i
 paths, and list items left `{}` for the caller are dropped, as the remote server would.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,7 @@ from graphql.execution.values import (
 
 from gateway.errors import BadUserInput, NotFound
 from gateway.federation.plan import PREFIX, TYPENAME, Occurrence, Plan
+from gateway.federation.raw import RawParent
 from gateway.federation.table import Call, ExtensionTable, Group, Kind, Lookup
 
 KEY = PREFIX + "key"
@@ -53,7 +54,7 @@ Path = list[str | int]
 @dataclass
 class _Parent:
     obj: dict[str, Any]
-    path: Path
+    path: Path | None
     container: list[Any] | None
 
 
@@ -107,35 +108,57 @@ class Splicer:
         self.parents: list[_Parent] = []
         self.batches: dict[tuple[int, Group], _Batch] = {}
         self.errors: list[GraphQLError] = []
+        self.answered: dict[str, Any] = {}
 
     def collect(self, data: dict[str, Any] | None) -> None:
         """Find every parent of every included live field and group what they need."""
+        self.needs, self.parents = [], []
         if data is None:
             return
         for index, occurrence in enumerate(self.plan.occurrences):
             found = _parents(data, occurrence.path)
             self.parents.extend(found)
-            if not self._included(occurrence.node):
+            self._need(index, occurrence, found)
+
+    def collect_raw(self, parents: Sequence[RawParent]) -> bool:
+        """Group what the parents found in an answer's text need (a plan that `splices_raw`:
+        each parent is the parent of every live field of its type); False when a parent has
+        a type no live field is on."""
+        self.needs, self.parents = [], []
+        by_type: dict[str, list[_Parent]] = {}
+        for raw in parents:
+            parent = _Parent(raw.keys, None, None)
+            self.parents.append(parent)
+            by_type.setdefault(str(raw.keys.get(TYPENAME)), []).append(parent)
+        types = {occurrence.live.type_name for occurrence in self.plan.occurrences}
+        if not by_type.keys() <= types:
+            return False
+        for index, occurrence in enumerate(self.plan.occurrences):
+            self._need(index, occurrence, by_type.get(occurrence.live.type_name, []))
+        return True
+
+    def _need(self, index: int, occurrence: Occurrence, found: list[_Parent]) -> None:
+        if not self._included(occurrence.node):
+            return
+        live = occurrence.live
+        definition = self.schema.get_type(live.type_name).fields[live.field_name]  # type: ignore[union-attr]
+        args = get_argument_values(definition, occurrence.node, self.variables)
+        for parent in found:
+            if TYPENAME not in parent.obj:
+                continue  # under a skipped fragment: the keys were not selected
+            keys = {name: parent.obj.get(PREFIX + name) for name in occurrence.key_fields}
+            lookup = live.lookup(keys, args)
+            self.needs.append(_Need(index, parent, lookup))
+            if lookup is None:
                 continue
-            live = occurrence.live
-            definition = self.schema.get_type(live.type_name).fields[live.field_name]  # type: ignore[union-attr]
-            args = get_argument_values(definition, occurrence.node, self.variables)
-            for parent in found:
-                if TYPENAME not in parent.obj:
-                    continue  # under a skipped fragment: the keys were not selected
-                keys = {name: parent.obj.get(PREFIX + name) for name in occurrence.key_fields}
-                lookup = live.lookup(keys, args)
-                self.needs.append(_Need(index, parent, lookup))
-                if lookup is None:
-                    continue
-                kind = self.table.kinds[(lookup.group[0], lookup.group[2])]
-                batch = self.batches.setdefault(
-                    (index, lookup.group), _Batch(index, lookup.group, kind, set())
-                )
-                if lookup.keys is None or batch.keys is None:
-                    batch.keys = None
-                else:
-                    batch.keys.update(lookup.keys)
+            kind = self.table.kinds[(lookup.group[0], lookup.group[2])]
+            batch = self.batches.setdefault(
+                (index, lookup.group), _Batch(index, lookup.group, kind, set())
+            )
+            if lookup.keys is None or batch.keys is None:
+                batch.keys = None
+            else:
+                batch.keys.update(lookup.keys)
 
     def gateway_documents(self) -> list[DocumentNode]:
         """The caller's gateway root fields, and one document per batch call.
@@ -172,14 +195,11 @@ class Splicer:
         )
         return DocumentNode(definitions=(body, *fragments))
 
-    def splice(
-        self,
-        data: dict[str, Any] | None,
-        gateway_data: Mapping[str, Any] | None,
-        gateway_errors: list[GraphQLError],
-    ) -> list[GraphQLError]:
-        """Write live values into their parents, strip reserved keys; the errors to report."""
-        answered = dict(gateway_data or {})
+    def read(
+        self, gateway_data: Mapping[str, Any] | None, gateway_errors: list[GraphQLError]
+    ) -> None:
+        """Record what each batch call answered (and failed), by key."""
+        self.answered = dict(gateway_data or {})
         by_alias: dict[str, list[GraphQLError]] = {}
         for error in gateway_errors:
             head = error.path[0] if error.path else None
@@ -189,14 +209,30 @@ class Splicer:
                 self.errors.append(error)
         for batch in self.batches.values():
             for alias, call in batch.calls:
-                _read(batch, call, answered.get(alias), by_alias.get(alias, []))
+                _read(batch, call, self.answered.get(alias), by_alias.get(alias, []))
+
+    def raw_values(self) -> list[dict[str, Any]] | None:
+        """Per parent collected by `collect_raw`, its live values by response key; None when a
+        value has an error (its path is only known in the decoded answer)."""
+        reported = len(self.errors)
+        values: dict[int, dict[str, Any]] = {id(parent): {} for parent in self.parents}
+        for need in self.needs:
+            occurrence = self.plan.occurrences[need.occurrence]
+            values[id(need.parent)][occurrence.response_key] = self._value(need, occurrence)
+            if len(self.errors) > reported:
+                del self.errors[reported:]
+                return None
+        return [values[id(parent)] for parent in self.parents]
+
+    def splice(self, data: dict[str, Any] | None) -> list[GraphQLError]:
+        """Write live values into their parents, strip reserved keys; the errors to report."""
         for need in self.needs:
             occurrence = self.plan.occurrences[need.occurrence]
             need.parent.obj[occurrence.response_key] = self._value(need, occurrence)
         if data is not None:
             for key in self.plan.root_keys:
-                if key in answered:
-                    data[key] = answered[key]
+                if key in self.answered:
+                    data[key] = self.answered[key]
         self._strip()
         return self.errors
 
@@ -205,7 +241,7 @@ class Splicer:
         if lookup is None:
             return None
         batch = self.batches[(need.occurrence, lookup.group)]
-        at: Path = [*need.parent.path, occurrence.response_key]
+        at: Path = [*(need.parent.path or ()), occurrence.response_key]
         if lookup.keys is None:
             if isinstance(batch.everything, _Failure):
                 return self._fail(batch.everything, at)
@@ -268,7 +304,7 @@ def _parents(data: dict[str, Any], path: tuple[str, ...]) -> list[_Parent]:
     for key in path:
         following: list[_Parent] = []
         for parent in level:
-            _flatten(parent.obj.get(key), [*parent.path, key], None, following)
+            _flatten(parent.obj.get(key), [*(parent.path or ()), key], None, following)
         level = following
     return level
 

@@ -30,10 +30,14 @@ class QontractServerSettings(BaseModel):
         2.0, ge=0, description="how long an unknown sha is retried (replica lag)"
     )
     answer_cache_bytes: int = Field(
-        64 * 1024 * 1024, ge=0, description="qontract-server answers kept in process, in bytes"
+        64 * 1024 * 1024,
+        ge=0,
+        description="qontract-server answers kept in process, in bytes as kept (compressed)",
     )
     redis_entry_bytes: int = Field(
-        1024 * 1024, ge=0, description="largest answer shared through Redis"
+        1024 * 1024,
+        ge=0,
+        description="largest answer shared through Redis, in bytes as stored (compressed)",
     )
     answer_ttl: float = Field(
         1200.0, gt=0, description="seconds a pinned answer is kept in Redis (BUNDLE_SHA_TTL)"

@@ -4,23 +4,22 @@ import asyncio
 import hashlib
 import json
 import time
-from collections import OrderedDict
 from typing import Any
 
 import redis.asyncio as aioredis
 from graphql import get_introspection_query
-from pydantic import TypeAdapter
 from redis.exceptions import RedisError
-from typing_extensions import TypedDict
 
-from gateway.cache import Cache, CacheKey
-from gateway.errors import BundleNotFound, GatewayError, UpstreamError, UpstreamUnavailable
-from gateway.redis_keys import SchemaKeys
+from gateway.errors import BundleNotFound, GatewayError, UpstreamError
+from gateway.redis_keys import AnswerKeys, SchemaKeys
+from resolvers.qontract_server.answers import SharedAnswers
 from resolvers.qontract_server.api import Answer, QontractServerApi, checked_sha
 from resolvers.qontract_server.settings import QontractServerSettings
 
 UPSTREAM = "qontract-server"
 INTROSPECTION_TTL = 7 * 86_400.0
+MAX_COMMITS = 256
+"""`/git-commit-info/<sha>` answers kept (a few hundred bytes each, immutable per sha)."""
 
 
 def named(error: GatewayError) -> GatewayError:
@@ -39,52 +38,13 @@ class UnknownBundle(BundleNotFound):
         self.answer = answer
 
 
-class StoredAnswer(TypedDict, total=False):
-    """A cached answer: status, content type and body text; or only `large` (kept in the
-    fetching replica's memory, too large for Redis)."""
-
-    s: int
-    c: str
-    b: str
-    large: bool
-
-
-STORED_ANSWER = TypeAdapter(StoredAnswer)
-
-
-class AnswerMemory:
-    """Answers kept in process: least recently used first out, bounded by their body bytes."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.size = 0
-        self._entries: OrderedDict[str, Answer] = OrderedDict()
-
-    def get(self, name: str) -> Answer | None:
-        """The answer stored under `name`, marked as recently used."""
-        answer = self._entries.get(name)
-        if answer is not None:
-            self._entries.move_to_end(name)
-        return answer
-
-    def put(self, name: str, answer: Answer) -> None:
-        """Keep `answer` unless it alone exceeds the bound; evict the oldest until it fits."""
-        if len(answer.body) > self.max_bytes or name in self._entries:
-            return
-        self._entries[name] = answer
-        self.size += len(answer.body)
-        while self.size > self.max_bytes:
-            _, old = self._entries.popitem(last=False)
-            self.size -= len(old.body)
-
-
 class QontractServerSource:
     """Pinned reads of qontract-server: each answer fetched once per (sha, document, variables).
 
-    A sha is immutable, so a stored answer is exact. Answers live in process (bounded in bytes)
-    and, up to `redis_entry_bytes`, in Redis; the gateway cache's single flight makes one fetch
-    per answer across replicas (larger answers: one per process). Unknown shas (a replica that
-    has not loaded the bundle yet) are retried for `unknown_sha_wait` seconds.
+    A sha is immutable, so a stored answer is exact. Answers live in process (bounded in bytes,
+    large ones compressed) and, up to `redis_entry_bytes` once compressed, in Redis; one
+    replica fetches an answer at a time (`SharedAnswers`). Unknown shas (a replica that has not
+    loaded the bundle yet) are retried for `unknown_sha_wait` seconds.
     """
 
     system = UPSTREAM
@@ -93,18 +53,22 @@ class QontractServerSource:
     def __init__(
         self,
         api: QontractServerApi,
-        cache: Cache,
         redis: "aioredis.Redis",
         namespace: str,
         settings: QontractServerSettings,
     ) -> None:
         self.api = api
-        self.cache = cache
         self.redis = redis
         self.schema_keys = SchemaKeys(namespace, UPSTREAM)
         self.settings = settings
-        self.memory = AnswerMemory(settings.answer_cache_bytes)
-        self._large: dict[str, Answer] = {}
+        self.answers = SharedAnswers(
+            redis,
+            AnswerKeys(namespace, UPSTREAM),
+            settings.answer_cache_bytes,
+            settings.redis_entry_bytes,
+            settings.answer_ttl,
+        )
+        self._commits: dict[str, Answer] = {}
         self._latest: tuple[str, float] | None = None
         self._latest_lock = asyncio.Lock()
 
@@ -131,43 +95,14 @@ class QontractServerSource:
         BundleNotFound carries qontract-server's own 404 answer in `answer`.
         """
         checked_sha(sha)
-        digest = hashlib.sha256(
-            json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-        ).hexdigest()
-        name = f"{sha}:{digest}"
-        found = self.memory.get(name)
-        if found is not None:
-            return found
-        cache_key = CacheKey(UPSTREAM, "default", "answer", name)
+        request = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        ident = hashlib.sha256(f"{sha}:{request}".encode()).hexdigest()
         try:
-            cached = await self.cache.get_or_fetch(
-                cache_key,
-                lambda: self._fetch_stored(name, sha, payload),
-                self.settings.answer_ttl,
-                max_stale=0.0,
-                record=STORED_ANSWER,
-            )
-            answer = _decode(cached.value)
-        except UpstreamUnavailable as error:
-            if not isinstance(error.__cause__, RedisError):
-                raise named(error) from None
-            answer = self._large.pop(name, None) or await self._fetch(sha, payload)
+            return await self.answers.get(ident, lambda: self._fetch(sha, payload))
+        except UnknownBundle:
+            raise
         except GatewayError as error:
             raise named(error) from None
-        finally:
-            large = self._large.pop(name, None)
-        answer = answer or large or self.memory.get(name)
-        if answer is None:  # another replica fetched an answer too large to share
-            answer = await self._fetch(sha, payload)
-        self.memory.put(name, answer)
-        return answer
-
-    async def _fetch_stored(self, name: str, sha: str, payload: dict[str, Any]) -> StoredAnswer:
-        answer = await self._fetch(sha, payload)
-        if len(answer.body) > self.settings.redis_entry_bytes:
-            self._large[name] = answer
-            return StoredAnswer(large=True)
-        return StoredAnswer(s=answer.status, c=answer.content_type, b=answer.body.decode())
 
     async def _fetch(self, sha: str, payload: dict[str, Any]) -> Answer:
         """One answer from qontract-server; an unknown sha is asked again until the wait ends."""
@@ -184,8 +119,7 @@ class QontractServerSource:
 
     async def commit_info(self, sha: str) -> Answer:
         """`/git-commit-info/<sha>` as qontract-server answers it (immutable per sha)."""
-        name = f"commit:{checked_sha(sha)}"
-        found = self.memory.get(name)
+        found = self._commits.get(checked_sha(sha))
         if found is not None:
             return found
         try:
@@ -193,7 +127,9 @@ class QontractServerSource:
         except GatewayError as error:
             raise named(error) from None
         if answer.status == 200:
-            self.memory.put(name, answer)
+            if len(self._commits) >= MAX_COMMITS:
+                self._commits.pop(next(iter(self._commits)))
+            self._commits[sha] = answer
         return answer
 
     async def introspection(self, sha: str) -> tuple[str, dict[str, Any]]:
@@ -253,9 +189,3 @@ class QontractServerSource:
 
 def _text(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
-
-
-def _decode(value: StoredAnswer) -> Answer | None:
-    if "s" not in value or "c" not in value or "b" not in value:
-        return None
-    return Answer(value["s"], value["c"], value["b"].encode())

@@ -36,7 +36,6 @@ def source(
     """The federated server's answers, schemas and latest sha."""
     return QontractServerSource(
         QontractServerApi(client),
-        runtime.cache,
         runtime.redis,
         runtime.settings.redis.namespace,
         settings,

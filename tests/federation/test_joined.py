@@ -36,6 +36,7 @@ def test_joined_query_equals_the_two_round_trip_flow(joined: Servers) -> None:
     assert "errors" not in body, body["errors"][:3]
     assert standin.count("/graphqlsha/") == 1
     assert standin.count(f"/graphqlsha/{SHA}") == 1
+    assert gateway.app.state.federation.decoded == 0  # type: ignore[attr-defined]  # as text
     assert body["extensions"]["bundle_sha"] == SHA
     assert body["extensions"]["schemas"] == GOLDEN["response"]["body"]["extensions"]["schemas"]
     # first round trip: qontract-server alone
@@ -124,3 +125,20 @@ def test_one_fetch_per_pinned_answer_across_replicas(
         standin.delay_seconds = 0
     assert all(body == bodies[0] for body in bodies)
     assert standin.count(f"/graphqlsha/{SHA}") == 1
+
+
+def test_an_error_in_a_live_value_is_placed_at_its_path(
+    standin: QontractServerStandin, federated_factory: Callable[..., ServerThread]
+) -> None:
+    """A live value with an error needs its path, which only the decoded answer gives: the
+    answer is decoded (once) and the error sits at the caller's path, the rest served."""
+    gateway = federated_factory(standin.url)
+    federation = gateway.app.state.federation  # type: ignore[attr-defined]
+    body = post(
+        gateway.url,
+        '{ users_v1(org_username: "carol") { name slack_user(workspace: "nope") { id } } }',
+        path=f"/graphqlsha/{SHA}",
+    )
+    assert body["data"] == {"users_v1": [{"name": "Carol Chen", "slack_user": None}]}
+    assert [e["path"] for e in body["errors"]] == [["users_v1", 0, "slack_user"]]
+    assert federation.decoded == 1

@@ -119,8 +119,9 @@ def test_reverse_joins_fetch_app_interface_users_batched_on_the_same_sha(
     pagerduty: tuple[PagerDutyEmulator, ServerThread],
     federated_factory: Callable[..., ServerThread],
 ) -> None:
-    """On-call users and schedule users back to their app-interface user: batched
-    qontract-server fetches with the generic filter, pinned to the request's sha."""
+    """On-call users and schedule users back to their app-interface user: one batched
+    qontract-server fetch with the generic filter (two sub-selections, schedules and escalation
+    policies looked up by separate documents), pinned to the request's sha."""
     gateway = federated_factory(standin.url, {"app-sre": pagerduty[1].url})
     standin.reset()
     body = post(
@@ -158,7 +159,7 @@ def test_reverse_joins_fetch_app_interface_users_batched_on_the_same_sha(
     reverse = [r for r in requests if b"GatewayReverseJoin" in r.body]
     assert len(requests) == 1 + len(reverse)
     assert any(b'["alice","bob"]' in r.body for r in reverse)  # keys of many parents, one fetch
-    assert len(reverse) <= 3  # batched per wave of on-call lookups, not per parent
+    assert len(reverse) == 1  # both sub-selections, every wave of on-call lookups: one fetch
 
 
 @pytest.fixture

@@ -155,7 +155,8 @@ def test_splicing_is_by_key_and_strips_only_what_was_added(merged: MergedSchema)
             {f"{PREFIX}key": "alice", "id": "U1"},
         ]
     }
-    errors = splicer.splice(data, gateway, [])
+    splicer.read(gateway, [])
+    errors = splicer.splice(data)
     assert data == {
         "users_v1": [
             {"org_username": "alice", "me": {"id": "U1"}},
@@ -170,7 +171,8 @@ def test_splicing_is_by_key_and_strips_only_what_was_added(merged: MergedSchema)
     splicer = Splicer(plan, TABLE, merged.schema, {"x": False})
     splicer.collect(skipped)
     assert splicer.gateway_documents() == []
-    splicer.splice(skipped, {}, [])
+    splicer.read({}, [])
+    splicer.splice(skipped)
     assert skipped == {"users_v1": [{"org_username": n} for n in ("alice", "bob", "zed")]}
 
 
@@ -186,7 +188,8 @@ def test_a_failed_call_fails_each_of_its_parents_at_the_field(merged: MergedSche
     splicer.gateway_documents()
     alias = next(iter(splicer.batches.values())).calls[0][0]
     error = GraphQLError("unknown Slack workspace", path=[alias])
-    errors = splicer.splice(data, {}, [error])
+    splicer.read({}, [error])
+    errors = splicer.splice(data)
     assert data == {"users_v1": [{"slack_user": None}, {"slack_user": None}]}
     assert [e.path for e in errors] == [
         ["users_v1", 0, "slack_user"],

@@ -1,6 +1,6 @@
 """The request path in front of execution: repeated, distinct and re-parameterised queries.
 
-Run: `python -m benchmarks.request_path` (needs redis-server; loopback only, ~1 minute; the
+Run: `python -m benchmarks.request_path` (needs redis-server; loopback only, ~2 minutes; the
 load comes from `benchmarks.load`).
 All data is in the gateway's cache (64 warm schedules); every figure is a ratio against the
 bare Starlette endpoint doing one Redis GET, measured in the same run, interleaved:
@@ -28,7 +28,7 @@ from benchmarks.load import Bodies, Load, load
 from tests.support.redis_server import PrivateRedis
 from tests.support.server_thread import ServerThread
 
-ROUNDS, SECONDS, WARM = 3, 3, 64
+ROUNDS, SECONDS, WARM = 5, 3, 64
 ONE_SCHEDULE = (
     'query S {{ a{n}: pagerduty_schedules_v1(instance: "app-sre", ids: ["P{id}"]) '
     "{{ id users {{ id email username }} }} }}"

@@ -2,10 +2,10 @@
 and in estimated bytes."""
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, parse
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
@@ -88,15 +88,31 @@ class DocumentStore:
 
 
 class DocumentCache(SchemaExtension):
-    """Parse and validate each distinct document once while it stays in `store`."""
+    """Parse (at most `max_tokens` tokens) and validate (with `validation_rules` added to
+    Strawberry's) each distinct document once while it stays in `store`.
 
-    def __init__(self, store: DocumentStore) -> None:
+    The token limit and the rules are applied here rather than by Strawberry's own
+    MaxTokensLimiter and AddValidationRules extensions: each extension costs every operation
+    its hooks, whichever of them it uses.
+    """
+
+    def __init__(
+        self,
+        store: DocumentStore,
+        validation_rules: Sequence[type[ASTValidationRule]] = (),
+        max_tokens: int | None = None,
+    ) -> None:
         self.store = store
+        self.validation_rules = tuple(validation_rules)
+        self.max_tokens = max_tokens
         self.entry: CachedDocument | None = None
 
     def on_parse(self) -> Iterator[None]:
         """The cached document, or a fresh parse (a syntax error is left to Strawberry)."""
         context = self.execution_context
+        if self.max_tokens is not None:
+            context.parse_options["max_tokens"] = self.max_tokens
+        context.validation_rules = (*context.validation_rules, *self.validation_rules)
         query = context.query
         if query:
             self.entry = self.store.get(query)

@@ -78,26 +78,42 @@ class BodyLimitMiddleware:
             max_bytes, setting = self.max_compressed_bytes, "limits.max_compressed_body_bytes"
         else:
             max_bytes, setting = self.max_bytes, "limits.max_body_bytes"
-        too_large = f"request body exceeds {setting} ({max_bytes} bytes)"
         if length.isdigit() and int(length) > max_bytes:
-            await self._refuse(scope, send, 413, too_large, setting)
+            await self._refuse(scope, send, 413, _too_large(setting, max_bytes), setting)
             return
         received = 0
-        body_complete = False
-        deadline = asyncio.get_running_loop().time() + self.read_timeout
+        body_complete = waiting = late = False
+        task = asyncio.current_task()
+
+        def body_late() -> None:  # one timer per request, not one timeout per receive()
+            nonlocal late
+            late = True
+            if waiting and task is not None:
+                task.cancel()
+
+        loop = asyncio.get_running_loop()
+        timer = loop.call_at(loop.time() + self.read_timeout, body_late)
 
         async def bounded_receive() -> Message:
-            nonlocal received, body_complete
+            nonlocal received, body_complete, waiting
             if body_complete:  # later calls wait for the disconnect, which has no deadline
                 return await receive()
+            if late:
+                raise _BodyTooSlow
+            waiting = True
             try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                raise _BodyTooSlow from None
+                message = await receive()
+            except asyncio.CancelledError:
+                if late and task is not None and task.uncancel() == 0:
+                    raise _BodyTooSlow from None
+                raise
+            finally:
+                waiting = False
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 body_complete = not message.get("more_body", False)
+                if body_complete:
+                    timer.cancel()
                 if received > max_bytes:
                     raise _BodyTooLarge
             return message
@@ -113,11 +129,13 @@ class BodyLimitMiddleware:
             await self.app(scope, bounded_receive, tracking_send)
         except _BodyTooLarge:
             if not response_started:
-                await self._refuse(scope, send, 413, too_large, setting)
+                await self._refuse(scope, send, 413, _too_large(setting, max_bytes), setting)
         except _BodyTooSlow:
             if not response_started:
                 message = f"request body not received within {self.read_timeout:g} s"
                 await self._refuse(scope, send, 408, message)
+        finally:
+            timer.cancel()
 
     async def _refuse(
         self, scope: Scope, send: Send, status: int, message: str, limit: str | None = None
@@ -134,6 +152,10 @@ class BodyLimitMiddleware:
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def _too_large(setting: str, max_bytes: int) -> str:
+    return f"request body exceeds {setting} ({max_bytes} bytes)"
 
 
 def _first_headers(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes]:

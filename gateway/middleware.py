@@ -2,8 +2,9 @@
 
 import asyncio
 import json
+import os
 import re
-import uuid
+from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,7 +35,7 @@ class RequestIdMiddleware:
                 if _REQUEST_ID.match(candidate):
                     request_id = candidate
                 break
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or os.urandom(16).hex()  # as uuid4().hex, at a third of the cost
         scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode())
 
@@ -43,8 +44,12 @@ class RequestIdMiddleware:
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        # bind and reset: bound_contextvars would copy the whole context twice per request
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
             await self.app(scope, receive, send_with_id)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
 
 
 class BodyLimitMiddleware:
@@ -68,32 +73,47 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(reversed(scope["headers"]))  # the first of repeated headers, as Starlette
-        if headers.get(b"content-encoding", b"").strip().lower() in _COMPRESSED:
+        encoding, length = _first_headers(scope["headers"])
+        if encoding.strip().lower() in _COMPRESSED:
             max_bytes, setting = self.max_compressed_bytes, "limits.max_compressed_body_bytes"
         else:
             max_bytes, setting = self.max_bytes, "limits.max_body_bytes"
-        too_large = f"request body exceeds {setting} ({max_bytes} bytes)"
-        length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > max_bytes:
-            await self._refuse(scope, send, 413, too_large, setting)
+            await self._refuse(scope, send, 413, _too_large(setting, max_bytes), setting)
             return
         received = 0
-        body_complete = False
-        deadline = asyncio.get_running_loop().time() + self.read_timeout
+        body_complete = waiting = late = False
+        task = asyncio.current_task()
+
+        def body_late() -> None:  # one timer per request, not one timeout per receive()
+            nonlocal late
+            late = True
+            if waiting and task is not None:
+                task.cancel()
+
+        loop = asyncio.get_running_loop()
+        timer = loop.call_at(loop.time() + self.read_timeout, body_late)
 
         async def bounded_receive() -> Message:
-            nonlocal received, body_complete
+            nonlocal received, body_complete, waiting
             if body_complete:  # later calls wait for the disconnect, which has no deadline
                 return await receive()
+            if late:
+                raise _BodyTooSlow
+            waiting = True
             try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                raise _BodyTooSlow from None
+                message = await receive()
+            except asyncio.CancelledError:
+                if late and task is not None and task.uncancel() == 0:
+                    raise _BodyTooSlow from None
+                raise
+            finally:
+                waiting = False
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 body_complete = not message.get("more_body", False)
+                if body_complete:
+                    timer.cancel()
                 if received > max_bytes:
                     raise _BodyTooLarge
             return message
@@ -109,11 +129,13 @@ class BodyLimitMiddleware:
             await self.app(scope, bounded_receive, tracking_send)
         except _BodyTooLarge:
             if not response_started:
-                await self._refuse(scope, send, 413, too_large, setting)
+                await self._refuse(scope, send, 413, _too_large(setting, max_bytes), setting)
         except _BodyTooSlow:
             if not response_started:
                 message = f"request body not received within {self.read_timeout:g} s"
                 await self._refuse(scope, send, 408, message)
+        finally:
+            timer.cancel()
 
     async def _refuse(
         self, scope: Scope, send: Send, status: int, message: str, limit: str | None = None
@@ -132,6 +154,21 @@ class BodyLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
+def _too_large(setting: str, max_bytes: int) -> str:
+    return f"request body exceeds {setting} ({max_bytes} bytes)"
+
+
+def _first_headers(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes]:
+    """Content-Encoding and Content-Length (the first of repeated ones, as Starlette reads)."""
+    encoding = length = None
+    for name, value in headers:
+        if name == b"content-encoding" and encoding is None:
+            encoding = value
+        elif name == b"content-length" and length is None:
+            length = value
+    return encoding or b"", length or b""
+
+
 class _BodyTooLarge(Exception):
     """Raised inside receive() to stop reading an oversize body."""
 
@@ -147,6 +184,7 @@ class HttpMetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.routes = routes
+        self._counters: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Record the status once the response starts."""
@@ -165,7 +203,12 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            self.metrics.http_requests.labels(route, scope["method"], str(status)).inc()
+            key = (route, scope["method"], status)
+            counter = self._counters.get(key)
+            if counter is None:  # routes, methods (httptools knows ~30) and statuses are bounded
+                counter = self.metrics.http_requests.labels(route, scope["method"], str(status))
+                self._counters[key] = counter
+            counter.inc()
 
 
 class WebSocketMessageLimitMiddleware:

@@ -21,7 +21,7 @@ from graphql import (
     OperationDefinitionNode,
 )
 from graphql import execute as graphql_execute
-from strawberry.extensions import AddValidationRules, SchemaExtension
+from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from gateway.errors import Forbidden, GatewayError, NotFound
@@ -38,6 +38,7 @@ from gateway.registry import AnySystem
 from gateway.settings import QueryLimits
 from schema import GatewaySchema, build_schema
 from schema.context import RequestContext
+from schema.document_cache import DocumentCache
 
 APP_INTERFACE_SCOPE = "app-interface:read"
 DEFAULT_OWNERS_REF = "master"
@@ -370,7 +371,7 @@ def limit_rules(schema: GatewaySchema) -> list[Any]:
     rules: list[Any] = []
     for factory in schema.extensions:
         extension = factory() if callable(factory) else factory
-        if isinstance(extension, AddValidationRules):
+        if isinstance(extension, DocumentCache):
             rules.extend(extension.validation_rules)
     return rules
 

@@ -6,12 +6,7 @@ from collections.abc import Callable, Iterator
 from graphql import ASTValidationRule, GraphQLError, OperationDefinitionNode
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from opentelemetry.trace import SpanKind
-from strawberry.extensions import (
-    AddValidationRules,
-    MaskErrors,
-    MaxTokensLimiter,
-    SchemaExtension,
-)
+from strawberry.extensions import MaskErrors, SchemaExtension
 
 from gateway import tracing
 from gateway.graphql_errors import INTERNAL_MESSAGE, is_unexpected
@@ -114,9 +109,7 @@ def limit_extensions(
         *traced,
         lambda: OperationMetrics(metrics),
         lambda: Provenance(cache_backed),
-        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: AddValidationRules(rules),
-        lambda: DocumentCache(documents),
+        lambda: DocumentCache(documents, rules, limits.max_tokens),
         OperationChoice,
         lambda: MaskErrors(should_mask_error=is_unexpected, error_message=INTERNAL_MESSAGE),
     ]

@@ -2,11 +2,14 @@
 
 import asyncio
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
+from gateway.graphql_view import GatewayGraphQL
 from tests.emulators.pagerduty import PagerDutyEmulator
 from tests.support.gateway import graphql
 from tests.support.server_thread import ServerThread
@@ -228,6 +231,59 @@ def test_thundering_herd_over_three_replicas_makes_one_upstream_fetch(
     bodies = asyncio.run(herd())
     assert all(usernames(b["data"]["pagerduty_schedules_v1"][0]) == ["alice"] for b in bodies)
     assert emulator.total_calls("GET /schedules/PA/users") == 1
+
+
+def cache_lookups(server: ServerThread) -> float:
+    """The gateway's cache lookups so far (every execution of a query makes one per key)."""
+    text = httpx.get(f"{server.url}/metrics").text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("qontract_gateway_cache_lookups_total{")
+    )
+
+
+def test_an_expired_result_is_rebuilt_by_one_request_while_the_others_wait(
+    gateway_factory: Callable[..., ServerThread],
+    pagerduty: tuple[PagerDutyEmulator, ServerThread],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    emulator, upstream = pagerduty
+    monkeypatch.setenv("QGW_TEST_PD_TOKEN", TOKEN)
+    account = {
+        "name": "app-sre",
+        "api_url": upstream.url,
+        "token": {"env": "QGW_TEST_PD_TOKEN"},
+        "ttl": {"schedule_users": 0.2},
+    }
+    server = gateway_factory(upstreams={"pagerduty": [account]}, cache={"local_ttl": 0.1})
+    assert isinstance(server.app, Starlette)
+    endpoints = [getattr(route, "endpoint", None) for route in server.app.routes]
+    view = next(e for e in endpoints if isinstance(e, GatewayGraphQL))
+    payload = {"query": SCHEDULES, "variables": {"ids": ["PA"]}}
+    warm = query(server, SCHEDULES, ["PA"])["data"]["pagerduty_schedules_v1"][0]
+    assert usernames(warm) == ["alice"]
+    emulator.slow(2, times=1, path_prefix="/schedules/PA")
+
+    def ask() -> dict[str, Any]:
+        return dict(httpx.post(f"{server.url}/graphql", json=payload, timeout=30).json())
+
+    def ask_until_a_rebuild_fetches() -> dict[str, Any]:
+        while True:  # stored answers come back at once until the entry and its data expire
+            body = ask()
+            if emulator.total_calls("GET /schedules/PA/users") > 1:
+                return body
+
+    with ThreadPoolExecutor(max_workers=9) as pool:
+        rebuild = pool.submit(ask_until_a_rebuild_fetches)
+        wait_until(lambda: emulator.in_flight == 1, 10, "the rebuild's upstream fetch")
+        lookups = cache_lookups(server)
+        waiting = [pool.submit(ask) for _ in range(8)]
+        wait_until(lambda: view.results.waiting == 8, 10, "8 requests waiting for the rebuild")
+        answers = [rebuild.result(timeout=30), *(w.result(timeout=30) for w in waiting)]
+    assert all(usernames(a["data"]["pagerduty_schedules_v1"][0]) == ["alice"] for a in answers)
+    assert emulator.total_calls("GET /schedules/PA/users") == 2
+    assert cache_lookups(server) - lookups <= 1, "only the rebuild executed the query"
 
 
 def test_redis_outage_gives_upstream_unavailable_then_recovers_without_restart(

@@ -2,12 +2,15 @@
 through the gateway's HTTP endpoint (and, for the reconciles, a payload put straight into the
 task queue of a real `gateway worker`) against emulators and a real slapd."""
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis
 
 from gateway.auth import mint_token
+from gateway.redis_keys import TaskKeys
 from tests.emulators.github import GitHubEmulator
 from tests.emulators.kubernetes import KubernetesEmulator, KubernetesState
 from tests.ldap.conftest import (
@@ -18,6 +21,7 @@ from tests.ldap.conftest import (
 from tests.support.gateway import graphql
 from tests.support.ldap_server import PrivateSlapd
 from tests.support.server_thread import ServerThread
+from tests.tasks.conftest import TASKS, Worker
 
 SECRET = "reconcile-inputs-secret-0123456789abcdef"
 CLUSTER_TOKEN = "sha256~reconcile-inputs-cluster-token"
@@ -269,6 +273,85 @@ def test_login_case_variants_and_repeats_are_one_owner(
     answer = owners(gateway, True, {"org": "app-sre", "owners": ["ALICE", "Bob", "bob", "BOB"]})
     task = finished(gateway, answer["data"]["github_owners_reconcile_v1"]["id"])
     assert task["typed_result"]["actions"] == [{"org": "app-sre", "login": "Bob"}]
+
+
+# A malformed payload put straight into the task queue
+
+
+@pytest.fixture
+def api_gateway(gateway_factory: Callable[..., ServerThread], upstreams: Upstreams) -> ServerThread:
+    """A gateway (`serve --role api`): its tasks wait in Redis for a Celery worker."""
+    return gateway_factory(
+        role="api", tasks=TASKS, auth={"secret": SECRET}, upstreams=upstreams.settings()
+    )
+
+
+@pytest.fixture
+def worker(redis_url: str, namespace: str, upstreams: Upstreams) -> Iterator[Callable[[], Worker]]:
+    """Start a real `python -m gateway worker` for dry runs with both upstreams."""
+    started: list[Worker] = []
+    env = {
+        CLUSTER_TOKEN_ENV: CLUSTER_TOKEN,
+        GITHUB_TOKEN_ENV: GITHUB_TOKEN,
+        **{
+            f"QONTRACT_GATEWAY_UPSTREAMS__{system.upper()}": json.dumps(accounts)
+            for system, accounts in upstreams.settings().items()
+        },
+    }
+
+    def start() -> Worker:
+        command = ["gateway", "worker", "--queues=reconcile-dry-run"]
+        run = Worker(redis_url, namespace, "reconcile-dry-run", command, env).wait_ready()
+        started.append(run)
+        return run
+
+    yield start
+    for run in started:
+        run.kill()
+        run.log.unlink(missing_ok=True)
+
+
+MALFORMED: list[tuple[str, str]] = [
+    ("raw", "not json at all {"),
+    ("raw", json.dumps(["clusters"])),
+    ("openshift", json.dumps({MEGABYTE: 1})),
+    ("openshift", json.dumps({"clusters": [{"name": "appsres01", "namespaces": [{"n": 1}]}] * 9})),
+    ("openshift", json.dumps({"clusters": [{"name": "appsres01", MEGABYTE: []}]})),
+]
+
+
+def test_malformed_payloads_in_the_queue_fail_their_task_clearly_and_the_worker_goes_on(
+    api_gateway: ServerThread,
+    worker: Callable[[], Worker],
+    upstreams: Upstreams,
+    redis_url: str,
+    namespace: str,
+) -> None:
+    keys = TaskKeys(namespace)
+    submitted: list[str] = []
+    with redis.Redis.from_url(redis_url) as client:
+        for system, payload in MALFORMED:
+            if system != "github":
+                answer = namespaces(api_gateway, True, [{"name": "app-b"}])
+                task_id = answer["data"]["openshift_namespaces_reconcile_v1"]["id"]
+            else:
+                answer = owners(api_gateway, True, {"org": "app-sre", "owners": ["bob"]})
+                task_id = answer["data"]["github_owners_reconcile_v1"]["id"]
+            client.hset(keys.record(task_id), "payload", payload)
+            submitted.append(task_id)
+    running = worker()
+    for task_id, (system, payload) in zip(submitted, MALFORMED, strict=True):
+        task = finished(api_gateway, task_id)
+        assert task["status"] == "failed", (system, payload[:80], task)
+        expected = "is not a JSON object" if system == "raw" else "invalid reconcile request"
+        assert expected in task["error"], task["error"][:300]
+        assert len(task["error"]) < 2_000, task["error"][:300]
+        assert MEGABYTE[:100] not in task["error"]
+    assert upstreams.calls() == 0
+    answer = namespaces(api_gateway, True, [{"name": "app-b"}])
+    task = finished(api_gateway, answer["data"]["openshift_namespaces_reconcile_v1"]["id"])
+    assert task["status"] == "success", task
+    assert running.process.poll() is None, running.output()[-2_000:]
 
 
 # LDAP users

@@ -317,6 +317,10 @@ MALFORMED: list[tuple[str, str]] = [
     ("openshift", json.dumps({MEGABYTE: 1})),
     ("openshift", json.dumps({"clusters": [{"name": "appsres01", "namespaces": [{"n": 1}]}] * 9})),
     ("openshift", json.dumps({"clusters": [{"name": "appsres01", MEGABYTE: []}]})),
+    ("github", json.dumps({"organizations": [{"org": "app-sre", "owners": ["bob"] * 100_001}]})),
+    ("github", json.dumps({"organizations": [{"org": MEGABYTE, "owners": []}]})),
+    ("github", json.dumps({"organizations": [{"org": "app-sre", "owners": [MEGABYTE]}]})),
+    ("github", json.dumps({"organizations": [{"org": "app-sre"}] * 100_001})),
 ]
 
 

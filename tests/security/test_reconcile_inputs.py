@@ -311,16 +311,25 @@ def worker(redis_url: str, namespace: str, upstreams: Upstreams) -> Iterator[Cal
         run.log.unlink(missing_ok=True)
 
 
-MALFORMED: list[tuple[str, str]] = [
-    ("raw", "not json at all {"),
-    ("raw", json.dumps(["clusters"])),
-    ("openshift", json.dumps({MEGABYTE: 1})),
-    ("openshift", json.dumps({"clusters": [{"name": "appsres01", "namespaces": [{"n": 1}]}] * 9})),
-    ("openshift", json.dumps({"clusters": [{"name": "appsres01", MEGABYTE: []}]})),
-    ("github", json.dumps({"organizations": [{"org": "app-sre", "owners": ["bob"] * 100_001}]})),
-    ("github", json.dumps({"organizations": [{"org": MEGABYTE, "owners": []}]})),
-    ("github", json.dumps({"organizations": [{"org": "app-sre", "owners": [MEGABYTE]}]})),
-    ("github", json.dumps({"organizations": [{"org": "app-sre"}] * 100_001})),
+NOT_JSON = "is not a JSON object"
+INVALID = "invalid reconcile request"
+REPEATED = [f"{'o' * 60}{n:03d}" for n in range(250)] * 2
+MALFORMED: list[tuple[str, str, str]] = [
+    ("openshift", "not json at all {", NOT_JSON),
+    ("openshift", json.dumps(["clusters"]), NOT_JSON),
+    ("openshift", json.dumps({MEGABYTE: 1}), INVALID),
+    ("openshift", json.dumps({"clusters": [{"name": "c", "namespaces": [{"n": 1}]}] * 9}), INVALID),
+    ("openshift", json.dumps({"clusters": [{"name": "appsres01", MEGABYTE: []}]}), INVALID),
+    ("openshift", json.dumps({"clusters": [{"name": name} for name in REPEATED]}), "more than"),
+    (
+        "github",
+        json.dumps({"organizations": [{"org": "app-sre", "owners": ["b"] * 100_001}]}),
+        INVALID,
+    ),
+    ("github", json.dumps({"organizations": [{"org": MEGABYTE, "owners": []}]}), INVALID),
+    ("github", json.dumps({"organizations": [{"org": "app-sre", "owners": [MEGABYTE]}]}), INVALID),
+    ("github", json.dumps({"organizations": [{"org": "app-sre"}] * 100_001}), INVALID),
+    ("github", json.dumps({"organizations": [{"org": name} for name in REPEATED]}), "more than"),
 ]
 
 
@@ -334,8 +343,8 @@ def test_malformed_payloads_in_the_queue_fail_their_task_clearly_and_the_worker_
     keys = TaskKeys(namespace)
     submitted: list[str] = []
     with redis.Redis.from_url(redis_url) as client:
-        for system, payload in MALFORMED:
-            if system != "github":
+        for system, payload, _ in MALFORMED:
+            if system == "openshift":
                 answer = namespaces(api_gateway, True, [{"name": "app-b"}])
                 task_id = answer["data"]["openshift_namespaces_reconcile_v1"]["id"]
             else:
@@ -344,10 +353,9 @@ def test_malformed_payloads_in_the_queue_fail_their_task_clearly_and_the_worker_
             client.hset(keys.record(task_id), "payload", payload)
             submitted.append(task_id)
     running = worker()
-    for task_id, (system, payload) in zip(submitted, MALFORMED, strict=True):
+    for task_id, (system, payload, expected) in zip(submitted, MALFORMED, strict=True):
         task = finished(api_gateway, task_id)
         assert task["status"] == "failed", (system, payload[:80], task)
-        expected = "is not a JSON object" if system == "raw" else "invalid reconcile request"
         assert expected in task["error"], task["error"][:300]
         assert len(task["error"]) < 2_000, task["error"][:300]
         assert MEGABYTE[:100] not in task["error"]

@@ -194,12 +194,13 @@ def test_many_clusters_and_a_huge_cluster_name_are_refused_before_any_call(
     assert upstreams.calls() == 0
 
 
-def test_hostile_namespace_names_never_reach_the_cluster_and_each_is_its_own_error(
+def test_hostile_namespace_names_never_reach_the_cluster_and_reserved_ones_skip_projects(
     gateway: ServerThread, upstreams: Upstreams
 ) -> None:
     hostile = [*HOSTILE_IDS[:-1], "App-A", "x" * 64, "-app", "app-"]
     desired = [{"name": name, "delete": True} for name in hostile]
     desired += [{"name": "kube-system", "delete": True}, {"name": "openshift-logging"}]
+    desired += [{"name": "kube-extra"}, {"name": "kubernetes-x"}, {"name": "kube"}]
     desired += [{"name": "app-b"}, {"name": "app-b"}]
     answer = namespaces(gateway, False, desired)
     task = finished(gateway, answer["data"]["openshift_namespaces_reconcile_v1"]["id"])
@@ -208,13 +209,17 @@ def test_hostile_namespace_names_never_reach_the_cluster_and_each_is_its_own_err
     assert result["status"] == "failed"
     assert sorted(map(tuple, map(dict.values, result["actions"]))) == [
         ("appsres01", "app-b", "project"),
+        ("appsres01", "kube", "namespace"),
+        ("appsres01", "kube-extra", "namespace"),
+        ("appsres01", "kubernetes-x", "namespace"),
         ("appsres01", "openshift-logging", "namespace"),
     ]
     assert len(result["errors"]) == len(hostile) + 1
     assert all(len(error) < 400 for error in result["errors"])
     assert any("kube-system: refused: a system namespace" in e for e in result["errors"])
     assert upstreams.cluster.total_calls("DELETE") == 0
-    assert upstreams.cluster.state.namespaces.keys() >= {"app-b", "openshift-logging"}
+    created = {"app-b", "openshift-logging", "kube-extra", "kubernetes-x", "kube"}
+    assert upstreams.cluster.state.namespaces.keys() >= created
     assert set(upstreams.cluster.raw_paths) == {
         "/api/v1/namespaces",
         "/apis/project.openshift.io/v1/projects",

@@ -371,6 +371,23 @@ def test_malformed_payloads_in_the_queue_fail_their_task_clearly_and_the_worker_
     assert running.process.poll() is None, running.output()[-2_000:]
 
 
+def test_a_corrupted_stored_result_fails_only_its_typed_view_with_a_coded_error(
+    gateway: ServerThread, redis_url: str, namespace: str
+) -> None:
+    answer = namespaces(gateway, True, [{"name": "app-b"}])
+    task_id = answer["data"]["openshift_namespaces_reconcile_v1"]["id"]
+    assert finished(gateway, task_id)["status"] == "success"
+    with redis.Redis.from_url(redis_url) as client:
+        client.hset(TaskKeys(namespace).record(task_id), "result", json.dumps({"status": 7}))
+    body = call(gateway, READ, ["reconcile:dry-run"], id=task_id)
+    assert body["data"]["reconcile_task_v1"]["status"] == "success"
+    assert body["data"]["reconcile_task_v1"]["typed_result"] is None
+    [error] = body["errors"]
+    assert error["path"] == ["reconcile_task_v1", "typed_result"]
+    assert error["extensions"]["code"] == "INTERNAL"
+    assert "status" not in error["message"]
+
+
 # LDAP users
 
 

@@ -369,6 +369,9 @@ def test_malformed_payloads_in_the_queue_fail_their_task_clearly_and_the_worker_
     task = finished(api_gateway, answer["data"]["openshift_namespaces_reconcile_v1"]["id"])
     assert task["status"] == "success", task
     assert running.process.poll() is None, running.output()[-2_000:]
+    assert MEGABYTE[:100] not in running.output(), "the worker's log echoes no payload"
+    assert CLUSTER_TOKEN not in running.output()
+    assert GITHUB_TOKEN not in running.output()
 
 
 def test_a_corrupted_stored_result_fails_only_its_typed_view_with_a_coded_error(

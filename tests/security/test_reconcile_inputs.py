@@ -272,6 +272,18 @@ def test_huge_owner_and_org_lists_are_refused_naming_the_limit(
     assert upstreams.calls() == 0
 
 
+def test_limits_raised_past_the_request_model_still_answer_bad_user_input(
+    gateway_factory: Callable[..., ServerThread], upstreams: Upstreams
+) -> None:
+    limits = {"max_list_items": 30_000, "max_request_items": 60_000}
+    gateway = gateway_factory(
+        auth={"secret": SECRET}, upstreams=upstreams.settings(), limits=limits
+    )
+    message = refused(owners(gateway, True, {"org": "app-sre", "owners": ["bob"] * 25_000}))
+    assert "at most 20000 items" in message
+    assert upstreams.calls() == 0
+
+
 def test_login_case_variants_and_repeats_are_one_owner(
     gateway: ServerThread, upstreams: Upstreams
 ) -> None:

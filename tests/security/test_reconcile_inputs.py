@@ -331,6 +331,7 @@ def worker(redis_url: str, namespace: str, upstreams: Upstreams) -> Iterator[Cal
 NOT_JSON = "is not a JSON object"
 INVALID = "invalid reconcile request"
 REPEATED = [f"{'o' * 60}{n:03d}" for n in range(250)] * 2
+ALTERED = "dry_run differs from its task's"
 MALFORMED: list[tuple[str, str, str]] = [
     ("openshift", "not json at all {", NOT_JSON),
     ("openshift", json.dumps(["clusters"]), NOT_JSON),
@@ -347,6 +348,8 @@ MALFORMED: list[tuple[str, str, str]] = [
     ("github", json.dumps({"organizations": [{"org": "app-sre", "owners": [MEGABYTE]}]}), INVALID),
     ("github", json.dumps({"organizations": [{"org": "app-sre"}] * 100_001}), INVALID),
     ("github", json.dumps({"organizations": [{"org": name} for name in REPEATED]}), "more than"),
+    ("openshift", json.dumps({"dry_run": False, "clusters": [{"name": "appsres01"}]}), ALTERED),
+    ("github", json.dumps({"dry_run": False, "organizations": [{"org": "app-sre"}]}), ALTERED),
 ]
 
 

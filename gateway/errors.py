@@ -1,5 +1,6 @@
 """Errors with a stable `extensions.code`, raised anywhere and shown to GraphQL clients as is."""
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -127,3 +128,14 @@ def shown(text: str, limit: int = SHOWN_CHARACTERS) -> str:
     cut = text[:limit]
     quoted = repr(cut)
     return f"{quoted[:-1]}…{quoted[-1]}" if len(text) > limit else quoted
+
+
+NAMED_AT_MOST = 10
+"""Names a message lists (the rest are counted), so its size does not grow with input."""
+
+
+def named(names: Sequence[str], at_most: int = NAMED_AT_MOST) -> str:
+    """`names` (already checked to be short and plain) comma-separated for a message: the first
+    `at_most`, then how many more."""
+    more = f" and {len(names) - at_most} more" if len(names) > at_most else ""
+    return ", ".join(names[:at_most]) + more

@@ -1,6 +1,7 @@
 """Gateway settings: environment (prefix QONTRACT_GATEWAY_) over an optional YAML or TOML file."""
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +21,8 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from gateway.errors import shown
 
 MIN_SECRET_BYTES = 32
 
@@ -440,10 +443,27 @@ def load_settings(config_file: Path | None = None) -> Settings:
         raise InvalidSettings(f"invalid settings: {validation_problems(error)}") from None
 
 
+PROBLEMS_SHOWN = 10
+"""Problems a validation error lists (the rest are counted): its size does not grow with input."""
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
 def validation_problems(error: ValidationError, location: str = "") -> str:
-    """Each problem of `error` as `field.path: message` under `location`, never the input."""
-    return "; ".join(
-        ".".join([location, *(str(part) for part in problem["loc"])]).lstrip(".")
+    """The first `PROBLEMS_SHOWN` problems of `error` as `field.path: message` under `location`,
+    then how many more; never the input, and a key the input chose only as `shown` bounds it."""
+    problems = error.errors(include_input=False, include_url=False)
+    listed = [
+        ".".join([location, *(_loc_part(part) for part in problem["loc"])]).lstrip(".")
         + f": {problem['msg']}"
-        for problem in error.errors(include_input=False, include_url=False)
-    )
+        for problem in problems[:PROBLEMS_SHOWN]
+    ]
+    if len(problems) > PROBLEMS_SHOWN:
+        listed.append(f"and {len(problems) - PROBLEMS_SHOWN} more problems")
+    return "; ".join(listed)
+
+
+def _loc_part(part: int | str) -> str:
+    """A location step as a message shows it: an index or field name as is, another key (such
+    as an extra key of the input) quoted and cut by `shown`."""
+    text = str(part)
+    return text if isinstance(part, int) or _FIELD_NAME.fullmatch(text) else shown(text)

@@ -4,15 +4,16 @@ typed results of `github-owners.reconcile` tasks (from resolvers/github/reconcil
 from typing import Any
 
 import strawberry
+from pydantic import ValidationError
 from strawberry.experimental import pydantic
 from strawberry.types import Info
 
 from gateway.errors import BadUserInput, shown
+from gateway.settings import validation_problems
 from resolvers.github.api import LOGIN
 from resolvers.github.reconcile import TASK_KIND
 from resolvers.github.reconcile_models import (
     AddOwner,
-    OrganizationRequest,
     OwnerTarget,
     ReconcileRequest,
     ReconcileResult,
@@ -62,12 +63,13 @@ def reconcile_request(info: Info[RequestContext, None], input: ReconcileInput) -
             problem = LOGIN.problem(login)
             if problem is not None:
                 raise BadUserInput(f"{where}: {problem.message}")
-    return ReconcileRequest(
-        dry_run=input.dry_run,
-        organizations=[
-            OrganizationRequest(org=o.org, owners=list(o.owners)) for o in input.organizations
-        ],
-    )
+    organizations = [{"org": o.org, "owners": o.owners} for o in input.organizations]
+    try:
+        return ReconcileRequest.model_validate(
+            {"dry_run": input.dry_run, "organizations": organizations}
+        )
+    except ValidationError as error:  # the model's own bounds, when `limits.*` allow more
+        raise BadUserInput(f"invalid reconcile input: {validation_problems(error)}") from None
 
 
 async def github_owners_reconcile(

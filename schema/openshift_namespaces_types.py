@@ -29,14 +29,14 @@ class OpenShiftNamespaceAction:
 # The ignores: Strawberry's mypy plugin types `from_pydantic` by each class's own model.
 @pydantic.type(model=CreateNamespace, name="OpenShiftNamespaceCreate_v1")
 class OpenShiftNamespaceCreate(OpenShiftNamespaceAction):  # type: ignore[override]
-    """Create the namespace (a ProjectRequest on OpenShift, except `openshift-*`)."""
+    """Create the namespace (a ProjectRequest on OpenShift, not a reserved name)."""
 
     namespace: strawberry.auto
 
 
 @pydantic.type(model=DeleteNamespace, name="OpenShiftNamespaceDelete_v1")
 class OpenShiftNamespaceDelete(OpenShiftNamespaceAction):  # type: ignore[override]
-    """Delete the namespace (its project on OpenShift, except `openshift-*`)."""
+    """Delete the namespace (its project on OpenShift, not a reserved name)."""
 
     namespace: strawberry.auto
 

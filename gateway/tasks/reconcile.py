@@ -61,21 +61,31 @@ class ReconcileKind(ABC, Generic[RequestT]):
     async def run(self, request: RequestT, origin: Mapping[str, str] | None) -> BaseModel:
         """Reconcile `request`; `origin` (task and request ids) joins its events."""
 
-    def validated(self, payload: dict[str, Any]) -> RequestT:
+    def validated(self, payload: dict[str, Any], dry_run: bool | None = None) -> RequestT:
         """`payload` as the kind's request, else BAD_USER_INPUT naming the problems, never the
-        input."""
+        input; with `dry_run` (the task's), a payload asking for the other kind of run is
+        refused."""
         try:
-            return self.request_model.model_validate(payload)
+            request = self.request_model.model_validate(payload)
         except ValidationError as error:
             raise BadUserInput(f"invalid reconcile request: {validation_problems(error)}") from None
+        if dry_run is not None and request.dry_run != dry_run:
+            raise BadUserInput("the payload's dry_run differs from its task's: it was altered")
+        return request
 
     async def __call__(
-        self, payload: dict[str, Any], origin: Mapping[str, str] | None = None
+        self,
+        payload: dict[str, Any],
+        origin: Mapping[str, str] | None = None,
+        dry_run: bool | None = None,
     ) -> dict[str, Any]:
-        """Validate `payload` and run it."""
-        result = await self.run(self.validated(payload), origin)
+        """Validate `payload` and run it; with `dry_run` (the task's), a payload asking for the
+        other kind of run is refused, since the task's queue, lease and scope check followed the
+        task's."""
+        result = await self.run(self.validated(payload, dry_run), origin)
         return result.model_dump(mode="json")
 
     async def task(self, payload: dict[str, Any], context: TaskContext) -> dict[str, Any]:
-        """The task function registered for the kind: `payload` run with the task's origin."""
-        return await self(payload, context.origin)
+        """The task function registered for the kind: `payload` run with the task's origin, as
+        the kind of run (dry or real) the task was submitted as."""
+        return await self(payload, context.origin, context.dry_run)

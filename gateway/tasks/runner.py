@@ -17,7 +17,7 @@ from gateway.runtime import Runtime
 from gateway.settings import TaskSettings
 from gateway.tasks.changes import TaskChanges
 from gateway.tasks.engine import queue_for
-from gateway.tasks.kinds import TaskContext, TaskKinds
+from gateway.tasks.kinds import TaskContext, TaskFunction, TaskKinds
 from gateway.tasks.lease import ResourceLeases
 from gateway.tasks.record import TaskRecord, TaskStatus
 from gateway.tasks.store import Claim, TaskStore
@@ -102,7 +102,7 @@ class TaskRunner:
             attempt=record.attempt,
             runtime=self.runtime,
         )
-        work = asyncio.create_task(function(await self._store.payload(record.id), context))
+        work = asyncio.create_task(self._call(function, record.id, context))
         keeper = asyncio.create_task(self._keep_alive(record, token, work))
         try:
             result = await work
@@ -125,6 +125,12 @@ class TaskRunner:
             work.cancel()
         if record.resource is not None and real:
             await self._leases.release(record.resource, record.id)
+
+    async def _call(
+        self, function: TaskFunction, task_id: str, context: TaskContext
+    ) -> dict[str, Any]:
+        """`function` on the task's stored payload; reading it fails the task like the kind."""
+        return await function(await self._store.payload(task_id), context)
 
     async def _keep_alive(
         self, record: TaskRecord, token: str, work: "asyncio.Task[dict[str, Any]]"

@@ -8,6 +8,7 @@ from typing import Any, Literal, cast
 
 import redis.asyncio as aioredis
 
+from gateway.errors import BadUserInput
 from gateway.owned_lease import OwnedLeases, ms
 from gateway.redis_keys import TaskKeys
 from gateway.tasks.record import TaskRecord, TaskStatus, utcnow
@@ -99,9 +100,15 @@ class TaskStore:
         return TaskRecord.from_fields(raw) if raw else None
 
     async def payload(self, task_id: str) -> dict[str, Any]:
-        """The payload the task was submitted with."""
+        """The payload the task was submitted with; BAD_USER_INPUT when what is stored is not
+        a JSON object (a record written by something other than `create`)."""
         raw = await self.redis.hget(self.keys.record(task_id), "payload")
-        value: dict[str, Any] = json.loads(raw) if raw else {}
+        try:
+            value = json.loads(raw) if raw else {}
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise BadUserInput("the task's stored payload is not a JSON object")
         return value
 
     async def submitted_at(self, task_id: str) -> float | None:

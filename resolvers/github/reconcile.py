@@ -4,7 +4,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Collection, Mapping
 
-from gateway.errors import BadUserInput, GatewayError, shown
+from gateway.errors import BadUserInput, GatewayError, named, shown
 from gateway.events import EventPublisher
 from gateway.events.action_log import ActionLog
 from gateway.registry import Sources
@@ -142,7 +142,7 @@ async def reconcile(
     counts = Counter(org.org for org in request.organizations)
     repeated = sorted(org for org, count in counts.items() if count > 1)
     if repeated:
-        raise BadUserInput(f"organizations listed more than once: {', '.join(repeated)}")
+        raise BadUserInput(f"organizations listed more than once: {named(repeated)}")
     org_sources = [sources.get(GitHubSource, org.org) for org in request.organizations]
     events = OwnerEvents(publisher, origin)
     outcomes = await asyncio.gather(

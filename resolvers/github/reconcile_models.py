@@ -1,14 +1,22 @@
 """What the GitHub owners reconcile takes and returns: the request, actions and the result."""
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.tasks.lease import resource_of
 from gateway.tasks.reconcile import BaseReconcileRequest, ReconcileStatus
 
 LEASE_PREFIX = "github-owners"
+MAX_ORGANIZATIONS = 500
+MAX_OWNERS_PER_ORG = 20_000
+MAX_OWNERS = 50_000
+MAX_LOGIN_CHARS = 256
+"""Bounds of a request however it arrives (a payload put straight into the queue included);
+submission refuses far less, by `limits.*`, and a login longer than 39 characters."""
+
+Login = Annotated[str, Field(max_length=MAX_LOGIN_CHARS)]
 
 
 class OrganizationRequest(BaseModel):
@@ -16,14 +24,23 @@ class OrganizationRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    org: str = Field(min_length=1)
-    owners: list[str] = Field(default_factory=list)
+    org: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+    owners: list[Login] = Field(default_factory=list, max_length=MAX_OWNERS_PER_ORG)
 
 
 class ReconcileRequest(BaseReconcileRequest):
     """The owners each org should have; a dry run (the default) only computes the actions."""
 
-    organizations: list[OrganizationRequest] = Field(default_factory=list)
+    organizations: list[OrganizationRequest] = Field(
+        default_factory=list, max_length=MAX_ORGANIZATIONS
+    )
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "ReconcileRequest":
+        total = sum(len(organization.owners) for organization in self.organizations)
+        if total > MAX_OWNERS:
+            raise ValueError(f"at most {MAX_OWNERS} owners in all, not {total}")
+        return self
 
     @property
     def resource(self) -> str:

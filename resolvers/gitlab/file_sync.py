@@ -186,7 +186,10 @@ class FileSyncTask(ReconcileKind[FileSyncRequest]):
         """The registered task function: a later attempt is a redelivery of a lost run, whose
         branch (the task's) it replaces."""
         result = await self.sync(
-            self.validated(payload), context.origin, context.task_id, context.attempt > 1
+            self.validated(payload, context.dry_run),
+            context.origin,
+            context.task_id,
+            context.attempt > 1,
         )
         return result.model_dump(mode="json")
 

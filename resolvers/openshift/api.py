@@ -29,8 +29,10 @@ PAGE_SIZE = 500
 MAX_PAGES = 1_000
 MAX_CONTINUE_CHARS = 4_096
 MAX_MESSAGE_CHARS = 300
-OPENSHIFT_PREFIX = "openshift-"
-"""Namespaces OpenShift reserves: never requested (or deleted) as projects, as `oc` does."""
+RESERVED_PROJECT_NAMES = frozenset({"openshift", "kubernetes", "kube"})
+RESERVED_PROJECT_PREFIXES = ("openshift-", "kubernetes-", "kube-")
+"""Names OpenShift's project request API refuses (403 "cannot request a project starting with
+..."): such namespaces are created and deleted as plain namespaces."""
 
 PROJECT_GROUP = "/apis/project.openshift.io/v1"
 PROJECTS = "/apis/project.openshift.io/v1/projects"
@@ -129,8 +131,10 @@ def _status(response: httpx.Response) -> KubeStatus | None:
 
 
 def uses_project_api(name: str, openshift: bool) -> bool:
-    """Whether `name` is created and deleted as an OpenShift project (never `openshift-*`)."""
-    return openshift and not name.startswith(OPENSHIFT_PREFIX)
+    """Whether `name` is created and deleted as an OpenShift project: on OpenShift, unless the
+    project API reserves it (`openshift-*`, `kube-*`, `kubernetes-*` and those three names)."""
+    reserved = name in RESERVED_PROJECT_NAMES or name.startswith(RESERVED_PROJECT_PREFIXES)
+    return openshift and not reserved
 
 
 class KubernetesApi:
@@ -228,7 +232,7 @@ class KubernetesApi:
         )
 
     async def create_namespace(self, name: str, openshift: bool) -> None:
-        """Create `name`: a ProjectRequest on OpenShift (not `openshift-*`), else a Namespace;
+        """Create `name`: a ProjectRequest on OpenShift (not a reserved name), else a Namespace;
         409 AlreadyExists is success."""
         body: Mapping[str, Any]
         NAMESPACE.check(name)
@@ -247,7 +251,7 @@ class KubernetesApi:
         )
 
     async def delete_namespace(self, name: str, openshift: bool) -> None:
-        """Delete `name` (its project on OpenShift, not `openshift-*`); 404 is success."""
+        """Delete `name` (its project on OpenShift, not a reserved name); 404 is success."""
         NAMESPACE.check(name)
         template = PROJECT if uses_project_api(name, openshift) else NAMESPACE_PATH
         await self._request(

@@ -4,7 +4,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from gateway.errors import BadUserInput, GatewayError, shown
+from gateway.errors import BadUserInput, GatewayError, named, shown
 from gateway.events import EventPublisher
 from gateway.events.action_log import ActionLog
 from gateway.registry import Sources
@@ -24,8 +24,6 @@ from resolvers.openshift.source import TERMINATING, ClusterNamespaces, OpenShift
 TASK_KIND = "openshift-namespaces.reconcile"
 EVENT_PREFIX = "openshift-namespaces"
 CONCURRENT_CLUSTERS = 8
-NAMED_AT_MOST = 10
-"""Unknown clusters an error names (the rest are counted), so its size does not grow with input."""
 PROTECTED = frozenset({"default", "kube-system", "kube-public", "kube-node-lease", "openshift"})
 """Namespaces a cluster cannot run without: never deleted, whatever the request says."""
 
@@ -119,12 +117,11 @@ def check_clusters(request: ReconcileRequest, configured: Mapping[str, object]) 
     names = Counter(cluster.name for cluster in request.clusters)
     repeated = sorted(name for name, count in names.items() if count > 1)
     if repeated:
-        raise BadUserInput(f"clusters listed more than once: {', '.join(repeated)}")
+        raise BadUserInput(f"clusters listed more than once: {named(repeated)}")
     unknown = sorted(set(names) - set(configured))
     if unknown:
-        more = f" and {len(unknown) - NAMED_AT_MOST} more" if len(unknown) > NAMED_AT_MOST else ""
         raise BadUserInput(
-            f"unknown openshift clusters: {', '.join(unknown[:NAMED_AT_MOST])}{more}; "
+            f"unknown openshift clusters: {named(unknown)}; "
             f"configured: {', '.join(sorted(configured)) or 'none'}"
         )
 

@@ -69,13 +69,13 @@ class NamespaceTarget(BaseModel):
 
 
 class CreateNamespace(NamespaceTarget):
-    """Create a missing namespace (a ProjectRequest on OpenShift, except `openshift-*`)."""
+    """Create a missing namespace (a ProjectRequest on OpenShift, not a reserved name)."""
 
     kind: Literal["create_namespace"] = "create_namespace"
 
 
 class DeleteNamespace(NamespaceTarget):
-    """Delete a namespace that must not exist (its project on OpenShift, except `openshift-*`)."""
+    """Delete a namespace that must not exist (its project on OpenShift, not a reserved name)."""
 
     kind: Literal["delete_namespace"] = "delete_namespace"
 

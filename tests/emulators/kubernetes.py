@@ -27,6 +27,10 @@ PROJECTS = "/apis/project.openshift.io/v1"
 SERVICE_ACCOUNT = "system:serviceaccount:qontract:gateway"
 ACTIVE = "Active"
 TERMINATING = "Terminating"
+RESERVED_PROJECT_NAMES = ("openshift", "kubernetes", "kube")
+RESERVED_PROJECT_PREFIXES = ("openshift-", "kubernetes-", "kube-")
+"""What a ProjectRequest may not be named (the project API answers 403, as OpenShift's
+projectrequest REST storage does); such namespaces are created as plain Namespaces."""
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _LABEL_MESSAGE = (
     "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "
@@ -295,13 +299,17 @@ class KubernetesEmulator(UpstreamEmulator):
         if refused is not None:
             return refused
         name = _requested_name(await request.body())
-        if name.startswith("openshift-"):
+        reserved = next((p for p in RESERVED_PROJECT_PREFIXES if name.startswith(p)), None)
+        if reserved is not None or name in RESERVED_PROJECT_NAMES:
+            why = (
+                f"starting with {reserved!r}" if reserved else f"with the name {name!r}"
+            ).replace("'", '"')
             return status(
                 403,
                 "Forbidden",
-                f'projectrequests.project.openshift.io "{name}" is forbidden: cannot request a '
-                'project starting with "openshift-"',
-                {"name": name, "group": "project.openshift.io", "kind": "projectrequests"},
+                f'project.project.openshift.io "{name}" is forbidden: cannot request a '
+                f"project {why}",
+                {"name": name, "group": "project.openshift.io", "kind": "project"},
             )
         invalid = _invalid("ProjectRequest", name)
         if invalid is not None:

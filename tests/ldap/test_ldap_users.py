@@ -97,13 +97,14 @@ async def test_a_hostile_username_is_refused_alone_and_cannot_match_everyone(
     hostile = "*)(uid=*"
 
     answers = await ldap.source.users_exist([hostile, "alice"])
-    found = await ldap.source.api.existing([hostile, "x)(objectclass=*"])
+    found = await ldap.source.api.existing([hostile, "x)(objectclass=*", "*", "\\2a", "a\x00"])
 
     assert error(answers[hostile]).code is ErrorCode.BAD_USER_INPUT
     assert exists(answers["alice"]) is True
     assert found == set()  # even unvalidated, the name is escaped: it matches nobody
     assert slapd.searches()[-1] == (
-        r"(&(objectClass=person)(|(uid=\2A\29\28uid=\2A)(uid=x\29\28objectclass=\2A)))"
+        r"(&(objectClass=person)(|(uid=\2A\29\28uid=\2A)(uid=x\29\28objectclass=\2A)"
+        r"(uid=\2A)(uid=\5C2a)(uid=a\00)))"
     )
 
 

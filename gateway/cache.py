@@ -7,8 +7,8 @@ import json
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 import redis.asyncio as aioredis
@@ -106,12 +106,39 @@ class Derived(Generic[T]):
         return any(lookup.outcome == "stale" for lookup in self.inputs)
 
 
+class Subtrees:
+    """Completed GraphQL subtrees of one cached value, per selection; they live and die with
+    the value's local-tier entry, so a new value never meets an old subtree.
+
+    At most `limit` selections are kept per value; more are completed but not kept.
+    """
+
+    __slots__ = ("_by_selection", "limit")
+
+    def __init__(self, limit: int = 8) -> None:
+        self.limit = limit
+        self._by_selection: dict[Hashable, Any] = {}
+
+    def get(self, selection: Hashable) -> Any | None:
+        """The subtree completed for `selection`, or None."""
+        return self._by_selection.get(selection)
+
+    def put(self, selection: Hashable, completed: Any) -> None:
+        """Keep `completed` (read-only from now on) for `selection`, room permitting."""
+        if len(self._by_selection) < self.limit:
+            self._by_selection[selection] = completed
+
+
 @dataclass(frozen=True)
 class Cached(Generic[T]):
-    """A value and its provenance; the value is shared between callers, so treat it as read-only."""
+    """A value and its provenance; the value is shared between callers, so treat it as read-only.
+
+    `subtrees` belong to the value's local-tier entry (a fresh, unshared set otherwise).
+    """
 
     value: T
     lookup: CacheLookup
+    subtrees: Subtrees = field(default_factory=Subtrees, compare=False, repr=False)
 
 
 @dataclass
@@ -119,6 +146,7 @@ class _Entry:
     value: Any
     fetched_at: float
     local_until: float
+    subtrees: Subtrees = field(default_factory=Subtrees)
 
 
 class LocalTier:
@@ -140,15 +168,17 @@ class LocalTier:
         self._entries.move_to_end(name)
         return entry
 
-    def put(self, name: str, value: Any, fetched_at: float, fresh_for: float) -> None:
-        """Keep `value` for the local TTL, never longer than it stays fresh."""
+    def put(self, name: str, value: Any, fetched_at: float, fresh_for: float) -> Subtrees:
+        """Keep `value` for the local TTL, never longer than it stays fresh; its subtrees."""
         if self.max_entries <= 0 or self.ttl <= 0:
-            return
+            return Subtrees()
         until = time.monotonic() + min(self.ttl, fresh_for)
-        self._entries[name] = _Entry(value, fetched_at, until)
+        entry = _Entry(value, fetched_at, until)
+        self._entries[name] = entry
         self._entries.move_to_end(name)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+        return entry.subtrees
 
     def expiry(self, name: str) -> float | None:
         """The monotonic instant `name`'s local copy expires, or None if there is none."""
@@ -312,7 +342,9 @@ class Cache:
         entry = self._local.get(name)
         if entry is not None:
             self._count(cache_key, "hit")
-            return self._found(cache_key, name, "hit", entry.value, entry.fetched_at)
+            return self._found(
+                cache_key, name, "hit", entry.value, entry.fetched_at, entry.subtrees
+            )
         task = self._inflight.get(name)
         if task is None:
             stale_window = self._max_stale if max_stale is None else max_stale
@@ -341,7 +373,12 @@ class Cache:
                 remote.append(cache_key)
             else:
                 found[cache_key] = self._found(
-                    cache_key, self.key_name(cache_key), "hit", entry.value, entry.fetched_at
+                    cache_key,
+                    self.key_name(cache_key),
+                    "hit",
+                    entry.value,
+                    entry.fetched_at,
+                    entry.subtrees,
                 )
         for cache_key in found:
             self._count(cache_key, "hit")
@@ -514,8 +551,10 @@ class Cache:
     def _fresh(
         self, cache_key: CacheKey, name: str, stored: _Stored, outcome: Outcome
     ) -> Cached[Any]:
-        self._local.put(name, stored.value, stored.reported_at, stored.ttl - stored.age())
-        return self._found(cache_key, name, outcome, stored.value, stored.reported_at)
+        subtrees = self._local.put(
+            name, stored.value, stored.reported_at, stored.ttl - stored.age()
+        )
+        return self._found(cache_key, name, outcome, stored.value, stored.reported_at, subtrees)
 
     def _stale_or_raise(
         self,
@@ -531,10 +570,17 @@ class Cache:
         return self._found(cache_key, name, "stale", stored.value, stored.reported_at)
 
     def _found(
-        self, cache_key: CacheKey, name: str, outcome: Outcome, value: Any, fetched_at: float
+        self,
+        cache_key: CacheKey,
+        name: str,
+        outcome: Outcome,
+        value: Any,
+        fetched_at: float,
+        subtrees: Subtrees | None = None,
     ) -> Cached[Any]:
         age = max(0.0, time.time() - fetched_at)
-        return Cached(value, CacheLookup(cache_key.system, name, outcome, age))
+        lookup = CacheLookup(cache_key.system, name, outcome, age)
+        return Cached(value, lookup) if subtrees is None else Cached(value, lookup, subtrees)
 
     def _count(self, cache_key: CacheKey, outcome: Outcome | Literal["error"]) -> None:
         self._metrics.lookups.labels(cache_key.system, cache_key.data_type, outcome).inc()

@@ -1,0 +1,139 @@
+"""Cache-hit execution: a list item made from one cached value is completed once per selection.
+
+A root field's resolver hands the executor a `CachedItem` (see `schema.loaders.items`) instead
+of the Strawberry object: the cached value, how to make the object, and the value's `Subtrees`
+(kept with its local-cache entry). When every field the query selects below the item is a plain
+attribute (no resolver, argument, extension or permission), the completed item depends on the
+cached value and the selection alone, so `CachedSubtreeExecution` completes it once through
+graphql-core, keeps the result with the value, and serves it as is to later requests with the
+same selection. Anything else (a resolver below, an error, `@defer`, a schema extension hooking
+every field) is completed the ordinary way, every time.
+"""
+
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from graphql import (
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLResolveInfo,
+    get_named_type,
+    is_leaf_type,
+    is_object_type,
+)
+from graphql.execution.collect_fields import FieldDetailsList
+from graphql.pyutils import Path
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from gateway.cache import Subtrees
+
+Selection = tuple[tuple[str, str, "Selection | None"], ...]
+"""What a query selects below an object: (response key, field name, its own selection)."""
+
+_CONDITIONS = frozenset({"skip", "include"})
+
+
+class CachedItem:
+    """A list item to be made by `make` from the cached value of `key`, whose `subtrees` keep
+    it completed per selection."""
+
+    __slots__ = ("key", "make", "subtrees")
+
+    def __init__(self, key: Hashable, make: Callable[[], Any], subtrees: Subtrees) -> None:
+        self.key = key
+        self.make = make
+        self.subtrees = subtrees
+
+
+class CachedSubtreeExecution(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's executor, serving a `CachedItem` from the subtree completed for its value."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._selections: dict[tuple[int, int], tuple[FieldDetailsList, Selection | None]] = {}
+
+    def complete_value(
+        self,
+        return_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo[Any],
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        """As graphql-core, but a `CachedItem` is served from (or fills) its value's subtrees."""
+        if type(result) is not CachedItem:
+            return super().complete_value(
+                return_type, field_details_list, info, path, result, position_context
+            )
+        selection = self._selection(return_type, field_details_list)
+        if selection is None:
+            return super().complete_value(
+                return_type, field_details_list, info, path, result.make(), position_context
+            )
+        key = (get_named_type(return_type), result.key, selection)
+        completed = result.subtrees.get(key)
+        if completed is not None:
+            return completed
+        errors = len(self.collected_errors.errors)
+        completed = super().complete_value(
+            return_type, field_details_list, info, path, result.make(), position_context
+        )
+        if (
+            completed is not None
+            and not self.is_awaitable(completed)
+            and len(self.collected_errors.errors) == errors
+        ):
+            result.subtrees.put(key, completed)
+        return completed
+
+    def _selection(
+        self, return_type: GraphQLOutputType, field_details_list: FieldDetailsList
+    ) -> Selection | None:
+        """The plain selection below `return_type` (None when not all plain), once per request
+        and field group."""
+        key = (id(return_type), id(field_details_list))
+        known = self._selections.get(key)
+        if known is not None:
+            return known[1]
+        selection = self._plain_selection(return_type, field_details_list)
+        self._selections[key] = (field_details_list, selection)  # keeps the id from reuse
+        return selection
+
+    def _plain_selection(
+        self, return_type: GraphQLOutputType, field_details_list: FieldDetailsList
+    ) -> Selection | None:
+        named = get_named_type(return_type)
+        if not is_object_type(named) or (
+            self.middleware_manager is not None and self.middleware_manager.middlewares
+        ):
+            return None
+        assert isinstance(named, GraphQLObjectType)
+        grouped, deferred, _ = self.collect_subfields(named, field_details_list)
+        if deferred:
+            return None
+        parts: list[tuple[str, str, Selection | None]] = []
+        for response_key, details in grouped.items():
+            name = details[0].node.name.value
+            if name == "__typename":
+                parts.append((response_key, name, None))
+                continue
+            field = named.fields.get(name)
+            if (
+                field is None
+                or field.args
+                or not getattr(field.resolve, "_is_default", False)
+                or any(
+                    d.node.arguments
+                    or any(x.name.value not in _CONDITIONS for x in d.node.directives or ())
+                    for d in details
+                )
+            ):
+                return None
+            below: Selection | None = None
+            if not is_leaf_type(get_named_type(field.type)):
+                below = self._selection(field.type, details)
+                if below is None:
+                    return None
+            parts.append((response_key, name, below))
+        return tuple(parts)

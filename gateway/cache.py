@@ -1,6 +1,7 @@
 """Two-tier cache (process memory in front of Redis) with single flight across replicas."""
 
 import asyncio
+import collections
 import contextlib
 import functools
 import json
@@ -368,20 +369,15 @@ class Cache:
         found: dict[CacheKey, Cached[Any]] = {}
         remote: list[CacheKey] = []
         for cache_key in dict.fromkeys(cache_keys):
-            entry = self._local.get(self.key_name(cache_key))
+            name = self.key_name(cache_key)
+            entry = self._local.get(name)
             if entry is None:
                 remote.append(cache_key)
             else:
                 found[cache_key] = self._found(
-                    cache_key,
-                    self.key_name(cache_key),
-                    "hit",
-                    entry.value,
-                    entry.fetched_at,
-                    entry.subtrees,
+                    cache_key, name, "hit", entry.value, entry.fetched_at, entry.subtrees
                 )
-        for cache_key in found:
-            self._count(cache_key, "hit")
+        self._count_batch(found, "hit")
         groups: dict[str, list[CacheKey]] = {}
         for cache_key in remote:
             groups.setdefault(cache_key.tag, []).append(cache_key)
@@ -584,6 +580,12 @@ class Cache:
 
     def _count(self, cache_key: CacheKey, outcome: Outcome | Literal["error"]) -> None:
         self._metrics.lookups.labels(cache_key.system, cache_key.data_type, outcome).inc()
+
+    def _count_batch(self, cache_keys: Iterable[CacheKey], outcome: Outcome) -> None:
+        """Count lookups of a batch with one increment per system and data type."""
+        counts = collections.Counter((k.system, k.data_type) for k in cache_keys)
+        for (system, data_type), count in counts.items():
+            self._metrics.lookups.labels(system, data_type, outcome).inc(count)
 
     @contextlib.asynccontextmanager
     async def _redis_errors(self) -> AsyncIterator[None]:

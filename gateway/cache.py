@@ -108,26 +108,33 @@ class Derived(Generic[T]):
 
 
 class Subtrees:
-    """Completed GraphQL subtrees of one cached value, per selection; they live and die with
-    the value's local-tier entry, so a new value never meets an old subtree.
+    """Completed GraphQL subtrees of one cached value, per selection and item key; they live
+    and die with the value's local-tier entry, so a new value never meets an old subtree.
 
-    At most `limit` selections are kept per value; more are completed but not kept.
+    At most `limit` selections are kept per value (each with at most one subtree per item of
+    the value); more are completed but not kept.
     """
 
     __slots__ = ("_by_selection", "limit")
 
     def __init__(self, limit: int = 8) -> None:
         self.limit = limit
-        self._by_selection: dict[Hashable, Any] = {}
+        self._by_selection: dict[Hashable, dict[Hashable, Any]] = {}
 
-    def get(self, selection: Hashable) -> Any | None:
-        """The subtree completed for `selection`, or None."""
-        return self._by_selection.get(selection)
+    def get(self, selection: Hashable, key: Hashable) -> Any | None:
+        """The subtree of item `key` completed for `selection`, or None."""
+        completed = self._by_selection.get(selection)
+        return None if completed is None else completed.get(key)
 
-    def put(self, selection: Hashable, completed: Any) -> None:
-        """Keep `completed` (read-only from now on) for `selection`, room permitting."""
-        if len(self._by_selection) < self.limit:
-            self._by_selection[selection] = completed
+    def put(self, selection: Hashable, key: Hashable, completed: Any) -> None:
+        """Keep `completed` (read-only from now on) for item `key` and `selection`, room
+        permitting."""
+        kept = self._by_selection.get(selection)
+        if kept is None:
+            if len(self._by_selection) >= self.limit:
+                return
+            kept = self._by_selection[selection] = {}
+        kept[key] = completed
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,18 @@
-"""Cache-hit execution: a list item made from one cached value is completed once per selection.
+"""Cache-hit execution: what a resolver makes from one cached value is completed once per
+selection, and kept with the value.
 
-A root field's resolver hands the executor a `CachedItem` (see `schema.loaders.items`) instead
-of the Strawberry object: the cached value, how to make the object, and the value's `Subtrees`
-(kept with its local-cache entry). When every field the query selects below the item is a plain
-attribute (no resolver, argument, extension or permission), the completed item depends on the
-cached value and the selection alone, so `CachedSubtreeExecution` completes it once through
-graphql-core, keeps the result with the value, and serves it as is to later requests with the
-same selection. Anything else (a resolver below, an error, `@defer`, a schema extension hooking
-every field) is completed the ordinary way, every time.
+A root field's resolver hands the executor a `CachedItem` (`cached_item`; `schema.loaders.items`
+for keyed lookups) instead of the Strawberry object or list: the value's `Subtrees` (kept with its
+local-cache entry), the item's key, and how to make it. When every field the query selects below
+it is a plain attribute (no resolver, argument, extension or permission), the completed item
+depends on the value, the key and the selection alone, so `CachedSubtreeExecution` completes it
+once through graphql-core, keeps the result with the value and serves it as is to later requests
+with the same selection. Anything else (a resolver below, an error, `@defer`, a schema extension
+hooking every field) is completed the ordinary way, every time.
 """
 
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from graphql import (
     GraphQLObjectType,
@@ -25,17 +26,19 @@ from graphql.execution.collect_fields import FieldDetailsList
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from gateway.cache import Subtrees
+from gateway.cache import Cached, Subtrees
 
 Selection = tuple[tuple[str, str, "Selection | None"], ...]
 """What a query selects below an object: (response key, field name, its own selection)."""
+
+R = TypeVar("R")
 
 _CONDITIONS = frozenset({"skip", "include"})
 
 
 class CachedItem:
-    """A list item to be made by `make` from the cached value of `key`, whose `subtrees` keep
-    it completed per selection."""
+    """An item (or a whole list) to be made by `make` from one cached value, whose `subtrees`
+    keep it completed per selection under `key`."""
 
     __slots__ = ("key", "make", "subtrees")
 
@@ -43,6 +46,22 @@ class CachedItem:
         self.key = key
         self.make = make
         self.subtrees = subtrees
+
+
+def cached_item(cached: Cached[Any], key: Hashable, make: Callable[[], R]) -> R:
+    """What `make()` makes from `cached`'s value, handed to the executor as a `CachedItem`.
+
+    `make` must depend on `key` and the value alone (and the account the value came from).
+    Typed as `make`'s result: the executor is the only reader (Python callers use `made`).
+    """
+    return cast(R, CachedItem(key, make, cached.subtrees))
+
+
+def made(item: R) -> R:
+    """`item` itself, or what it makes when it is a `CachedItem` (for Python callers)."""
+    if isinstance(item, CachedItem):
+        return cast(R, item.make())
+    return item
 
 
 class CachedSubtreeExecution(StrawberryGraphQLCoreExecutionContext):
@@ -71,8 +90,8 @@ class CachedSubtreeExecution(StrawberryGraphQLCoreExecutionContext):
             return super().complete_value(
                 return_type, field_details_list, info, path, result.make(), position_context
             )
-        key = (get_named_type(return_type), result.key, selection)
-        completed = result.subtrees.get(key)
+        shape = (return_type, selection)
+        completed = result.subtrees.get(shape, result.key)
         if completed is not None:
             return completed
         errors = len(self.collected_errors.errors)
@@ -84,7 +103,7 @@ class CachedSubtreeExecution(StrawberryGraphQLCoreExecutionContext):
             and not self.is_awaitable(completed)
             and len(self.collected_errors.errors) == errors
         ):
-            result.subtrees.put(key, completed)
+            result.subtrees.put(shape, result.key, completed)
         return completed
 
     def _selection(

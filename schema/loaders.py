@@ -10,7 +10,7 @@ from strawberry.types import Info
 
 from gateway.cache import Cached
 from gateway.errors import GatewayError
-from schema.cached_subtrees import CachedItem
+from schema.cached_subtrees import cached_item
 from schema.context import RequestContext
 from schema.provenance import record
 
@@ -58,15 +58,14 @@ def items(
 
     The error stands in the list where the item would be: graphql-core raises it for that
     item alone, so the client sees a null item with its coded error (hence `R | None`).
-    An item is handed over as a `CachedItem`, made only when the executor has not completed
-    it for this selection before (see `schema.cached_subtrees`): `make` must depend on the key
-    and the value alone (and on the account the value came from).
+    An item is made only when the executor has not completed it for this selection before
+    (see `schema.cached_subtrees.cached_item`).
     """
-    made: list[CachedItem | GatewayError] = []
+    made: list[R | GatewayError] = []
     for key, result in results:
         if isinstance(result, GatewayError):
             made.append(result)
             continue
         record(info, result.lookup)
-        made.append(CachedItem(key, functools.partial(make, key, result.value), result.subtrees))
+        made.append(cached_item(result, key, functools.partial(make, key, result.value)))
     return cast(list[R | None], made)

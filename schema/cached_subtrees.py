@@ -15,9 +15,13 @@ from collections.abc import Callable, Hashable
 from typing import Any, TypeVar, cast
 
 from graphql import (
+    GraphQLID,
+    GraphQLList,
+    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLResolveInfo,
+    GraphQLString,
     get_named_type,
     is_leaf_type,
     is_object_type,
@@ -64,6 +68,18 @@ def made(item: R) -> R:
     return item
 
 
+def _is_text_list(return_type: GraphQLOutputType) -> bool:
+    """Whether `return_type` is a list of String or ID (each maybe non-null)."""
+    if isinstance(return_type, GraphQLNonNull):
+        return_type = return_type.of_type
+    if not isinstance(return_type, GraphQLList):
+        return False
+    item = return_type.of_type
+    if isinstance(item, GraphQLNonNull):
+        item = item.of_type
+    return item is GraphQLString or item is GraphQLID
+
+
 class CachedSubtreeExecution(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's executor, serving a `CachedItem` from the subtree completed for its value."""
 
@@ -81,6 +97,12 @@ class CachedSubtreeExecution(StrawberryGraphQLCoreExecutionContext):
         position_context: Any,
     ) -> Any:
         """As graphql-core, but a `CachedItem` is served from (or fills) its value's subtrees."""
+        if (
+            type(result) is list
+            and _is_text_list(return_type)
+            and all(type(item) is str for item in result)
+        ):
+            return list(result)  # what completing each item would give, at C speed
         if type(result) is not CachedItem:
             return super().complete_value(
                 return_type, field_details_list, info, path, result, position_context

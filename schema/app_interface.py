@@ -37,6 +37,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.registry import AnySystem
 from gateway.settings import QueryLimits
 from schema import GatewaySchema, build_schema
+from schema.cached_subtrees import CachedSubtreeExecution
 from schema.context import RequestContext
 from schema.document_cache import DocumentCache
 
@@ -424,7 +425,11 @@ class FederatedExecution(SchemaExtension):
             ) -> ExecutionResult:
                 try:
                     result = graphql_execute(
-                        schema, document, context_value=request, variable_values=context.variables
+                        schema,
+                        document,
+                        context_value=request,
+                        variable_values=context.variables,
+                        executor_class=CachedSubtreeExecution,
                     )
                     return await result if isawaitable(result) else result
                 finally:

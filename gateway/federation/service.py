@@ -226,7 +226,7 @@ class Federation:
             values = splicer.raw_values()
             if values is not None:
                 spliced = orjson.Fragment(raw.spliced([list(v.items()) for v in values]))
-                # `data` as encoded JSON: FederatedView's encoder writes it as is
+                # `data` as encoded JSON: the view's orjson encoder writes it as is
                 result = ExecutionResult(spliced, splicer.errors or None)  # type: ignore[arg-type]
                 return Outcome(result, extensions)
         self.decoded += 1

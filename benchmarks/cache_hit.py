@@ -1,6 +1,7 @@
 """Cache-hit lookups: the gateway against a bare Starlette endpoint doing the same Redis read.
 
-Run: `python -m benchmarks.cache_hit` (needs wrk and redis-server; loopback only, ~1 minute).
+Run: `python -m benchmarks.cache_hit` (needs redis-server, and wrk or else `benchmarks.load`;
+loopback only, ~1 minute).
 Prints requests/s of both, side by side in one run, and their ratio (target >= 0.5); the p50
 latency of 50 schedules vs 1 schedule in one query (target <= 3x); and the upstream fetches
 caused by 200 concurrent callers spread over 3 gateway processes (target: exactly 1).
@@ -26,13 +27,13 @@ SCHEDULES = (
 ROUNDS, SECONDS = 3, 5
 
 
-def emulator() -> PagerDutyEmulator:
-    """A PagerDuty account with 51 schedules of 2 on-call users each."""
+def emulator(schedules: int = 51) -> PagerDutyEmulator:
+    """A PagerDuty account with `schedules` schedules of 2 on-call users each."""
     pagerduty = PagerDutyEmulator()
     pagerduty.state.token = TOKEN
-    for n in range(102):
+    for n in range(2 * schedules):
         pagerduty.state.add_user(f"U{n}", f"user{n}@example.com")
-    pagerduty.state.oncall = {f"P{n}": [f"U{2 * n}", f"U{2 * n + 1}"] for n in range(51)}
+    pagerduty.state.oncall = {f"P{n}": [f"U{2 * n}", f"U{2 * n + 1}"] for n in range(schedules)}
     return pagerduty
 
 

@@ -11,29 +11,19 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 
+from benchmarks.load import Load, load
 from gateway.settings import Settings
 from gateway.tasks.celery_app import create_celery_app
 from tests.support.ports import free_port
 from tests.support.wait import wait_until
 
 REPO = Path(__file__).parents[1]
-
-
-@dataclass(frozen=True)
-class Load:
-    """What wrk measured for one run."""
-
-    requests_per_second: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
 
 
 def _ready(url: str) -> bool:
@@ -98,12 +88,21 @@ def gateway_config(upstreams: dict[str, Any]) -> Iterator[Path]:
 @contextmanager
 def gateway(redis_url: str, upstreams: dict[str, Any], env: dict[str, str]) -> Iterator[str]:
     """`qontract-gateway serve` (one uvicorn worker, uvloop, httptools) on a free port."""
+    with gateway_process(redis_url, upstreams, env) as (url, _):
+        yield url
+
+
+@contextmanager
+def gateway_process(
+    redis_url: str, upstreams: dict[str, Any], env: dict[str, str]
+) -> Iterator[tuple[str, int]]:
+    """As `gateway`, yielding its URL and the process id (the one process that serves)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with gateway_config(upstreams) as config:
         command = gateway_command("serve", "--port", str(port), "--config", str(config))
-        with process(command, gateway_env(redis_url, env), f"{url}/readyz"):
-            yield url
+        with process(command, gateway_env(redis_url, env), f"{url}/readyz") as child:
+            yield url, child.pid
 
 
 def _answers_ping(redis_url: str, namespace: str) -> bool:
@@ -135,6 +134,13 @@ def worker(
 @contextmanager
 def baseline(redis_url: str, cache_key: str) -> Iterator[str]:
     """The bare Starlette endpoint under the same uvicorn settings as the gateway."""
+    with baseline_process(redis_url, cache_key) as (url, _):
+        yield url
+
+
+@contextmanager
+def baseline_process(redis_url: str, cache_key: str) -> Iterator[tuple[str, int]]:
+    """As `baseline`, yielding its URL and process id."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [
@@ -158,8 +164,8 @@ def baseline(redis_url: str, cache_key: str) -> Iterator[str]:
         "BASELINE_KEY": cache_key,
         "PYTHONPATH": str(REPO),
     }
-    with process(command, env, f"{url}/graphql"):
-        yield url
+    with process(command, env, f"{url}/graphql") as child:
+        yield url, child.pid
 
 
 _LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", re.M)
@@ -168,9 +174,11 @@ _ERRORS = re.compile(r"Non-2xx or 3xx responses: (\d+)|Socket errors: .*?timeout
 
 
 def wrk(url: str, body: dict[str, Any], seconds: int = 5, connections: int = 32) -> Load:
-    """Load `url` with POSTs of `body` for `seconds` (bounded; loopback only)."""
+    """Load `url` with POSTs of `body` for `seconds` (bounded; loopback only): with wrk when it
+    is installed, else with `benchmarks.load`."""
     if shutil.which("wrk") is None:
-        raise RuntimeError("wrk is not installed: apt-get install wrk")
+        encoded = json.dumps(body).encode()
+        return load(url, lambda _: encoded, seconds, connections)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(
             'wrk.method = "POST"\n'
@@ -235,7 +243,15 @@ def peak_rss_mb(pid: int) -> dict[int, float]:
     return peaks
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory (VmRSS, MB) of `pid` now."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
 def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) process `pid` has used so far, from /proc: stable under load."""
+    """CPU time (user + system) `pid` has used so far: a figure machine load barely moves."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

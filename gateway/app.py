@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 
-from gateway.federation.http import FederatedEndpoint, FederatedView
+from gateway.federation.http import FederatedEndpoint
 from gateway.federation.service import Federation
 from gateway.graphiql import ASSETS_URL, AssetFiles, offline_graphiql_html
 from gateway.graphiql.assets import ASSETS_DIR
@@ -69,7 +69,9 @@ def create_app(
         federated_endpoint = FederatedEndpoint(
             federation,
             graphql,
-            FederatedView(federated, runtime, make_context, offline_graphiql_html(graphiql_assets)),
+            GatewayGraphQL(
+                federated, runtime, make_context, offline_graphiql_html(graphiql_assets)
+            ),
             frozenset(schema._schema.query_type.fields),  # type: ignore[union-attr]
             runtime.verifier,
             APP_INTERFACE_SCOPE,

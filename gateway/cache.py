@@ -1,14 +1,15 @@
 """Two-tier cache (process memory in front of Redis) with single flight across replicas."""
 
 import asyncio
+import collections
 import contextlib
 import functools
 import json
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 import redis.asyncio as aioredis
@@ -106,12 +107,46 @@ class Derived(Generic[T]):
         return any(lookup.outcome == "stale" for lookup in self.inputs)
 
 
+class Subtrees:
+    """Completed GraphQL subtrees of one cached value, per selection and item key; they live
+    and die with the value's local-tier entry, so a new value never meets an old subtree.
+
+    At most `limit` selections are kept per value (each with at most one subtree per item of
+    the value); more are completed but not kept.
+    """
+
+    __slots__ = ("_by_selection", "limit")
+
+    def __init__(self, limit: int = 8) -> None:
+        self.limit = limit
+        self._by_selection: dict[Hashable, dict[Hashable, Any]] = {}
+
+    def get(self, selection: Hashable, key: Hashable) -> Any | None:
+        """The subtree of item `key` completed for `selection`, or None."""
+        completed = self._by_selection.get(selection)
+        return None if completed is None else completed.get(key)
+
+    def put(self, selection: Hashable, key: Hashable, completed: Any) -> None:
+        """Keep `completed` (read-only from now on) for item `key` and `selection`, room
+        permitting."""
+        kept = self._by_selection.get(selection)
+        if kept is None:
+            if len(self._by_selection) >= self.limit:
+                return
+            kept = self._by_selection[selection] = {}
+        kept[key] = completed
+
+
 @dataclass(frozen=True)
 class Cached(Generic[T]):
-    """A value and its provenance; the value is shared between callers, so treat it as read-only."""
+    """A value and its provenance; the value is shared between callers, so treat it as read-only.
+
+    `subtrees` belong to the value's local-tier entry (a fresh, unshared set otherwise).
+    """
 
     value: T
     lookup: CacheLookup
+    subtrees: Subtrees = field(default_factory=Subtrees, compare=False, repr=False)
 
 
 @dataclass
@@ -119,6 +154,7 @@ class _Entry:
     value: Any
     fetched_at: float
     local_until: float
+    subtrees: Subtrees = field(default_factory=Subtrees)
 
 
 class LocalTier:
@@ -140,15 +176,17 @@ class LocalTier:
         self._entries.move_to_end(name)
         return entry
 
-    def put(self, name: str, value: Any, fetched_at: float, fresh_for: float) -> None:
-        """Keep `value` for the local TTL, never longer than it stays fresh."""
+    def put(self, name: str, value: Any, fetched_at: float, fresh_for: float) -> Subtrees:
+        """Keep `value` for the local TTL, never longer than it stays fresh; its subtrees."""
         if self.max_entries <= 0 or self.ttl <= 0:
-            return
+            return Subtrees()
         until = time.monotonic() + min(self.ttl, fresh_for)
-        self._entries[name] = _Entry(value, fetched_at, until)
+        entry = _Entry(value, fetched_at, until)
+        self._entries[name] = entry
         self._entries.move_to_end(name)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+        return entry.subtrees
 
     def expiry(self, name: str) -> float | None:
         """The monotonic instant `name`'s local copy expires, or None if there is none."""
@@ -312,7 +350,9 @@ class Cache:
         entry = self._local.get(name)
         if entry is not None:
             self._count(cache_key, "hit")
-            return self._found(cache_key, name, "hit", entry.value, entry.fetched_at)
+            return self._found(
+                cache_key, name, "hit", entry.value, entry.fetched_at, entry.subtrees
+            )
         task = self._inflight.get(name)
         if task is None:
             stale_window = self._max_stale if max_stale is None else max_stale
@@ -336,15 +376,15 @@ class Cache:
         found: dict[CacheKey, Cached[Any]] = {}
         remote: list[CacheKey] = []
         for cache_key in dict.fromkeys(cache_keys):
-            entry = self._local.get(self.key_name(cache_key))
+            name = self.key_name(cache_key)
+            entry = self._local.get(name)
             if entry is None:
                 remote.append(cache_key)
             else:
                 found[cache_key] = self._found(
-                    cache_key, self.key_name(cache_key), "hit", entry.value, entry.fetched_at
+                    cache_key, name, "hit", entry.value, entry.fetched_at, entry.subtrees
                 )
-        for cache_key in found:
-            self._count(cache_key, "hit")
+        self._count_batch(found, "hit")
         groups: dict[str, list[CacheKey]] = {}
         for cache_key in remote:
             groups.setdefault(cache_key.tag, []).append(cache_key)
@@ -514,8 +554,10 @@ class Cache:
     def _fresh(
         self, cache_key: CacheKey, name: str, stored: _Stored, outcome: Outcome
     ) -> Cached[Any]:
-        self._local.put(name, stored.value, stored.reported_at, stored.ttl - stored.age())
-        return self._found(cache_key, name, outcome, stored.value, stored.reported_at)
+        subtrees = self._local.put(
+            name, stored.value, stored.reported_at, stored.ttl - stored.age()
+        )
+        return self._found(cache_key, name, outcome, stored.value, stored.reported_at, subtrees)
 
     def _stale_or_raise(
         self,
@@ -531,13 +573,26 @@ class Cache:
         return self._found(cache_key, name, "stale", stored.value, stored.reported_at)
 
     def _found(
-        self, cache_key: CacheKey, name: str, outcome: Outcome, value: Any, fetched_at: float
+        self,
+        cache_key: CacheKey,
+        name: str,
+        outcome: Outcome,
+        value: Any,
+        fetched_at: float,
+        subtrees: Subtrees | None = None,
     ) -> Cached[Any]:
         age = max(0.0, time.time() - fetched_at)
-        return Cached(value, CacheLookup(cache_key.system, name, outcome, age))
+        lookup = CacheLookup(cache_key.system, name, outcome, age)
+        return Cached(value, lookup) if subtrees is None else Cached(value, lookup, subtrees)
 
     def _count(self, cache_key: CacheKey, outcome: Outcome | Literal["error"]) -> None:
         self._metrics.lookups.labels(cache_key.system, cache_key.data_type, outcome).inc()
+
+    def _count_batch(self, cache_keys: Iterable[CacheKey], outcome: Outcome) -> None:
+        """Count lookups of a batch with one increment per system and data type."""
+        counts = collections.Counter((k.system, k.data_type) for k in cache_keys)
+        for (system, data_type), count in counts.items():
+            self._metrics.lookups.labels(system, data_type, outcome).inc(count)
 
     @contextlib.asynccontextmanager
     async def _redis_errors(self) -> AsyncIterator[None]:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
+import orjson
 import structlog
 from cross_web import AsyncHTTPRequestAdapter, HTTPException, StarletteRequestAdapter
 from graphql import GraphQLError
@@ -148,6 +149,14 @@ class GatewayGraphQL(GraphQL[ConnectionContext, None]):
         metrics.graphql_latency.labels("query", "ok").observe(time.perf_counter() - started)
         return True
 
+    def encode_json(self, data: object) -> bytes:
+        """Compact JSON in UTF-8 by orjson (several times faster than `json` on big answers);
+        `json` for what orjson refuses (integers beyond 64 bits)."""
+        try:
+            return orjson.dumps(data)
+        except TypeError:
+            return json.dumps(data, separators=(",", ":")).encode()
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> ConnectionContext:
@@ -196,7 +205,12 @@ class GatewayGraphQL(GraphQL[ConnectionContext, None]):
     async def _store(self, request: Request, result: ExecutionResult) -> None:
         """Keep a successful, cache-backed query's result for as long as its data is local."""
         context: ConnectionContext | None = getattr(request.state, "gateway_context", None)
-        if context is None or result.errors or not context.result_cacheable:
+        if (
+            self.results.max_entries <= 0
+            or context is None
+            or result.errors
+            or not context.result_cacheable
+        ):
             return
         expiries = [self.runtime.cache.local_expiry(p["key"]) for p in context.provenance]
         if request.method != "POST" or None in expiries:
@@ -206,7 +220,7 @@ class GatewayGraphQL(GraphQL[ConnectionContext, None]):
             _scopes(context.identity),
             request.state.graphql_body,
             StoredResult(
-                data=json.dumps(result.data, separators=(",", ":")).encode(),
+                data=self.encode_json(result.data),
                 provenance=list(context.provenance),
                 operation=self.runtime.metrics.operation_label(name),
                 stored_at=time.monotonic(),

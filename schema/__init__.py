@@ -20,6 +20,7 @@ from gateway.graphql_errors import error_code, is_unexpected, map_redis_failures
 from gateway.metrics import GatewayMetrics
 from gateway.registry import AnySystem
 from gateway.settings import QueryLimits
+from schema.cached_subtrees import CachedSubtreeExecution
 from schema.entities import Entity, entity_table, resolve_entities
 from schema.extensions import limit_extensions
 from schema.mutation import GatewayMutation
@@ -130,6 +131,7 @@ def build_schema(
         extensions=[*limit_extensions(limits, metrics, cache_backed), *extra],
         federation_version="2.7",
         max_representations=limits.max_entity_representations,
+        execution_context_class=CachedSubtreeExecution,
     )
 
 

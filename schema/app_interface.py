@@ -32,6 +32,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.registry import AnySystem
 from gateway.settings import QueryLimits
 from schema import GatewaySchema, build_schema
+from schema.cached_subtrees import CachedSubtreeExecution
 from schema.context import RequestContext
 
 APP_INTERFACE_SCOPE = "app-interface:read"
@@ -400,7 +401,11 @@ class FederatedExecution(SchemaExtension):
 
             async def run(schema: GraphQLSchema, gateway: DocumentNode) -> ExecutionResult:
                 result = graphql_execute(
-                    schema, gateway, context_value=request, variable_values=context.variables
+                    schema,
+                    gateway,
+                    context_value=request,
+                    variable_values=context.variables,
+                    executor_class=CachedSubtreeExecution,
                 )
                 return await result if isawaitable(result) else result
 

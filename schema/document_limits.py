@@ -1,6 +1,7 @@
 """Validation rules of the gateway: depth and alias limits in linear time, no empty selection."""
 
 from collections import Counter
+from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
@@ -10,11 +11,10 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
     ValidationRule,
-    Visitor,
-    visit,
 )
 from graphql.language.visitor import SKIP, VisitorAction
 
@@ -22,44 +22,45 @@ _COUNT_CAP = 2**63
 _Cost = tuple[int, int]
 
 
-class _Definition(Visitor):
+@dataclass
+class _Definition:
     """One operation or fragment read once: its own depth and aliases, and what it spreads."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.levels = 0
-        self.aliases = 0
-        self.spreads_at: list[tuple[str, int]] = []
-        self.spread_counts: Counter[str] = Counter()
-        self._nesting = 0
-        self._ignored = 0
+    levels: int = 0
+    aliases: int = 0
+    spreads_at: list[tuple[str, int]] = field(default_factory=list)
+    spread_counts: Counter[str] = field(default_factory=Counter)
 
-    def enter_field(self, node: FieldNode, *_: Any) -> None:
-        """Count the alias; the field's depth unless it is under an introspection field."""
-        if node.alias:
-            self.aliases += 1
-        if self._ignored:
-            self._ignored += 1
-            return
-        self.levels = max(self.levels, self._nesting + 1)
-        if node.name.value.startswith("__"):
-            self._ignored = 1
-        else:
-            self._nesting += 1
 
-    def leave_field(self, node: FieldNode, *_: Any) -> None:
-        """Back out of the field."""
-        if self._ignored:
-            self._ignored -= 1
-        else:
-            self._nesting -= 1
+def _summarise(definition: OperationDefinitionNode | FragmentDefinitionNode) -> _Definition:
+    """Walk the definition's selections once, without recursion.
 
-    def enter_fragment_spread(self, node: FragmentSpreadNode, *_: Any) -> None:
-        """Remember the spread and the depth it sits at."""
-        name = node.name.value
-        self.spread_counts[name] += 1
-        if not self._ignored:
-            self.spreads_at.append((name, self._nesting))
+    Every alias counts; a field's depth counts unless it is under an introspection field, and
+    so does the depth a fragment is spread at.
+    """
+    summary = _Definition()
+    pending: list[tuple[SelectionSetNode, int, bool]] = [(definition.selection_set, 0, False)]
+    while pending:
+        selection_set, nesting, ignored = pending.pop()
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                if selection.alias:
+                    summary.aliases += 1
+                below = (nesting, True)
+                if not ignored:
+                    summary.levels = max(summary.levels, nesting + 1)
+                    if not selection.name.value.startswith("__"):
+                        below = (nesting + 1, False)
+                if selection.selection_set is not None:
+                    pending.append((selection.selection_set, *below))
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                summary.spread_counts[name] += 1
+                if not ignored:
+                    summary.spreads_at.append((name, nesting))
+            elif isinstance(selection, InlineFragmentNode):
+                pending.append((selection.selection_set, nesting, ignored))
+    return summary
 
 
 def document_limits_rule(max_depth: int, max_aliases: int) -> type[ValidationRule]:
@@ -113,8 +114,7 @@ def _measure(document: DocumentNode) -> list[tuple[OperationDefinitionNode, _Cos
     fragments: dict[str, _Definition] = {}
     for definition in document.definitions:
         if isinstance(definition, OperationDefinitionNode | FragmentDefinitionNode):
-            summary = _Definition()
-            visit(definition, summary)
+            summary = _summarise(definition)
             if isinstance(definition, OperationDefinitionNode):
                 operations.append((definition, summary))
             else:

@@ -10,6 +10,7 @@ from strawberry.types import Info
 from strawberry.types.base import StrawberryObjectDefinition
 
 from gateway.errors import BadUserInput, GatewayError
+from schema.cached_subtrees import made
 from schema.permissions import RequireScope
 
 T = TypeVar("T")
@@ -119,4 +120,4 @@ def only_item(items: Sequence[T | None]) -> T:
         raise item
     if item is None:
         raise AssertionError("a list lookup item is its value or its error, never None")
-    return item
+    return made(item)  # an entity is completed as `_Entity`, never kept

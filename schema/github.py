@@ -9,6 +9,7 @@ from strawberry.types import Info
 from gateway.errors import BadUserInput, GatewayError, NotFound, shown
 from resolvers.github.api import GitHubCollaborator as CollaboratorRecord
 from resolvers.github.source import GitHubSource
+from schema.cached_subtrees import cached_item, made
 from schema.context import RequestContext
 from schema.inputs import bounded
 from schema.loaders import Loaded, items, keyed_loader, unwrap
@@ -80,7 +81,7 @@ async def _org_members(info: Info[RequestContext, None], org: str) -> dict[str, 
     """Members of `org` by lower-case login, read once per request."""
 
     async def load() -> dict[str, GitHubUser]:
-        members = await github_org_members(info, org)
+        members = made(await github_org_members(info, org))
         return {member.login.lower(): member for member in members}
 
     task: asyncio.Future[dict[str, GitHubUser]] = info.context.per_request(
@@ -93,7 +94,9 @@ async def github_org_members(info: Info[RequestContext, None], org: str) -> list
     """Resolve `github_org_members_v1` with the account named `org`."""
     cached = await info.context.sources.get(GitHubSource, org).org_members(org)
     members = unwrap(info, cached)
-    return [GitHubUser(login=m.login, id=str(m.id)) for m in members]
+    return cached_item(
+        cached, org, lambda: [GitHubUser(login=m.login, id=str(m.id)) for m in members]
+    )
 
 
 def _collaborator(record: CollaboratorRecord) -> GitHubCollaborator:

@@ -11,6 +11,7 @@ from gateway.errors import BadUserInput, GatewayError
 from resolvers.jira.api import JiraIssue as IssueRecord
 from resolvers.jira.api import JiraProject as ProjectRecord
 from resolvers.jira.source import JiraSource
+from schema.cached_subtrees import cached_item
 from schema.context import RequestContext
 from schema.entities import only_item
 from schema.inputs import bounded
@@ -109,7 +110,9 @@ async def jira_issues(
         raise BadUserInput("jira_issues_v1 takes exactly one of `keys` or `jql`")
     source = info.context.sources.get(JiraSource, instance)
     if jql is not None:
-        return [_issue(instance, r) for r in unwrap(info, await source.issues_by_jql(jql))]
+        found = await source.issues_by_jql(jql)
+        issues = unwrap(info, found)
+        return cached_item(found, jql, lambda: [_issue(instance, r) for r in issues])
     assert keys is not None
     name = f"jira/{instance}/issues"
     return await _each(info, name, source.issues_by_key, keys, lambda _, r: _issue(instance, r))
@@ -122,7 +125,9 @@ async def jira_projects(
     NOT_FOUND), or every project the gateway's token can see."""
     source = info.context.sources.get(JiraSource, instance)
     if keys is None:
-        return [_project(instance, p) for p in unwrap(info, await source.all_projects())]
+        found = await source.all_projects()
+        projects = unwrap(info, found)
+        return cached_item(found, None, lambda: [_project(instance, p) for p in projects])
     name = f"jira/{instance}/projects"
     return await _each(info, name, source.projects_by_key, keys, lambda _, p: _project(instance, p))
 

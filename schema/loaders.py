@@ -1,5 +1,6 @@
 """Per-request batching of keyed lookups, with per-item errors and provenance."""
 
+import functools
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
@@ -9,6 +10,7 @@ from strawberry.types import Info
 
 from gateway.cache import Cached
 from gateway.errors import GatewayError
+from schema.cached_subtrees import cached_item
 from schema.context import RequestContext
 from schema.provenance import record
 
@@ -56,11 +58,14 @@ def items(
 
     The error stands in the list where the item would be: graphql-core raises it for that
     item alone, so the client sees a null item with its coded error (hence `R | None`).
+    An item is made only when the executor has not completed it for this selection before
+    (see `schema.cached_subtrees.cached_item`).
     """
     made: list[R | GatewayError] = []
     for key, result in results:
-        try:
-            made.append(make(key, unwrap(info, result)))
-        except GatewayError as error:
-            made.append(error)
+        if isinstance(result, GatewayError):
+            made.append(result)
+            continue
+        record(info, result.lookup)
+        made.append(cached_item(result, key, functools.partial(make, key, result.value)))
     return cast(list[R | None], made)

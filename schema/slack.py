@@ -1,6 +1,7 @@
 """Slack types and root fields: `slack_usergroups_v1`, `slack_users_v1`, `slack_channels_v1`."""
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -14,7 +15,9 @@ from resolvers.slack.source import (
     SlackSource,
     UserDirectory,
     UsergroupRecord,
+    UserRecord,
 )
+from schema.cached_subtrees import cached_item, made
 from schema.context import RequestContext
 from schema.inputs import bounded
 from schema.provenance import record
@@ -66,7 +69,7 @@ def _found(items: list[T], what: str, name: str) -> T:
     """The one item a lookup by `name` found, else NOT_FOUND."""
     if not items:
         raise NotFound(f"Slack {what} {name!r} not found")
-    return items[0]
+    return made(items[0])
 
 
 @strawberry.type(name="SlackChannel_v1")
@@ -82,17 +85,17 @@ async def _lookup(
     workspace: str,
     data_type: str,
     fetch: Callable[[SlackSource], Awaitable[Cached[T]]],
-) -> T:
+) -> Cached[T]:
     """`data_type` of `workspace`, looked up (and its provenance recorded) once per request."""
     context = info.context
     source = context.sources.get(SlackSource, workspace)
 
-    async def load() -> T:
+    async def load() -> Cached[T]:
         cached = await fetch(source)
         record(info, cached.lookup)
-        return cached.value
+        return cached
 
-    task: asyncio.Future[T] = context.per_request(
+    task: asyncio.Future[Cached[T]] = context.per_request(
         f"slack/{workspace}/{data_type}", lambda: asyncio.ensure_future(load())
     )
     return await task
@@ -115,8 +118,8 @@ async def slack_usergroups(
         _lookup(info, workspace, "channels", SlackSource.channels),
     )
     return [
-        _usergroup(workspace, groups[handle], users, channels)
-        for handle in _wanted(handles, groups)
+        _usergroup(workspace, groups.value[handle], users.value, channels.value)
+        for handle in _wanted(handles, groups.value)
     ]
 
 
@@ -141,18 +144,22 @@ async def slack_users(
 ) -> list[SlackUser]:
     """Resolve `slack_users_v1`: org usernames without an active user are left out."""
     directory = await _lookup(info, workspace, "users", SlackSource.users)
-    members = directory["members"]
+    members = directory.value["members"]
     return [
-        SlackUser(
-            workspace=workspace,
-            id=user["id"],
-            enterprise_user_id=next((i for i in user["ids"] if i != user["id"]), None),
-            org_username=user["org_username"],
-            name=user["name"],
-            email=user["email"],
-        )
-        for user in (members[name] for name in _wanted(org_usernames, members))
+        cached_item(directory, name, functools.partial(_user, workspace, members[name]))
+        for name in _wanted(org_usernames, members)
     ]
+
+
+def _user(workspace: str, user: UserRecord) -> SlackUser:
+    return SlackUser(
+        workspace=workspace,
+        id=user["id"],
+        enterprise_user_id=next((i for i in user["ids"] if i != user["id"]), None),
+        org_username=user["org_username"],
+        name=user["name"],
+        email=user["email"],
+    )
 
 
 async def slack_channels(
@@ -160,7 +167,7 @@ async def slack_channels(
 ) -> list[SlackChannel]:
     """Resolve `slack_channels_v1`: a leading `#` is ignored; unknown names are left out."""
     directory = await _lookup(info, workspace, "channels", SlackSource.channels)
-    by_name = directory["by_name"]
+    by_name = directory.value["by_name"]
     asked = None if names is None else [name.removeprefix("#") for name in names]
     return [SlackChannel(id=by_name[name], name=name) for name in _wanted(asked, by_name)]
 

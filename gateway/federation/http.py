@@ -7,14 +7,12 @@ gateway's query limits are checked. A query with live fields, gateway fields mix
 qontract-server fields, or introspection goes to the federated schema; others to the gateway's.
 """
 
-import json
 import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import orjson
 from cross_web import HTTPException
 from graphql import (
     DocumentNode,
@@ -46,7 +44,6 @@ from gateway.errors import (
 from gateway.federation.plan import INTROSPECTION_ROOTS, ReservedAlias, check_aliases
 from gateway.federation.service import Federation, RemoteAnswer
 from gateway.graphql_request import body_encoding, inflate, read_body, read_params
-from gateway.graphql_view import GatewayGraphQL
 from gateway.metrics import GatewayMetrics
 from schema.document_cache import CachedDocument, DocumentStore
 
@@ -61,18 +58,6 @@ MAX_DOCUMENTS = 256
 MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
 """Routed documents are kept parsed, with their limit checks (bounded as schema.document_cache
 estimates them), so an integration's repeated query is not parsed or checked again."""
-
-
-class FederatedView(GatewayGraphQL):
-    """The gateway's view on the merged schema: joined answers (megabytes of app-interface)
-    are encoded with orjson, about 3 x faster than `json` on them."""
-
-    def encode_json(self, data: object) -> bytes:
-        """Compact JSON in UTF-8; `json` for what orjson refuses (integers beyond 64 bits)."""
-        try:
-            return orjson.dumps(data)
-        except TypeError:
-            return json.dumps(data, separators=(",", ":")).encode()
 
 
 class FederatedEndpoint:

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from gateway.auth import mint_token
-from gateway.federation.http import FederatedView
+from gateway.graphql_view import GatewayGraphQL
 from tests.emulators.qontract_bundle import BUNDLE_PATH, bundle_sha
 from tests.emulators.qontract_server_standin import QontractServerStandin
 from tests.federation.conftest import Servers, post
@@ -196,11 +196,11 @@ def test_a_refused_pass_through_query_is_refused_again_and_never_forwarded(
     assert post(gateway.url, "{ users_v1 { org_username } }")["data"]["users_v1"]
 
 
-def test_federated_answers_are_encoded_with_orjson_and_json_for_wide_integers() -> None:
+def test_answers_are_encoded_with_orjson_and_json_for_wide_integers() -> None:
     """orjson refuses integers beyond 64 bits: those answers are encoded by `json` instead."""
     view: Any = None  # encode_json reads nothing of the view
-    assert FederatedView.encode_json(view, {"a": "é", "n": 1}) == '{"a":"é","n":1}'.encode()
-    assert FederatedView.encode_json(view, {"n": 2**70}) == b'{"n":1180591620717411303424}'
+    assert GatewayGraphQL.encode_json(view, {"a": "é", "n": 1}) == '{"a":"é","n":1}'.encode()
+    assert GatewayGraphQL.encode_json(view, {"n": 2**70}) == b'{"n":1180591620717411303424}'
 
 
 def test_pass_through_operation_names_are_bounded_metric_labels(joined: Servers) -> None:

@@ -9,12 +9,15 @@ from typing import Any
 
 import httpx
 import pytest
+from graphql import DocumentNode, ValidationRule, parse
 from prometheus_client import CollectorRegistry
+from strawberry.extensions import AddValidationRules
 
 from gateway.metrics import GatewayMetrics
 from gateway.settings import QueryLimits
 from resolvers.systems import SYSTEMS
-from schema import build_schema
+from schema import GatewaySchema, build_schema
+from schema.document_form import validation_form
 from tests.support.server_thread import ServerThread
 
 SECRET = "test-secret-not-for-production-0123456789"
@@ -185,3 +188,55 @@ async def test_repeated_documents_are_parsed_and_validated_once() -> None:
     assert first.errors is not None
     assert again.errors is not None
     assert first.errors[0] is again.errors[0]
+
+
+def counting_schema(validations: list[DocumentNode]) -> GatewaySchema:
+    """The gateway schema with one more validation rule, which notes each validated document."""
+
+    class NoteValidation(ValidationRule):
+        def enter_document(self, node: DocumentNode, *_: Any) -> None:
+            validations.append(node)
+
+    extra = [lambda: AddValidationRules([NoteValidation])]
+    return build_schema(QueryLimits(), GatewayMetrics(CollectorRegistry()), SYSTEMS, extra)
+
+
+async def test_a_document_new_only_in_layout_and_aliases_is_not_validated_again() -> None:
+    validations: list[DocumentNode] = []
+    schema = counting_schema(validations)
+    first = await schema.execute("query Q { a: __typename b: __typename }")
+    second = await schema.execute(
+        "query Q {\n  # another caller\n  x: __typename, y: __typename\n}"
+    )
+    assert first.data == {"a": "Query", "b": "Query"}
+    assert second.data == {"x": "Query", "y": "Query"}
+    assert len(validations) == 1
+
+
+async def test_aliases_that_now_name_one_response_field_are_validated_and_named() -> None:
+    validations: list[DocumentNode] = []
+    schema = counting_schema(validations)
+    await schema.execute("{ a: __typename b: gateway_info_v1 { version } }")
+    result = await schema.execute("{ c: __typename c: gateway_info_v1 { version } }")
+    assert len(validations) == 2
+    assert result.errors is not None
+    assert "'c'" in result.errors[0].message
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("{ a: x b: y }", "{ a: x a: y }"),  # two response names, then one
+        ("{ x }", "{ a: x }"),  # an alias counts towards limits.max_aliases
+        ("{ y: x y }", "{ z: x y }"),  # `y: x` collides with the field `y`, `z: x` does not
+        ('{ x(s: "A") }', "{ x(s: A) }"),  # a string, then an enum value
+    ],
+)
+def test_documents_that_validate_differently_have_different_forms(first: str, second: str) -> None:
+    assert validation_form(parse(first)) != validation_form(parse(second))
+
+
+def test_layout_comments_and_free_alias_names_do_not_change_the_form() -> None:
+    first = 'query Q($id: ID!) { a: x(id: $id, s: """t""") { b: y ...F } } fragment F on T { z }'
+    second = 'query Q( $id :ID! ){#c\n k:x(id:$id s:"t"){l:y,...F}}\nfragment F on T{z}'
+    assert validation_form(parse(first)) == validation_form(parse(second))

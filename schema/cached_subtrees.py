@@ -1,0 +1,180 @@
+"""Cache-hit execution: what a resolver makes from one cached value is completed once per
+selection, and kept with the value.
+
+A root field's resolver hands the executor a `CachedItem` (`cached_item`; `schema.loaders.items`
+for keyed lookups) instead of the Strawberry object or list: the value's `Subtrees` (kept with its
+local-cache entry), the item's key, and how to make it. When every field the query selects below
+it is a plain attribute (no resolver, argument, extension or permission), the completed item
+depends on the value, the key and the selection alone, so `CachedSubtreeExecution` completes it
+once through graphql-core, keeps the result with the value and serves it as is to later requests
+with the same selection. Anything else (a resolver below, an error, `@defer`, a schema extension
+hooking every field) is completed the ordinary way, every time.
+"""
+
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar, cast
+
+from graphql import (
+    GraphQLID,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLResolveInfo,
+    GraphQLString,
+    get_named_type,
+    is_leaf_type,
+    is_object_type,
+)
+from graphql.execution.collect_fields import FieldDetailsList
+from graphql.pyutils import Path
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from gateway.cache import Cached, Subtrees
+
+Selection = tuple[tuple[str, str, "Selection | None"], ...]
+"""What a query selects below an object: (response key, field name, its own selection)."""
+
+R = TypeVar("R")
+
+_CONDITIONS = frozenset({"skip", "include"})
+
+
+class CachedItem:
+    """An item (or a whole list) to be made by `make` from one cached value, whose `subtrees`
+    keep it completed per selection under `key`."""
+
+    __slots__ = ("key", "make", "subtrees")
+
+    def __init__(self, key: Hashable, make: Callable[[], Any], subtrees: Subtrees) -> None:
+        self.key = key
+        self.make = make
+        self.subtrees = subtrees
+
+
+def cached_item(cached: Cached[Any], key: Hashable, make: Callable[[], R]) -> R:
+    """What `make()` makes from `cached`'s value, handed to the executor as a `CachedItem`.
+
+    `make` must depend on `key` and the value alone (and the account the value came from).
+    Typed as `make`'s result: the executor is the only reader (Python callers use `made`).
+    """
+    return cast(R, CachedItem(key, make, cached.subtrees))
+
+
+def made(item: R) -> R:
+    """`item` itself, or what it makes when it is a `CachedItem` (for Python callers)."""
+    if isinstance(item, CachedItem):
+        return cast(R, item.make())
+    return item
+
+
+def _is_text_list(return_type: GraphQLOutputType) -> bool:
+    """Whether `return_type` is a list of String or ID (each maybe non-null)."""
+    if isinstance(return_type, GraphQLNonNull):
+        return_type = return_type.of_type
+    if not isinstance(return_type, GraphQLList):
+        return False
+    item = return_type.of_type
+    if isinstance(item, GraphQLNonNull):
+        item = item.of_type
+    return item is GraphQLString or item is GraphQLID
+
+
+class CachedSubtreeExecution(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's executor, serving a `CachedItem` from the subtree completed for its value."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._selections: dict[tuple[int, int], tuple[FieldDetailsList, Selection | None]] = {}
+
+    def complete_value(
+        self,
+        return_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo[Any],
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        """As graphql-core, but a `CachedItem` is served from (or fills) its value's subtrees."""
+        if (
+            type(result) is list
+            and _is_text_list(return_type)
+            and all(type(item) is str for item in result)
+        ):
+            return list(result)  # what completing each item would give, at C speed
+        if type(result) is not CachedItem:
+            return super().complete_value(
+                return_type, field_details_list, info, path, result, position_context
+            )
+        selection = self._selection(return_type, field_details_list)
+        if selection is None:
+            return super().complete_value(
+                return_type, field_details_list, info, path, result.make(), position_context
+            )
+        shape = (return_type, selection)
+        completed = result.subtrees.get(shape, result.key)
+        if completed is not None:
+            return completed
+        errors = len(self.collected_errors.errors)
+        completed = super().complete_value(
+            return_type, field_details_list, info, path, result.make(), position_context
+        )
+        if (
+            completed is not None
+            and not self.is_awaitable(completed)
+            and len(self.collected_errors.errors) == errors
+        ):
+            result.subtrees.put(shape, result.key, completed)
+        return completed
+
+    def _selection(
+        self, return_type: GraphQLOutputType, field_details_list: FieldDetailsList
+    ) -> Selection | None:
+        """The plain selection below `return_type` (None when not all plain), once per request
+        and field group."""
+        key = (id(return_type), id(field_details_list))
+        known = self._selections.get(key)
+        if known is not None:
+            return known[1]
+        selection = self._plain_selection(return_type, field_details_list)
+        self._selections[key] = (field_details_list, selection)  # keeps the id from reuse
+        return selection
+
+    def _plain_selection(
+        self, return_type: GraphQLOutputType, field_details_list: FieldDetailsList
+    ) -> Selection | None:
+        named = get_named_type(return_type)
+        if not is_object_type(named) or (
+            self.middleware_manager is not None and self.middleware_manager.middlewares
+        ):
+            return None
+        assert isinstance(named, GraphQLObjectType)
+        grouped, deferred, _ = self.collect_subfields(named, field_details_list)
+        if deferred:
+            return None
+        parts: list[tuple[str, str, Selection | None]] = []
+        for response_key, details in grouped.items():
+            name = details[0].node.name.value
+            if name == "__typename":
+                parts.append((response_key, name, None))
+                continue
+            field = named.fields.get(name)
+            if (
+                field is None
+                or field.args
+                or not getattr(field.resolve, "_is_default", False)
+                or any(
+                    d.node.arguments
+                    or any(x.name.value not in _CONDITIONS for x in d.node.directives or ())
+                    for d in details
+                )
+            ):
+                return None
+            below: Selection | None = None
+            if not is_leaf_type(get_named_type(field.type)):
+                below = self._selection(field.type, details)
+                if below is None:
+                    return None
+            parts.append((response_key, name, below))
+        return tuple(parts)

@@ -5,7 +5,8 @@ loopback only, well under a minute). One request asks for every name (aliases of
 `limits.max_list_items` names each), as ldap-users-api does. Prints the medians of: a cold
 request (every name searched: one bind, OR filters of 100), a warm one (every name cached), and
 the same searches made directly with ldap3 in the same run, with the ratios to that baseline
-and the searches slapd saw for the warm requests (target: 0).
+and the searches slapd saw for the warm requests (target: 0); and the Redis commands per name
+of a cold request, as clients sent them and as Redis ran them (scripts' own calls included).
 """
 
 import argparse
@@ -16,6 +17,7 @@ from contextlib import ExitStack
 from typing import Any
 
 import httpx
+import redis as sync_redis
 
 from benchmarks.harness import gateway
 from gateway.settings import QueryLimits
@@ -80,6 +82,14 @@ def direct(slapd: PrivateSlapd, usernames: list[str]) -> float:
     return took
 
 
+def commands(client: "sync_redis.Redis") -> tuple[int, int]:
+    """Commands Redis has taken from clients so far, and those it ran (scripts' calls included);
+    the INFO calls reading them are counted, and cancel out of a difference."""
+    sent = int(client.info("stats")["total_commands_processed"])
+    ran = sum(int(stat["calls"]) for stat in client.info("commandstats").values())
+    return sent, ran
+
+
 def main() -> None:
     """Measure cold, warm and direct, and print the medians and ratios README quotes."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -94,11 +104,16 @@ def main() -> None:
         url = stack.enter_context(gateway(redis.url, {"ldap": [account]}, {}))
         client = stack.enter_context(httpx.Client(timeout=120))
         ask(client, url, names("warm-up", args.users))
-        cold, warm, baseline, warm_searches = [], [], [], 0
+        counter = stack.enter_context(sync_redis.Redis.from_url(redis.url))
+        cold, warm, baseline, warm_searches, sent, ran = [], [], [], 0, [], []
         for run in range(args.runs):
             usernames = names(f"r{run}", args.users)
             baseline.append(direct(slapd, usernames))
+            before = commands(counter)
             cold.append(ask(client, url, usernames))
+            after = commands(counter)
+            sent.append((after[0] - before[0]) / args.users)
+            ran.append((after[1] - before[1]) / args.users)
             searched = len(slapd.searches())
             warm.append(ask(client, url, usernames))
             warm_searches += len(slapd.searches()) - searched
@@ -109,6 +124,10 @@ def main() -> None:
         median = statistics.median(times)
         print(f"  gateway {label}: {median * 1000:.1f} ms  ({median / base:.2f} x direct)")
     print(f"  searches slapd saw for the warm requests: {warm_searches} (target 0)")
+    print(
+        f"  Redis commands per name of a cold request: {statistics.median(sent):.3f} sent, "
+        f"{statistics.median(ran):.3f} run (scripts' calls included)"
+    )
 
 
 if __name__ == "__main__":

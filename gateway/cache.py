@@ -61,11 +61,12 @@ end
 return found
 """
 
-# KEYS: (value, lock) pairs of one hash tag. ARGV: token, then per pair the encoded value ('' to
-# store nothing) and its PX. Stores the values and frees the locks the token still holds.
+# KEYS: (value, lock) pairs of one hash tag. ARGV: token, PX, then per pair the encoded value
+# ('' to store nothing). Stores the values and frees the locks the token still holds.
 _STORE = """
 for i = 1, #KEYS, 2 do
-  if ARGV[i + 1] ~= '' then redis.call('SET', KEYS[i], ARGV[i + 1], 'PX', ARGV[i + 2]) end
+  local value = ARGV[2 + (i + 1) / 2]
+  if value ~= '' then redis.call('SET', KEYS[i], value, 'PX', ARGV[2]) end
   if redis.call('GET', KEYS[i + 1]) == ARGV[1] then redis.call('DEL', KEYS[i + 1]) end
 end
 return 1
@@ -280,6 +281,10 @@ class _Fill:
     process and what it needs to fetch, store and wait."""
 
     futures: dict[CacheKey, "asyncio.Future[Cached[Any]]"]
+    names: dict[CacheKey, tuple[str, str]]
+    """Each key's value and lock names in Redis."""
+    inflight: dict[str, "asyncio.Future[Cached[Any]]"]
+    """The cache's lookups in flight in this process, by value name: a key leaves on settling."""
     fetch: FetchOwned
     ttl: float
     max_stale: float
@@ -297,11 +302,20 @@ class _Fill:
             future.set_exception(result)
         else:
             future.set_result(result)
+        self._forget(cache_key)
 
-    def fail_open(self, error: BaseException) -> None:
-        """Settle every key still open with `error`."""
-        for cache_key in self.futures:
-            self.resolve(cache_key, error)
+    def fail_open(self, error: BaseException | None) -> None:
+        """Settle every key still open with `error`, or cancel it (None)."""
+        for cache_key, future in self.futures.items():
+            if error is None and not future.done():
+                future.cancel()
+                self._forget(cache_key)
+            self.resolve(cache_key, error or asyncio.CancelledError())
+
+    def _forget(self, cache_key: CacheKey) -> None:
+        name = self.names[cache_key][0]
+        if self.inflight.get(name) is self.futures[cache_key]:
+            del self.inflight[name]
 
 
 def _by_tag(cache_keys: Iterable[CacheKey]) -> dict[str, list[CacheKey]]:
@@ -460,9 +474,23 @@ class Cache:
         holds are waited for (polled together) and taken over when their holder gives up, as
         in `get_or_fetch`. A key whose fetch fails maps to its stale copy or its error.
         """
-        return await self._settle_all(
-            list(dict.fromkeys(cache_keys)), fetch_owned, ttl, max_stale, record, read_first=False
-        )
+        keys = list(dict.fromkeys(cache_keys))
+        attributes = _batch_attributes(keys)
+        if attributes is None:
+            return await self._settle_all(
+                keys, fetch_owned, ttl, max_stale, record, read_first=False
+            )
+        with tracing.span("cache.get", attributes) as span:
+            found = await self._settle_all(
+                keys, fetch_owned, ttl, max_stale, record, read_first=False
+            )
+            if span is not None:  # one outcome, or those of the batch joined with commas
+                outcomes = {
+                    "error" if isinstance(r, GatewayError) else r.lookup.outcome
+                    for r in found.values()
+                }
+                span.set_attribute("qontract.cache.outcome", ",".join(sorted(outcomes)))
+            return found
 
     async def _settle_all(
         self,
@@ -479,6 +507,7 @@ class Cache:
         results: dict[CacheKey, Cached[Any] | GatewayError] = {}
         shared: dict[CacheKey, asyncio.Future[Cached[Any]]] = {}
         mine: dict[CacheKey, asyncio.Future[Cached[Any]]] = {}
+        names: dict[CacheKey, tuple[str, str]] = {}
         loop = asyncio.get_running_loop()
         for cache_key in cache_keys:
             name = self.key_name(cache_key)
@@ -490,13 +519,15 @@ class Cache:
                 continue
             future = self._inflight.get(name)
             if future is None:
-                future = mine[cache_key] = loop.create_future()
-                self._inflight[name] = future
-                future.add_done_callback(functools.partial(self._forget, name))
-            shared[cache_key] = future
+                future = mine[cache_key] = self._inflight[name] = loop.create_future()
+                names[cache_key] = (name, self._lock_name(cache_key))
+            else:
+                shared[cache_key] = future
         if mine:
             fill = _Fill(
                 mine,
+                names,
+                self._inflight,
                 fetch_owned,
                 ttl,
                 self._max_stale if max_stale is None else max_stale,
@@ -508,33 +539,31 @@ class Cache:
         outcomes = await asyncio.gather(
             *(asyncio.shield(future) for future in shared.values()), return_exceptions=True
         )
-        for cache_key, settled in zip(shared, outcomes, strict=True):
-            if isinstance(settled, BaseException) and not isinstance(settled, GatewayError):
-                raise settled
-            results[cache_key] = settled
+        settled = [*zip(shared, outcomes, strict=True)]
+        settled += [(k, future.exception() or future.result()) for k, future in mine.items()]
+        for cache_key, result in settled:
+            if isinstance(result, BaseException) and not isinstance(result, GatewayError):
+                raise result
+            results[cache_key] = result
         by_outcome: dict[Outcome | Literal["error"], list[CacheKey]] = {}
-        for cache_key, result in results.items():
-            outcome = "error" if isinstance(result, GatewayError) else result.lookup.outcome
+        for cache_key, found in results.items():
+            outcome = "error" if isinstance(found, GatewayError) else found.lookup.outcome
             by_outcome.setdefault(outcome, []).append(cache_key)
         for counted, keys in by_outcome.items():
             self._count_batch(keys, counted)
         return results
-
-    def _forget(self, name: str, future: "asyncio.Future[Cached[Any]]") -> None:
-        if self._inflight.get(name) is future:
-            del self._inflight[name]
 
     async def get_many(
         self, cache_keys: Iterable[CacheKey], record: "TypeAdapter[Any] | None" = None
     ) -> tuple[dict[CacheKey, Cached[Any]], list[CacheKey]]:
         """Fresh values of a batch (local tier, then one MGET per hash tag) and the keys missing."""
         found: dict[CacheKey, Cached[Any]] = {}
-        remote: list[CacheKey] = []
+        remote: dict[CacheKey, str] = {}
         for cache_key in dict.fromkeys(cache_keys):
             name = self.key_name(cache_key)
             entry = self._local.get(name)
             if entry is None:
-                remote.append(cache_key)
+                remote[cache_key] = name
             else:
                 found[cache_key] = self._found(
                     cache_key, name, "hit", entry.value, entry.fetched_at, entry.subtrees
@@ -548,17 +577,17 @@ class Cache:
             async with self._redis_errors():
                 pipe = self._redis.pipeline(transaction=False)
                 for group in groups.values():
-                    pipe.mget([self.key_name(k) for k in group])
+                    pipe.mget([remote[k] for k in group])
                 replies = await pipe.execute()
         for group, raws in zip(groups.values(), replies, strict=True):
             for cache_key, raw in zip(group, raws, strict=True):
                 stored = _decode(raw, record)
                 if stored is None or stored.age() >= stored.ttl:
                     missing.append(cache_key)
-                    self._count(cache_key, "miss")
                     continue
-                found[cache_key] = self._fresh(cache_key, self.key_name(cache_key), stored, "hit")
-                self._count(cache_key, "hit")
+                found[cache_key] = self._fresh(cache_key, remote[cache_key], stored, "hit")
+        self._count_batch(missing, "miss")
+        self._count_batch((k for k in remote if k in found), "hit")
         return found, missing
 
     async def set_many(
@@ -640,14 +669,13 @@ class Cache:
         except Exception as error:
             fill.fail_open(error)
         finally:  # cancelled (the loop is closing): nothing is left to wait for
-            for future in fill.futures.values():
-                future.cancel()
+            fill.fail_open(None)
 
     async def _read(self, fill: "_Fill", keys: list[CacheKey]) -> list[CacheKey]:
         """Resolve the keys Redis holds fresh values of; the others (to claim)."""
         pipe = self._redis.pipeline(transaction=False)
         for group in _by_tag(keys).values():
-            pipe.mget([self.key_name(k) for k in group])
+            pipe.mget([fill.names[k][0] for k in group])
         replies = await pipe.execute()
         missing = []
         for group, raws in zip(_by_tag(keys).values(), replies, strict=True):
@@ -660,7 +688,7 @@ class Cache:
         """Resolve `cache_key` when `raw` is a fresh value, else remember it as its stale copy."""
         stored = _decode(raw, fill.record) or fill.last.get(cache_key)
         if stored is not None and stored.age() < fill.ttl:
-            fill.resolve(cache_key, self._fresh(cache_key, self.key_name(cache_key), stored, "hit"))
+            fill.resolve(cache_key, self._fresh(cache_key, fill.names[cache_key][0], stored, "hit"))
             return True
         if stored is not None:
             fill.last[cache_key] = stored
@@ -669,7 +697,7 @@ class Cache:
     async def _round(self, fill: "_Fill", keys: list[CacheKey]) -> None:
         """Take the free leases of `keys` (one script per hash tag); fetch those taken, wait
         for the others."""
-        replies = await self._per_tag(self._claim, keys, [fill.token, ms(self._lease)])
+        replies = await self._per_tag(self._claim, fill, keys, [fill.token, ms(self._lease)])
         owned: list[CacheKey] = []
         freed: list[CacheKey] = []
         waiting: list[CacheKey] = []
@@ -688,14 +716,14 @@ class Cache:
             return
         fetched: Mapping[CacheKey, Any] = {}
         if owned:
-            renewer = asyncio.ensure_future(self._renew_leases(owned, fill.token))
+            renewer = asyncio.ensure_future(self._renew_leases(fill, owned))
             try:
                 fetched = await fill.fetch(owned)
             finally:
                 renewer.cancel()
         to_store: dict[CacheKey, _Stored] = {}
         for cache_key in owned:
-            name = self.key_name(cache_key)
+            name = fill.names[cache_key][0]
             value = fetched.get(cache_key, _LEFT_OUT)
             if value is _LEFT_OUT:
                 fill.resolve(cache_key, LookupError(f"{cache_key.system}: a fetch left a key out"))
@@ -720,19 +748,17 @@ class Cache:
             except (TypeError, ValueError) as error:  # not its record's type: an internal error
                 fill.resolve(cache_key, error)
                 del to_store[cache_key]
-        args: dict[CacheKey, list[str | int]] = {
-            k: [payloads.get(k, ""), px] for k in [*owned, *freed]
-        }
+        values = {k: payloads.get(k, "") for k in [*owned, *freed]}
         try:
             async with self._redis_errors():
-                await self._per_tag(self._store, list(args), [fill.token], args)
+                await self._per_tag(self._store, fill, list(values), [fill.token, px], values)
         except UpstreamUnavailable as error:
             for cache_key in to_store:
                 fill.resolve(cache_key, error)
             return
         for cache_key, stored in to_store.items():
             fill.resolve(
-                cache_key, self._fresh(cache_key, self.key_name(cache_key), stored, "miss")
+                cache_key, self._fresh(cache_key, fill.names[cache_key][0], stored, "miss")
             )
 
     async def _await_others(self, fill: "_Fill", waiting: list[CacheKey]) -> None:
@@ -747,7 +773,7 @@ class Cache:
                     fill.resolve(cache_key, self._stale_or(fill, cache_key, late))
                 break
             await asyncio.sleep(self._poll_interval)
-            replies = await self._per_tag(self._watch, waiting, [])
+            replies = await self._per_tag(self._watch, fill, waiting, [])
             waiting, given_up = [], list[CacheKey]()
             for cache_key, (raw, locked) in replies.items():
                 if not self._resolve_fresh(fill, cache_key, raw):
@@ -759,18 +785,19 @@ class Cache:
     async def _per_tag(
         self,
         script: "AsyncScript",
+        fill: "_Fill",
         keys: list[CacheKey],
         args: list[str | int],
-        per_key: Mapping[CacheKey, list[str | int]] | None = None,
+        per_key: Mapping[CacheKey, str] | None = None,
     ) -> dict[CacheKey, tuple[Any, Any]]:
         """Run `script` once per hash tag (concurrently) over the (value, lock) pairs of `keys`,
-        with `args` then each key's `per_key` arguments; its replies per key, in pairs."""
+        with `args` then each key's `per_key` argument; its replies per key, in pairs."""
         groups = list(_by_tag(keys).values())
         replies = await asyncio.gather(
             *(
                 script(
-                    keys=[name for k in group for name in (self.key_name(k), self._lock_name(k))],
-                    args=[*args, *(a for k in group for a in (per_key or {}).get(k, []))],
+                    keys=[name for k in group for name in fill.names[k]],
+                    args=[*args, *(per_key[k] for k in group)] if per_key else args,
                 )
                 for group in groups
             )
@@ -782,14 +809,14 @@ class Cache:
                     paired[cache_key] = (reply[2 * index], reply[2 * index + 1])
         return paired
 
-    async def _renew_leases(self, keys: list[CacheKey], token: str) -> None:
+    async def _renew_leases(self, fill: "_Fill", keys: list[CacheKey]) -> None:
         """Extend the leases of `keys` every third of a lease while their fetch runs."""
-        groups = [[self._lock_name(k) for k in group] for group in _by_tag(keys).values()]
+        groups = [[fill.names[k][1] for k in group] for group in _by_tag(keys).values()]
         while True:
             await asyncio.sleep(self._lease / 3)
             with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
                 await asyncio.gather(
-                    *(self._leases.renew(locks, token, self._lease) for locks in groups)
+                    *(self._leases.renew(locks, fill.token, self._lease) for locks in groups)
                 )
 
     def _stale_or(
@@ -822,9 +849,6 @@ class Cache:
         age = max(0.0, time.time() - fetched_at)
         lookup = CacheLookup(cache_key.system, name, outcome, age)
         return Cached(value, lookup) if subtrees is None else Cached(value, lookup, subtrees)
-
-    def _count(self, cache_key: CacheKey, outcome: Outcome | Literal["error"]) -> None:
-        self._metrics.lookups.labels(cache_key.system, cache_key.data_type, outcome).inc()
 
     def _count_batch(
         self, cache_keys: Iterable[CacheKey], outcome: Outcome | Literal["error"]

@@ -10,24 +10,31 @@ from gateway.errors import BadUserInput
 from gateway.settings import QueryLimits
 from gateway.upstream import FetchSlots
 from schema.context import RequestContext
-from schema.permissions import scope
+from schema.permissions import RequireScope
 
 _ITEMS = "lookup_items"
 _FETCH_BOUND = "upstream_fetch_bound"
 
 
 class BoundedInputs(FieldExtension):
-    """Refuses a field whose arguments exceed `limits.*` with BAD_USER_INPUT naming the limit.
+    """Refuses a caller without the field's scope (`required`, FORBIDDEN), then a field whose
+    arguments exceed `limits.*` with BAD_USER_INPUT naming the limit.
 
     Lists are bounded in length (each, and all of a request's together), strings in characters
     (`jql` and `path` by their own limits, a `path` also in directories), in time linear in the
     input. The field's upstream requests then count against the request's fetch bound.
+    One extension does both, so a lookup field pays for one extension layer, not two.
     """
+
+    def __init__(self, required: RequireScope) -> None:
+        super().__init__()
+        self.required = required
 
     def resolve(
         self, next_: Callable[..., Any], source: Any, info: Info[RequestContext, Any], **kwargs: Any
     ) -> Any:
         """Check, then resolve."""
+        self.required.has_permission(source, info)
         self._admit(info, kwargs)
         return next_(source, info, **kwargs)
 
@@ -39,6 +46,7 @@ class BoundedInputs(FieldExtension):
         **kwargs: Any,
     ) -> Any:
         """Check, then resolve."""
+        self.required.has_permission(source, info)
         self._admit(info, kwargs)
         return await next_(source, info, **kwargs)
 
@@ -100,5 +108,5 @@ def _at_most(where: str, unit: str, count: int, limit: int, setting: str) -> Non
 
 
 def bounded(*scopes: str) -> list[Any]:
-    """The `extensions=` of a lookup field: one of `scopes` required, then `BoundedInputs`."""
-    return [*scope(*scopes), BoundedInputs()]
+    """The `extensions=` of a lookup field: one of `scopes` required, inputs bounded."""
+    return [BoundedInputs(RequireScope(*scopes))]

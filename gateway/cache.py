@@ -307,10 +307,11 @@ class _Fill:
     def fail_open(self, error: BaseException | None) -> None:
         """Settle every key still open with `error`, or cancel it (None)."""
         for cache_key, future in self.futures.items():
-            if error is None and not future.done():
+            if error is not None:
+                self.resolve(cache_key, error)
+            elif not future.done():
                 future.cancel()
                 self._forget(cache_key)
-            self.resolve(cache_key, error or asyncio.CancelledError())
 
     def _forget(self, cache_key: CacheKey) -> None:
         name = self.names[cache_key][0]

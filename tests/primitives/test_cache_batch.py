@@ -19,6 +19,7 @@ from gateway.upstream import UpstreamClient, UpstreamPath, UpstreamPolicy
 from tests.emulators.base import UpstreamEmulator
 from tests.primitives.conftest import ReplicaFactory
 from tests.primitives.test_cache import HOLDER, older_than
+from tests.support.redis_server import PrivateRedis
 from tests.support.wait import async_wait_until
 
 NO_RETRY = UpstreamPolicy(max_attempts=1)
@@ -195,3 +196,26 @@ async def test_batch_serves_stale_copies_and_errors_per_key_when_the_upstream_fa
     assert isinstance(found[uncopied], UpstreamUnavailable)
     locks = [CacheKeys(namespace).lock(k.tag, k.ident) for k in (copied, uncopied)]
     assert await replica.redis.exists(*locks) == 0, "both leases are freed"
+
+
+async def test_batch_with_redis_down_is_an_error_per_key_and_no_upstream_call(
+    replicas: ReplicaFactory, emulator: UpstreamEmulator
+) -> None:
+    with PrivateRedis() as server:
+        replica = replicas(url=server.url, local_ttl=30)
+        local = items(1, 700)[0]
+        await get_or_fetch_batch(replica.cache, [local], fetch_items(replica.client), 60)
+        server.stop()
+        keys = items(3, 800)
+        async with asyncio.timeout(5):
+            found = await get_or_fetch_batch(
+                replica.cache, [local, *keys], fetch_items(replica.client), 60
+            )
+        served = found[local]
+        assert isinstance(served, Cached), "the in-process copy is still served"
+        assert served.lookup.outcome == "hit"
+        for cache_key in keys:
+            error = found[cache_key]
+            assert isinstance(error, UpstreamUnavailable)
+            assert "shared cache (Redis) unreachable" in str(error)
+        assert emulator.total_calls() == 1

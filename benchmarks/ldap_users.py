@@ -5,17 +5,21 @@ loopback only, well under a minute). One request asks for every name (aliases of
 `limits.max_list_items` names each), as ldap-users-api does. Prints the medians of: a cold
 request (every name searched: one bind, OR filters of 100), a warm one (every name cached), and
 the same searches made directly with ldap3 in the same run, with the ratios to that baseline
-and the searches slapd saw for the warm requests (target: 0).
+and the searches slapd saw for the warm requests (target: 0); then, in one more cold request
+watched with MONITOR (not timed), the Redis commands per name clients sent and those scripts
+ran.
 """
 
 import argparse
 import os
 import statistics
+import threading
 import time
 from contextlib import ExitStack
 from typing import Any
 
 import httpx
+import redis as sync_redis
 
 from benchmarks.harness import gateway
 from gateway.settings import QueryLimits
@@ -80,6 +84,33 @@ def direct(slapd: PrivateSlapd, usernames: list[str]) -> float:
     return took
 
 
+MONITOR_END = "ldap-users-benchmark-end"
+
+
+def commands_per_name(redis_url: str, url: str, usernames: list[str]) -> str:
+    """Redis commands per name of one cold request, as MONITOR sees them: those clients sent
+    and those scripts ran."""
+    counts = {"sent": 0, "scripts": 0}
+    with (
+        sync_redis.Redis.from_url(redis_url) as watcher,
+        sync_redis.Redis.from_url(redis_url) as marker,
+        watcher.monitor() as monitor,
+    ):
+
+        def count() -> None:
+            while MONITOR_END not in (command := monitor.next_command())["command"]:
+                counts["scripts" if command["client_type"] == "lua" else "sent"] += 1
+
+        counter = threading.Thread(target=count)
+        counter.start()
+        with httpx.Client(timeout=120) as client:
+            ask(client, url, usernames)
+        marker.echo(MONITOR_END)
+        counter.join(timeout=60)
+    sent, scripts = (counts[kind] / len(usernames) for kind in ("sent", "scripts"))
+    return f"{sent:.3f} sent by clients, {scripts:.3f} run by scripts"
+
+
 def main() -> None:
     """Measure cold, warm and direct, and print the medians and ratios README quotes."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -102,6 +133,7 @@ def main() -> None:
             searched = len(slapd.searches())
             warm.append(ask(client, url, usernames))
             warm_searches += len(slapd.searches()) - searched
+        per_name = commands_per_name(redis.url, url, names("monitored", args.users))
     base = statistics.median(baseline)
     print(f"ldap_users_v1, {args.users} usernames in one request, medians of {args.runs} runs")
     print(f"  direct ldap3 (1 bind, {NAMES_PER_SEARCH}/search): {base * 1000:.1f} ms")
@@ -109,6 +141,7 @@ def main() -> None:
         median = statistics.median(times)
         print(f"  gateway {label}: {median * 1000:.1f} ms  ({median / base:.2f} x direct)")
     print(f"  searches slapd saw for the warm requests: {warm_searches} (target 0)")
+    print(f"  Redis commands per name of a cold request (MONITOR, not timed): {per_name}")
 
 
 if __name__ == "__main__":

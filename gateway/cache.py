@@ -15,6 +15,7 @@ from typing import Any, Generic, Literal, TypeVar
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import TypeAdapter
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -37,6 +38,39 @@ FLAG: "TypeAdapter[bool]" = TypeAdapter(bool)
 """The record of a cached yes/no (a ref exists)."""
 TEXT: "TypeAdapter[str | None]" = TypeAdapter(str | None)
 """The record of a cached text, None when there is none (a file)."""
+
+# KEYS: (value, lock) pairs of one hash tag. ARGV: token, lease ms. Takes every free lock for
+# the token; returns per pair the value (nil when none) and 1 when this call took the lock.
+_CLAIM = """
+local found = {}
+for i = 1, #KEYS, 2 do
+  local took = redis.call('SET', KEYS[i + 1], ARGV[1], 'NX', 'PX', ARGV[2])
+  table.insert(found, redis.call('GET', KEYS[i]))
+  table.insert(found, took and 1 or 0)
+end
+return found
+"""
+
+# KEYS: (value, lock) pairs of one hash tag. Returns per pair the value and 1 while locked.
+_WATCH = """
+local found = {}
+for i = 1, #KEYS, 2 do
+  table.insert(found, redis.call('GET', KEYS[i]))
+  table.insert(found, redis.call('EXISTS', KEYS[i + 1]))
+end
+return found
+"""
+
+# KEYS: (value, lock) pairs of one hash tag. ARGV: token, PX, then per pair the encoded value
+# ('' to store nothing). Stores the values and frees the locks the token still holds.
+_STORE = """
+for i = 1, #KEYS, 2 do
+  local value = ARGV[2 + (i + 1) / 2]
+  if value ~= '' then redis.call('SET', KEYS[i], value, 'PX', ARGV[2]) end
+  if redis.call('GET', KEYS[i + 1]) == ARGV[1] then redis.call('DEL', KEYS[i + 1]) end
+end
+return 1
+"""
 
 STALE_ON: tuple[type[BaseException], ...] = (
     UpstreamUnavailable,
@@ -63,6 +97,11 @@ class CacheKey:
     def tag(self) -> str:
         """The Redis hash tag shared by all keys of this system, account and data type."""
         return tag(self.system, self.account, self.data_type)
+
+
+FetchOwned = Callable[[list[CacheKey]], Awaitable[Mapping[CacheKey, Any]]]
+"""Fetches the keys a caller holds the leases of: per key a value, a `Derived` or the exception
+its fetch raised (a key left out is an internal error)."""
 
 
 @dataclass(frozen=True)
@@ -232,6 +271,62 @@ class _Stored:
         return self.fetched_at - self.inputs_age
 
 
+_LEFT_OUT = object()
+"""What a batch fetch gave for a key it left out."""
+
+
+@dataclass
+class _Fill:
+    """One lookup of keys missing from Redis: the futures it resolves for every caller in the
+    process and what it needs to fetch, store and wait."""
+
+    futures: dict[CacheKey, "asyncio.Future[Cached[Any]]"]
+    names: dict[CacheKey, tuple[str, str]]
+    """Each key's value and lock names in Redis."""
+    inflight: dict[str, "asyncio.Future[Cached[Any]]"]
+    """The cache's lookups in flight in this process, by value name: a key leaves on settling."""
+    fetch: FetchOwned
+    ttl: float
+    max_stale: float
+    record: "TypeAdapter[Any] | None"
+    token: str
+    deadline: float
+    last: dict[CacheKey, _Stored] = field(default_factory=dict)
+
+    def resolve(self, cache_key: CacheKey, result: "Cached[Any] | BaseException") -> None:
+        """Settle `cache_key` with its value or error, unless it is settled already."""
+        future = self.futures[cache_key]
+        if future.done():
+            return
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
+        self._forget(cache_key)
+
+    def fail_open(self, error: BaseException | None) -> None:
+        """Settle every key still open with `error`, or cancel it (None)."""
+        for cache_key, future in self.futures.items():
+            if error is not None:
+                self.resolve(cache_key, error)
+            elif not future.done():
+                future.cancel()
+                self._forget(cache_key)
+
+    def _forget(self, cache_key: CacheKey) -> None:
+        name = self.names[cache_key][0]
+        if self.inflight.get(name) is self.futures[cache_key]:
+            del self.inflight[name]
+
+
+def _by_tag(cache_keys: Iterable[CacheKey]) -> dict[str, list[CacheKey]]:
+    """`cache_keys` grouped by hash tag (one Redis Cluster slot each)."""
+    groups: dict[str, list[CacheKey]] = {}
+    for cache_key in cache_keys:
+        groups.setdefault(cache_key.tag, []).append(cache_key)
+    return groups
+
+
 class Cache:
     """Redis-backed cache with a local tier, single flight across replicas and stale-if-error.
 
@@ -271,10 +366,13 @@ class Cache:
         self._wait_timeout = wait_timeout
         self._stale_on = stale_on
         self.batch_concurrency = batch_concurrency
-        self._inflight: dict[str, asyncio.Task[Cached[Any]]] = {}
+        self._inflight: dict[str, asyncio.Future[Cached[Any]]] = {}
         self.writes = 0
         self._keys = CacheKeys(namespace)
         self._leases = OwnedLeases(redis)
+        self._claim = redis.register_script(_CLAIM)
+        self._watch = redis.register_script(_WATCH)
+        self._store = redis.register_script(_STORE)
 
     def key_name(self, cache_key: CacheKey) -> str:
         """The Redis key holding the value of `cache_key`."""
@@ -346,48 +444,133 @@ class Cache:
         max_stale: float | None,
         record: "TypeAdapter[Any] | None",
     ) -> Cached[Any]:
-        name = self.key_name(cache_key)
-        entry = self._local.get(name)
-        if entry is not None:
-            self._count(cache_key, "hit")
-            return self._found(
-                cache_key, name, "hit", entry.value, entry.fetched_at, entry.subtrees
-            )
-        task = self._inflight.get(name)
-        if task is None:
-            stale_window = self._max_stale if max_stale is None else max_stale
-            task = asyncio.ensure_future(
-                self._lookup(cache_key, name, fetch, ttl, stale_window, record)
-            )
-            self._inflight[name] = task
-            task.add_done_callback(lambda _: self._inflight.pop(name, None))
-        try:
-            result = await asyncio.shield(task)
-        except Exception:
-            self._count(cache_key, "error")
-            raise
-        self._count(cache_key, result.lookup.outcome)
+        async def fetch_one(keys: list[CacheKey]) -> dict[CacheKey, Any]:
+            try:
+                return {cache_key: await fetch()}
+            except Exception as error:  # delivered to every caller sharing the fetch
+                return {cache_key: error}
+
+        found = await self._settle_all(
+            [cache_key], fetch_one, ttl, max_stale, record, read_first=True
+        )
+        result = found[cache_key]
+        if isinstance(result, GatewayError):
+            raise result
         return result
+
+    async def fill(
+        self,
+        cache_keys: Iterable[CacheKey],
+        fetch_owned: FetchOwned,
+        ttl: float,
+        *,
+        max_stale: float | None = None,
+        record: "TypeAdapter[Any] | None" = None,
+    ) -> dict[CacheKey, "Cached[Any] | GatewayError"]:
+        """Values of keys found missing from Redis (see `get_many`), in a few round trips.
+
+        One script per hash tag takes the single-flight lease of every key no one holds and
+        reads what Redis has now; `fetch_owned` is called once with the keys this call holds;
+        one script per hash tag stores their values and frees the leases. Keys another caller
+        holds are waited for (polled together) and taken over when their holder gives up, as
+        in `get_or_fetch`. A key whose fetch fails maps to its stale copy or its error.
+        """
+        keys = list(dict.fromkeys(cache_keys))
+        attributes = _batch_attributes(keys)
+        if attributes is None:
+            return await self._settle_all(
+                keys, fetch_owned, ttl, max_stale, record, read_first=False
+            )
+        with tracing.span("cache.get", attributes) as span:
+            found = await self._settle_all(
+                keys, fetch_owned, ttl, max_stale, record, read_first=False
+            )
+            if span is not None:  # one outcome, or those of the batch joined with commas
+                outcomes = {
+                    "error" if isinstance(r, GatewayError) else r.lookup.outcome
+                    for r in found.values()
+                }
+                span.set_attribute("qontract.cache.outcome", ",".join(sorted(outcomes)))
+            return found
+
+    async def _settle_all(
+        self,
+        cache_keys: list[CacheKey],
+        fetch_owned: FetchOwned,
+        ttl: float,
+        max_stale: float | None,
+        record: "TypeAdapter[Any] | None",
+        *,
+        read_first: bool,
+    ) -> dict[CacheKey, "Cached[Any] | GatewayError"]:
+        """Local copies, else the lookup in flight in this process, else one of our own for
+        all the remaining keys; counts each key's outcome."""
+        results: dict[CacheKey, Cached[Any] | GatewayError] = {}
+        shared: dict[CacheKey, asyncio.Future[Cached[Any]]] = {}
+        mine: dict[CacheKey, asyncio.Future[Cached[Any]]] = {}
+        names: dict[CacheKey, tuple[str, str]] = {}
+        loop = asyncio.get_running_loop()
+        for cache_key in cache_keys:
+            name = self.key_name(cache_key)
+            entry = self._local.get(name)
+            if entry is not None:
+                results[cache_key] = self._found(
+                    cache_key, name, "hit", entry.value, entry.fetched_at, entry.subtrees
+                )
+                continue
+            future = self._inflight.get(name)
+            if future is None:
+                future = mine[cache_key] = self._inflight[name] = loop.create_future()
+                names[cache_key] = (name, self._lock_name(cache_key))
+            else:
+                shared[cache_key] = future
+        if mine:
+            fill = _Fill(
+                mine,
+                names,
+                self._inflight,
+                fetch_owned,
+                ttl,
+                self._max_stale if max_stale is None else max_stale,
+                record,
+                secrets.token_hex(16),
+                time.monotonic() + self._wait_timeout,
+            )
+            await asyncio.shield(asyncio.ensure_future(self._settle(fill, read_first)))
+        outcomes = await asyncio.gather(
+            *(asyncio.shield(future) for future in shared.values()), return_exceptions=True
+        )
+        settled = [*zip(shared, outcomes, strict=True)]
+        settled += [(k, future.exception() or future.result()) for k, future in mine.items()]
+        for cache_key, result in settled:
+            if isinstance(result, BaseException) and not isinstance(result, GatewayError):
+                raise result
+            results[cache_key] = result
+        by_outcome: dict[Outcome | Literal["error"], list[CacheKey]] = {}
+        for cache_key, found in results.items():
+            outcome = "error" if isinstance(found, GatewayError) else found.lookup.outcome
+            by_outcome.setdefault(outcome, []).append(cache_key)
+        for counted, keys in by_outcome.items():
+            self._count_batch(keys, counted)
+        return results
 
     async def get_many(
         self, cache_keys: Iterable[CacheKey], record: "TypeAdapter[Any] | None" = None
     ) -> tuple[dict[CacheKey, Cached[Any]], list[CacheKey]]:
         """Fresh values of a batch (local tier, then one MGET per hash tag) and the keys missing."""
         found: dict[CacheKey, Cached[Any]] = {}
-        remote: list[CacheKey] = []
+        remote: dict[CacheKey, str] = {}
         for cache_key in dict.fromkeys(cache_keys):
             name = self.key_name(cache_key)
             entry = self._local.get(name)
             if entry is None:
-                remote.append(cache_key)
+                remote[cache_key] = name
             else:
                 found[cache_key] = self._found(
                     cache_key, name, "hit", entry.value, entry.fetched_at, entry.subtrees
                 )
         self._count_batch(found, "hit")
-        groups: dict[str, list[CacheKey]] = {}
-        for cache_key in remote:
-            groups.setdefault(cache_key.tag, []).append(cache_key)
+        groups = _by_tag(remote)
         missing: list[CacheKey] = []
         if not groups:
             return found, missing
@@ -395,17 +578,17 @@ class Cache:
             async with self._redis_errors():
                 pipe = self._redis.pipeline(transaction=False)
                 for group in groups.values():
-                    pipe.mget([self.key_name(k) for k in group])
+                    pipe.mget([remote[k] for k in group])
                 replies = await pipe.execute()
         for group, raws in zip(groups.values(), replies, strict=True):
             for cache_key, raw in zip(group, raws, strict=True):
                 stored = _decode(raw, record)
                 if stored is None or stored.age() >= stored.ttl:
                     missing.append(cache_key)
-                    self._count(cache_key, "miss")
                     continue
-                found[cache_key] = self._fresh(cache_key, self.key_name(cache_key), stored, "hit")
-                self._count(cache_key, "hit")
+                found[cache_key] = self._fresh(cache_key, remote[cache_key], stored, "hit")
+        self._count_batch(missing, "miss")
+        self._count_batch((k for k in remote if k in found), "hit")
         return found, missing
 
     async def set_many(
@@ -473,83 +656,179 @@ class Cache:
         parts = [p for p in (prefix.system, prefix.account, prefix.data_type) if p is not None]
         return self._keys.values_under(tag(*parts), complete=prefix.data_type is not None)
 
-    async def _lookup(
-        self,
-        cache_key: CacheKey,
-        name: str,
-        fetch: Callable[[], Awaitable[Any]],
-        ttl: float,
-        max_stale: float,
-        record: "TypeAdapter[Any] | None",
-    ) -> Cached[Any]:
-        lock = self._lock_name(cache_key)
-        deadline = time.monotonic() + self._wait_timeout
-        last: _Stored | None = None
-        async with self._redis_errors():
-            while True:
-                last = _decode(await self._redis.get(name), record) or last
-                if last is not None and last.age() < ttl:
-                    return self._fresh(cache_key, name, last, "hit")
-                token = secrets.token_hex(16)
-                if not await self._leases.acquire([lock], token, self._lease):
-                    return await self._fetch_holding(
-                        cache_key, name, lock, token, fetch, ttl, max_stale, record
-                    )
-                while await self._redis.exists(lock):
-                    if time.monotonic() >= deadline:
-                        return self._stale_or_raise(
-                            cache_key,
-                            name,
-                            last,
-                            ttl,
-                            max_stale,
-                            Timeout(f"{cache_key.system}: another replica's fetch took too long"),
-                        )
-                    await asyncio.sleep(self._poll_interval)
-                    stored = _decode(await self._redis.get(name), record)
-                    if stored is not None and stored.age() < ttl:
-                        return self._fresh(cache_key, name, stored, "hit")
-
-    async def _fetch_holding(
-        self,
-        cache_key: CacheKey,
-        name: str,
-        lock: str,
-        token: str,
-        fetch: Callable[[], Awaitable[Any]],
-        ttl: float,
-        max_stale: float,
-        record: "TypeAdapter[Any] | None",
-    ) -> Cached[Any]:
-        renewer = asyncio.ensure_future(self._renew_lease(lock, token))
+    async def _settle(self, fill: "_Fill", read_first: bool) -> None:
+        """Resolve every future of `fill`: read (when the batch has not been read yet), take
+        the leases, fetch, store, wait for the others' keys; Redis failing fails the keys still
+        open with `UPSTREAM_UNAVAILABLE`."""
         try:
-            stored = _decode(await self._redis.get(name), record)
-            if stored is not None and stored.age() < ttl:
-                return self._fresh(cache_key, name, stored, "hit")
-            try:
-                value = await fetch()
-            except self._stale_on as exc:
-                return self._stale_or_raise(cache_key, name, stored, ttl, max_stale, exc)
-            if isinstance(value, Derived):
-                if value.stale:
-                    return self._found(
-                        cache_key, name, "stale", value.value, time.time() - value.inputs_age
-                    )
-                fetched = _Stored(value.value, time.time(), ttl, value.inputs_age)
-            else:
-                fetched = _Stored(value, time.time(), ttl)
-            await self._redis.set(name, _encode(fetched, record), px=ms(ttl + max_stale))
-            return self._fresh(cache_key, name, fetched, "miss")
-        finally:
-            renewer.cancel()
-            with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
-                await self._leases.release([lock], token)
+            async with self._redis_errors():
+                keys = list(fill.futures)
+                if read_first:
+                    keys = await self._read(fill, keys)
+                if keys:
+                    await self._round(fill, keys)
+        except Exception as error:
+            fill.fail_open(error)
+        finally:  # cancelled (the loop is closing): nothing is left to wait for
+            fill.fail_open(None)
 
-    async def _renew_lease(self, lock: str, token: str) -> None:
+    async def _read(self, fill: "_Fill", keys: list[CacheKey]) -> list[CacheKey]:
+        """Resolve the keys Redis holds fresh values of; the others (to claim)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for group in _by_tag(keys).values():
+            pipe.mget([fill.names[k][0] for k in group])
+        replies = await pipe.execute()
+        missing = []
+        for group, raws in zip(_by_tag(keys).values(), replies, strict=True):
+            for cache_key, raw in zip(group, raws, strict=True):
+                if not self._resolve_fresh(fill, cache_key, raw):
+                    missing.append(cache_key)
+        return missing
+
+    def _resolve_fresh(self, fill: "_Fill", cache_key: CacheKey, raw: bytes | None) -> bool:
+        """Resolve `cache_key` when `raw` is a fresh value, else remember it as its stale copy."""
+        stored = _decode(raw, fill.record) or fill.last.get(cache_key)
+        if stored is not None and stored.age() < fill.ttl:
+            fill.resolve(cache_key, self._fresh(cache_key, fill.names[cache_key][0], stored, "hit"))
+            return True
+        if stored is not None:
+            fill.last[cache_key] = stored
+        return False
+
+    async def _round(self, fill: "_Fill", keys: list[CacheKey]) -> None:
+        """Take the free leases of `keys` (one script per hash tag); fetch those taken, wait
+        for the others."""
+        replies = await self._per_tag(self._claim, fill, keys, [fill.token, ms(self._lease)])
+        owned: list[CacheKey] = []
+        freed: list[CacheKey] = []
+        waiting: list[CacheKey] = []
+        for cache_key, (raw, took) in replies.items():
+            if self._resolve_fresh(fill, cache_key, raw):
+                if took:
+                    freed.append(cache_key)  # fresh after all: give its lease back
+            else:
+                (owned if took else waiting).append(cache_key)
+        await asyncio.gather(self._own(fill, owned, freed), self._await_others(fill, waiting))
+
+    async def _own(self, fill: "_Fill", owned: list[CacheKey], freed: list[CacheKey]) -> None:
+        """Fetch the keys whose leases this call holds (renewed meanwhile), store the values
+        and free every lease in one script per hash tag."""
+        if not owned and not freed:
+            return
+        fetched: Mapping[CacheKey, Any] = {}
+        if owned:
+            renewer = asyncio.ensure_future(self._renew_leases(fill, owned))
+            try:
+                fetched = await fill.fetch(owned)
+            finally:
+                renewer.cancel()
+        to_store: dict[CacheKey, _Stored] = {}
+        for cache_key in owned:
+            name = fill.names[cache_key][0]
+            value = fetched.get(cache_key, _LEFT_OUT)
+            if value is _LEFT_OUT:
+                fill.resolve(cache_key, LookupError(f"{cache_key.system}: a fetch left a key out"))
+            elif isinstance(value, self._stale_on):
+                fill.resolve(cache_key, self._stale_or(fill, cache_key, value))
+            elif isinstance(value, BaseException):
+                fill.resolve(cache_key, value)
+            elif isinstance(value, Derived) and value.stale:
+                reported_at = time.time() - value.inputs_age
+                fill.resolve(
+                    cache_key, self._found(cache_key, name, "stale", value.value, reported_at)
+                )
+            elif isinstance(value, Derived):
+                to_store[cache_key] = _Stored(value.value, time.time(), fill.ttl, value.inputs_age)
+            else:
+                to_store[cache_key] = _Stored(value, time.time(), fill.ttl)
+        px = ms(fill.ttl + fill.max_stale)
+        payloads: dict[CacheKey, str] = {}
+        for cache_key, stored in list(to_store.items()):
+            try:
+                payloads[cache_key] = _encode(stored, fill.record)
+            except (TypeError, ValueError) as error:  # not its record's type: an internal error
+                fill.resolve(cache_key, error)
+                del to_store[cache_key]
+        values = {k: payloads.get(k, "") for k in [*owned, *freed]}
+        try:
+            async with self._redis_errors():
+                await self._per_tag(self._store, fill, list(values), [fill.token, px], values)
+        except UpstreamUnavailable as error:
+            for cache_key in to_store:
+                fill.resolve(cache_key, error)
+            return
+        for cache_key, stored in to_store.items():
+            fill.resolve(
+                cache_key, self._fresh(cache_key, fill.names[cache_key][0], stored, "miss")
+            )
+
+    async def _await_others(self, fill: "_Fill", waiting: list[CacheKey]) -> None:
+        """Poll the keys other callers hold (one script per hash tag per interval) until their
+        values arrive; claim again those whose holder gave up; stale copy or `Timeout` past
+        the deadline."""
+        takeovers: list[asyncio.Future[None]] = []
+        while waiting:
+            if time.monotonic() >= fill.deadline:
+                for cache_key in waiting:
+                    late = Timeout(f"{cache_key.system}: another replica's fetch took too long")
+                    fill.resolve(cache_key, self._stale_or(fill, cache_key, late))
+                break
+            await asyncio.sleep(self._poll_interval)
+            replies = await self._per_tag(self._watch, fill, waiting, [])
+            waiting, given_up = [], list[CacheKey]()
+            for cache_key, (raw, locked) in replies.items():
+                if not self._resolve_fresh(fill, cache_key, raw):
+                    (waiting if locked else given_up).append(cache_key)
+            if given_up:
+                takeovers.append(asyncio.ensure_future(self._round(fill, given_up)))
+        await asyncio.gather(*takeovers)
+
+    async def _per_tag(
+        self,
+        script: "AsyncScript",
+        fill: "_Fill",
+        keys: list[CacheKey],
+        args: list[str | int],
+        per_key: Mapping[CacheKey, str] | None = None,
+    ) -> dict[CacheKey, tuple[Any, Any]]:
+        """Run `script` once per hash tag (concurrently) over the (value, lock) pairs of `keys`,
+        with `args` then each key's `per_key` argument; its replies per key, in pairs."""
+        groups = list(_by_tag(keys).values())
+        replies = await asyncio.gather(
+            *(
+                script(
+                    keys=[name for k in group for name in fill.names[k]],
+                    args=[*args, *(per_key[k] for k in group)] if per_key else args,
+                )
+                for group in groups
+            )
+        )
+        paired: dict[CacheKey, tuple[Any, Any]] = {}
+        for group, reply in zip(groups, replies, strict=True):
+            if isinstance(reply, list):
+                for index, cache_key in enumerate(group):
+                    paired[cache_key] = (reply[2 * index], reply[2 * index + 1])
+        return paired
+
+    async def _renew_leases(self, fill: "_Fill", keys: list[CacheKey]) -> None:
+        """Extend the leases of `keys` every third of a lease while their fetch runs."""
+        groups = [[fill.names[k][1] for k in group] for group in _by_tag(keys).values()]
         while True:
             await asyncio.sleep(self._lease / 3)
             with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
-                await self._leases.renew([lock], token, self._lease)
+                await asyncio.gather(
+                    *(self._leases.renew(locks, fill.token, self._lease) for locks in groups)
+                )
+
+    def _stale_or(
+        self, fill: "_Fill", cache_key: CacheKey, error: BaseException
+    ) -> "Cached[Any] | BaseException":
+        """The key's copy (outcome `stale`) while within `max_stale` past its TTL, else `error`."""
+        stored = fill.last.get(cache_key)
+        if stored is None or stored.age() > fill.ttl + fill.max_stale:
+            return error
+        name = self.key_name(cache_key)
+        return self._found(cache_key, name, "stale", stored.value, stored.reported_at)
 
     def _fresh(
         self, cache_key: CacheKey, name: str, stored: _Stored, outcome: Outcome
@@ -558,19 +837,6 @@ class Cache:
             name, stored.value, stored.reported_at, stored.ttl - stored.age()
         )
         return self._found(cache_key, name, outcome, stored.value, stored.reported_at, subtrees)
-
-    def _stale_or_raise(
-        self,
-        cache_key: CacheKey,
-        name: str,
-        stored: _Stored | None,
-        ttl: float,
-        max_stale: float,
-        error: BaseException,
-    ) -> Cached[Any]:
-        if stored is None or stored.age() > ttl + max_stale:
-            raise error
-        return self._found(cache_key, name, "stale", stored.value, stored.reported_at)
 
     def _found(
         self,
@@ -585,10 +851,9 @@ class Cache:
         lookup = CacheLookup(cache_key.system, name, outcome, age)
         return Cached(value, lookup) if subtrees is None else Cached(value, lookup, subtrees)
 
-    def _count(self, cache_key: CacheKey, outcome: Outcome | Literal["error"]) -> None:
-        self._metrics.lookups.labels(cache_key.system, cache_key.data_type, outcome).inc()
-
-    def _count_batch(self, cache_keys: Iterable[CacheKey], outcome: Outcome) -> None:
+    def _count_batch(
+        self, cache_keys: Iterable[CacheKey], outcome: Outcome | Literal["error"]
+    ) -> None:
         """Count lookups of a batch with one increment per system and data type."""
         counts = collections.Counter((k.system, k.data_type) for k in cache_keys)
         for (system, data_type), count in counts.items():
@@ -646,8 +911,8 @@ async def _split(
 ) -> tuple[dict[CacheKey, "Cached[Any] | GatewayError"], list[CacheKey]]:
     """Fresh values of a batch and the keys to fetch; with Redis down, every key is to fetch.
 
-    Each key to fetch then goes through `get_or_fetch`, which serves its in-process copy or
-    fails on its own: a Redis outage becomes an error per item, not one for the whole batch.
+    The keys to fetch then go through `Cache.fill`, which serves their in-process copies or
+    fails each on its own: a Redis outage becomes an error per item, not one for the batch.
     """
     keys = list(dict.fromkeys(cache_keys))
     try:
@@ -657,24 +922,39 @@ async def _split(
     return dict(found), missing
 
 
-async def _fill(
+def _each(
+    cache: Cache, fetch: Callable[[CacheKey], Awaitable[Any]]
+) -> Callable[[list[CacheKey]], Awaitable[dict[CacheKey, Any]]]:
+    """A `FetchOwned` calling `fetch` per key, `cache.batch_concurrency` at a time."""
+
+    async def fetch_each(cache_keys: list[CacheKey]) -> dict[CacheKey, Any]:
+        slots = asyncio.Semaphore(cache.batch_concurrency)
+
+        async def one(cache_key: CacheKey) -> Any:
+            async with slots:
+                try:
+                    return await fetch(cache_key)
+                except Exception as error:  # the key's outcome, see `FetchOwned`
+                    return error
+
+        values = await asyncio.gather(*(one(cache_key) for cache_key in cache_keys))
+        return dict(zip(cache_keys, values, strict=True))
+
+    return fetch_each
+
+
+async def _many(
     cache: Cache,
-    results: dict[CacheKey, "Cached[T] | GatewayError"],
-    missing: list[CacheKey],
-    lookup: Callable[[CacheKey], Awaitable[Cached[T]]],
-) -> None:
-    """One shared lookup per missing key, `cache.batch_concurrency` at a time; a key whose
-    lookup fails maps to its error."""
-    slots = asyncio.Semaphore(cache.batch_concurrency)
-
-    async def one(cache_key: CacheKey) -> None:
-        async with slots:
-            try:
-                results[cache_key] = await lookup(cache_key)
-            except GatewayError as error:
-                results[cache_key] = error
-
-    await asyncio.gather(*(one(cache_key) for cache_key in missing))
+    cache_keys: Iterable[CacheKey],
+    fetch_owned: FetchOwned,
+    ttl: float,
+    record: "TypeAdapter[T] | None",
+) -> dict[CacheKey, "Cached[T] | GatewayError"]:
+    """Fresh values from one MGET per hash tag, then `Cache.fill` for the keys missing."""
+    results, missing = await _split(cache, cache_keys, record)
+    if missing:
+        results.update(await cache.fill(missing, fetch_owned, ttl, record=record))
+    return results
 
 
 async def get_or_fetch_many(
@@ -688,11 +968,7 @@ async def get_or_fetch_many(
 
     A key whose fetch fails maps to its error, so one unknown id does not fail the batch.
     """
-
-    def lookup(key: CacheKey) -> Awaitable[Cached[T]]:
-        return cache.get_or_fetch(key, lambda: fetch(key), ttl, record=record)
-
-    return await _many(cache, cache_keys, lookup, record)
+    return await _many(cache, cache_keys, _each(cache, fetch), ttl, record)
 
 
 async def get_or_derive_many(
@@ -703,22 +979,7 @@ async def get_or_derive_many(
     record: "TypeAdapter[T] | None" = None,
 ) -> dict[CacheKey, "Cached[T] | GatewayError"]:
     """Like `get_or_fetch_many`, for values built from other cached values (see `Derived`)."""
-
-    def lookup(key: CacheKey) -> Awaitable[Cached[T]]:
-        return cache.get_or_derive(key, lambda: build(key), ttl, record=record)
-
-    return await _many(cache, cache_keys, lookup, record)
-
-
-async def _many(
-    cache: Cache,
-    cache_keys: Iterable[CacheKey],
-    lookup: Callable[[CacheKey], Awaitable[Cached[T]]],
-    record: "TypeAdapter[T] | None",
-) -> dict[CacheKey, "Cached[T] | GatewayError"]:
-    results, missing = await _split(cache, cache_keys, record)
-    await _fill(cache, results, missing, lookup)
-    return results
+    return await _many(cache, cache_keys, _each(cache, build), ttl, record)
 
 
 async def get_or_fetch_batch(
@@ -730,25 +991,16 @@ async def get_or_fetch_batch(
 ) -> dict[CacheKey, "Cached[T] | GatewayError"]:
     """Like `get_or_fetch_many`, for upstreams that return many keys in one call.
 
-    The keys missing from the cache are fetched together, at most once per call, while each
-    key keeps its own single flight, stale copy and error; a key `fetch_many` leaves out is
-    an internal error, so it must map every key it is given to a value or an error.
+    The keys missing from the cache whose leases this call takes are fetched together (again,
+    together, for keys it takes over from a holder that gave up), while each key keeps its own
+    single flight, stale copy and error; a key `fetch_many` leaves out is an internal error,
+    so it must map every key it is given to a value or an error.
     """
-    results, missing = await _split(cache, cache_keys, record)
-    batch: list[asyncio.Future[Mapping[CacheKey, T | GatewayError]]] = []
 
-    async def fetch(cache_key: CacheKey) -> T:
-        if not batch:
-            batch.append(asyncio.ensure_future(fetch_many(missing)))
-        value = (await asyncio.shield(batch[0]))[cache_key]
-        if isinstance(value, GatewayError):
-            raise value
-        return value
+    async def fetch_together(keys: list[CacheKey]) -> Mapping[CacheKey, Any]:
+        try:
+            return await fetch_many(keys)
+        except Exception as error:  # every key's outcome, see `FetchOwned`
+            return dict.fromkeys(keys, error)
 
-    await _fill(
-        cache,
-        results,
-        missing,
-        lambda key: cache.get_or_fetch(key, lambda: fetch(key), ttl, record=record),
-    )
-    return results
+    return await _many(cache, cache_keys, fetch_together, ttl, record)

@@ -52,8 +52,8 @@ def _emulator(mode: str) -> KubernetesEmulator:
     return emulator
 
 
-@pytest.fixture
-def clusters() -> Iterator[Clusters]:
+@pytest.fixture(name="clusters")
+def clusters_fixture() -> Iterator[Clusters]:
     """`appsres01` (OpenShift) and `kind01` (plain Kubernetes), each with app-a and app-old."""
     emulators = {"appsres01": _emulator("openshift"), "kind01": _emulator("kubernetes")}
     servers = {name: ServerThread(emulator.app).start() for name, emulator in emulators.items()}

@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.settings import AccountName
 from gateway.tasks.lease import resource_of
 from gateway.tasks.reconcile import BaseReconcileRequest, BaseReconcileResult
 
@@ -24,7 +25,7 @@ class OrganizationRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    org: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+    org: AccountName
     owners: list[Login] = Field(default_factory=list, max_length=MAX_OWNERS_PER_ORG)
 
 

@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.settings import AccountName
 from gateway.tasks.lease import resource_of
 from gateway.tasks.reconcile import BaseReconcileRequest, BaseReconcileResult
 
@@ -28,7 +29,7 @@ class ClusterRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+    name: AccountName
     namespaces: list[DesiredNamespace] = Field(
         default_factory=list, max_length=MAX_NAMESPACES_PER_CLUSTER
     )

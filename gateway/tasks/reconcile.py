@@ -1,5 +1,6 @@
 """What every system's reconcile shares: the scopes that submit a run, the request's `dry_run`,
-the result's statuses, and the task kind that validates a JSON request and runs it."""
+the refusal of accounts listed twice, the result joined from each account's outcome, and the task
+kind that validates a JSON request and runs it."""
 
 from abc import ABC, abstractmethod
 from collections import Counter

@@ -5,11 +5,9 @@ Run: `python -m benchmarks.github_owners_diff [--orgs N] [--owners N] [--roles N
 """
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
+from benchmarks.slack_diff import median_seconds
 from reconcile_client.gql.qontract_server.github_owners_desired_state import (
     BotV1,
     PermissionGithubOrgTeamV1,
@@ -71,16 +69,6 @@ def roles(count: int, orgs: int) -> list[RoleV1]:
             )
         )
     return found
-
-
-def median_seconds(function: Callable[[], object], runs: int) -> float:
-    """The median wall time of `runs` calls."""
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

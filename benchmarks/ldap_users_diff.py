@@ -4,9 +4,8 @@ Run: `python -m benchmarks.ldap_users_diff [--users N] [--gone N] [--runs N]`.
 """
 
 import argparse
-import statistics
-import time
 
+from benchmarks.slack_diff import median_seconds
 from reconcile_client.integrations.ldap_users_state import AppInterfaceUser, users_to_delete
 
 TARGET_SECONDS = 1.0
@@ -34,12 +33,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=9)
     args = parser.parse_args()
     users, exists = scenario(args.users, args.gone)
-    times = []
-    for _ in range(args.runs):
-        start = time.perf_counter()
-        deletions = users_to_delete(users, exists)
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times)
+    deletions = users_to_delete(users, exists)
+    median = median_seconds(lambda: users_to_delete(users, exists), args.runs)
     verdict = "ok" if median <= TARGET_SECONDS else "OVER TARGET"
     print(f"ldap-users diff, {args.users} users, median of {args.runs}")
     print(f"  deleted: {len(deletions.users)}, unanswered: {len(deletions.unanswered)}")

@@ -4,7 +4,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -184,6 +184,10 @@ class RateLimitSettings(BaseModel):
     burst: int = Field(1, ge=1)
 
 
+AccountName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
+"""An upstream account's name, in settings and in reconcile requests that name accounts."""
+
+
 class UpstreamAccountSettings(BaseModel):
     """One upstream account, named as in app-interface (`PagerDutyInstance_v1.name`...).
 
@@ -192,7 +196,7 @@ class UpstreamAccountSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+    name: AccountName
     api_url: str
     token: Credential
     rate_limit: RateLimitSettings | None = Field(

@@ -16,7 +16,12 @@ from tests.emulators.kubernetes import KubernetesEmulator, KubernetesState
 from tests.support.gateway import graphql
 from tests.support.server_thread import ServerThread
 from tests.support.wait import wait_until
-from tests.tasks.conftest import TASKS, Worker
+from tests.tasks.conftest import (
+    TASKS,
+    Worker,
+    WorkerFactory,
+    worker_factory,  # noqa: F401  (real Celery workers, killed at teardown)
+)
 from tests.test_openshift import TOKEN, TOKEN_ENV
 
 SECRET = "openshift-mutation-secret-0123456789abcdef"
@@ -52,8 +57,8 @@ def _emulator(mode: str) -> KubernetesEmulator:
     return emulator
 
 
-@pytest.fixture
-def clusters() -> Iterator[Clusters]:
+@pytest.fixture(name="clusters")
+def clusters_fixture() -> Iterator[Clusters]:
     """`appsres01` (OpenShift) and `kind01` (plain Kubernetes), each with app-a and app-old."""
     emulators = {"appsres01": _emulator("openshift"), "kind01": _emulator("kubernetes")}
     servers = {name: ServerThread(emulator.app).start() for name, emulator in emulators.items()}
@@ -325,25 +330,16 @@ def api_gateway(
 
 @pytest.fixture
 def gateway_workers(
-    redis_url: str, namespace: str, clusters: Clusters
-) -> Iterator[Callable[[], Worker]]:
+    worker_factory: WorkerFactory,  # noqa: F811  (the imported fixture)
+    clusters: Clusters,
+) -> Callable[[], Worker]:
     """Start real `python -m gateway worker` processes with both clusters configured."""
-    started: list[Worker] = []
     env = {
         TOKEN_ENV: TOKEN,
         "QONTRACT_GATEWAY_UPSTREAMS__OPENSHIFT": json.dumps(accounts(clusters)),
     }
-
-    def start() -> Worker:
-        command = ["gateway", "worker", "--queues=reconcile-apply"]
-        worker = Worker(redis_url, namespace, "reconcile-apply", command, env).wait_ready()
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.kill()
-        worker.log.unlink(missing_ok=True)
+    command = ["gateway", "worker", "--queues=reconcile-apply"]
+    return lambda: worker_factory("reconcile-apply", command, env)
 
 
 def started_it(worker: Worker, task_id: str) -> bool:

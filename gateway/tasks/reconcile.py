@@ -1,13 +1,15 @@
 """What every system's reconcile shares: the scopes that submit a run, the request's `dry_run`,
-the result's statuses, and the task kind that validates a JSON request and runs it."""
+the refusal of accounts listed twice, the result joined from each account's outcome, and the task
+kind that validates a JSON request and runs it."""
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.errors import BadUserInput
+from gateway.errors import BadUserInput, named
 from gateway.events.base import EventPublisher
 from gateway.settings import validation_problems
 from gateway.tasks.kinds import TaskContext
@@ -20,6 +22,39 @@ APPLY_SCOPE = "reconcile:apply"
 
 ReconcileStatus = Literal["success", "failed"]
 """A finished run's status: `failed` iff it has errors."""
+
+AccountOutcome = tuple[Sequence[Any], int, Sequence[object]]
+"""One account's part of a run: its actions, how many were applied, its errors."""
+
+
+class BaseReconcileResult(BaseModel):
+    """The outcome of a run: every action (applied unless a dry run), how many applied, errors;
+    a system's result narrows `actions` (and describes `errors`).
+
+    `pending` and `running` are states of the task that runs it, never of a finished result.
+    """
+
+    status: ReconcileStatus
+    actions: list[Any] = Field(default_factory=list)
+    applied_count: int = 0
+    errors: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def joined(cls, outcomes: Iterable[AccountOutcome]) -> Self:
+        """One result from each account's outcome, in order: `failed` iff any has errors."""
+        actions: list[Any] = []
+        applied = 0
+        errors: list[str] = []
+        for account_actions, account_applied, account_errors in outcomes:
+            actions.extend(account_actions)
+            applied += account_applied
+            errors.extend(str(error) for error in account_errors)
+        return cls(
+            status="failed" if errors else "success",
+            actions=actions,
+            applied_count=applied,
+            errors=errors,
+        )
 
 
 class BaseReconcileRequest(BaseModel, ABC):
@@ -45,6 +80,14 @@ class BaseReconcileRequest(BaseModel, ABC):
 
 
 RequestT = TypeVar("RequestT", bound=BaseReconcileRequest)
+
+
+def refuse_repeated(what: str, names: Iterable[str]) -> None:
+    """BAD_USER_INPUT naming (boundedly) the `names` listed more than once, e.g. `what` =
+    "clusters"; a request's accounts are each reconciled once."""
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+    if repeated:
+        raise BadUserInput(f"{what} listed more than once: {named(repeated)}")
 
 
 class ReconcileKind(ABC, Generic[RequestT]):

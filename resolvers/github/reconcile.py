@@ -1,14 +1,13 @@
 """The GitHub owners reconcile: current owners, the add-only diff, and (unless a dry run) apply."""
 
 import asyncio
-from collections import Counter
 from collections.abc import Collection, Mapping
 
-from gateway.errors import BadUserInput, GatewayError, named, shown
+from gateway.errors import GatewayError, shown
 from gateway.events import EventPublisher
 from gateway.events.action_log import ActionLog
 from gateway.registry import Sources
-from gateway.tasks.reconcile import ReconcileKind
+from gateway.tasks.reconcile import ReconcileKind, refuse_repeated
 from resolvers.github.api import LOGIN
 from resolvers.github.reconcile_models import (
     AddOwner,
@@ -139,10 +138,7 @@ async def reconcile(
     Unknown or repeated orgs are BAD_USER_INPUT before anything is read or written; `origin`
     (task and request ids) joins every event's payload.
     """
-    counts = Counter(org.org for org in request.organizations)
-    repeated = sorted(org for org, count in counts.items() if count > 1)
-    if repeated:
-        raise BadUserInput(f"organizations listed more than once: {named(repeated)}")
+    refuse_repeated("organizations", (org.org for org in request.organizations))
     org_sources = [sources.get(GitHubSource, org.org) for org in request.organizations]
     events = OwnerEvents(publisher, origin)
     outcomes = await asyncio.gather(
@@ -151,13 +147,7 @@ async def reconcile(
             for org, source in zip(request.organizations, org_sources, strict=True)
         )
     )
-    errors = [str(error) for outcome in outcomes for error in outcome[2]]
-    return ReconcileResult(
-        status="failed" if errors else "success",
-        actions=[action for outcome in outcomes for action in outcome[0]],
-        applied_count=sum(outcome[1] for outcome in outcomes),
-        errors=errors,
-    )
+    return ReconcileResult.joined(outcomes)
 
 
 class GitHubOwnersReconcile(ReconcileKind[ReconcileRequest]):

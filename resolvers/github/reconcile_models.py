@@ -5,8 +5,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.settings import AccountName
 from gateway.tasks.lease import resource_of
-from gateway.tasks.reconcile import BaseReconcileRequest, ReconcileStatus
+from gateway.tasks.reconcile import BaseReconcileRequest, BaseReconcileResult
 
 LEASE_PREFIX = "github-owners"
 MAX_ORGANIZATIONS = 500
@@ -24,7 +25,7 @@ class OrganizationRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    org: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+    org: AccountName
     owners: list[Login] = Field(default_factory=list, max_length=MAX_OWNERS_PER_ORG)
 
 
@@ -78,13 +79,8 @@ class OwnerError:
         return f"{where}: {self.reason}"
 
 
-class ReconcileResult(BaseModel):
-    """The outcome of a run: every action (applied unless a dry run), how many applied, errors.
+class ReconcileResult(BaseReconcileResult):
+    """The outcome of a run (see `BaseReconcileResult`)."""
 
-    `pending` and `running` are states of the task that runs it, never of a finished result.
-    """
-
-    status: ReconcileStatus
     actions: list[OwnerAction] = Field(default_factory=list)
-    applied_count: int = 0
     errors: list[str] = Field(default_factory=list, description='"org/login: what failed"')

@@ -6,7 +6,7 @@ from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.dn import parse_dn
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gateway.settings import Credential
+from gateway.settings import AccountName, Credential
 
 
 class LdapAccountSettings(BaseModel):
@@ -19,7 +19,7 @@ class LdapAccountSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+    name: AccountName
     url: str = Field(
         pattern=r"^ldap://[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?/?$",
         description="ldap://host[:port]; STARTTLS is always used (ldaps:// is not offered)",

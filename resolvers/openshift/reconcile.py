@@ -1,14 +1,13 @@
 """The openshift-namespaces reconcile: a pure diff per cluster, and applying it to many clusters."""
 
 import asyncio
-from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from gateway.errors import BadUserInput, GatewayError, named, shown
 from gateway.events import EventPublisher
 from gateway.events.action_log import ActionLog
 from gateway.registry import Sources
-from gateway.tasks.reconcile import ReconcileKind
+from gateway.tasks.reconcile import ReconcileKind, refuse_repeated
 from resolvers.openshift.api import NAMESPACE, uses_project_api
 from resolvers.openshift.reconcile_models import (
     ClusterRequest,
@@ -114,10 +113,8 @@ class NamespaceEvents(ActionLog):
 
 def check_clusters(request: ReconcileRequest, configured: Mapping[str, object]) -> None:
     """BAD_USER_INPUT for clusters listed twice or not configured (`configured` by name)."""
-    names = Counter(cluster.name for cluster in request.clusters)
-    repeated = sorted(name for name, count in names.items() if count > 1)
-    if repeated:
-        raise BadUserInput(f"clusters listed more than once: {named(repeated)}")
+    names = [cluster.name for cluster in request.clusters]
+    refuse_repeated("clusters", names)
     unknown = sorted(set(names) - set(configured))
     if unknown:
         raise BadUserInput(
@@ -151,13 +148,7 @@ async def reconcile(
             )
 
     outcomes = await asyncio.gather(*(bounded(cluster) for cluster in request.clusters))
-    errors = [str(error) for outcome in outcomes for error in outcome[2]]
-    return ReconcileResult(
-        status="failed" if errors else "success",
-        actions=[action for outcome in outcomes for action in outcome[0]],
-        applied_count=sum(outcome[1] for outcome in outcomes),
-        errors=errors,
-    )
+    return ReconcileResult.joined(outcomes)
 
 
 async def _reconcile_cluster(

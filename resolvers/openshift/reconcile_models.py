@@ -5,8 +5,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.settings import AccountName
 from gateway.tasks.lease import resource_of
-from gateway.tasks.reconcile import BaseReconcileRequest, ReconcileStatus
+from gateway.tasks.reconcile import BaseReconcileRequest, BaseReconcileResult
 
 MAX_CLUSTERS = 500
 MAX_NAMESPACES_PER_CLUSTER = 20_000
@@ -28,7 +29,7 @@ class ClusterRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+    name: AccountName
     namespaces: list[DesiredNamespace] = Field(
         default_factory=list, max_length=MAX_NAMESPACES_PER_CLUSTER
     )
@@ -96,15 +97,10 @@ class NamespaceError:
         return f"{where}: {self.reason}"
 
 
-class ReconcileResult(BaseModel):
-    """The outcome of a run: every action (applied unless a dry run), how many applied, errors.
+class ReconcileResult(BaseReconcileResult):
+    """The outcome of a run (see `BaseReconcileResult`)."""
 
-    `pending` and `running` are states of the task that runs it, never of a finished result.
-    """
-
-    status: ReconcileStatus
     actions: list[NamespaceAction] = Field(default_factory=list)
-    applied_count: int = 0
     errors: list[str] = Field(
         default_factory=list, description='"cluster/namespace: what failed" (or "cluster: ...")'
     )

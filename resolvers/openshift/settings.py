@@ -2,7 +2,7 @@
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.settings import Credential, RateLimitSettings
+from gateway.settings import AccountName, Credential, RateLimitSettings
 
 
 class OpenShiftAccountSettings(BaseModel):
@@ -12,7 +12,7 @@ class OpenShiftAccountSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+    name: AccountName
     server_url: str = Field(
         pattern=r"^https?://[^/?#\s]+/?$", description="the API server: scheme, host and port"
     )

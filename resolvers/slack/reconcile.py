@@ -3,10 +3,10 @@
 import asyncio
 from collections.abc import Mapping
 
-from gateway.errors import BadUserInput, GatewayError
+from gateway.errors import GatewayError
 from gateway.events import EventPublisher
 from gateway.registry import Sources
-from gateway.tasks.reconcile import ReconcileKind
+from gateway.tasks.reconcile import ReconcileKind, refuse_repeated
 from resolvers.slack.apply import EventLog, WorkspaceWriter
 from resolvers.slack.diff import compute_actions
 from resolvers.slack.reconcile_models import (
@@ -35,9 +35,7 @@ async def reconcile(
     `origin` (task and request ids) joins every event's payload.
     """
     names = [workspace.name for workspace in request.workspaces]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise BadUserInput(f"workspaces listed more than once: {', '.join(repeated)}")
+    refuse_repeated("workspaces", names)
     workspace_sources = [sources.get(SlackSource, name) for name in names]
     events = EventLog(publisher, origin)
     outcomes = await asyncio.gather(
@@ -46,14 +44,7 @@ async def reconcile(
             for workspace, source in zip(request.workspaces, workspace_sources, strict=True)
         )
     )
-    actions = [action for outcome in outcomes for action in outcome[0]]
-    errors = [str(error) for outcome in outcomes for error in outcome[2]]
-    return ReconcileResult(
-        status="failed" if errors else "success",
-        actions=actions,
-        applied_count=sum(outcome[1] for outcome in outcomes),
-        errors=errors,
-    )
+    return ReconcileResult.joined(outcomes)
 
 
 async def _reconcile_workspace(

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.tasks.lease import resource_of
-from gateway.tasks.reconcile import BaseReconcileRequest, ReconcileStatus
+from gateway.tasks.reconcile import BaseReconcileRequest, BaseReconcileResult
 
 
 class Notifications(BaseModel):
@@ -112,15 +112,10 @@ class UsergroupError:
         return f"{where}: {self.reason}"
 
 
-class ReconcileResult(BaseModel):
-    """The outcome of a run: every action (applied unless a dry run), how many applied, errors.
+class ReconcileResult(BaseReconcileResult):
+    """The outcome of a run (see `BaseReconcileResult`)."""
 
-    `pending` and `running` are states of the task that runs it, never of a finished result.
-    """
-
-    status: ReconcileStatus
     actions: list[UsergroupAction] = Field(default_factory=list)
-    applied_count: int = 0
     errors: list[str] = Field(
         default_factory=list, description='"workspace/usergroup: what failed"'
     )

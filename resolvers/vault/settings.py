@@ -11,7 +11,7 @@ from pydantic import (
     field_validator,
 )
 
-from gateway.settings import Credential, RateLimitSettings
+from gateway.settings import AccountName, Credential, RateLimitSettings
 
 
 def _local(credential: Credential) -> Credential:
@@ -75,7 +75,7 @@ class VaultAccountSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+    name: AccountName
     url: str = Field(pattern=r"^https?://[^/?#\s]+/?$", description="scheme, host and port")
     auth: VaultAuth
     namespace: str | None = Field(

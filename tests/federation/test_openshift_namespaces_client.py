@@ -10,12 +10,16 @@ import httpx
 import pytest
 
 from tests.client.conftest import run_cli
-from tests.emulators.kubernetes import KubernetesEmulator, KubernetesState
 from tests.emulators.qontract_bundle import BUNDLE_PATH, load_bundle_dict, ref, with_datafiles
 from tests.emulators.qontract_server_standin import QontractServerStandin
 from tests.support.server_thread import ServerThread
 from tests.support.wait import wait_until
 from tests.test_openshift import TOKEN, TOKEN_ENV
+from tests.test_openshift_namespaces_mutation import (
+    Clusters,
+    accounts,
+    clusters_fixture,  # noqa: F401  (the `clusters` fixture)
+)
 
 COMMAND = "openshift-namespaces-api"
 CLUSTER_SCHEMA = "/openshift/cluster-1.yml"
@@ -32,8 +36,6 @@ EXPECTED = {
     "[dry-run] delete_namespace appsres01/app-old (project)",
     "[dry-run] create_namespace kind01/team-x (namespace)",
 }
-
-Clusters = dict[str, tuple[KubernetesEmulator, ServerThread]]
 
 
 def cluster(name: str, token: bool = True, disabled: list[str] | None = None) -> dict[str, Any]:
@@ -114,23 +116,6 @@ def app_interface_bundle(**extra_clusters: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _emulator(mode: str) -> KubernetesEmulator:
-    emulator = KubernetesEmulator(KubernetesState(mode=mode, token=TOKEN))  # type: ignore[arg-type]
-    for name in ("default", "kube-system", "app-a", "app-old"):
-        emulator.state.add(name)
-    return emulator
-
-
-@pytest.fixture
-def clusters() -> Iterator[Clusters]:
-    """`appsres01` (OpenShift) and `kind01` (plain Kubernetes)."""
-    emulators = {"appsres01": _emulator("openshift"), "kind01": _emulator("kubernetes")}
-    servers = {name: ServerThread(emulator.app).start() for name, emulator in emulators.items()}
-    yield {name: (emulators[name], servers[name]) for name in emulators}
-    for server in servers.values():
-        server.kill()
-
-
 @pytest.fixture
 def app_interface() -> Iterator[QontractServerStandin]:
     """The stand-in serving the bundle with namespaces."""
@@ -147,11 +132,7 @@ def gateway(
 ) -> ServerThread:
     """A gateway federating the stand-in, with the two emulated clusters configured."""
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
-    accounts = [
-        {"name": name, "server_url": server.url, "token": {"env": TOKEN_ENV}}
-        for name, (_, server) in clusters.items()
-    ]
-    return federated_factory(app_interface.url, upstreams_extra={"openshift": accounts})
+    return federated_factory(app_interface.url, upstreams_extra={"openshift": accounts(clusters)})
 
 
 def federated(gateway: ServerThread) -> dict[str, str]:

@@ -138,11 +138,9 @@ asyncio.run(main())
 """
 
 
-async def test_lock_of_a_killed_holder_is_taken_over_within_its_lease(
-    replicas: ReplicaFactory, emulator: UpstreamEmulator, redis_url: str, namespace: str
-) -> None:
-    lease = 1.0
-    holder = await asyncio.create_subprocess_exec(
+async def start_holder(redis_url: str, namespace: str, lease: float) -> asyncio.subprocess.Process:
+    """A process (HOLDER) that takes key 42's single-flight lease and renews it until killed."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
         HOLDER,
@@ -152,6 +150,13 @@ async def test_lock_of_a_killed_holder_is_taken_over_within_its_lease(
         cwd=os.getcwd(),
         env={**os.environ, "PYTHONPATH": os.getcwd()},
     )
+
+
+async def test_lock_of_a_killed_holder_is_taken_over_within_its_lease(
+    replicas: ReplicaFactory, emulator: UpstreamEmulator, redis_url: str, namespace: str
+) -> None:
+    lease = 1.0
+    holder = await start_holder(redis_url, namespace, lease)
     survivor = replicas()
     lock = CacheKeys(namespace).lock(ITEM.tag, ITEM.ident)
     try:

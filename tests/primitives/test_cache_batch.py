@@ -2,9 +2,7 @@
 upstream over HTTP: a few round trips per batch, one fetch per key across replicas."""
 
 import asyncio
-import os
 import random
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -18,7 +16,7 @@ from gateway.redis_keys import CacheKeys
 from gateway.upstream import UpstreamClient, UpstreamPath, UpstreamPolicy
 from tests.emulators.base import UpstreamEmulator
 from tests.primitives.conftest import ReplicaFactory
-from tests.primitives.test_cache import HOLDER, older_than
+from tests.primitives.test_cache import older_than, start_holder
 from tests.support.redis_server import PrivateRedis
 from tests.support.wait import async_wait_until
 
@@ -141,16 +139,7 @@ async def test_batch_takes_over_the_key_of_a_killed_holder_and_fetches_the_rest_
     replicas: ReplicaFactory, emulator: UpstreamEmulator, redis_url: str, namespace: str
 ) -> None:
     lease = 1.0
-    holder = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        HOLDER,
-        redis_url,
-        namespace,
-        str(lease),
-        cwd=os.getcwd(),
-        env={**os.environ, "PYTHONPATH": os.getcwd()},
-    )
+    holder = await start_holder(redis_url, namespace, lease)
     survivor = replicas(lease=lease)
     held, free = CacheKey("emulated", "app-sre", "item", "42"), items(3, 1000)
     try:

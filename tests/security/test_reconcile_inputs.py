@@ -21,7 +21,12 @@ from tests.ldap.conftest import (
 from tests.support.gateway import graphql
 from tests.support.ldap_server import PrivateSlapd
 from tests.support.server_thread import ServerThread
-from tests.tasks.conftest import TASKS, Worker
+from tests.tasks.conftest import (
+    TASKS,
+    Worker,
+    WorkerFactory,
+    worker_factory,  # noqa: F401  (real Celery workers, killed at teardown)
+)
 
 SECRET = "reconcile-inputs-secret-0123456789abcdef"
 CLUSTER_TOKEN = "sha256~reconcile-inputs-cluster-token"
@@ -304,9 +309,11 @@ def api_gateway(gateway_factory: Callable[..., ServerThread], upstreams: Upstrea
 
 
 @pytest.fixture
-def worker(redis_url: str, namespace: str, upstreams: Upstreams) -> Iterator[Callable[[], Worker]]:
+def worker(
+    worker_factory: WorkerFactory,  # noqa: F811  (the imported fixture)
+    upstreams: Upstreams,
+) -> Callable[[], Worker]:
     """Start a real `python -m gateway worker` for dry runs with both upstreams."""
-    started: list[Worker] = []
     env = {
         CLUSTER_TOKEN_ENV: CLUSTER_TOKEN,
         GITHUB_TOKEN_ENV: GITHUB_TOKEN,
@@ -315,17 +322,8 @@ def worker(redis_url: str, namespace: str, upstreams: Upstreams) -> Iterator[Cal
             for system, accounts in upstreams.settings().items()
         },
     }
-
-    def start() -> Worker:
-        command = ["gateway", "worker", "--queues=reconcile-dry-run"]
-        run = Worker(redis_url, namespace, "reconcile-dry-run", command, env).wait_ready()
-        started.append(run)
-        return run
-
-    yield start
-    for run in started:
-        run.kill()
-        run.log.unlink(missing_ok=True)
+    command = ["gateway", "worker", "--queues=reconcile-dry-run"]
+    return lambda: worker_factory("reconcile-dry-run", command, env)
 
 
 NOT_JSON = "is not a JSON object"

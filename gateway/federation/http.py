@@ -23,6 +23,7 @@ from graphql import (
     FragmentSpreadNode,
     GraphQLError,
     InlineFragmentNode,
+    OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
     get_operation_ast,
@@ -167,7 +168,12 @@ class FederatedEndpoint:
         roots = _root_fields(operation.selection_set, document)
         merged = self.federation.merged
         unknown: BundleNotFound | None = None
-        if merged is not None and pinned is not None and self._may_read(request):
+        if (
+            merged is not None
+            and pinned is not None
+            and not self._passes_through(operation, document, roots, merged)
+            and self._may_read(request)
+        ):  # qontract-server validates what is passed through against the pinned bundle itself
             try:  # the pinned bundle's own schema (an older bundle's may differ)
                 merged = await self.federation.merged_for(pinned)
                 request.scope["state"]["qontract_merged"] = merged
@@ -185,12 +191,7 @@ class FederatedEndpoint:
                 ),
             )
         remote = roots & merged.remote_roots
-        if (
-            operation.operation is OperationType.QUERY
-            and remote
-            and remote == roots
-            and not _uses(document, self.federation.live_names)
-        ):
+        if self._passes_through(operation, document, roots, merged):
             assert payload is not None
             label = self.metrics.operation_label(operation.name.value if operation.name else None)
             return await self._pass_through(request, entry, payload, pinned, label, merged, unknown)
@@ -204,6 +205,21 @@ class FederatedEndpoint:
         if remote or roots & INTROSPECTION_ROOTS or _uses(document, self.federation.live_names):
             return self.federated_view
         return self.gateway_view
+
+    def _passes_through(
+        self,
+        operation: OperationDefinitionNode,
+        document: DocumentNode,
+        roots: frozenset[str],
+        merged: MergedSchema,
+    ) -> bool:
+        """Whether a query reads only `merged`'s remote root fields, no live field."""
+        return (
+            operation.operation is OperationType.QUERY
+            and bool(roots)
+            and roots <= merged.remote_roots
+            and not _uses(document, self.federation.live_names)
+        )
 
     async def _pass_through(
         self,

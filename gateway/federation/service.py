@@ -175,8 +175,9 @@ class Federation:
         log.info("merged schema built", fingerprint=fingerprint[:12])
 
     async def merged_for(self, sha: str) -> MergedSchema:
-        """The merged schema of bundle `sha`: the current one, or an older bundle's (kept by
-        fingerprint, at most MAX_PINNED_SCHEMAS); BundleNotFound for an unknown sha.
+        """The merged schema of bundle `sha`: the current one (for the latest bundle too, whose
+        schema the poller merges within an interval), or an older bundle's (kept by fingerprint,
+        at most MAX_PINNED_SCHEMAS); BundleNotFound for an unknown sha.
 
         qontract-server serves each bundle with its own schema, so a request pinned to an older
         bundle is validated and planned against that bundle's schema. When that schema cannot
@@ -194,6 +195,8 @@ class Federation:
             self._pinned.move_to_end(fingerprint)
             return self._pinned[fingerprint]
         try:
+            if fingerprint is None and sha == await self.source.latest_sha():
+                return current  # the latest bundle: its schema is merged within a poll interval
             fingerprint, introspection = await self.source.introspection(sha)
         except BundleNotFound:
             raise

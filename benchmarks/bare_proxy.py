@@ -1,0 +1,60 @@
+"""A bare Starlette + httpx proxy: the same second hop as the gateway's pass-through, nothing
+else (no auth, limits, cache or Redis), as the baseline of `benchmarks.federation_passthrough`.
+
+Run: `BARE_PROXY_UPSTREAM=http://127.0.0.1:<port> python -m benchmarks.bare_proxy <port>`.
+"""
+
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+UPSTREAM = os.environ.get("BARE_PROXY_UPSTREAM", "http://127.0.0.1:4000")
+client = httpx.AsyncClient(base_url=UPSTREAM, timeout=60)
+
+
+async def forward(request: Request) -> Response:
+    """The request's body to the same path upstream; its status, type and body back."""
+    answer = await client.post(
+        request.url.path, content=await request.body(), headers={"content-type": "application/json"}
+    )
+    return Response(
+        answer.content,
+        status_code=answer.status_code,
+        headers={"content-type": answer.headers.get("content-type", "application/json")},
+    )
+
+
+async def ready(_: Request) -> Response:
+    """200 once serving."""
+    return Response("ok")
+
+
+@asynccontextmanager
+async def lifespan(_: Starlette) -> AsyncIterator[None]:
+    """Close the upstream pool at the end."""
+    yield
+    await client.aclose()
+
+
+app = Starlette(
+    routes=[Route("/readyz", ready), Route("/{path:path}", forward, methods=["POST"])],
+    lifespan=lifespan,
+)
+
+if __name__ == "__main__":
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        loop="uvloop",
+        log_config=None,
+        access_log=False,
+    )

@@ -195,7 +195,7 @@ class Federation:
             self._pinned.move_to_end(fingerprint)
             return self._pinned[fingerprint]
         try:
-            if fingerprint is None and sha == await self.source.latest_sha():
+            if fingerprint is None and await self._is_latest(sha):
                 return current  # the latest bundle: its schema is merged within a poll interval
             fingerprint, introspection = await self.source.introspection(sha)
         except BundleNotFound:
@@ -222,6 +222,13 @@ class Federation:
             return current
         self._keep_pinned(merged)
         return merged
+
+    async def _is_latest(self, sha: str) -> bool:
+        """Whether `sha` is the latest bundle (asked again before a sha is introspected: a
+        /sha256 read costs far less than an introspection)."""
+        return sha == await self.source.latest_sha() or sha == await self.source.latest_sha(
+            fresh=True
+        )
 
     def pinned_fingerprints(self) -> list[str]:
         """Fingerprints of the older bundles' merged schemas kept, least recently used first."""

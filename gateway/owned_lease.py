@@ -29,6 +29,14 @@ end
 return blocking
 """
 
+# KEYS: a value, then leases (one slot). ARGV: as _ACQUIRE. {1, value} when the value is set;
+# else _ACQUIRE on the leases: {0, holders in the way}. One round trip for "read, else fetch".
+_READ_OR_ACQUIRE = (
+    "local value = redis.call('GET', table.remove(KEYS, 1))\n"
+    "if value then return {1, value} end\n"
+    f"local blocking = (function()\n{_ACQUIRE}\nend)()\n"
+    "return {0, blocking}\n"
+)
 # KEYS: leases. ARGV: token, ms. Extends all of them only while the token holds every one.
 _RENEW = """
 for _, name in ipairs(KEYS) do
@@ -53,6 +61,7 @@ class OwnedLeases:
 
     def __init__(self, redis: "aioredis.Redis") -> None:
         self._acquire = redis.register_script(_ACQUIRE)
+        self._read_or_acquire = redis.register_script(_READ_OR_ACQUIRE)
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
 
@@ -67,6 +76,16 @@ class OwnedLeases:
         args: list[str | int] = [token, ms(seconds), *displace]
         raw = await self._acquire(keys=list(names), args=args)
         return list(dict.fromkeys(_text(holder) for holder in raw))
+
+    async def read_or_acquire(
+        self, value: str, names: Sequence[str], token: str, seconds: float
+    ) -> tuple[bytes | None, bool]:
+        """(`value`'s content, False) when it is set; else (None, whether every lease in `names`
+        was taken for `token`), in one round trip (`value` shares the leases' slot)."""
+        found, result = await self._read_or_acquire(keys=[value, *names], args=[token, ms(seconds)])
+        if found:
+            return (result if isinstance(result, bytes) else str(result).encode()), False
+        return None, not result
 
     async def renew(self, names: Sequence[str], token: str, seconds: float) -> bool:
         """Extend the leases while `token` holds all of them; False when it lost any."""

@@ -22,9 +22,11 @@ from graphql import (
 )
 from graphql import execute as graphql_execute
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
 from strawberry.types.graphql import OperationType
 
 from gateway.errors import Forbidden, GatewayError, NotFound
+from gateway.federation.merge import MergedSchema
 from gateway.federation.reverse import (
     ReverseJoins,
     RunningDocuments,
@@ -354,15 +356,19 @@ def build_federation(
         limits, metrics, systems, extra=[lambda: FederatedExecution(federations[0])]
     )
 
+    def adopt(merged: GraphQLSchema) -> None:
+        setattr(merged, "_strawberry_schema", federated)  # noqa: B010 - what Strawberry sets
+
     def install(merged: GraphQLSchema) -> None:
         federated._schema = merged
-        setattr(merged, "_strawberry_schema", federated)  # noqa: B010 - what Strawberry sets
 
     resolvers = {
         (join.type_name, join.field_name): _reverse_resolver(join, federations)
         for join in TABLE.reverse
     }
-    federation = Federation(source, federated._schema, TABLE, poll_interval, install, resolvers)
+    federation = Federation(
+        source, federated._schema, TABLE, poll_interval, install, resolvers, adopt
+    )
     federations.append(federation)
     return federation, federated
 
@@ -388,6 +394,27 @@ class FederatedExecution(SchemaExtension):
         self.federation = federation
         self.extensions: dict[str, Any] = {}
 
+    def _pinned_schema(self) -> MergedSchema | None:
+        """The merged schema of the request's pinned bundle when it is not the current one
+        (found by the endpoint, see `Federation.merged_for`)."""
+        request = self.execution_context.context
+        state = request.request.scope.get("state", {}) if request is not None else {}
+        merged = state.get("qontract_merged")
+        return None if merged is None or merged is self.federation.merged else merged
+
+    async def on_validate(self) -> AsyncIterator[None]:
+        """Validate against the pinned bundle's schema when it is an older one."""
+        context = self.execution_context
+        merged = self._pinned_schema()
+        if merged is not None and context.graphql_document is not None:
+            errors = context.pre_execution_errors or []
+            # a refusal naming no node (ambiguous operation, too many aliases) is schema-free
+            if not errors or all(e.nodes for e in errors):
+                context.pre_execution_errors = validate_document(
+                    merged.schema, context.graphql_document, context.validation_rules
+                )
+        yield
+
     async def on_execute(self) -> AsyncIterator[None]:
         """Set the result for a query with a qontract-server part; otherwise do nothing."""
         context = self.execution_context
@@ -400,13 +427,19 @@ class FederatedExecution(SchemaExtension):
             yield
             return
         try:
-            plan = self.federation.plan(document, context.operation_name, context.query or "")
+            merged = self._pinned_schema()
+            plan = self.federation.plan(
+                document, context.operation_name, context.query or "", merged
+            )
             if plan.forwarded is None:
                 yield
                 return
             request = context.context
             if not request.identity.has_scope(APP_INTERFACE_SCOPE):
                 raise Forbidden(f"reading app-interface needs the '{APP_INTERFACE_SCOPE}' scope")
+            unknown = request.request.scope.get("state", {}).get("qontract_unknown")
+            if unknown is not None:
+                raise unknown
             sha = await request_sha(request, self.federation)
 
             running = request.per_request(RUNNING, RunningDocuments)
@@ -435,7 +468,7 @@ class FederatedExecution(SchemaExtension):
                 finally:
                     running.finish(roots)
 
-            outcome = await self.federation.execute(plan, sha, context.variables, run)
+            outcome = await self.federation.execute(plan, sha, context.variables, run, merged)
             self.extensions = outcome.extensions
             context.result = outcome.result
         except GatewayError as error:

@@ -21,6 +21,7 @@ from graphql import (
     FragmentSpreadNode,
     GraphQLError,
     InlineFragmentNode,
+    OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
     get_operation_ast,
@@ -41,6 +42,7 @@ from gateway.errors import (
     GatewayError,
     UpstreamUnavailable,
 )
+from gateway.federation.merge import MergedSchema
 from gateway.federation.plan import INTROSPECTION_ROOTS, ReservedAlias, check_aliases
 from gateway.federation.service import Federation, RemoteAnswer
 from gateway.graphql_request import body_encoding, inflate, read_body, read_params
@@ -149,6 +151,19 @@ class FederatedEndpoint:
             return self.gateway_view
         roots = _root_fields(operation.selection_set, document)
         merged = self.federation.merged
+        unknown: BundleNotFound | None = None
+        if (
+            merged is not None
+            and pinned is not None
+            and not self._passes_through(operation, document, roots, merged)
+            and self._may_read(request)
+        ):  # qontract-server validates what is passed through against the pinned bundle itself
+            try:  # the pinned bundle's own schema (an older bundle's may differ)
+                merged = await self.federation.merged_for(pinned)
+                request.scope["state"]["qontract_merged"] = merged
+            except BundleNotFound as error:  # answered once the request is checked
+                unknown = error
+                request.scope["state"]["qontract_unknown"] = error
         if merged is None:
             if roots <= self.gateway_roots | INTROSPECTION_ROOTS and pinned is None:
                 return self.gateway_view
@@ -160,15 +175,10 @@ class FederatedEndpoint:
                 ),
             )
         remote = roots & merged.remote_roots
-        if (
-            operation.operation is OperationType.QUERY
-            and remote
-            and remote == roots
-            and not _uses(document, self.federation.live_names)
-        ):
+        if self._passes_through(operation, document, roots, merged):
             assert payload is not None
             label = self.metrics.operation_label(operation.name.value if operation.name else None)
-            return await self._pass_through(request, entry, payload, pinned, label)
+            return await self._pass_through(request, entry, payload, pinned, label, merged, unknown)
         if roots & SUBGRAPH_ROOTS:
             if remote:
                 return self._error(
@@ -180,6 +190,21 @@ class FederatedEndpoint:
             return self.federated_view
         return self.gateway_view
 
+    def _passes_through(
+        self,
+        operation: OperationDefinitionNode,
+        document: DocumentNode,
+        roots: frozenset[str],
+        merged: MergedSchema,
+    ) -> bool:
+        """Whether a query reads only `merged`'s remote root fields, no live field."""
+        return (
+            operation.operation is OperationType.QUERY
+            and bool(roots)
+            and roots <= merged.remote_roots
+            and not _uses(document, self.federation.live_names)
+        )
+
     async def _pass_through(
         self,
         request: Request,
@@ -187,16 +212,16 @@ class FederatedEndpoint:
         payload: dict[str, Any],
         pinned: str | None,
         label: str,
+        merged: MergedSchema,
+        unknown: BundleNotFound | None,
     ) -> Response:
         """qontract-server's answer as it gave it, after auth and the gateway's limits (checked
-        once per document and merged schema)."""
+        once per document and merged schema: the pinned bundle's)."""
         started = time.perf_counter()
         try:
             identity = self.verifier.identify(request.headers.get("authorization"))
             if not identity.has_scope(self.scope_name):
                 raise Forbidden(f"reading app-interface needs the '{self.scope_name}' scope")
-            merged = self.federation.merged
-            assert merged is not None
             if entry.errors is None or entry.validated_for is not merged.schema:
                 try:
                     check_aliases(entry.document)
@@ -214,6 +239,8 @@ class FederatedEndpoint:
             }
             answer: RemoteAnswer
             try:
+                if unknown is not None:  # found while learning the bundle's schema
+                    raise unknown
                 answer = await self.federation.source.answer(sha, forwarded)
             except BundleNotFound as error:
                 if not hasattr(error, "answer"):
@@ -270,6 +297,14 @@ class FederatedEndpoint:
         return Response(
             answer.body, status_code=answer.status, headers={"content-type": answer.content_type}
         )
+
+    def _may_read(self, request: Request) -> bool:
+        """Whether the caller may read app-interface (else nothing is fetched for it)."""
+        try:
+            self._authorise(request)
+        except GatewayError:
+            return False
+        return True
 
     def _authorise(self, request: Request) -> None:
         identity = self.verifier.identify(request.headers.get("authorization"))

@@ -13,7 +13,7 @@ import orjson
 import structlog
 from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLSchema
 
-from gateway.errors import BadUserInput, GatewayError, UpstreamError
+from gateway.errors import BadUserInput, BundleNotFound, GatewayError, UpstreamError
 from gateway.federation.merge import MergedSchema, SchemaConflict, merge_schema
 from gateway.federation.plan import Plan, ReservedAlias, plan_operation
 from gateway.federation.raw import scan, splices_raw
@@ -27,6 +27,12 @@ START_TIMEOUT = 10.0
 """Start-up waits this long for the remote schema, then serves without it (the poller goes on)."""
 MAX_PLANNED_QUERY = 65_536
 """Longer documents are planned every time rather than kept (bounds the plan cache's memory)."""
+MAX_PINNED_SCHEMAS = 4
+"""Merged schemas of older bundles (by fingerprint) kept for requests pinned to them; each is
+~10.5 MB of graphql-core objects for the recorded 497-type schema (tracemalloc), built in
+0.3-0.6 s."""
+MAX_KNOWN_SHAS = 1024
+"""Bundle shas whose schema fingerprint is remembered in process (~150 bytes each)."""
 
 
 class RemoteAnswer(Protocol):
@@ -89,6 +95,7 @@ class Federation:
         poll_interval: float,
         install: Callable[[GraphQLSchema], None],
         resolvers: Mapping[tuple[str, str], Callable[..., Any]] | None = None,
+        adopt: Callable[[GraphQLSchema], None] | None = None,
     ) -> None:
         self.source = source
         self.base = base
@@ -96,6 +103,12 @@ class Federation:
         self.poll_interval = poll_interval
         self._install = install
         self._resolvers = dict(resolvers or {})
+        self._adopt = adopt
+        self._fingerprints: OrderedDict[str, str] = OrderedDict()
+        """Bundle sha -> schema fingerprint (immutable: a sha is one bundle)."""
+        self._pinned: OrderedDict[str, MergedSchema] = OrderedDict()
+        """Merged schemas of older bundles by fingerprint, least recently used first out."""
+        self._merging: dict[str, asyncio.Future[MergedSchema]] = {}
         self.merged: MergedSchema | None = None
         self.degraded: str | None = "not yet connected"
         self.live_names = table.names()
@@ -135,20 +148,104 @@ class Federation:
         if self.merged is None or self.merged.fingerprint != fingerprint:
             await self._build(fingerprint, introspection)
         self.sha = sha
+        self._note(sha, fingerprint)
         self.degraded = None
 
-    async def _build(self, fingerprint: str, introspection: dict[str, Any]) -> None:
+    async def _merge(self, fingerprint: str, introspection: dict[str, Any]) -> MergedSchema:
+        """The gateway's schema merged with a remote one (in a thread), reverse joins wired."""
         merged = await asyncio.to_thread(
             merge_schema, self.base, introspection, self.table.sdl(), fingerprint
         )
         for (type_name, field_name), resolve in self._resolvers.items():
             parent = merged.schema.get_type(type_name)
             parent.fields[field_name].resolve = resolve  # type: ignore[union-attr]
+        if self._adopt is not None:
+            self._adopt(merged.schema)
+        return merged
+
+    async def _build(self, fingerprint: str, introspection: dict[str, Any]) -> None:
+        merged = self._pinned.pop(fingerprint, None)
+        if merged is None:
+            merged = await self._merge(fingerprint, introspection)
+        if self.merged is not None:  # still the schema of the bundles pinned before the change
+            self._keep_pinned(self.merged)
         self.merged = merged
         self._plans.clear()
         self._install(merged.schema)
         self.builds += 1
         log.info("merged schema built", fingerprint=fingerprint[:12])
+
+    async def merged_for(self, sha: str) -> MergedSchema:
+        """The merged schema of bundle `sha`: the current one (for the latest bundle too, whose
+        schema the poller merges within an interval), or an older bundle's (kept by fingerprint,
+        at most MAX_PINNED_SCHEMAS); BundleNotFound for an unknown sha.
+
+        qontract-server serves each bundle with its own schema, so a request pinned to an older
+        bundle is validated and planned against that bundle's schema. When that schema cannot
+        be learned (qontract-server down and not in Redis) or merged, the current one is used
+        and the forwarded request meets qontract-server's own validation.
+        """
+        current = self.merged
+        assert current is not None
+        if sha == self.sha:
+            return current
+        fingerprint = self._fingerprints.get(sha)
+        if fingerprint == current.fingerprint:
+            return current
+        if fingerprint is not None and fingerprint in self._pinned:
+            self._pinned.move_to_end(fingerprint)
+            return self._pinned[fingerprint]
+        try:
+            if fingerprint is None and await self._is_latest(sha):
+                return current  # the latest bundle: its schema is merged within a poll interval
+            fingerprint, introspection = await self.source.introspection(sha)
+        except BundleNotFound:
+            raise
+        except GatewayError as error:
+            log.warning("pinned bundle's schema unknown", sha=sha[:12], reason=error.message)
+            return current
+        self._note(sha, fingerprint)
+        current = self.merged
+        assert current is not None
+        if fingerprint == current.fingerprint:
+            return current
+        if fingerprint in self._pinned:
+            return self._pinned[fingerprint]
+        merging = self._merging.get(fingerprint)
+        if merging is None:
+            merging = asyncio.ensure_future(self._merge(fingerprint, introspection))
+            self._merging[fingerprint] = merging
+            merging.add_done_callback(lambda _: self._merging.pop(fingerprint, None))
+        try:
+            merged = await asyncio.shield(merging)
+        except SchemaConflict as error:
+            log.warning("pinned bundle's schema not merged", sha=sha[:12], reason=str(error))
+            return current
+        self._keep_pinned(merged)
+        return merged
+
+    async def _is_latest(self, sha: str) -> bool:
+        """Whether `sha` is the latest bundle (asked again before a sha is introspected: a
+        /sha256 read costs far less than an introspection)."""
+        return sha == await self.source.latest_sha() or sha == await self.source.latest_sha(
+            fresh=True
+        )
+
+    def pinned_fingerprints(self) -> list[str]:
+        """Fingerprints of the older bundles' merged schemas kept, least recently used first."""
+        return list(self._pinned)
+
+    def _note(self, sha: str, fingerprint: str) -> None:
+        self._fingerprints[sha] = fingerprint
+        self._fingerprints.move_to_end(sha)
+        while len(self._fingerprints) > MAX_KNOWN_SHAS:
+            self._fingerprints.popitem(last=False)
+
+    def _keep_pinned(self, merged: MergedSchema) -> None:
+        self._pinned[merged.fingerprint] = merged
+        self._pinned.move_to_end(merged.fingerprint)
+        while len(self._pinned) > MAX_PINNED_SCHEMAS:
+            self._pinned.popitem(last=False)
 
     async def _guarded_build(self, fingerprint: str, introspection: dict[str, Any]) -> None:
         """Build from a stored schema; one that no longer merges is ignored."""
@@ -169,9 +266,15 @@ class Federation:
             except Exception:  # a bad remote schema must not stop the poller
                 log.exception("merged schema refresh failed")
 
-    def plan(self, document: DocumentNode, operation_name: str | None, query: str) -> Plan:
-        """The cached plan of this document's operation for the current schema."""
-        merged = self.merged
+    def plan(
+        self,
+        document: DocumentNode,
+        operation_name: str | None,
+        query: str,
+        merged: MergedSchema | None = None,
+    ) -> Plan:
+        """The cached plan of this document's operation for `merged` (the current schema)."""
+        merged = merged or self.merged
         assert merged is not None
         cache_key = (query, operation_name, merged.fingerprint)
         plan = self._plans.get(cache_key)
@@ -197,9 +300,11 @@ class Federation:
         sha: str | None,
         variables: Mapping[str, Any] | None,
         run: GatewayRunner,
+        merged: MergedSchema | None = None,
     ) -> Outcome:
-        """Forward the remote part once (pinned), run one batch per group, splice the values."""
-        merged = self.merged
+        """Forward the remote part once (pinned), run one batch per group, splice the values
+        (with `merged`, the schema of the pinned bundle, by default the current one)."""
+        merged = merged or self.merged
         assert merged is not None
         assert plan.forwarded is not None
         sha = sha or await self.source.latest_sha()

@@ -156,17 +156,17 @@ class SharedAnswers:
         deadline = time.monotonic() + WAIT
         try:
             while True:
-                stored = await self.redis.get(value)
+                token = secrets.token_hex(16)
+                stored, taken = await self._leases.read_or_acquire(value, [lease], token, LEASE)
                 if stored is not None:
                     return await self._stored(ident, stored, fetch)
-                token = secrets.token_hex(16)
-                if not await self._leases.acquire([lease], token, LEASE):
+                if taken:
                     return await self._fetch_holding(ident, lease, token, fetch)
                 while await self.redis.exists(lease) and time.monotonic() < deadline:
                     await asyncio.sleep(POLL)
-                    stored = await self.redis.get(value)
-                    if stored is not None:
-                        return await self._stored(ident, stored, fetch)
+                    polled = await self.redis.get(value)
+                    if polled is not None:
+                        return await self._stored(ident, polled, fetch)
                 if time.monotonic() >= deadline:
                     return await self._fetch_kept(ident, fetch)
         except RedisError as error:

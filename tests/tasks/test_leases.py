@@ -5,7 +5,7 @@ import asyncio
 from redis.asyncio import Redis
 
 from gateway.owned_lease import OwnedLeases
-from gateway.redis_keys import TaskKeys
+from gateway.redis_keys import AnswerKeys, TaskKeys
 from gateway.tasks.lease import ResourceLeases, lease_names, resource_of
 
 
@@ -56,3 +56,22 @@ async def test_a_renewal_by_a_token_that_lost_its_lock_changes_nothing(
     assert not await owned.renew([name], "old-run", 30)
     await owned.release([name], "old-run")
     assert await redis.get(name) == b"new-run"
+
+
+async def test_a_stored_value_is_read_else_the_lease_taken_in_one_call(
+    redis: Redis, namespace: str
+) -> None:
+    """The answer store's "read, else fetch": a set value is returned and no lease taken; an
+    unset one takes the lease once; a lease held by another token is not taken."""
+    keys = AnswerKeys(namespace, "qontract-server")
+    value, lease = keys.value("a" * 64), keys.lease("a" * 64)
+    leases = OwnedLeases(redis)
+    assert await leases.read_or_acquire(value, [lease], "replica-a", 30) == (None, True)
+    assert await redis.get(lease) == b"replica-a"
+    assert await leases.read_or_acquire(value, [lease], "replica-b", 30) == (None, False)
+    assert await redis.get(lease) == b"replica-a", "a held lease stays its holder's"
+    await redis.set(value, b"200 - application/json\n{}")
+    await leases.release([lease], "replica-a")
+    found = await leases.read_or_acquire(value, [lease], "replica-b", 30)
+    assert found == (b"200 - application/json\n{}", False)
+    assert await redis.exists(lease) == 0, "a stored value takes no lease"

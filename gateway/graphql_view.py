@@ -3,7 +3,7 @@
 import functools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -15,10 +15,11 @@ from opentelemetry.trace import SpanKind
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
@@ -68,10 +69,25 @@ class GatewayRequestAdapter(StarletteRequestAdapter):
         return self._request
 
 
+class GatewayWebSocketAdapter(ASGIWebSocketAdapter):
+    """Strawberry's WebSocket adapter, sending every message as a text frame: the view encodes
+    JSON to bytes (orjson), which Strawberry would send as binary frames, and
+    graphql-transport-ws clients refuse binary data."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        """`message` as one text frame."""
+        encoded = self.view.encode_json(message)
+        try:
+            await self.ws.send_text(encoded if isinstance(encoded, str) else encoded.decode())
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class GatewayGraphQL(GraphQL[ConnectionContext, None]):
     """POST/GET queries, graphql-transport-ws subscriptions and the offline GraphiQL page."""
 
     request_adapter_class = GatewayRequestAdapter
+    websocket_adapter_class = GatewayWebSocketAdapter
     stream_transport_classes_by_protocol = {}  # subscriptions stream over WebSocket only
     graphql_transport_ws_handler_class = GatewayTransportWS
 

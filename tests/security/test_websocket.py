@@ -104,6 +104,18 @@ async def test_anonymous_websocket_works_when_auth_is_off(gateway: ServerThread)
     await client.close()
 
 
+async def test_every_message_is_a_text_frame(gateway: ServerThread) -> None:
+    """graphql-transport-ws speaks JSON in text frames; clients such as gql refuse binary ones."""
+    socket = await initialised(gateway, None)
+    await socket.send(
+        json.dumps({"id": "1", "type": "subscribe", "payload": {"query": "{ __typename }"}})
+    )
+    frames = [await asyncio.wait_for(socket.recv(), 10) for _ in range(2)]
+    assert all(isinstance(frame, str) for frame in frames), frames
+    assert [json.loads(frame)["type"] for frame in frames] == ["next", "complete"]
+    await socket.close()
+
+
 @pytest.fixture
 async def any_server(redis_url: str, namespace: str) -> AsyncIterator[ServerThread]:
     """The app under uvicorn's own WebSocket defaults (16 MiB messages): the app must limit."""

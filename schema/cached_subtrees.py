@@ -13,7 +13,7 @@ hooking every field) is completed the ordinary way, every time.
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, TypeVar, cast
-from weakref import WeakKeyDictionary
+from weakref import ref
 
 from graphql import (
     FieldNode,
@@ -46,11 +46,12 @@ R = TypeVar("R")
 _CONDITIONS = frozenset({"skip", "include"})
 
 SelectionMemo = dict[tuple[int, ...], tuple[tuple[Any, ...], "Selection | None"]]
-_DOCUMENT_SELECTIONS: "WeakKeyDictionary[OperationDefinitionNode, SelectionMemo | None]" = (
-    WeakKeyDictionary()
-)
-"""Plain selections by operation (None for one whose document has directives: then a selection
-may depend on the variables), for as long as the operation is in use (a cached document)."""
+_DOCUMENT_SELECTIONS: dict[int, tuple["ref[OperationDefinitionNode]", "SelectionMemo | None"]] = {}
+"""Plain selections by operation id (None for one whose document has directives: then a
+selection may depend on the variables), for as long as the operation is in use (a cached
+document). By id, with a weak reference: an AST node's own hash walks the whole tree."""
+_RUN_ONCE: SelectionMemo = {}
+"""The memo of an operation run once so far: never filled (see `_selection_memo`)."""
 
 
 def _has_directives(
@@ -76,13 +77,21 @@ def _has_directives(
 def _selection_memo(
     operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDetails]
 ) -> SelectionMemo | None:
-    """The memo of `operation`'s plain selections, shared by the requests that run it."""
-    try:
-        return _DOCUMENT_SELECTIONS[operation]
-    except KeyError:
+    """The memo of `operation`'s plain selections, shared by the requests that run it from
+    its second run on (a document run once, the common case of a new one, pays nothing)."""
+    key = id(operation)
+    known = _DOCUMENT_SELECTIONS.get(key)
+    if known is None or known[0]() is not operation:
+        _DOCUMENT_SELECTIONS[key] = (
+            ref(operation, lambda _: _DOCUMENT_SELECTIONS.pop(key, None)),
+            _RUN_ONCE,
+        )
+        return None
+    if known[1] is _RUN_ONCE:
         memo: SelectionMemo | None = None if _has_directives(operation, fragments) else {}
-        _DOCUMENT_SELECTIONS[operation] = memo
+        _DOCUMENT_SELECTIONS[key] = (known[0], memo)
         return memo
+    return known[1]
 
 
 def _ids(objects: Iterable[object]) -> tuple[int, ...]:

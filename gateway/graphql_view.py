@@ -4,7 +4,6 @@ import functools
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any, Protocol
 
 import orjson
@@ -143,14 +142,13 @@ class GatewayGraphQL(GraphQL[ConnectionContext, None]):
         await response(scope, receive, send)
 
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:
-        """The request __call__ read from the body, or the checked GET parameters."""
-        transport = self._get_stream_transport_from_headers(request.headers)
+        """The request __call__ read from the body, or the checked GET parameters (protocol
+        "http", their default: this view has no streaming transports to pick by `accept`)."""
         if request.method == "GET":
-            data = read_params(request.query_params, self.runtime.settings.limits.max_json_depth)
-        else:
-            assert isinstance(request, GatewayRequestAdapter)
-            data = request.request.state.graphql_request
-        return replace(data, protocol=transport.protocol if transport else "http")
+            return read_params(request.query_params, self.runtime.settings.limits.max_json_depth)
+        assert isinstance(request, GatewayRequestAdapter)
+        data: GraphQLRequestData = request.request.state.graphql_request
+        return data
 
     async def _serve_stored(
         self, request: Request, body: bytes, send: Send

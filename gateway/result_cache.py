@@ -30,10 +30,20 @@ class StoredResult:
     stored_at: float
     expires_at: float
     writes: int
-    _around_ages: list[bytes] = field(init=False, repr=False, compare=False)
+    _around_ages: list[bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        """Serialise everything but the ages once: `response` only formats the ages."""
+    def response(self) -> bytes:
+        """The response body; every lookup is now a hit, its age as of now."""
+        elapsed = time.monotonic() - self.stored_at
+        parts = self._around_ages or self._serialise_around_ages()
+        pieces = [parts[0]]
+        for entry, after in zip(self.provenance, parts[1:], strict=True):
+            pieces.append(repr(round(entry["age_seconds"] + elapsed, 3)).encode())
+            pieces.append(after)
+        return b"".join(pieces)
+
+    def _serialise_around_ages(self) -> list[bytes]:
+        """Everything but the ages, serialised on the first hit (most results have none)."""
         parts = [b'{"data":' + self.data + b',"extensions":{"provenance":[']
         for index, entry in enumerate(self.provenance):
             rest = {k: v for k, v in entry.items() if k != "age_seconds"} | {"outcome": "hit"}
@@ -42,16 +52,7 @@ class StoredResult:
             parts.append(b"}")
         parts[-1] += b"]}}"
         object.__setattr__(self, "_around_ages", parts)
-
-    def response(self) -> bytes:
-        """The response body; every lookup is now a hit, its age as of now."""
-        elapsed = time.monotonic() - self.stored_at
-        parts = self._around_ages
-        pieces = [parts[0]]
-        for entry, after in zip(self.provenance, parts[1:], strict=True):
-            pieces.append(repr(round(entry["age_seconds"] + elapsed, 3)).encode())
-            pieces.append(after)
-        return b"".join(pieces)
+        return parts
 
 
 class ResultCache:

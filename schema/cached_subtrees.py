@@ -11,10 +11,13 @@ with the same selection. Anything else (a resolver below, an error, `@defer`, a 
 hooking every field) is completed the ordinary way, every time.
 """
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, TypeVar, cast
+from weakref import ref
 
 from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
     GraphQLID,
     GraphQLList,
     GraphQLNonNull,
@@ -22,11 +25,14 @@ from graphql import (
     GraphQLOutputType,
     GraphQLResolveInfo,
     GraphQLString,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
     get_named_type,
     is_leaf_type,
     is_object_type,
 )
-from graphql.execution.collect_fields import FieldDetailsList
+from graphql.execution.collect_fields import FieldDetailsList, FragmentDetails
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
@@ -38,6 +44,58 @@ Selection = tuple[tuple[str, str, "Selection | None"], ...]
 R = TypeVar("R")
 
 _CONDITIONS = frozenset({"skip", "include"})
+
+SelectionMemo = dict[tuple[int, ...], tuple[tuple[Any, ...], "Selection | None"]]
+_DOCUMENT_SELECTIONS: dict[int, tuple["ref[OperationDefinitionNode]", "SelectionMemo | None"]] = {}
+"""Plain selections by operation id (None for one whose document has directives: then a
+selection may depend on the variables), for as long as the operation is in use (a cached
+document). By id, with a weak reference: an AST node's own hash walks the whole tree."""
+_RUN_ONCE: SelectionMemo = {}
+"""The memo of an operation run once so far: never filled (see `_selection_memo`)."""
+
+
+def _has_directives(
+    operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDetails]
+) -> bool:
+    """Whether the operation, or any fragment of its document, carries a directive."""
+    definitions = [fragment.definition for fragment in fragments.values()]
+    pending: list[SelectionSetNode] = [operation.selection_set]
+    pending += [definition.selection_set for definition in definitions]
+    if operation.directives or any(definition.directives for definition in definitions):
+        return True
+    while pending:
+        for node in pending.pop().selections:
+            if node.directives:
+                return True
+            if isinstance(node, FieldNode | InlineFragmentNode) and node.selection_set:
+                pending.append(node.selection_set)
+            elif not isinstance(node, FragmentSpreadNode | FieldNode | InlineFragmentNode):
+                return True  # a selection kind this walk does not know: assume the worst
+    return False
+
+
+def _selection_memo(
+    operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDetails]
+) -> SelectionMemo | None:
+    """The memo of `operation`'s plain selections, shared by the requests that run it from
+    its second run on (a document run once, the common case of a new one, pays nothing)."""
+    key = id(operation)
+    known = _DOCUMENT_SELECTIONS.get(key)
+    if known is None or known[0]() is not operation:
+        _DOCUMENT_SELECTIONS[key] = (
+            ref(operation, lambda _: _DOCUMENT_SELECTIONS.pop(key, None)),
+            _RUN_ONCE,
+        )
+        return None
+    if known[1] is _RUN_ONCE:
+        memo: SelectionMemo | None = None if _has_directives(operation, fragments) else {}
+        _DOCUMENT_SELECTIONS[key] = (known[0], memo)
+        return memo
+    return known[1]
+
+
+def _ids(objects: Iterable[object]) -> tuple[int, ...]:
+    return tuple(id(each) for each in objects)
 
 
 class CachedItem:
@@ -86,6 +144,11 @@ class CachedSubtreeExecution(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._selections: dict[tuple[int, int], tuple[FieldDetailsList, Selection | None]] = {}
+        self._memo = (
+            None
+            if self.middleware_manager is not None and self.middleware_manager.middlewares
+            else _selection_memo(self.operation, self.fragments)
+        )
 
     def complete_value(
         self,
@@ -137,8 +200,24 @@ class CachedSubtreeExecution(StrawberryGraphQLCoreExecutionContext):
         known = self._selections.get(key)
         if known is not None:
             return known[1]
-        selection = self._plain_selection(return_type, field_details_list)
+        selection = self._document_selection(return_type, field_details_list)
         self._selections[key] = (field_details_list, selection)  # keeps the id from reuse
+        return selection
+
+    def _document_selection(
+        self, return_type: GraphQLOutputType, field_details_list: FieldDetailsList
+    ) -> Selection | None:
+        """The plain selection, computed once per operation when its document has no directive
+        (it then depends on the document and the schema alone)."""
+        if self._memo is None:
+            return self._plain_selection(return_type, field_details_list)
+        nodes = tuple(details.node for details in field_details_list)
+        key = (id(return_type), *_ids(nodes))
+        known = self._memo.get(key)
+        if known is not None:
+            return known[1]
+        selection = self._plain_selection(return_type, field_details_list)
+        self._memo[key] = ((return_type, nodes), selection)  # keeps the ids from reuse
         return selection
 
     def _plain_selection(

@@ -17,28 +17,6 @@ from schema.document_limits import NonEmptySelectionSets, document_limits_rule
 from schema.provenance import Provenance
 
 
-class OperationMetrics(SchemaExtension):
-    """Counts each operation by name, type and outcome, and times it."""
-
-    def __init__(self, metrics: GatewayMetrics) -> None:
-        self.metrics = metrics
-
-    def on_operation(self) -> Iterator[None]:
-        """Measure the whole operation, parse to result."""
-        started = time.perf_counter()
-        yield
-        context = self.execution_context
-        name = self.metrics.operation_label(context.operation_name)
-        try:
-            kind = context.operation_type.value
-        except RuntimeError:  # the document did not parse, so it has no operation type
-            kind = "unknown"
-        result = context.result
-        outcome = "error" if result is not None and result.errors else "ok"
-        self.metrics.graphql_operations.labels(name, kind, outcome).inc()
-        self.metrics.graphql_latency.labels(kind, outcome).observe(time.perf_counter() - started)
-
-
 class OperationTracing(SchemaExtension):
     """A span per operation, named by its bounded metrics label; installed when tracing is on."""
 
@@ -66,13 +44,36 @@ class OperationTracing(SchemaExtension):
             tracing.describe_operation(span, name, kind, codes)
 
 
-class OperationChoice(SchemaExtension):
-    """Refuses a document of several operations when `operationName` does not pick one."""
+class GatewayOperation(MaskErrors):
+    """Per operation: refuses a document of several operations when `operationName` does not
+    pick one, masks unexpected errors, then counts the operation by name, type and outcome and
+    times it.
+
+    One extension rather than three: Strawberry wraps every hook of every extension in a
+    context manager per operation, so each extension costs every request its share.
+    """
+
+    def __init__(self, metrics: GatewayMetrics) -> None:
+        super().__init__(should_mask_error=is_unexpected, error_message=INTERNAL_MESSAGE)
+        self.metrics = metrics
+        self.requested: str | None = None
 
     def on_operation(self) -> Iterator[None]:
-        """Note the requested name: before parsing, the context knows only that one."""
-        self.requested = self.execution_context.operation_name
-        yield
+        """Note the requested name (before parsing the context knows only that one), mask the
+        result's unexpected errors, count and time the whole operation, parse to result."""
+        started = time.perf_counter()
+        context = self.execution_context
+        self.requested = context.operation_name
+        yield from super().on_operation()
+        name = self.metrics.operation_label(context.operation_name)
+        try:
+            kind = context.operation_type.value
+        except RuntimeError:  # the document did not parse, so it has no operation type
+            kind = "unknown"
+        result = context.result
+        outcome = "error" if result is not None and result.errors else "ok"
+        self.metrics.graphql_operations.labels(name, kind, outcome).inc()
+        self.metrics.graphql_latency.labels(kind, outcome).observe(time.perf_counter() - started)
 
     def on_validate(self) -> Iterator[None]:
         """A request error in place of validation when the operation is ambiguous."""
@@ -84,6 +85,12 @@ class OperationChoice(SchemaExtension):
                     GraphQLError("operationName is required: the document has several operations")
                 ]
         yield
+
+    def _process_result(self, result: object) -> None:
+        """As MaskErrors, without its runtime Protocol check (a slow `isinstance`)."""
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
 
 
 def limit_extensions(
@@ -107,9 +114,7 @@ def limit_extensions(
     )
     return [
         *traced,
-        lambda: OperationMetrics(metrics),
         lambda: Provenance(cache_backed),
         lambda: DocumentCache(documents, rules, limits.max_tokens),
-        OperationChoice,
-        lambda: MaskErrors(should_mask_error=is_unexpected, error_message=INTERNAL_MESSAGE),
+        lambda: GatewayOperation(metrics),
     ]

@@ -117,3 +117,25 @@ def test_an_entity_of_a_schedule_already_completed_in_a_list_is_resolved_as_an_e
     representation = {"__typename": "PagerDutySchedule_v1", "instance": "app-sre", "id": "PA"}
     body = graphql(gateway, ENTITY, r=[representation])
     assert body["data"]["_entities"] == [{"id": "PA", "users": [{"username": "alice"}]}]
+
+
+def test_documents_of_different_shapes_keep_their_own_shapes_when_run_again(
+    gateway: ServerThread,
+) -> None:
+    """A document's plain selections are worked out once and reused by its later runs: each
+    document still gets its own shape, whatever ran in between (fragments included)."""
+    by_fragment = """query F($ids: [String!]!) {
+      s: pagerduty_schedules_v1(instance: "app-sre", ids: $ids) { ...Schedule }
+    }
+    fragment Schedule on PagerDutySchedule_v1 { id users { ... on PagerDutyUser_v1 { email } } }"""
+    expected = {
+        PLAIN: {
+            "pagerduty_schedules_v1": [{"id": "PB", "users": [{"id": "U2", "username": "bob"}]}]
+        },
+        by_fragment: {"s": [{"id": "PB", "users": [{"email": "bob@example.com"}]}]},
+    }
+    for _ in range(3):
+        for document, data in expected.items():
+            body = graphql(gateway, document, ids=["PB"])
+            assert "errors" not in body, body
+            assert body["data"] == data

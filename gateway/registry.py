@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Generic, Protocol, TypeVar, cast
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
@@ -411,3 +412,17 @@ def worker_kinds(systems: Iterable[AnySystem]) -> KindsFactory:
         return kinds
 
     return make
+
+
+def repo_of_url(repo_url: str) -> tuple[str, str]:
+    """(host, `owner/name` or `group/.../project`) of `https://host/owner/name[.git]`, or
+    BAD_USER_INPUT."""
+    parts = urlsplit(repo_url)
+    segments = [s for s in parts.path.split("/") if s]
+    host = parts.netloc.rpartition("@")[2]
+    if parts.scheme not in ("http", "https") or not host or len(segments) < 2:
+        raise BadUserInput(
+            f"{shown(repo_url)} is not a repository URL like https://host/owner/name"
+        )
+    segments[-1] = segments[-1].removesuffix(".git")
+    return host, "/".join(segments)

@@ -1,13 +1,13 @@
 """VCS: `vcs_owners_v1` and `vcs_file_v1`, on whichever system hosts the repository URL."""
 
 from typing import Protocol
-from urllib.parse import urlsplit
 
 import strawberry
 from strawberry.types import Info
 
 from gateway.cache import Cached
-from gateway.errors import BadUserInput, NotFound, shown
+from gateway.errors import NotFound, shown
+from gateway.registry import repo_of_url
 from resolvers.github.source import Owners
 from schema.context import RequestContext
 from schema.inputs import bounded
@@ -55,20 +55,6 @@ class VcsFile:
     ref: str
     provider: str = strawberry.field(description="the system hosting it: `github` or `gitlab`")
     text: str
-
-
-def repo_of_url(repo_url: str) -> tuple[str, str]:
-    """(host, `owner/name` or `group/.../project`) of `https://host/owner/name[.git]`, or
-    BAD_USER_INPUT."""
-    parts = urlsplit(repo_url)
-    segments = [s for s in parts.path.split("/") if s]
-    host = parts.netloc.rpartition("@")[2]
-    if parts.scheme not in ("http", "https") or not host or len(segments) < 2:
-        raise BadUserInput(
-            f"{shown(repo_url)} is not a repository URL like https://host/owner/name"
-        )
-    segments[-1] = segments[-1].removesuffix(".git")
-    return host, "/".join(segments)
 
 
 def _repository(

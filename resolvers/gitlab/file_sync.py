@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from gateway.errors import BadUserInput, GatewayError, Timeout, UpstreamUnavailable
 from gateway.events.action_log import ActionLog
-from gateway.registry import Sources
+from gateway.registry import Sources, repo_of_url
 from gateway.tasks.kinds import TaskContext
 from gateway.tasks.reconcile import ReconcileKind
 from resolvers.gitlab.api import GitLabMergeRequest
@@ -22,7 +22,6 @@ from resolvers.gitlab.file_sync_models import (
     PlannedOperation,
 )
 from resolvers.gitlab.source import SYSTEM, GitLabSource
-from schema.vcs import repo_of_url
 
 TASK_KIND = "vcs.file-sync"
 EVENT_PREFIX = "vcs"

@@ -5,11 +5,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.errors import GatewayError
+from gateway.registry import repo_of_url
 from gateway.tasks.lease import resource_of
 from gateway.tasks.reconcile import BaseReconcileRequest, ReconcileStatus
 from resolvers.github.api import REF
 from resolvers.gitlab.api import FileAction, file_path
-from schema.vcs import repo_of_url
 
 MAX_OPERATIONS = 100
 MAX_TITLE_CHARS = 255

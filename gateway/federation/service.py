@@ -2,6 +2,7 @@
 the execution of a request that reads it (forward once, collect, batch, splice)."""
 
 import asyncio
+import contextlib
 import gc
 import json
 from collections import OrderedDict
@@ -114,6 +115,7 @@ class Federation:
         self.live_names = table.names()
         self._plans: OrderedDict[tuple[str, str | None, str], Plan] = OrderedDict()
         self._poller: asyncio.Task[None] | None = None
+        self._closed = False
         self.builds = 0
         self.decoded = 0
         """Answers decoded whole (splicing them as text did not apply)."""
@@ -137,9 +139,14 @@ class Federation:
         self._poller = asyncio.ensure_future(self._poll())
 
     async def aclose(self) -> None:
-        """Stop polling."""
+        """Stop polling, and wait until the poller has stopped: it must not outlive the
+        sources it reads (a cancellation lost in a race would leave it polling closed clients;
+        the closed flag ends it at its next turn)."""
+        self._closed = True
         if self._poller is not None:
             self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
 
     async def refresh(self) -> None:
         """Read the latest sha; rebuild the merged schema if its fingerprint changed."""
@@ -255,7 +262,7 @@ class Federation:
             log.error("stored remote schema not merged", reason=str(error))
 
     async def _poll(self) -> None:
-        while True:
+        while not self._closed:
             await asyncio.sleep(self.poll_interval)
             try:
                 await self.refresh()
